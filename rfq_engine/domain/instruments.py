@@ -1,0 +1,161 @@
+"""Instruments an RFQ leg can name, exactly as the dealer protocol carries them.
+
+Each is a small frozen value; ``instrument_from_dict`` validates the wire form and
+``instrument_to_dict`` writes it back, so ``from(to(x)) == x``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from rfq_engine.domain.errors import ValidationError
+from rfq_engine.domain.values import decimal_str, parse_date, parse_positive, require
+
+__all__ = [
+    "Future",
+    "HashpriceNdf",
+    "Instrument",
+    "InstrumentKind",
+    "OptionType",
+    "Option",
+    "Perpetual",
+    "Spot",
+    "instrument_from_dict",
+    "instrument_to_dict",
+    "last_date",
+]
+
+
+class InstrumentKind(StrEnum):
+    SPOT = "spot"
+    PERPETUAL = "perpetual"
+    FUTURE = "future"
+    OPTION = "option"
+    HASHPRICE_NDF = "hashprice_ndf"
+
+
+class OptionType(StrEnum):
+    PUT = "put"
+    CALL = "call"
+
+
+@dataclass(frozen=True, slots=True)
+class Spot:
+    underlying: str
+    quote_ccy: str
+    kind: ClassVar[InstrumentKind] = InstrumentKind.SPOT
+
+
+@dataclass(frozen=True, slots=True)
+class Perpetual:
+    underlying: str
+    quote_ccy: str
+    kind: ClassVar[InstrumentKind] = InstrumentKind.PERPETUAL
+
+
+@dataclass(frozen=True, slots=True)
+class Future:
+    underlying: str
+    quote_ccy: str
+    expiry: date
+    kind: ClassVar[InstrumentKind] = InstrumentKind.FUTURE
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    underlying: str
+    quote_ccy: str
+    expiry: date
+    strike: Decimal
+    option_type: OptionType
+    kind: ClassVar[InstrumentKind] = InstrumentKind.OPTION
+
+
+@dataclass(frozen=True, slots=True)
+class HashpriceNdf:
+    """One contract = 1 PH/s for 1 day, cash-settled against the average hashprice index."""
+
+    underlying: str
+    quote_ccy: str
+    start: date
+    days: int
+    kind: ClassVar[InstrumentKind] = InstrumentKind.HASHPRICE_NDF
+
+    @property
+    def end(self) -> date:
+        return self.start + timedelta(days=self.days)
+
+
+Instrument = Spot | Perpetual | Future | Option | HashpriceNdf
+
+
+def last_date(instrument: Instrument) -> date | None:
+    """The date an instrument stops existing (expiry, or the NDF's end); None for spot/perpetual."""
+    if isinstance(instrument, Future | Option):
+        return instrument.expiry
+    if isinstance(instrument, HashpriceNdf):
+        return instrument.end
+    return None
+
+
+def _code(data: Mapping[str, Any], key: str, prefix: str) -> str:
+    value = require(data, key, prefix)
+    field = f"{prefix}.{key}" if prefix else key
+    if not isinstance(value, str) or not value.strip() or len(value) > 16:
+        raise ValidationError(field, f"must be a currency/asset code like 'BTC', got {value!r}")
+    return value.strip().upper()
+
+
+def instrument_from_dict(data: object, prefix: str = "instrument") -> Instrument:
+    if not isinstance(data, Mapping):
+        raise ValidationError(prefix, f"must be an object, got {type(data).__name__}")
+    raw_kind = require(data, "kind", prefix)
+    try:
+        kind = InstrumentKind(raw_kind)
+    except ValueError:
+        allowed = ", ".join(k.value for k in InstrumentKind)
+        raise ValidationError(f"{prefix}.kind", f"unknown kind {raw_kind!r}; one of {allowed}") from None
+    underlying = _code(data, "underlying", prefix)
+    quote_ccy = _code(data, "quote_ccy", prefix)
+    if kind is InstrumentKind.SPOT:
+        return Spot(underlying, quote_ccy)
+    if kind is InstrumentKind.PERPETUAL:
+        return Perpetual(underlying, quote_ccy)
+    if kind is InstrumentKind.HASHPRICE_NDF:
+        start = parse_date(require(data, "start", prefix), f"{prefix}.start")
+        days = require(data, "days", prefix)
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3660:
+            raise ValidationError(f"{prefix}.days", f"must be a whole number of days 1..3660, got {days!r}")
+        return HashpriceNdf(underlying, quote_ccy, start, days)
+    expiry = parse_date(require(data, "expiry", prefix), f"{prefix}.expiry")
+    if kind is InstrumentKind.FUTURE:
+        return Future(underlying, quote_ccy, expiry)
+    strike = parse_positive(require(data, "strike", prefix), f"{prefix}.strike")
+    raw_type = require(data, "option_type", prefix)
+    try:
+        option_type = OptionType(raw_type)
+    except ValueError:
+        raise ValidationError(f"{prefix}.option_type", f"must be 'put' or 'call', got {raw_type!r}") from None
+    return Option(underlying, quote_ccy, expiry, strike, option_type)
+
+
+def instrument_to_dict(instrument: Instrument) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": instrument.kind.value,
+        "underlying": instrument.underlying,
+        "quote_ccy": instrument.quote_ccy,
+    }
+    if isinstance(instrument, Future | Option):
+        out["expiry"] = instrument.expiry.isoformat()
+    if isinstance(instrument, Option):
+        out["strike"] = decimal_str(instrument.strike)
+        out["option_type"] = instrument.option_type.value
+    if isinstance(instrument, HashpriceNdf):
+        out["start"] = instrument.start.isoformat()
+        out["days"] = instrument.days
+    return out
