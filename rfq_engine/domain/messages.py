@@ -31,8 +31,8 @@ from rfq_engine.domain.values import (
 
 __all__ = [
     "Award",
-    "Decline",
     "DealerStatus",
+    "Decline",
     "ExecutionConfirm",
     "ExecutionReject",
     "Inbound",

@@ -224,7 +224,7 @@ class RfqSpec:
         if direction is Direction.TWO_WAY:
             raw_private = data.get("private_side")
             try:
-                private_side = Side(raw_private)
+                private_side = Side(str(raw_private))
             except ValueError:
                 raise ValidationError(
                     "private_side",
@@ -248,7 +248,9 @@ class RfqSpec:
         if isinstance(window_ms, bool) or not isinstance(window_ms, int):
             raise ValidationError("window_ms", f"must be a whole number of milliseconds, got {window_ms!r}")
         if not MIN_WINDOW_MS <= window_ms <= MAX_WINDOW_MS:
-            raise ValidationError("window_ms", f"must be {MIN_WINDOW_MS}..{MAX_WINDOW_MS} ms, got {window_ms}")
+            raise ValidationError(
+                "window_ms", f"must be {MIN_WINDOW_MS}..{MAX_WINDOW_MS} ms, got {window_ms}"
+            )
         allow_partial = data.get("allow_partial", False)
         if not isinstance(allow_partial, bool):
             raise ValidationError("allow_partial", "must be true or false")

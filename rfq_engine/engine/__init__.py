@@ -1,0 +1,24 @@
+"""The asyncio RFQ engine: lifecycle per RFQ, routing of dealer messages, recovery."""
+
+from rfq_engine.engine.config import EngineConfig
+from rfq_engine.engine.context import EngineEvent, Listener
+from rfq_engine.engine.engine import RfqEngine
+from rfq_engine.engine.errors import (
+    EngineError,
+    EngineHalted,
+    InvalidRequest,
+    NotPermitted,
+    UnknownRfq,
+)
+
+__all__ = [
+    "EngineConfig",
+    "EngineError",
+    "EngineEvent",
+    "EngineHalted",
+    "InvalidRequest",
+    "Listener",
+    "NotPermitted",
+    "RfqEngine",
+    "UnknownRfq",
+]

@@ -1,0 +1,323 @@
+"""The RFQ engine: accepts RFQs, runs each as its own task, routes dealer messages to them.
+
+Many RFQs run at once and independently: each is a task, every wait is bounded by its
+own deadline, and the dispatcher never awaits, so a slow or dead dealer cannot delay
+another RFQ. Inbound messages are deduplicated by ``(dealer_id, msg_id)`` (QoS 1
+redelivers), and anything that cannot be acted on is audited as a rejection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from dealer_adapters.protocol import DealerAdapter
+from rfq_engine.domain import (
+    DealerId,
+    DealerStatus,
+    Decline,
+    ExecutionConfirm,
+    ExecutionReject,
+    Inbound,
+    InboundRejected,
+    Quote,
+    RfqId,
+    RfqSpec,
+    RfqState,
+    decimal_str,
+    format_ts,
+    new_id,
+)
+from rfq_engine.domain.pricing import package_notional
+from rfq_engine.engine.config import EngineConfig
+from rfq_engine.engine.context import Listener, Services
+from rfq_engine.engine.errors import EngineHalted, InvalidRequest, NotPermitted, UnknownRfq
+from rfq_engine.engine.risk import RiskBook
+from rfq_engine.engine.run import RfqRun
+from rfq_engine.mandate import Mandate
+from rfq_engine.pricing.reference import ReferencePriceProvider, ReferenceUnavailable
+from rfq_engine.store.base import AuditStore
+from rfq_engine.store.events import EventType as E
+
+__all__ = ["RfqEngine"]
+
+log = structlog.get_logger("rfq_engine.engine")
+_SEEN_MAX = 200_000
+_CLOSED_MAX = 50_000
+
+
+class RfqEngine:
+    def __init__(
+        self,
+        *,
+        store: AuditStore,
+        adapters: Sequence[DealerAdapter],
+        mandates: Mapping[str, Mandate],
+        reference: ReferencePriceProvider,
+        config: EngineConfig | None = None,
+    ) -> None:
+        by_dealer: dict[DealerId, DealerAdapter] = {}
+        for adapter in adapters:
+            for dealer in adapter.dealer_ids:
+                if dealer in by_dealer:
+                    raise ValueError(f"dealer {dealer} is served by two adapters")
+                by_dealer[dealer] = adapter
+        self._adapters = list(adapters)
+        self.services = Services(
+            store=store,
+            adapters=by_dealer,
+            mandates=dict(mandates),
+            reference=reference,
+            config=config or EngineConfig(),
+            risk=RiskBook(store),
+        )
+        self._runs: dict[RfqId, RfqRun] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed: OrderedDict[str, RfqState] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._by_client: dict[tuple[str, str], asyncio.Future[RfqId]] = {}
+        self._status: dict[DealerId, DealerStatus] = {}
+        self._halted: str | None = None
+        self._started = False
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @property
+    def store(self) -> AuditStore:
+        return self.services.store
+
+    @property
+    def dealers(self) -> tuple[DealerId, ...]:
+        return tuple(self.services.adapters)
+
+    async def start(self, *, recover: bool = True) -> list[RfqId]:
+        """Connect every adapter, then resume or close what a previous run left open.
+
+        Returns the ids of the RFQs recovery found in a non-terminal state.
+        """
+        for adapter in self._adapters:
+            await adapter.start(self._deliver)
+        self._started = True
+        if not recover:
+            return []
+        from rfq_engine.engine.recovery import recover_open_rfqs
+
+        return await recover_open_rfqs(self)
+
+    async def stop(self, reason: str = "engine shutdown") -> None:
+        """Refuse new RFQs, cancel the open ones (each ends with an audit event saying why),
+        wait for them to end, then close the adapters."""
+        self._halted = reason
+        for run in list(self._runs.values()):
+            run.request_cancel(reason)
+        grace = self.services.config.confirm_timeout_ms / 1000 + 2
+        if self._tasks:
+            _, still = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=5)
+        for adapter in self._adapters:
+            try:
+                await adapter.close()
+            except Exception:
+                log.exception("adapter.close_failed")
+        await self.services.store.flush()
+
+    def halt(self, reason: str) -> None:
+        """Kill switch: refuse new RFQs (open ones are cancelled by the caller if wanted)."""
+        self._halted = reason
+
+    def resume(self) -> None:
+        self._halted = None
+
+    def add_listener(self, listener: Listener) -> None:
+        self.services.listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self.services.listeners:
+            self.services.listeners.remove(listener)
+
+    def dealer_online(self, dealer: DealerId) -> bool:
+        adapter = self.services.adapters.get(dealer)
+        return adapter is not None and adapter.is_online(dealer)
+
+    # ----------------------------------------------------------------- commands
+
+    async def submit(self, spec: RfqSpec) -> RfqId:
+        """Accept an RFQ: durable ``rfq.submitted`` first, then its lifecycle runs as a task.
+
+        With ``client_rfq_id`` the call is idempotent per requester: a retry returns the
+        same id and never starts a second RFQ, also across restarts (looked up in the store).
+        """
+        if self._halted is not None:
+            raise EngineHalted(f"new RFQs are refused: {self._halted}")
+        mandate = self.services.mandates.get(spec.mandate)
+        if mandate is None:
+            known = ", ".join(sorted(self.services.mandates)) or "none"
+            raise InvalidRequest("mandate", f"unknown mandate {spec.mandate!r}; configured: {known}")
+        unknown = [d for d in spec.dealers if d not in self.services.adapters]
+        if unknown:
+            raise InvalidRequest(
+                "dealers",
+                f"unknown dealer(s) {', '.join(unknown)}; configured: {', '.join(self.dealers)}",
+            )
+        if spec.client_rfq_id is None:
+            return await self._create(spec, mandate)
+        key = (spec.requester, spec.client_rfq_id)
+        existing = self._by_client.get(key)
+        if existing is not None:
+            return await asyncio.shield(existing)
+        future: asyncio.Future[RfqId] = asyncio.get_running_loop().create_future()
+        self._by_client[key] = future
+        try:
+            found = await self.services.store.find_rfq(*key)
+            rfq_id = RfqId(found) if found is not None else await self._create(spec, mandate)
+        except BaseException as exc:
+            del self._by_client[key]
+            future.set_exception(exc)
+            future.exception()  # retrieved: later waiters re-raise, no "never retrieved" warning
+            raise
+        future.set_result(rfq_id)
+        return rfq_id
+
+    async def _create(self, spec: RfqSpec, mandate: Mandate) -> RfqId:
+        rfq_id = RfqId(new_id())
+        provider = self.services.reference
+        reference = None
+        notional: Decimal | None = None
+        problem = None
+        try:
+            reference = await provider.package_reference(spec)
+            notional = package_notional(spec.package, spec.quantity, await provider.snapshot())
+        except ReferenceUnavailable as exc:
+            problem = str(exc)
+        payload: dict[str, Any] = {
+            "spec": spec.to_dict(),
+            "notional": None if notional is None else decimal_str(notional),
+            "reference": None if reference is None else reference.to_dict(),
+            "reference_problem": problem,
+        }
+        await self.services.audit(rfq_id, E.RFQ_SUBMITTED, payload, actor=spec.requester)
+        run = RfqRun(self.services, rfq_id, spec, mandate, notional=notional, reference=reference)
+        self.launch(run)
+        return rfq_id
+
+    def launch(self, run: RfqRun, coro: Any = None) -> None:
+        """Run ``run`` (or a recovery coroutine for it) as a task the engine tracks."""
+        self._runs[run.rfq_id] = run
+        task = asyncio.get_running_loop().create_task(coro if coro is not None else run.run())
+        self._tasks.add(task)
+
+        def finished(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            self._runs.pop(run.rfq_id, None)
+            self._closed[run.rfq_id] = run.state
+            while len(self._closed) > _CLOSED_MAX:
+                self._closed.popitem(last=False)
+
+        task.add_done_callback(finished)
+
+    def _run(self, rfq_id: str) -> RfqRun:
+        run = self._runs.get(RfqId(rfq_id))
+        if run is None:
+            raise UnknownRfq(rfq_id)
+        return run
+
+    async def cancel(self, rfq_id: str, *, actor: str, reason: str = "") -> None:
+        """Cancel in any non-terminal state. In ``confirming`` the outstanding last look is
+        honoured (a confirm still fills); nothing new is awarded."""
+        run = self._run(rfq_id)
+        text = reason or f"cancelled by {actor}"
+        await self.services.audit(rfq_id, E.CANCEL_REQUESTED, {"reason": text}, actor=actor)
+        run.request_cancel(text)
+
+    async def approve(self, rfq_id: str, *, approver: str) -> None:
+        run = self._run(rfq_id)
+        if run.state is not RfqState.PENDING_APPROVAL:
+            raise NotPermitted(f"rfq {rfq_id} is {run.state.value}, not pending approval")
+        if approver == run.spec.requester:
+            raise NotPermitted("an RFQ must be approved by someone other than its requester")
+        run.grant(approver)
+
+    async def refuse(self, rfq_id: str, *, approver: str, reason: str) -> None:
+        run = self._run(rfq_id)
+        if run.state is not RfqState.PENDING_APPROVAL:
+            raise NotPermitted(f"rfq {rfq_id} is {run.state.value}, not pending approval")
+        run.refuse(approver, reason)
+
+    async def wait(self, rfq_id: str, timeout: float | None = None) -> RfqState:
+        """Wait until the RFQ is terminal; returns its final state."""
+        run = self._runs.get(RfqId(rfq_id))
+        if run is not None:
+            await asyncio.wait_for(run.done.wait(), timeout)
+            return run.state
+        if rfq_id in self._closed:
+            return self._closed[rfq_id]
+        row = await self.services.store.get_rfq(rfq_id)
+        if row is None:
+            raise UnknownRfq(rfq_id)
+        return RfqState(row.state)
+
+    def live(self, rfq_id: str) -> RfqRun | None:
+        return self._runs.get(RfqId(rfq_id))
+
+    @property
+    def open_rfqs(self) -> tuple[RfqId, ...]:
+        return tuple(self._runs)
+
+    # ----------------------------------------------------------------- inbound
+
+    def _deliver(self, message: Inbound) -> None:
+        """The adapters' sink. Never blocks, never raises: a bad message is audited."""
+        try:
+            self._dispatch(message)
+        except Exception:
+            log.exception("inbound.dispatch_failed", message_type=type(message).__name__)
+
+    def _dispatch(self, message: Inbound) -> None:
+        audit = self.services.audit
+        if isinstance(message, InboundRejected):
+            known = message.rfq_id if message.rfq_id in self._runs or message.rfq_id in self._closed else None
+            audit(known, E.MESSAGE_REJECTED, {
+                "dealer_id": message.dealer_id, "reason": message.reason, "msg_id": message.msg_id,
+                "claimed_rfq_id": message.rfq_id, "raw": message.raw,
+                "received_at": format_ts(message.received_at)},
+                actor=message.dealer_id or "unknown")
+            return
+        key = (message.dealer_id, message.msg_id)
+        if key in self._seen:
+            audit(getattr(message, "rfq_id", None) if getattr(message, "rfq_id", None) in self._runs
+                  else None, E.MESSAGE_REJECTED, {
+                      "dealer_id": message.dealer_id, "msg_id": message.msg_id,
+                      "reason": "duplicate msg_id: redelivery ignored"}, actor=message.dealer_id)
+            return
+        self._seen[key] = None
+        if len(self._seen) > _SEEN_MAX:
+            self._seen.popitem(last=False)
+        if isinstance(message, DealerStatus):
+            self._status[message.dealer_id] = message
+            return
+        run = self._runs.get(message.rfq_id)
+        if run is None:
+            closed = self._closed.get(message.rfq_id)
+            why = (f"rfq is closed ({closed.value})" if closed is not None
+                   else "unknown rfq_id")
+            audit(message.rfq_id if closed is not None else None, E.MESSAGE_REJECTED, {
+                "dealer_id": message.dealer_id, "msg_id": message.msg_id,
+                "claimed_rfq_id": message.rfq_id, "type": type(message).__name__,
+                "reason": why}, actor=message.dealer_id)
+            return
+        if isinstance(message, Quote):
+            run.on_quote(message)
+        elif isinstance(message, Decline):
+            run.on_decline(message)
+        elif isinstance(message, ExecutionConfirm):
+            run.on_confirm(message)
+        elif isinstance(message, ExecutionReject):
+            run.on_reject(message)

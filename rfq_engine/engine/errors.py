@@ -1,0 +1,41 @@
+"""Errors the engine raises to its callers (API, CLI, programs).
+
+    RfqError (domain)
+    └── EngineError
+        ├── UnknownRfq        no RFQ with that id
+        ├── NotPermitted      the actor may not do this (e.g. approve one's own RFQ)
+        ├── InvalidRequest    a request the engine cannot run (unknown dealer or mandate); names the field
+        └── EngineHalted      new RFQs are refused (engine stopping or halted)
+"""
+
+from __future__ import annotations
+
+from rfq_engine.domain import RfqError, ValidationError
+
+__all__ = ["EngineError", "EngineHalted", "InvalidRequest", "NotPermitted", "UnknownRfq"]
+
+
+class EngineError(RfqError):
+    pass
+
+
+class UnknownRfq(EngineError, KeyError):
+    def __init__(self, rfq_id: str) -> None:
+        super().__init__(f"unknown rfq {rfq_id}")
+        self.rfq_id = rfq_id
+
+    def __str__(self) -> str:
+        return f"unknown rfq {self.rfq_id}"
+
+
+class NotPermitted(EngineError):
+    pass
+
+
+class InvalidRequest(EngineError, ValidationError):
+    def __init__(self, field: str, reason: str) -> None:
+        ValidationError.__init__(self, field, reason)
+
+
+class EngineHalted(EngineError):
+    pass

@@ -1,0 +1,248 @@
+"""Recovery: rebuild every non-terminal RFQ from the audit store alone, then finish it.
+
+What happens to an RFQ found open after a crash, by the state it was left in:
+
+- ``created``: nothing reached a dealer; it is run again from the pre-trade check.
+- ``pending_approval``: it waits again for approval until its original approval deadline
+  (if the approval had been granted already, it opens now).
+- ``open``: the response window was interrupted and the quotes are not acted on: it ends
+  ``expired``, and every dealer asked is told so.
+- ``awarding`` / ``confirming``: each award that was decided but not settled is reconciled,
+  never re-awarded: a confirm already audited becomes its fill if the fill is missing; else
+  the dealer is asked (``query_execution``); if it cannot say, the engine keeps listening
+  for the confirm until the award's ``confirm_by`` and counts silence as a reject. Then the
+  RFQ ends with what it filled. No new award is made after a restart.
+
+Fills are keyed by execution id, so a fill is never recorded twice for one award.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from dealer_adapters.protocol import ExecutionState
+from rfq_engine.domain import (
+    Award,
+    DealerId,
+    ExecutionId,
+    QuoteId,
+    QuoteSide,
+    RfqId,
+    RfqSpec,
+    RfqState,
+    decimal_str,
+    parse_decimal,
+    parse_ts,
+    utc_now,
+)
+from rfq_engine.engine.awards import AwardOutcome, PendingAward
+from rfq_engine.engine.run import RfqRun
+from rfq_engine.store.base import EventFilter
+from rfq_engine.store.events import AuditEvent
+from rfq_engine.store.events import EventType as E
+
+if TYPE_CHECKING:
+    from rfq_engine.engine.engine import RfqEngine
+
+__all__ = ["RecoveredRfq", "recover_open_rfqs", "replay"]
+
+log = structlog.get_logger("rfq_engine.recovery")
+NON_TERMINAL = [s.value for s in RfqState if not s.is_terminal]
+
+
+@dataclass
+class RecoveredRfq:
+    rfq_id: RfqId
+    spec: RfqSpec
+    state: RfqState
+    notional: Decimal | None
+    sent_to: tuple[DealerId, ...] = ()
+    approval_expires: datetime | None = None
+    approved_by: str | None = None
+    cancel_reason: str | None = None
+    awards: dict[ExecutionId, tuple[Award, int]] = field(default_factory=dict)
+    confirmed: dict[ExecutionId, AwardOutcome] = field(default_factory=dict)
+    rejected: set[ExecutionId] = field(default_factory=set)
+    filled: dict[ExecutionId, tuple[Decimal, Decimal, str]] = field(default_factory=dict)
+
+
+def replay(events: list[AuditEvent]) -> RecoveredRfq:
+    """The state of one RFQ from its events (pure)."""
+    rec: RecoveredRfq | None = None
+    for event in events:
+        p: dict[str, Any] = event.payload
+        if event.type == E.RFQ_SUBMITTED:
+            notional = p.get("notional")
+            rec = RecoveredRfq(RfqId(str(event.rfq_id)), RfqSpec.from_dict(p["spec"]),
+                               RfqState.CREATED, None if notional is None else Decimal(notional))
+            continue
+        if rec is None:
+            continue
+        if event.type == E.RFQ_STATE_CHANGED:
+            rec.state = RfqState(p["to"])
+        elif event.type == E.APPROVAL_REQUESTED:
+            rec.approval_expires = parse_ts(p["expires_at"], "expires_at")
+        elif event.type == E.APPROVAL_GRANTED:
+            rec.approved_by = str(p["approver"])
+        elif event.type == E.CANCEL_REQUESTED:
+            rec.cancel_reason = str(p["reason"])
+        elif event.type == E.RFQ_SENT:
+            rec.sent_to = tuple(DealerId(d) for d in p["sent"]) + tuple(
+                DealerId(d) for d in p.get("failed", {}))
+        elif event.type == E.AWARD_DECIDED:
+            award = Award(rec.rfq_id, QuoteId(p["quote_id"]), DealerId(p["dealer_id"]),
+                          QuoteSide(p["side"]), parse_decimal(p["price"], "price"),
+                          parse_decimal(p["quantity"], "quantity"), ExecutionId(p["execution_id"]),
+                          parse_ts(p["confirm_by"], "confirm_by"))
+            rec.awards[award.execution_id] = (award, int(p["rank"]))
+        elif event.type == E.EXECUTION_CONFIRMED:
+            rec.confirmed[ExecutionId(p["execution_id"])] = AwardOutcome(
+                True, Decimal(p["quantity"]), Decimal(p["price"]), "confirmed",
+                str(p.get("dealer_trade_id", "")))
+        elif event.type == E.EXECUTION_REJECTED:
+            rec.rejected.add(ExecutionId(p["execution_id"]))
+        elif event.type == E.FILL_RECORDED:
+            rec.filled[ExecutionId(p["execution_id"])] = (
+                Decimal(p["quantity"]), Decimal(p["price"]), str(p.get("dealer_trade_id", "")))
+    if rec is None:
+        raise ValueError("no rfq.submitted event")
+    return rec
+
+
+async def recover_open_rfqs(engine: RfqEngine) -> list[RfqId]:
+    s = engine.services
+    rows = await s.store.rfqs(states=NON_TERMINAL)
+    recovered: list[RfqId] = []
+    for row in rows:
+        events = await s.store.events(EventFilter(rfq_id=row.rfq_id))
+        rec = replay(events)
+        mandate = s.mandates.get(rec.spec.mandate)
+        if mandate is None:
+            log.error("recovery.mandate_missing", rfq_id=rec.rfq_id, mandate=rec.spec.mandate)
+            s.audit(rec.rfq_id, E.RFQ_STATE_CHANGED, {
+                "from": rec.state.value, "to": RfqState.FAILED.value,
+                "reason": f"recovery: mandate {rec.spec.mandate!r} is no longer configured"})
+            recovered.append(rec.rfq_id)
+            continue
+        run = RfqRun(s, rec.rfq_id, rec.spec, mandate, notional=rec.notional, reference=None,
+                     state=rec.state)
+        run.sent_to = tuple(d for d in rec.sent_to if d in s.adapters)
+        run.approval_expires = rec.approval_expires
+        if rec.cancel_reason is not None:
+            run.request_cancel(rec.cancel_reason)
+        for eid, (qty, price, trade_id) in rec.filled.items():
+            award, _ = rec.awards[eid]
+            run.resolved[eid] = AwardOutcome(True, qty, price, "confirmed", trade_id)
+            run.filled_quantity += qty
+            run.filled_value += qty * price
+            if run.unit_notional is not None:
+                run.filled_notional += qty * run.unit_notional
+            run.winners.add(award.dealer_id)
+        if rec.notional is not None and rec.state is not RfqState.CREATED:
+            s.risk.reserve_rfq(rec.rfq_id, rec.spec.mandate, utc_now(), rec.notional)
+        engine.launch(run, _resume(run, rec))
+        recovered.append(rec.rfq_id)
+    if recovered:
+        await s.audit(None, E.ENGINE_RECOVERED, {"rfqs": recovered})
+        log.info("recovery.done", rfqs=len(recovered))
+    return recovered
+
+
+async def _resume(run: RfqRun, rec: RecoveredRfq) -> None:
+    with structlog.contextvars.bound_contextvars(rfq_id=run.rfq_id):
+        try:
+            await _resume_inner(run, rec)
+        except Exception as exc:
+            log.exception("recovery.failed")
+            if not run.state.is_terminal:
+                await run._finish(RfqState.FAILED, f"recovery failed: {type(exc).__name__}: {exc}")
+        finally:
+            run.done.set()
+
+
+async def _resume_inner(run: RfqRun, rec: RecoveredRfq) -> None:
+    if run.state is RfqState.CREATED:
+        # Nothing reached a dealer: price it again and run it from the pre-trade check.
+        try:
+            run.reference = await run.s.reference.package_reference(run.spec)
+        except Exception:
+            run.reference = None
+        await run.run()
+        return
+    if run.state is RfqState.PENDING_APPROVAL:
+        if rec.approved_by is not None:
+            run.grant(rec.approved_by)
+        await run.run()
+        return
+    if run.state is RfqState.OPEN:
+        await run._finish(RfqState.EXPIRED,
+                          "engine restarted during the response window; quotes were not acted on")
+        return
+    # awarding / confirming: settle every award that was decided, never make a new one.
+    unsettled = [eid for eid in rec.awards if eid not in rec.rejected and eid not in rec.filled]
+    if unsettled and run.state is RfqState.AWARDING:
+        run._transition(RfqState.CONFIRMING, "recovery: award(s) decided before the restart")
+    await asyncio.gather(*(_settle_after_restart(run, rec, eid) for eid in unsettled))
+    reason = "engine restarted; no new award is made after a restart"
+    if run.filled_quantity >= run.spec.quantity:
+        await run._finish(RfqState.FILLED, "filled")
+    elif run.filled_quantity > 0:
+        await run._finish(RfqState.PARTIALLY_FILLED,
+                          f"filled {decimal_str(run.filled_quantity)} of "
+                          f"{decimal_str(run.spec.quantity)}; {reason}")
+    else:
+        await run._finish(RfqState.NOT_FILLED, reason)
+
+
+async def _settle_after_restart(run: RfqRun, rec: RecoveredRfq, eid: ExecutionId) -> None:
+    award, rank = rec.awards[eid]
+    s = run.s
+    if eid in rec.confirmed:  # confirmed before the crash, fill not yet recorded
+        await run.record_fill(award, rec.confirmed[eid])
+        run.resolved[eid] = rec.confirmed[eid]
+        return
+    adapter = s.adapters.get(award.dealer_id)
+    lookup_state = ExecutionState.UNKNOWN
+    if adapter is not None:
+        try:
+            lookup = await asyncio.wait_for(adapter.query_execution(award.dealer_id, eid),
+                                            s.config.send_timeout_ms / 1000)
+            lookup_state = lookup.state
+            if lookup.state is ExecutionState.CONFIRMED and lookup.confirm is not None:
+                c = lookup.confirm
+                outcome = AwardOutcome(True, c.quantity, c.price, "confirmed", c.dealer_trade_id)
+                s.audit(run.rfq_id, E.EXECUTION_CONFIRMED, {
+                    "execution_id": eid, "dealer_id": award.dealer_id,
+                    "price": decimal_str(c.price), "quantity": decimal_str(c.quantity),
+                    "dealer_trade_id": c.dealer_trade_id, "msg_id": None, "source": "reconciled"})
+                await run.record_fill(award, outcome)
+                run.resolved[eid] = outcome
+                return
+            if lookup.state is ExecutionState.REJECTED:
+                s.audit(run.rfq_id, E.EXECUTION_REJECTED, {
+                    "execution_id": eid, "dealer_id": award.dealer_id, "msg_id": None,
+                    "reason": f"reconciled after restart: {lookup.reason or 'rejected'}",
+                    "timeout": False})
+                run.resolved[eid] = AwardOutcome(False, Decimal(0), award.price, "rejected")
+                return
+        except Exception as exc:  # the dealer could not be asked: fall back to confirm_by
+            log.warning("recovery.lookup_failed", execution_id=eid, error=str(exc))
+    # Unknown: listen for the confirm until confirm_by, then count silence as a reject.
+    left = (award.confirm_by - utc_now()).total_seconds()
+    pending = PendingAward(award, Decimal(0), rank, run.loop.time() + max(left, 0.0))
+    if run.unit_notional is not None:
+        pending.notional = award.quantity * run.unit_notional
+    run.pending[eid] = pending
+    s.risk.reserve_award(eid, award.dealer_id, pending.notional)
+    pending.timer = run.loop.call_at(pending.deadline_mono, run._confirm_timed_out, pending)
+    log.info("recovery.awaiting_confirm", execution_id=eid, lookup=lookup_state.value,
+             seconds=round(max(left, 0.0), 3))
+    await pending.outcome
+    await run._settle(pending)
+

@@ -1,0 +1,609 @@
+"""One RFQ's lifecycle, from pre-trade check to the outcome sent to every dealer.
+
+    submit ─► pre-trade mandate check ─► (approval) ─► open: send to every dealer at once
+      ─► collect until the deadline (monotonic) or every dealer answered
+      ─► rank the valid quotes ─► award the best (write-ahead) ─► last look
+      ─► on reject/timeout the next best, still valid and within mandate ─► fill
+      ─► tell every dealer the outcome
+
+Every state change goes through ``_transition`` (the table in ``domain.states``) and is an
+audit event. Decisions (award, fill, the terminal state) are durable before the message
+that acts on them leaves the process. Inbound messages arrive through the ``on_*``
+methods, called by the engine's dispatcher on the event loop; they never block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from dealer_adapters.protocol import DealerUnavailable
+from rfq_engine.domain import (
+    Award,
+    DealerId,
+    Decline,
+    ExecutionConfirm,
+    ExecutionId,
+    ExecutionReject,
+    Quote,
+    QuoteId,
+    RfqClosed,
+    RfqId,
+    RfqNew,
+    RfqSpec,
+    RfqState,
+    check_transition,
+    decimal_str,
+    format_ts,
+    new_id,
+    rank_quotes,
+    utc_now,
+)
+from rfq_engine.engine.awards import AwardOutcome, PendingAward, award_payload, check_confirm
+from rfq_engine.engine.context import Services
+from rfq_engine.engine.validation import check_quote
+from rfq_engine.mandate import Mandate, PreTradeContext, QuoteContext, Verdict, all_passed
+from rfq_engine.pricing.reference import PackageReference
+from rfq_engine.store.events import EventType as E
+
+__all__ = ["RfqRun"]
+
+log = structlog.get_logger("rfq_engine.run")
+ZERO = Decimal(0)
+_OUTCOME_WIRE = {
+    RfqState.FILLED: "filled",
+    RfqState.PARTIALLY_FILLED: "filled",
+    RfqState.NOT_FILLED: "not_filled",
+    RfqState.CANCELLED: "cancelled",
+    RfqState.EXPIRED: "expired",
+    RfqState.REJECTED: "not_filled",
+    RfqState.FAILED: "not_filled",
+}
+
+
+def _quote_fields(q: Quote) -> dict[str, Any]:
+    return {
+        "dealer_id": q.dealer_id,
+        "quote_id": q.quote_id,
+        "bid": None if q.bid is None else decimal_str(q.bid),
+        "ask": None if q.ask is None else decimal_str(q.ask),
+        "quantity": decimal_str(q.quantity),
+        "valid_until": format_ts(q.valid_until),
+        "received_at": format_ts(q.received_at),
+        "msg_id": q.msg_id,
+    }
+
+
+def _verdicts(verdicts: list[Verdict]) -> list[dict[str, Any]]:
+    return [v.to_dict() for v in verdicts]
+
+
+class RfqRun:
+    """The live state of one RFQ. Created by the engine (or by recovery), run as one task."""
+
+    def __init__(
+        self,
+        services: Services,
+        rfq_id: RfqId,
+        spec: RfqSpec,
+        mandate: Mandate,
+        *,
+        notional: Decimal | None,
+        reference: PackageReference | None,
+        state: RfqState = RfqState.CREATED,
+    ) -> None:
+        self.s = services
+        self.rfq_id = rfq_id
+        self.spec = spec
+        self.mandate = mandate
+        self.notional = notional
+        self.unit_notional = None if notional is None else notional / spec.quantity
+        self.reference = reference
+        self.state = state
+        self.loop = asyncio.get_running_loop()
+        self.deadline_mono = 0.0
+        self.deadline: datetime | None = None
+        self.sent_to: tuple[DealerId, ...] = ()
+        self.quotes: dict[DealerId, Quote] = {}
+        self.responded: set[DealerId] = set()
+        self.pending: dict[ExecutionId, PendingAward] = {}
+        self.resolved: dict[ExecutionId, AwardOutcome] = {}
+        self.winners: set[DealerId] = set()
+        self.filled_quantity = ZERO
+        self.filled_notional = ZERO
+        self.filled_value = ZERO  # sum(price * qty), for the average price
+        self.cancel_reason: str | None = None
+        self.approval: asyncio.Future[tuple[bool, str, str]] = self.loop.create_future()
+        self.approval_expires: datetime | None = None
+        self._wake = asyncio.Event()
+        self.done = asyncio.Event()
+        self.final_reason = ""
+
+    # ----------------------------------------------------------------- state machine
+
+    def _transition(self, target: RfqState, reason: str) -> asyncio.Future[Any]:
+        check_transition(self.rfq_id, self.state, target)
+        previous, self.state = self.state, target
+        return self.s.audit(
+            self.rfq_id,
+            E.RFQ_STATE_CHANGED,
+            {"from": previous.value, "to": target.value, "reason": reason},
+        )
+
+    async def _finish(self, target: RfqState, reason: str) -> None:
+        """Terminal state: durable first, then the outcome to every dealer that was asked."""
+        self.final_reason = reason
+        await self._transition(target, reason)
+        self.s.risk.settle_rfq(self.rfq_id, self.filled_notional)
+        log.info("rfq.finished", state=target.value, reason=reason,
+                 filled=decimal_str(self.filled_quantity))
+        if self.sent_to:
+            await self._send_outcome(target)
+
+    async def _send_outcome(self, target: RfqState) -> None:
+        outcome = _OUTCOME_WIRE[target]
+        notified: list[str] = []
+        failed: dict[str, str] = {}
+
+        async def tell(dealer: DealerId) -> None:
+            message = RfqClosed(self.rfq_id, outcome, dealer in self.winners)
+            adapter = self.s.adapters.get(dealer)
+            if adapter is None:
+                failed[dealer] = "dealer no longer configured"
+                return
+            try:
+                await asyncio.wait_for(
+                    adapter.send_closed(dealer, message),
+                    self.s.config.send_timeout_ms / 1000,
+                )
+                notified.append(dealer)
+            except (DealerUnavailable, TimeoutError, OSError) as exc:
+                failed[dealer] = str(exc) or type(exc).__name__
+
+        await asyncio.gather(*(tell(d) for d in self.sent_to))
+        self.s.audit(self.rfq_id, E.OUTCOME_SENT,
+                     {"outcome": outcome, "notified": sorted(notified), "failed": failed})
+
+    # ----------------------------------------------------------------- inbound
+
+    def on_quote(self, quote: Quote) -> None:
+        fields = _quote_fields(quote)
+        if quote.dealer_id not in self.spec.dealers:
+            self._reject_quote(fields, "dealer was not invited to this RFQ", "receive")
+            return
+        if self.state is not RfqState.OPEN or self.loop.time() > self.deadline_mono:
+            self._reject_quote(fields, f"late: arrived with the RFQ {self.state.value}", "receive")
+            return
+        self.s.audit(self.rfq_id, E.QUOTE_RECEIVED, fields, actor=quote.dealer_id)
+        reason = check_quote(self.spec, quote, now=quote.received_at, min_validity=timedelta(0))
+        if reason is not None:
+            self._reject_quote(fields, reason, "receive")
+            if quote.dealer_id not in self.quotes:
+                self._answered(quote.dealer_id)
+            return
+        self.quotes[quote.dealer_id] = quote  # the latest valid quote of a dealer counts
+        self._answered(quote.dealer_id)
+
+    def on_decline(self, decline: Decline) -> None:
+        payload = {"dealer_id": decline.dealer_id, "reason": decline.reason, "msg_id": decline.msg_id}
+        if decline.dealer_id not in self.spec.dealers or self.state is not RfqState.OPEN:
+            self.s.audit(self.rfq_id, E.MESSAGE_REJECTED,
+                         {**payload, "reason": f"decline not accepted: RFQ {self.state.value}"},
+                         actor=decline.dealer_id)
+            return
+        self.s.audit(self.rfq_id, E.QUOTE_DECLINED, payload, actor=decline.dealer_id)
+        self.quotes.pop(decline.dealer_id, None)  # a decline withdraws an earlier quote
+        self._answered(decline.dealer_id)
+
+    def on_confirm(self, confirm: ExecutionConfirm) -> None:
+        pending = self.pending.get(confirm.execution_id)
+        base = {"dealer_id": confirm.dealer_id, "msg_id": confirm.msg_id,
+                "execution_id": confirm.execution_id}
+        if pending is None or pending.outcome.done():
+            earlier = (pending.outcome.result() if pending is not None
+                       else self.resolved.get(confirm.execution_id))
+            if earlier is not None and earlier.confirmed:
+                why = "duplicate confirm: execution already filled once (idempotent)"
+            elif earlier is not None:
+                why = f"confirm after the execution ended: {earlier.reason}"
+            else:
+                why = "confirm for an execution this RFQ never awarded"
+            self.s.audit(self.rfq_id, E.MESSAGE_REJECTED, {**base, "reason": why},
+                         actor=confirm.dealer_id)
+            return
+        problem = check_confirm(pending.award, confirm)
+        if problem is not None:
+            self.s.audit(self.rfq_id, E.MESSAGE_REJECTED, {**base, "reason": problem},
+                         actor=confirm.dealer_id)
+            return
+        self.s.audit(self.rfq_id, E.EXECUTION_CONFIRMED, {
+            **base, "price": decimal_str(confirm.price),
+            "quantity": decimal_str(confirm.quantity),
+            "dealer_trade_id": confirm.dealer_trade_id, "source": "dealer",
+        }, actor=confirm.dealer_id)
+        pending.resolve(AwardOutcome(True, confirm.quantity, confirm.price, "confirmed",
+                                     confirm.dealer_trade_id))
+
+    def on_reject(self, reject: ExecutionReject) -> None:
+        pending = self.pending.get(reject.execution_id)
+        base = {"dealer_id": reject.dealer_id, "msg_id": reject.msg_id,
+                "execution_id": reject.execution_id}
+        if pending is None or pending.outcome.done() or pending.award.dealer_id != reject.dealer_id:
+            self.s.audit(self.rfq_id, E.MESSAGE_REJECTED,
+                         {**base, "reason": "reject for no pending award of this dealer"},
+                         actor=reject.dealer_id)
+            return
+        reason = f"last look reject: {reject.reason}" if reject.reason else "last look reject"
+        self.s.audit(self.rfq_id, E.EXECUTION_REJECTED,
+                     {**base, "reason": reason, "timeout": False}, actor=reject.dealer_id)
+        pending.resolve(AwardOutcome(False, ZERO, pending.award.price, reason))
+
+    def _reject_quote(self, fields: dict[str, Any], reason: str, stage: str) -> None:
+        self.s.audit(self.rfq_id, E.QUOTE_REJECTED, {**fields, "reason": reason, "stage": stage},
+                     actor=str(fields.get("dealer_id", "engine")))
+
+    def _answered(self, dealer: DealerId) -> None:
+        self.responded.add(dealer)
+        if self.responded >= set(self.sent_to) and self.sent_to:
+            self._wake.set()
+
+    # ----------------------------------------------------------------- commands
+
+    def request_cancel(self, reason: str) -> None:
+        if self.cancel_reason is None:
+            self.cancel_reason = reason or "cancelled"
+        if not self.approval.done():
+            self.approval.set_result((False, "cancelled", reason))
+        self._wake.set()
+
+    def grant(self, approver: str) -> None:
+        if not self.approval.done():
+            self.approval.set_result((True, approver, ""))
+
+    def refuse(self, approver: str, reason: str) -> None:
+        if not self.approval.done():
+            self.approval.set_result((False, approver, reason))
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def run(self) -> None:
+        with structlog.contextvars.bound_contextvars(rfq_id=self.rfq_id):
+            try:
+                await self._lifecycle()
+            except asyncio.CancelledError:
+                if not self.state.is_terminal:
+                    await asyncio.shield(self._abort("engine stopped while the RFQ was running"))
+                raise
+            except Exception as exc:
+                log.exception("rfq.failed")
+                if not self.state.is_terminal:
+                    await self._abort(f"internal error: {type(exc).__name__}: {exc}")
+            finally:
+                for pending in self.pending.values():
+                    if pending.timer is not None:
+                        pending.timer.cancel()
+                self.done.set()
+
+    async def _abort(self, reason: str) -> None:
+        target = RfqState.FAILED
+        if self.filled_quantity > 0:
+            target = RfqState.PARTIALLY_FILLED
+        try:
+            await self._finish(target, reason)
+        except Exception:
+            log.exception("rfq.abort_failed")
+
+    async def _lifecycle(self) -> None:
+        if self.state is RfqState.CREATED and not await self._pre_trade():
+            return
+        if self.state is RfqState.PENDING_APPROVAL and not await self._await_approval():
+            return
+        if self.cancel_reason is not None:
+            await self._finish(RfqState.CANCELLED, self.cancel_reason)
+            return
+        await self._open()
+        await self._collect()
+        if self.cancel_reason is not None:
+            await self._finish(RfqState.CANCELLED, self.cancel_reason)
+            return
+        everyone = self.responded >= set(self.sent_to)
+        self._transition(RfqState.AWARDING,
+                         "every dealer answered" if everyone else "response window closed")
+        ranked, min_quotes = self._rank()
+        if not min_quotes.passed:
+            await self._finish(RfqState.NOT_FILLED, min_quotes.reason)
+            return
+        await self._award_rounds(ranked)
+
+    async def _pre_trade(self) -> bool:
+        now = utc_now()
+        if self.notional is None:
+            verdicts = [Verdict("reference_price", False,
+                                "no market data: the notional cannot be checked against the caps")]
+        else:
+            await self.s.risk.load(self.spec.mandate, self.spec.dealers, now)
+            used_day, used_month = self.s.risk.used(self.spec.mandate, now)
+            ctx = PreTradeContext(self.spec, now.date(), self.notional, used_day, used_month)
+            verdicts = self.mandate.check_pre_trade(ctx)
+        passed = all_passed(verdicts)
+        self.s.audit(self.rfq_id, E.MANDATE_CHECKED,
+                     {"stage": "pre_trade", "passed": passed, "verdicts": _verdicts(verdicts)})
+        if not passed:
+            failed = "; ".join(v.reason for v in verdicts if not v.passed)
+            await self._finish(RfqState.REJECTED, f"mandate: {failed}")
+            return False
+        assert self.notional is not None
+        self.s.risk.reserve_rfq(self.rfq_id, self.spec.mandate, now, self.notional)
+        approval = self.mandate.approval_verdict(self.notional)
+        if not approval.passed:
+            self._transition(RfqState.PENDING_APPROVAL, approval.reason)
+            self.approval_expires = now + self.mandate.approval_timeout
+            self.s.audit(self.rfq_id, E.APPROVAL_REQUESTED, {
+                "notional": decimal_str(self.notional), "reason": approval.reason,
+                "expires_at": format_ts(self.approval_expires),
+            })
+        return True
+
+    async def _await_approval(self) -> bool:
+        expires = self.approval_expires or utc_now() + self.mandate.approval_timeout
+        wait = (expires - utc_now()).total_seconds()
+        try:
+            granted, who, reason = await asyncio.wait_for(asyncio.shield(self.approval),
+                                                          max(wait, 0.0))
+        except TimeoutError:
+            await self._finish(RfqState.EXPIRED, "no approval before the approval deadline")
+            return False
+        if granted:
+            self.s.audit(self.rfq_id, E.APPROVAL_GRANTED, {"approver": who}, actor=who)
+            return True
+        if who == "cancelled":
+            await self._finish(RfqState.CANCELLED, reason or "cancelled while pending approval")
+        else:
+            self.s.audit(self.rfq_id, E.APPROVAL_REFUSED, {"approver": who, "reason": reason},
+                         actor=who)
+            await self._finish(RfqState.REJECTED, f"approval refused by {who}: {reason}")
+        return False
+
+    async def _open(self) -> None:
+        window = self.spec.window_ms / 1000
+        self.deadline_mono = self.loop.time() + window
+        self.deadline = utc_now() + timedelta(milliseconds=self.spec.window_ms)
+        self.sent_to = self.spec.dealers
+        self._transition(RfqState.OPEN, f"sending to {len(self.spec.dealers)} dealers")
+        message = RfqNew(self.rfq_id, self.spec.legs, self.spec.quantity, self.spec.quantity_unit,
+                         self.spec.direction, self.spec.allow_partial, self.deadline,
+                         self.spec.settlement)
+        failed: dict[str, str] = {}
+
+        async def send(dealer: DealerId) -> None:
+            try:
+                await asyncio.wait_for(self.s.adapters[dealer].send_rfq(dealer, message),
+                                       min(window, self.s.config.send_timeout_ms / 1000))
+            except (DealerUnavailable, TimeoutError, OSError) as exc:
+                failed[dealer] = str(exc) or type(exc).__name__
+                self._answered(dealer)  # absent: do not wait for it
+
+        await asyncio.gather(*(send(d) for d in self.spec.dealers))
+        self.s.audit(self.rfq_id, E.RFQ_SENT, {
+            "deadline": format_ts(self.deadline), "window_ms": self.spec.window_ms,
+            "sent": [d for d in self.spec.dealers if d not in failed], "failed": failed,
+        })
+
+    async def _collect(self) -> None:
+        while self.cancel_reason is None and not self.responded >= set(self.sent_to):
+            remaining = self.deadline_mono - self.loop.time()
+            if remaining <= 0:
+                return
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except TimeoutError:
+                return
+
+    # ----------------------------------------------------------------- ranking and awards
+
+    def _quote_verdicts(self, quote: Quote, quantity: Decimal) -> list[Verdict]:
+        assert self.unit_notional is not None
+        price = quote.price(self.spec.award_side)
+        assert price is not None
+        today = utc_now().date()
+        ctx = QuoteContext(self.spec, quote, self.spec.award_side, price, quantity,
+                           self.reference, self.s.risk.exposure(quote.dealer_id, today),
+                           quantity * self.unit_notional)
+        return self.mandate.check_quote(ctx)
+
+    def _rank(self) -> tuple[deque[tuple[Quote, int]], Verdict]:
+        """Validate every latest quote, rank the valid ones, audit the whole picture."""
+        now = utc_now()
+        min_validity = timedelta(milliseconds=self.s.config.min_quote_validity_ms)
+        valid: list[Quote] = []
+        verdicts_of: dict[QuoteId, list[Verdict]] = {}
+        rejected: list[dict[str, Any]] = []
+        side = self.spec.award_side
+        for quote in self.quotes.values():
+            price = quote.price(side)
+            reason = check_quote(self.spec, quote, now=now, min_validity=min_validity)
+            verdicts = [] if reason else self._quote_verdicts(
+                quote, min(quote.quantity, self.spec.quantity))
+            if reason is None and not all_passed(verdicts):
+                reason = "; ".join(v.reason for v in verdicts if not v.passed)
+            if reason is None:
+                valid.append(quote)
+                verdicts_of[quote.quote_id] = verdicts
+            else:
+                rejected.append({"dealer_id": quote.dealer_id, "quote_id": quote.quote_id,
+                                 "price": None if price is None else decimal_str(price),
+                                 "reason": reason, "verdicts": _verdicts(verdicts)})
+        ranked = rank_quotes(valid, side)
+        min_quotes = self.mandate.check_min_quotes(len(ranked))
+        self.s.audit(self.rfq_id, E.QUOTES_RANKED, {
+            "side": side.value,
+            "reference": None if self.reference is None else self.reference.to_dict(),
+            "min_quotes": min_quotes.to_dict(),
+            "ranking": [{"rank": i + 1, "dealer_id": q.dealer_id, "quote_id": q.quote_id,
+                         "price": decimal_str(q.price(side) or ZERO),
+                         "quantity": decimal_str(q.quantity),
+                         "received_at": format_ts(q.received_at),
+                         "verdicts": _verdicts(verdicts_of[q.quote_id])}
+                        for i, q in enumerate(ranked)],
+            "rejected": rejected,
+        })
+        return deque((q, i + 1) for i, q in enumerate(ranked)), min_quotes
+
+    async def _award_rounds(self, candidates: deque[tuple[Quote, int]]) -> None:
+        """Award, await last look, fall back to the next best, until done or out of quotes."""
+        rounds = 0
+        why_short = "no valid quote left to award"
+        while self.remaining > 0 and candidates and self.cancel_reason is None:
+            rounds += 1
+            if rounds > self.s.config.max_award_rounds:
+                why_short = f"stopped after {self.s.config.max_award_rounds} award rounds"
+                break
+            batch = self._select(candidates)
+            if not batch:
+                break
+            await self._award(batch, candidates)
+            if self.remaining > 0 and candidates and self.cancel_reason is None:
+                self._transition(RfqState.AWARDING, "falling back to the next best quote")
+        if self.cancel_reason is not None:
+            why_short = f"cancel requested: {self.cancel_reason}"
+        if self.remaining == 0:
+            await self._finish(RfqState.FILLED, "filled")
+        elif self.filled_quantity > 0:
+            await self._finish(RfqState.PARTIALLY_FILLED,
+                               f"filled {decimal_str(self.filled_quantity)} of "
+                               f"{decimal_str(self.spec.quantity)}; {why_short}")
+        elif self.cancel_reason is not None:
+            await self._finish(RfqState.CANCELLED, self.cancel_reason)
+        else:
+            await self._finish(RfqState.NOT_FILLED, why_short)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.spec.quantity - self.filled_quantity - sum(
+            (p.award.quantity for p in self.pending.values() if not p.outcome.done()), ZERO)
+
+    def _select(self, candidates: deque[tuple[Quote, int]]) -> list[tuple[Quote, Decimal, int]]:
+        """The next quotes to award, re-checked now (validity, mandate, credit with in-flight)."""
+        batch: list[tuple[Quote, Decimal, int]] = []
+        left = self.remaining
+        now = utc_now()
+        min_validity = timedelta(milliseconds=self.s.config.min_quote_validity_ms)
+        while left > 0 and candidates:
+            quote, rank = candidates.popleft()
+            quantity = min(quote.quantity, left)
+            reason = check_quote(self.spec, quote, now=now, min_validity=min_validity)
+            if reason is None:
+                failed = [v for v in self._quote_verdicts(quote, quantity) if not v.passed]
+                reason = "; ".join(v.reason for v in failed) if failed else None
+            if reason is not None:
+                self._reject_quote(_quote_fields(quote), f"not awardable now: {reason}", "award")
+                continue
+            batch.append((quote, quantity, rank))
+            left -= quantity
+            if not self.spec.allow_partial:
+                break
+        return batch
+
+    async def _award(self, batch: list[tuple[Quote, Decimal, int]],
+                     candidates: deque[tuple[Quote, int]]) -> None:
+        side = self.spec.award_side
+        timeout = self.s.config.confirm_timeout_ms / 1000
+        cover_quote = candidates[0][0] if candidates else None
+        cover = None if cover_quote is None else cover_quote.price(side)
+        decided: list[asyncio.Future[Any]] = []
+        awarded: list[PendingAward] = []
+        for quote, quantity, rank in batch:
+            price = quote.price(side)
+            assert price is not None and self.unit_notional is not None
+            award = Award(self.rfq_id, quote.quote_id, quote.dealer_id, side, price, quantity,
+                          ExecutionId(new_id()), utc_now() + timedelta(seconds=timeout))
+            reason = (f"rank {rank}: best {side.value} {decimal_str(price)} of the valid quotes"
+                      if rank == 1 else
+                      f"rank {rank}: next best {side.value} {decimal_str(price)} after "
+                      "earlier awards were rejected or did not cover the size")
+            pending = PendingAward(award, quantity * self.unit_notional, rank,
+                                   self.loop.time() + timeout)
+            self.pending[award.execution_id] = pending
+            self.s.risk.reserve_award(award.execution_id, quote.dealer_id, pending.notional)
+            decided.append(self.s.audit(self.rfq_id, E.AWARD_DECIDED,
+                                        award_payload(award, rank=rank, reason=reason, cover=cover)))
+            awarded.append(pending)
+        await asyncio.gather(*decided)  # write-ahead: the decision is durable before it is sent
+        if self.state is RfqState.AWARDING:
+            self._transition(RfqState.CONFIRMING, f"{len(awarded)} award(s) sent, awaiting last look")
+        await asyncio.gather(*(self._send_award(p) for p in awarded))
+        await asyncio.gather(*(p.outcome for p in awarded))
+        for pending in awarded:
+            await self._settle(pending)
+
+    async def _send_award(self, pending: PendingAward) -> None:
+        award = pending.award
+        pending.timer = self.loop.call_at(pending.deadline_mono, self._confirm_timed_out, pending)
+        error: str | None = None
+        undelivered = False
+        try:
+            await asyncio.wait_for(self.s.adapters[award.dealer_id].send_award(award.dealer_id, award),
+                                   self.s.config.send_timeout_ms / 1000)
+        except DealerUnavailable as exc:
+            error, undelivered = str(exc), True
+        except (TimeoutError, OSError) as exc:
+            # The transport may still deliver it: keep waiting for a confirm until confirm_by.
+            error = str(exc) or type(exc).__name__
+        self.s.audit(self.rfq_id, E.AWARD_SENT,
+                     {"execution_id": award.execution_id, "dealer_id": award.dealer_id,
+                      "error": error})
+        if undelivered and not pending.outcome.done():
+            reason = f"award not delivered: {error}"
+            self.s.audit(self.rfq_id, E.EXECUTION_REJECTED, {
+                "execution_id": award.execution_id, "dealer_id": award.dealer_id,
+                "reason": reason, "msg_id": None, "timeout": False})
+            pending.resolve(AwardOutcome(False, ZERO, award.price, reason))
+
+    def _confirm_timed_out(self, pending: PendingAward) -> None:
+        if pending.outcome.done():
+            return
+        reason = "no confirm by confirm_by: counted as a reject"
+        self.s.audit(self.rfq_id, E.EXECUTION_REJECTED, {
+            "execution_id": pending.award.execution_id, "dealer_id": pending.award.dealer_id,
+            "reason": reason, "msg_id": None, "timeout": True})
+        pending.resolve(AwardOutcome(False, ZERO, pending.award.price, reason, timeout=True))
+
+    async def _settle(self, pending: PendingAward) -> None:
+        outcome = pending.outcome.result()
+        award = pending.award
+        self.resolved[award.execution_id] = outcome
+        del self.pending[award.execution_id]
+        if not outcome.confirmed:
+            self.s.risk.settle_award(award.execution_id, ZERO)
+            return
+        await self.record_fill(award, outcome)
+
+    async def record_fill(self, award: Award, outcome: AwardOutcome) -> None:
+        assert self.unit_notional is not None
+        notional = outcome.quantity * self.unit_notional
+        expiry = self.spec.package.last_date
+        await self.s.audit(self.rfq_id, E.FILL_RECORDED, {
+            "fill_id": f"F-{award.execution_id}", "execution_id": award.execution_id,
+            "dealer_id": award.dealer_id, "mandate": self.spec.mandate,
+            "price": decimal_str(outcome.price), "quantity": decimal_str(outcome.quantity),
+            "notional": decimal_str(notional), "dealer_trade_id": outcome.dealer_trade_id,
+            "last_date": None if expiry is None else expiry.isoformat(),
+        })
+        self.s.risk.settle_award(award.execution_id, notional)
+        self.filled_quantity += outcome.quantity
+        self.filled_notional += notional
+        self.filled_value += outcome.quantity * outcome.price
+        self.winners.add(award.dealer_id)
+
+    @property
+    def average_price(self) -> Decimal | None:
+        if self.filled_quantity == 0:
+            return None
+        return self.filled_value / self.filled_quantity
+

@@ -1,0 +1,59 @@
+"""A rule's verdict, and how its numbers are written.
+
+Compliance reads verdicts after the fact, in the audit log, without the code at hand:
+so a reason always says *why* in words, with the numbers that decided it
+("notional 12,000,000 USD exceeds the per-RFQ cap 10,000,000 USD"), on a pass as well
+as on a failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from typing import Any
+
+__all__ = ["Verdict", "all_passed", "failures", "fmt_amount", "fmt_bps", "fmt_pct"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of one rule: its name, whether it passed and why."""
+
+    rule: str
+    passed: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "passed": self.passed, "reason": self.reason}
+
+
+def all_passed(verdicts: Iterable[Verdict]) -> bool:
+    """True when every verdict passed (and trivially for none)."""
+    return all(v.passed for v in verdicts)
+
+
+def failures(verdicts: Iterable[Verdict]) -> list[Verdict]:
+    """The verdicts that failed, in order."""
+    return [v for v in verdicts if not v.passed]
+
+
+def fmt_amount(value: Decimal, places: int = 2) -> str:
+    """``12000000`` -> ``12,000,000``, ``1234.5678`` -> ``1,234.57``: rounded, zeros cut."""
+    with localcontext() as ctx:
+        ctx.prec = max(60, value.adjusted() + places + 2)
+        rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+    text = format(rounded, ",f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in {"-0", ""} else text
+
+
+def fmt_bps(value: Decimal) -> str:
+    """A distance in basis points, to 0.01 bp."""
+    return fmt_amount(value, 2)
+
+
+def fmt_pct(ratio: Decimal) -> str:
+    """A ratio as a percentage, to 0.01%: ``0.8`` -> ``80%``."""
+    return f"{fmt_amount(ratio * 100, 2)}%"
