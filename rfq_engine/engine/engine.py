@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from dealer_adapters.protocol import DealerAdapter
+from rfq_engine import failpoints
 from rfq_engine.domain import (
     DealerId,
     DealerStatus,
@@ -204,6 +205,7 @@ class RfqEngine:
             "reference_problem": problem,
         }
         await self.services.audit(rfq_id, E.RFQ_SUBMITTED, payload, actor=spec.requester)
+        failpoints.hit("rfq.submitted")
         run = RfqRun(self.services, rfq_id, spec, mandate, notional=notional, reference=reference)
         self.launch(run)
         return rfq_id

@@ -44,6 +44,7 @@ from rfq_engine.domain import (
     rank_quotes,
     utc_now,
 )
+from rfq_engine import failpoints
 from rfq_engine.engine.awards import AwardOutcome, PendingAward, award_payload, check_confirm
 from rfq_engine.engine.context import Services
 from rfq_engine.engine.validation import check_quote
@@ -139,6 +140,7 @@ class RfqRun:
         """Terminal state: durable first, then the outcome to every dealer that was asked."""
         self.final_reason = reason
         await self._transition(target, reason)
+        failpoints.hit("outcome.durable")
         self.s.risk.settle_rfq(self.rfq_id, self.filled_notional)
         log.info("rfq.finished", state=target.value, reason=reason,
                  filled=decimal_str(self.filled_quantity))
@@ -393,6 +395,7 @@ class RfqRun:
             "deadline": format_ts(self.deadline), "window_ms": self.spec.window_ms,
             "sent": [d for d in self.spec.dealers if d not in failed], "failed": failed,
         })
+        failpoints.hit("rfq.sent")
 
     async def _collect(self) -> None:
         while self.cancel_reason is None and not self.responded >= set(self.sent_to):
@@ -535,9 +538,11 @@ class RfqRun:
                                         award_payload(award, rank=rank, reason=reason, cover=cover)))
             awarded.append(pending)
         await asyncio.gather(*decided)  # write-ahead: the decision is durable before it is sent
+        failpoints.hit("award.durable")
         if self.state is RfqState.AWARDING:
             self._transition(RfqState.CONFIRMING, f"{len(awarded)} award(s) sent, awaiting last look")
         await asyncio.gather(*(self._send_award(p) for p in awarded))
+        failpoints.hit("award.sent")
         await asyncio.gather(*(p.outcome for p in awarded))
         for pending in awarded:
             await self._settle(pending)
@@ -595,6 +600,7 @@ class RfqRun:
             "notional": decimal_str(notional), "dealer_trade_id": outcome.dealer_trade_id,
             "last_date": None if expiry is None else expiry.isoformat(),
         })
+        failpoints.hit("fill.durable")
         self.s.risk.settle_award(award.execution_id, notional)
         self.filled_quantity += outcome.quantity
         self.filled_notional += notional

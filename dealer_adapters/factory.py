@@ -1,0 +1,133 @@
+"""Build dealer adapters from the ``[[dealers]]`` entries of the engine's TOML config.
+
+One entry per dealer::
+
+    [[dealers]]
+    id = "desk-a"
+    kind = "simulated"
+
+    [dealers.simulated]          # the kind's own settings (optional for "simulated")
+    spread_bps = 20
+    seed = 7
+
+Why lazy imports: each kind's module is imported inside ``build_adapters`` (and when an
+entry's settings are validated), never at the top of this module, so importing the
+factory (``rfq --help``, config checks) does not pull in MQTT or ccxt. Kinds "mqtt",
+"ccxt" and "rest" are reserved for transports still to come: naming one today is a
+clear error rather than a silently ignored dealer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from rfq_engine.configtypes import STRICT
+from rfq_engine.domain import DealerId
+
+if TYPE_CHECKING:
+    from dealer_adapters.protocol import DealerAdapter
+    from rfq_engine.domain.pricing import MarketSnapshot
+
+__all__ = ["KINDS", "RESERVED_KINDS", "DealerSpec", "build_adapters"]
+
+KINDS: dict[str, str] = {"simulated": "dealer_adapters.simulated"}
+"""Implemented kinds and the module that serves each (imported only when used)."""
+
+RESERVED_KINDS = frozenset({"mqtt", "ccxt", "rest"})
+
+_DEALER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""Safe as one MQTT topic segment and as a broker user name: no '/', '+', '#' or spaces."""
+
+
+class DealerSpec(BaseModel):
+    """One ``[[dealers]]`` entry: the dealer's id, its transport kind and that kind's table."""
+
+    model_config = STRICT
+
+    id: str
+    kind: str
+    simulated: dict[str, Any] | None = Field(default=None)
+    """The ``[dealers.simulated]`` table: ``SimulatedDealerConfig`` fields."""
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not _DEALER_ID.match(value):
+            raise ValueError(
+                f"dealer id {value!r} must be 1-64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> DealerSpec:
+        if self.kind not in KINDS:
+            soon = " (not implemented yet)" if self.kind in RESERVED_KINDS else ""
+            raise ValueError(
+                f"dealer {self.id!r}: unknown kind {self.kind!r}{soon}; "
+                f"known kinds: {', '.join(sorted(KINDS))}"
+            )
+        for kind in KINDS:
+            if kind != self.kind and getattr(self, kind) is not None:
+                msg = f"has a [dealers.{kind}] table but its kind is {self.kind!r}"
+                raise ValueError(f"dealer {self.id!r}: {msg}")
+        self.settings()  # validate the kind's table now, so a config error surfaces at load
+        return self
+
+    @property
+    def dealer_id(self) -> DealerId:
+        return DealerId(self.id)
+
+    def settings(self) -> BaseModel:
+        """The kind's validated settings (a ``SimulatedDealerConfig`` for "simulated").
+
+        Errors are ``ValueError``s naming the dealer and the table.
+        """
+        module = importlib.import_module(f"{KINDS[self.kind]}.config")
+        config_cls: type[BaseModel] = getattr(module, _CONFIG_CLASSES[self.kind])
+        raw = getattr(self, self.kind) or {}
+        try:
+            return config_cls.model_validate(raw)
+        except PydanticValidationError as exc:
+            problems = "; ".join(
+                ".".join([f"[dealers.{self.kind}]", *(str(part) for part in err["loc"])]) + f": {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ValueError(f"dealer {self.id!r}: {problems}") from None
+
+
+_CONFIG_CLASSES: dict[str, str] = {"simulated": "SimulatedDealerConfig"}
+
+
+def build_adapters(
+    specs: Sequence[DealerSpec],
+    *,
+    market: Callable[[], MarketSnapshot],
+) -> list[DealerAdapter]:
+    """One adapter per transport: every simulated dealer shares one ``SimulatedDealers``.
+
+    ``market`` is the simulated desks' view of the market. Raises ``ValueError`` naming
+    the dealer for a duplicate id or an unknown kind.
+    """
+    seen: set[str] = set()
+    by_kind: dict[str, list[DealerSpec]] = {}
+    for spec in specs:
+        if spec.id in seen:
+            raise ValueError(f"dealer {spec.id!r} is listed twice in [[dealers]]")
+        seen.add(spec.id)
+        if spec.kind not in KINDS:
+            raise ValueError(f"dealer {spec.id!r}: unknown kind {spec.kind!r}")
+        by_kind.setdefault(spec.kind, []).append(spec)
+    adapters: list[DealerAdapter] = []
+    simulated = by_kind.get("simulated")
+    if simulated:
+        module = importlib.import_module("dealer_adapters.simulated")
+        configs = {spec.dealer_id: spec.settings() for spec in simulated}
+        adapters.append(module.SimulatedDealers(configs, market))
+    return adapters

@@ -1,0 +1,444 @@
+"""``SimulatedDealers``: several in-process dealer desks behind the ``DealerAdapter`` protocol.
+
+It lets the engine run end to end (demos, tests, dry runs) without a broker. Each desk
+follows its ``SimulatedDealerConfig`` model (``model.py``); this module is the
+plumbing: per-desk state, timers for latency, the wire shape, the execution ledger.
+
+Wire fidelity: inbound messages are built as protocol bodies and parsed with the
+shared ``parse_body``, exactly as the MQTT transport does, so the engine sees what a
+real desk would send (a shape a real desk could not send cannot slip through here).
+Every message gets a fresh ``msg_id`` and is stamped ``received_at`` when delivered.
+
+Timing: nothing blocks. An answer is scheduled with ``loop.call_later`` at the desk's
+latency; the quote's ``valid_until`` counts from delivery. The desk decides (and prices
+from ``market()``) when the RFQ arrives. An answer due while its desk is offline is
+lost, as on a dropped connection; a desk told ``rfq.closed`` before answering stays
+silent. ``close()`` cancels every pending answer.
+
+Awards: the answer is decided at once, booked in the ledger (when configured, fsynced
+in a worker thread) and delivered after ``confirm_latency_ms``. An ``execution_id`` the
+desk has answered before gets the same answer again (a new message), never a second trade.
+Ledgers are read when the adapter is built (a torn last line is repaired), so
+``query_execution`` answers from the books before and after ``start``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from dealer_adapters.protocol import (
+    DealerUnavailable,
+    ExecutionLookup,
+    ExecutionState,
+    InboundSink,
+)
+from dealer_adapters.simulated.config import SimulatedDealerConfig
+from dealer_adapters.simulated.ledger import ExecutionOutcome, ExecutionRecord, Ledger
+from dealer_adapters.simulated.model import (
+    DealerModel,
+    DeclinePlan,
+    QuotePlan,
+    SentQuote,
+)
+from rfq_engine.domain import (
+    Award,
+    DealerId,
+    ExecutionConfirm,
+    ExecutionId,
+    Inbound,
+    InboundRejected,
+    Outbound,
+    QuoteId,
+    QuoteSide,
+    RfqClosed,
+    RfqId,
+    RfqNew,
+    ValidationError,
+    decimal_str,
+    format_ts,
+    new_id,
+    parse_body,
+    utc_now,
+)
+from rfq_engine.domain.pricing import MarketSnapshot
+
+__all__ = ["SimulatedDealers", "SimulatedTrade"]
+
+_log = structlog.get_logger(__name__)
+
+
+def _utc_today() -> date:
+    return utc_now().date()
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedTrade:
+    """A trade a desk booked (confirmed execution), as ``trades()`` reports it."""
+
+    dealer_id: DealerId
+    execution_id: ExecutionId
+    rfq_id: RfqId
+    quote_id: QuoteId
+    side: QuoteSide
+    price: Decimal
+    quantity: Decimal
+    dealer_trade_id: str
+
+    @classmethod
+    def from_record(cls, record: ExecutionRecord) -> SimulatedTrade:
+        return cls(
+            record.dealer_id,
+            record.execution_id,
+            record.rfq_id,
+            record.quote_id,
+            record.side,
+            record.price,
+            record.quantity,
+            record.dealer_trade_id,
+        )
+
+
+@dataclass(slots=True)
+class _Desk:
+    """Mutable state of one simulated desk."""
+
+    dealer_id: DealerId
+    config: SimulatedDealerConfig
+    model: DealerModel
+    online: bool
+    ledger: Ledger | None
+    received: list[Outbound] = field(default_factory=list)
+    quotes: dict[QuoteId, SentQuote] = field(default_factory=dict)
+    executions: dict[ExecutionId, ExecutionRecord] = field(default_factory=dict)
+    pending_rfqs: dict[RfqId, asyncio.TimerHandle] = field(default_factory=dict)
+    booking: dict[ExecutionId, asyncio.Future[bool]] = field(default_factory=dict)
+    """Executions whose ledger write is in flight; a duplicate award waits for it."""
+
+
+class SimulatedDealers:
+    """In-process dealer desks, one adapter for all of them.
+
+    ``market`` is called whenever a desk prices an RFQ (the desk's market view; it may
+    raise ``PriceUnavailable``, which the desk answers with a decline). ``clock_today``
+    gives the pricing date (UTC today by default; inject one for deterministic tests).
+    """
+
+    def __init__(
+        self,
+        dealers: Mapping[DealerId, SimulatedDealerConfig],
+        market: Callable[[], MarketSnapshot],
+        *,
+        clock_today: Callable[[], date] = _utc_today,
+    ) -> None:
+        if not dealers:
+            raise ValueError("SimulatedDealers needs at least one dealer")
+        self._market = market
+        self._today = clock_today
+        self._sink: InboundSink | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._timers: set[asyncio.TimerHandle] = set()
+        ledgers: dict[Path, Ledger] = {}
+        loaded: dict[Path, list[ExecutionRecord]] = {}
+        self._desks: dict[DealerId, _Desk] = {}
+        for dealer_id, config in dealers.items():
+            ledger: Ledger | None = None
+            if config.ledger_path is not None:
+                path = config.ledger_path.resolve()
+                if path not in ledgers:
+                    ledgers[path] = Ledger(path)
+                    loaded[path] = ledgers[path].load()
+                ledger = ledgers[path]
+            desk = _Desk(
+                DealerId(dealer_id),
+                config,
+                DealerModel(DealerId(dealer_id), config),
+                config.online,
+                ledger,
+            )
+            if ledger is not None:
+                for record in loaded[ledger.path]:
+                    if record.dealer_id == dealer_id:
+                        desk.executions[record.execution_id] = record
+            self._desks[DealerId(dealer_id)] = desk
+
+    # --- DealerAdapter ---------------------------------------------------------------------
+
+    @property
+    def dealer_ids(self) -> tuple[DealerId, ...]:
+        return tuple(self._desks)
+
+    async def start(self, sink: InboundSink) -> None:
+        """Start delivering; each desk first announces its ``status`` (online or not)."""
+        if self._closed:
+            raise RuntimeError("SimulatedDealers was closed; build a new one")
+        self._loop = asyncio.get_running_loop()
+        self._sink = sink
+        for desk in self._desks.values():
+            self._schedule(0.0, self._announce, desk)
+
+    async def close(self) -> None:
+        self._closed = True
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+        for desk in self._desks.values():
+            desk.pending_rfqs.clear()
+
+    def is_online(self, dealer_id: DealerId) -> bool:
+        desk = self._desks.get(dealer_id)
+        return desk is not None and desk.online and not self._closed
+
+    async def send_rfq(self, dealer_id: DealerId, message: RfqNew) -> None:
+        desk = self._reachable(dealer_id)
+        desk.received.append(message)
+        try:
+            plan = desk.model.plan_rfq(message, self._market(), self._today())
+        except Exception as exc:  # a desk whose pricer breaks declines; it never breaks the engine
+            _log.exception("simulated_dealer_pricing_failed", dealer_id=dealer_id, rfq_id=message.rfq_id)
+            plan_answer: QuotePlan | DeclinePlan | None = DeclinePlan(f"pricing error: {exc}")
+            delay = desk.config.latency_ms / 1000.0
+        else:
+            plan_answer, delay = plan.answer, plan.delay_s
+        if plan_answer is None:
+            _log.debug("simulated_dealer_silent", dealer_id=dealer_id, rfq_id=message.rfq_id)
+            return
+        answer = plan_answer
+        handle = self._schedule(delay, self._answer_rfq, desk, message, answer)
+        desk.pending_rfqs[message.rfq_id] = handle
+
+    async def send_award(self, dealer_id: DealerId, award: Award) -> None:
+        desk = self._reachable(dealer_id)
+        desk.received.append(award)
+        record = desk.executions.get(award.execution_id)
+        booking = desk.booking.get(award.execution_id)
+        if record is None and booking is not None:
+            # the same award again while the first is being booked: wait for that answer
+            if not await asyncio.shield(booking):
+                raise DealerUnavailable(dealer_id, "could not book the trade")
+            record = desk.executions[award.execution_id]
+        if record is None:
+            record = await self._book(desk, award)
+            event = "simulated_dealer_award"
+        else:
+            event = "simulated_dealer_duplicate_award"
+        _log.info(
+            event,
+            dealer_id=dealer_id,
+            rfq_id=award.rfq_id,
+            execution_id=award.execution_id,
+            outcome=record.outcome.value,
+            reason=record.reason,
+        )
+        if not self._closed:
+            delay = desk.config.confirm_latency_ms / 1000.0
+            self._schedule(delay, self._answer_award, desk, record)
+
+    async def _book(self, desk: _Desk, award: Award) -> ExecutionRecord:
+        """Decide the answer and make it durable before anyone can hear it."""
+        record = self._decide_award(desk, award)
+        if desk.ledger is None:
+            desk.executions[award.execution_id] = record
+            return record
+        booked = asyncio.get_running_loop().create_future()
+        desk.booking[award.execution_id] = booked
+        try:
+            await asyncio.to_thread(desk.ledger.append, record)
+        except OSError as exc:
+            raise DealerUnavailable(desk.dealer_id, f"could not book the trade: {exc}") from exc
+        else:
+            desk.executions[award.execution_id] = record
+        finally:
+            del desk.booking[award.execution_id]
+            booked.set_result(award.execution_id in desk.executions)
+        return record
+
+    async def send_closed(self, dealer_id: DealerId, message: RfqClosed) -> None:
+        desk = self._reachable(dealer_id)
+        desk.received.append(message)
+        pending = desk.pending_rfqs.pop(message.rfq_id, None)
+        if pending is not None:
+            pending.cancel()
+            self._timers.discard(pending)
+        for quote_id in [q.quote_id for q in desk.quotes.values() if q.rfq_id == message.rfq_id]:
+            del desk.quotes[quote_id]
+
+    async def query_execution(self, dealer_id: DealerId, execution_id: ExecutionId) -> ExecutionLookup:
+        desk = self._desks.get(dealer_id)
+        if desk is None:
+            return ExecutionLookup(ExecutionState.UNKNOWN, reason="not served by this adapter")
+        if not desk.online:
+            return ExecutionLookup(ExecutionState.UNKNOWN, reason="dealer offline")
+        record = desk.executions.get(execution_id)
+        if record is None:
+            return ExecutionLookup(ExecutionState.UNKNOWN, reason="no record of this execution")
+        inbound = self._execution_message(desk, record)
+        if record.confirmed and isinstance(inbound, ExecutionConfirm):
+            return ExecutionLookup(ExecutionState.CONFIRMED, confirm=inbound)
+        return ExecutionLookup(ExecutionState.REJECTED, reason=record.reason)
+
+    # --- testing hooks ---------------------------------------------------------------------
+
+    def set_online(self, dealer_id: DealerId, online: bool) -> None:
+        """Take a desk off or on line at run time; announces a ``status`` when started."""
+        desk = self._desk(dealer_id)
+        if desk.online == online:
+            return
+        desk.online = online
+        if self._sink is not None and not self._closed:
+            self._schedule(0.0, self._announce, desk)
+
+    def received(self, dealer_id: DealerId) -> tuple[Outbound, ...]:
+        """Everything the engine sent this desk (RFQs, awards, closes), in order."""
+        return tuple(self._desk(dealer_id).received)
+
+    def trades(self, dealer_id: DealerId) -> tuple[SimulatedTrade, ...]:
+        """The desk's booked trades, those loaded from its ledger included."""
+        return tuple(
+            SimulatedTrade.from_record(r) for r in self._desk(dealer_id).executions.values() if r.confirmed
+        )
+
+    def quotes(self, dealer_id: DealerId) -> tuple[SentQuote, ...]:
+        """Quotes the desk sent for RFQs not yet closed."""
+        return tuple(self._desk(dealer_id).quotes.values())
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _desk(self, dealer_id: DealerId) -> _Desk:
+        try:
+            return self._desks[dealer_id]
+        except KeyError:
+            raise KeyError(f"dealer {dealer_id!r} is not simulated by this adapter") from None
+
+    def _reachable(self, dealer_id: DealerId) -> _Desk:
+        desk = self._desks.get(dealer_id)
+        if desk is None:
+            raise DealerUnavailable(dealer_id, "not served by this adapter")
+        if self._closed:
+            raise DealerUnavailable(dealer_id, "adapter closed")
+        if self._sink is None:
+            raise DealerUnavailable(dealer_id, "adapter not started")
+        if not desk.online:
+            raise DealerUnavailable(dealer_id, "dealer offline")
+        return desk
+
+    def _schedule(
+        self, delay_s: float, callback: Callable[..., None], *args: Any, **kwargs: Any
+    ) -> asyncio.TimerHandle:
+        assert self._loop is not None
+        holder: list[asyncio.TimerHandle] = []
+
+        def fire() -> None:
+            self._timers.discard(holder[0])
+            callback(*args, **kwargs)
+
+        handle = self._loop.call_later(delay_s, fire)
+        holder.append(handle)
+        self._timers.add(handle)
+        return handle
+
+    def _deliver(self, desk: _Desk, msg_type: str, body: dict[str, Any]) -> Inbound | None:
+        """Parse ``body`` as the engine's transport would and hand it to the sink."""
+        if self._sink is None or self._closed:
+            return None
+        if not desk.online:
+            _log.info("simulated_dealer_message_lost", dealer_id=desk.dealer_id, type=msg_type)
+            return None
+        inbound = self._parse(desk, msg_type, body)
+        self._sink(inbound)
+        return inbound
+
+    @staticmethod
+    def _parse(desk: _Desk, msg_type: str, body: dict[str, Any]) -> Inbound:
+        msg_id, now = new_id(), utc_now()
+        try:
+            return parse_body(msg_type, body, dealer_id=desk.dealer_id, msg_id=msg_id, received_at=now)
+        except ValidationError as exc:  # only if the model produced something off-protocol
+            rfq_id = body.get("rfq_id")
+            return InboundRejected(
+                desk.dealer_id,
+                str(exc),
+                now,
+                msg_id,
+                RfqId(rfq_id) if isinstance(rfq_id, str) else None,
+            )
+
+    def _announce(self, desk: _Desk) -> None:
+        """The desk's retained ``status`` (an offline one stands for its MQTT will message)."""
+        if self._sink is None or self._closed:
+            return
+        body = {"online": desk.online, "instruments": [k.value for k in desk.config.instruments]}
+        self._sink(self._parse(desk, "status", body))
+
+    def _answer_rfq(self, desk: _Desk, rfq: RfqNew, answer: QuotePlan | DeclinePlan) -> None:
+        desk.pending_rfqs.pop(rfq.rfq_id, None)
+        if isinstance(answer, DeclinePlan):
+            self._deliver(desk, "quote.decline", {"rfq_id": rfq.rfq_id, "reason": answer.reason})
+            return
+        quote_id = QuoteId(new_id())
+        valid_until = utc_now() + timedelta(milliseconds=desk.config.quote_validity_ms)
+        body: dict[str, Any] = {
+            "rfq_id": rfq.rfq_id,
+            "quote_id": quote_id,
+            "quantity": decimal_str(answer.quantity),
+            "valid_until": format_ts(valid_until),
+        }
+        if answer.bid is not None:
+            body["bid"] = decimal_str(answer.bid)
+        if answer.ask is not None:
+            body["ask"] = decimal_str(answer.ask)
+        sent = SentQuote(rfq.rfq_id, quote_id, answer.bid, answer.ask, answer.quantity, valid_until)
+        if desk.online:
+            desk.quotes[quote_id] = sent  # a quote lost on the way cannot be awarded
+        self._deliver(desk, "quote", body)
+
+    def _decide_award(self, desk: _Desk, award: Award) -> ExecutionRecord:
+        now = utc_now()
+        reason = desk.model.plan_award(award, desk.quotes.get(award.quote_id), now)
+        confirmed = reason is None
+        return ExecutionRecord(
+            dealer_id=desk.dealer_id,
+            execution_id=award.execution_id,
+            rfq_id=award.rfq_id,
+            quote_id=award.quote_id,
+            outcome=ExecutionOutcome.CONFIRMED if confirmed else ExecutionOutcome.REJECTED,
+            side=award.side,
+            price=award.price,
+            quantity=award.quantity,
+            booked_at=now,
+            dealer_trade_id=f"{desk.dealer_id}-{new_id().replace('-', '')[:16]}" if confirmed else "",
+            reason=reason or "",
+        )
+
+    def _answer_award(self, desk: _Desk, record: ExecutionRecord) -> None:
+        if not desk.online:
+            _log.info("simulated_dealer_message_lost", dealer_id=desk.dealer_id, type="execution")
+            return
+        if self._sink is not None and not self._closed:
+            self._sink(self._execution_message(desk, record))
+
+    def _execution_message(self, desk: _Desk, record: ExecutionRecord) -> Inbound:
+        if record.confirmed:
+            body: dict[str, Any] = {
+                "execution_id": record.execution_id,
+                "rfq_id": record.rfq_id,
+                "quote_id": record.quote_id,
+                "price": decimal_str(record.price),
+                "quantity": decimal_str(record.quantity),
+                "dealer_trade_id": record.dealer_trade_id,
+            }
+            return self._parse(desk, "execution.confirm", body)
+        body = {
+            "execution_id": record.execution_id,
+            "rfq_id": record.rfq_id,
+            "reason": record.reason,
+        }
+        return self._parse(desk, "execution.reject", body)
