@@ -158,7 +158,9 @@ class HedgeContext:
 
 
 def _str_field(data: Mapping[str, Any], key: str, default: str | None = None) -> str:
-    value = data.get(key, default)
+    value = data.get(key)
+    if value is None:
+        value = default
     if value is None:
         raise ValidationError(key, "is required")
     if not isinstance(value, str) or not value.strip():

@@ -240,7 +240,7 @@ class RfqRun:
                          {**base, "reason": "reject for no pending award of this dealer"},
                          actor=reject.dealer_id)
             return
-        reason = f"last look reject: {reject.reason}" if reject.reason else "last look reject"
+        reason = f"rejected by the dealer: {reject.reason or 'no reason given'}"
         self.s.audit(self.rfq_id, E.EXECUTION_REJECTED,
                      {**base, "reason": reason, "timeout": False}, actor=reject.dealer_id)
         pending.resolve(AwardOutcome(False, ZERO, pending.award.price, reason))

@@ -1,0 +1,42 @@
+# Two commands on a fresh machine with Python 3.11:
+#   make demo   create .venv, install, run the demo on embedded defaults
+#   make test   create .venv, install with the test extras, run every test and check
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install lint typecheck imports bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall when the dependency declaration or the constraints change.
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/rfq demo
+
+lint: install
+	$(BIN)/ruff check rfq_engine dealer_adapters tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+imports: install
+	$(BIN)/lint-imports
+
+test: install lint typecheck imports
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/engine_overhead.py
+	$(BIN)/python bench/audit_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache rfq-demo.db*

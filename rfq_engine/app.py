@@ -1,0 +1,72 @@
+"""Wire one process from a config: store, reference prices, dealer adapters, mandates, engine.
+
+Shared by the CLI commands (and later ``rfq serve``) so every entry point builds the
+engine the same way. Heavy adapters are imported by the factory only when configured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dealer_adapters.factory import build_adapters
+from dealer_adapters.protocol import DealerAdapter
+from rfq_engine.config import AppConfig
+from rfq_engine.domain import utc_now
+from rfq_engine.engine import RfqEngine
+from rfq_engine.mandate import Mandate
+from rfq_engine.pricing.reference import ModelReferenceProvider
+from rfq_engine.store import AuditStore, open_store
+
+__all__ = ["App", "open_app", "open_configured_store"]
+
+
+@dataclass
+class App:
+    config: AppConfig
+    store: AuditStore
+    engine: RfqEngine
+    reference: ModelReferenceProvider
+    adapters: list[DealerAdapter]
+
+    async def close(self) -> None:
+        """Stop the engine (open RFQs end with an audit event saying why), then the store."""
+        try:
+            await self.engine.stop()
+        finally:
+            await self.store.close()
+
+
+def open_configured_store(config: AppConfig, *, url: str | None = None,
+                          readonly: bool = False) -> AuditStore:
+    # Without a configured path the store picks its default (``<db file>.head`` for SQLite).
+    if config.store.checkpoint_path is not None:
+        return open_store(url or config.store.resolved_url(),
+                          checkpoint_path=config.store.checkpoint_path, readonly=readonly,
+                          sqlite_synchronous=config.store.sqlite_synchronous)
+    return open_store(url or config.store.resolved_url(), readonly=readonly,
+                      sqlite_synchronous=config.store.sqlite_synchronous)
+
+
+async def open_app(config: AppConfig, *, store_url: str | None = None,
+                   recover: bool = True) -> App:
+    """Open the store, build everything, start the engine (running recovery first)."""
+    store = open_configured_store(config, url=store_url)
+    await store.open()
+    try:
+        # The [market] section is a fixed, hand-written market: its age is not a signal,
+        # so the staleness limit applies only to live feeds (max_age=None here).
+        snapshot = config.market.to_snapshot(utc_now())
+        reference = ModelReferenceProvider(snapshot, max_age=None, source="config")
+        adapters = build_adapters(config.dealers, market=lambda: snapshot)
+        engine = RfqEngine(
+            store=store,
+            adapters=adapters,
+            mandates={name: Mandate(name, m) for name, m in config.mandates.items()},
+            reference=reference,
+            config=config.engine,
+        )
+        await engine.start(recover=recover)
+    except BaseException:
+        await store.close()
+        raise
+    return App(config, store, engine, reference, adapters)

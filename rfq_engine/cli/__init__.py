@@ -1,0 +1,1 @@
+"""The ``rfq`` command line. Heavy modules are imported inside each command."""

@@ -1,0 +1,219 @@
+"""The ``rfq`` commands. Each validates its inputs completely before it opens the store,
+so a malformed config or RFQ file exits 1 with the field named and writes nothing."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from rfq_engine.config import AppConfig, ConfigError, load_config
+from rfq_engine.domain import RfqSpec, RfqState, ValidationError, parse_ts
+from rfq_engine.logging import configure_logging
+
+__all__ = ["dispatch", "exit_code", "load_rfq_file"]
+
+DEMO_STORE = "sqlite+aiosqlite:///rfq-demo.db"
+EXIT_OK, EXIT_ERROR, EXIT_NOT_FILLED, EXIT_PARTIAL, EXIT_TAMPERED = 0, 1, 2, 3, 4
+
+
+def _fail(message: str) -> int:
+    print(f"rfq: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def exit_code(state: RfqState) -> int:
+    if state is RfqState.FILLED:
+        return EXIT_OK
+    if state is RfqState.PARTIALLY_FILLED:
+        return EXIT_PARTIAL
+    return EXIT_NOT_FILLED
+
+
+def load_rfq_file(path: str, default_window_ms: int) -> RfqSpec:
+    """Parse and validate an RFQ JSON file; errors name the file and the field."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError(path, f"cannot read: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(path, f"not valid JSON: {exc}") from None
+    try:
+        return RfqSpec.from_dict(data, default_window_ms=default_window_ms)
+    except ValidationError as exc:
+        raise ValidationError(f"{path}: {exc.field}", exc.reason) from None
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    try:
+        if args.command == "demo":
+            from rfq_engine.cli.demo import run_demo
+
+            configure_logging("WARNING")
+            return asyncio.run(run_demo(args.store, fast=args.fast))
+        if args.command == "config":
+            config = load_config(args.file)
+            print(f"{args.file}: ok ({len(config.dealers)} dealers, mandates: "
+                  f"{', '.join(config.mandates)})")
+            return EXIT_OK
+        if args.command == "request":
+            config = load_config(args.config)
+            spec = load_rfq_file(args.rfq, config.engine.default_window_ms)
+            configure_logging(config.logging.level, config.logging.json_lines)
+            return asyncio.run(_request(config, spec, args.store, as_json=args.json))
+        if args.command == "recover":
+            config = load_config(args.config)
+            configure_logging(config.logging.level, config.logging.json_lines)
+            return asyncio.run(_recover(config, args.store))
+        if args.command == "audit":
+            configure_logging("WARNING")
+            return asyncio.run(_audit(args))
+    except (ConfigError, ValidationError) as exc:
+        return _fail(str(exc))
+    return _fail(f"unknown command {args.command}")
+
+
+async def _request(config: AppConfig, spec: RfqSpec, store_url: str | None, *,
+                   as_json: bool) -> int:
+    from rfq_engine.app import open_app
+    from rfq_engine.cli.live import LiveView
+    from rfq_engine.decision import build_decision_record, render_decision_record
+    from rfq_engine.engine import EngineEvent
+    from rfq_engine.store import EventFilter
+
+    app = await open_app(config, store_url=store_url)
+    view = LiveView(sys.stderr)
+    app.engine.add_listener(view)
+    pending = asyncio.Event()
+    holder: dict[str, str] = {}
+
+    def on_event(event: EngineEvent) -> None:
+        if (event.rfq_id == holder.get("id") and event.type == "rfq.state_changed"
+                and event.payload["to"] == RfqState.PENDING_APPROVAL.value):
+            pending.set()
+
+    app.engine.add_listener(on_event)
+    try:
+        rfq_id = await app.engine.submit(spec)
+        holder["id"] = rfq_id
+        view.watch(rfq_id)
+        done = asyncio.ensure_future(app.engine.wait(rfq_id))
+        approval = asyncio.ensure_future(pending.wait())
+        await asyncio.wait({done, approval}, return_when=asyncio.FIRST_COMPLETED)
+        if not done.done():
+            print("rfq: this RFQ needs a second person's approval, which a one-shot "
+                  "`rfq request` cannot wait for; it is cancelled. Run it through "
+                  "`rfq serve` where an approver can act.", file=sys.stderr)
+            await app.engine.cancel(rfq_id, actor=spec.requester,
+                                    reason="needs approval; one-shot request cannot wait")
+            await done
+        approval.cancel()
+        state = done.result()
+        await view.close()
+        await app.store.flush()
+        record = build_decision_record(await app.store.events(EventFilter(rfq_id=rfq_id)))
+    finally:
+        await view.close()
+        await app.close()
+    print(json.dumps(record, indent=2) if as_json else render_decision_record(record))
+    return exit_code(state)
+
+
+async def _recover(config: AppConfig, store_url: str | None) -> int:
+    from rfq_engine.app import open_app
+
+    app = await open_app(config, store_url=store_url, recover=False)
+    try:
+        from rfq_engine.engine.recovery import recover_open_rfqs
+
+        recovered = await recover_open_rfqs(app.engine)
+        states = [await app.engine.wait(r) for r in recovered]
+    finally:
+        await app.close()
+    for rfq_id, state in zip(recovered, states, strict=True):
+        print(f"{rfq_id}  {state.value}")
+    print(f"recovered {len(recovered)} RFQ(s); none left open")
+    return EXIT_OK
+
+
+def _store_for(args: argparse.Namespace, *, readonly: bool) -> Any:
+    from rfq_engine.store import open_store
+
+    checkpoint = args.checkpoint
+    if args.config:
+        config = load_config(args.config)
+        url = config.store.resolved_url()
+        checkpoint = checkpoint or config.store.checkpoint_path
+    else:
+        url = args.store or DEMO_STORE
+    if url.startswith("sqlite") and not Path(url.split("///", 1)[-1]).exists():
+        raise ConfigError(f"no audit store at {url}")
+    kwargs: dict[str, Any] = {"readonly": readonly}
+    if checkpoint:
+        kwargs["checkpoint_path"] = checkpoint
+    return open_store(url, **kwargs)
+
+
+async def _audit(args: argparse.Namespace) -> int:
+    from rfq_engine.store import EventFilter
+
+    store = _store_for(args, readonly=True)
+    await store.open()
+    try:
+        if args.audit_command == "verify":
+            report = await store.verify()
+            rate = report.events / report.seconds if report.seconds else 0
+            if report.ok:
+                print(f"audit chain intact: {report.events} events, head seq {report.head_seq} "
+                      f"hash {report.head_hash[:16]}…  ({rate:,.0f} events/s)")
+                for note in report.notes:
+                    print(f"note: {note}")
+                return EXIT_OK
+            print(f"AUDIT CHAIN BROKEN at seq {report.first_bad_seq}: {report.problem}",
+                  file=sys.stderr)
+            return EXIT_TAMPERED
+        if args.audit_command == "show":
+            from rfq_engine.decision import build_decision_record, render_decision_record
+
+            events = await store.events(EventFilter(rfq_id=args.rfq_id))
+            if not events:
+                return _fail(f"no events for rfq {args.rfq_id}")
+            record = build_decision_record(events)
+            print(json.dumps(record, indent=2) if args.json else render_decision_record(record))
+            return EXIT_OK
+        flt = EventFilter(
+            rfq_id=args.rfq_id, types=args.types, actor=args.actor,
+            since=None if args.since is None else parse_ts(args.since, "--since"),
+            until=None if args.until is None else parse_ts(args.until, "--until"))
+        with contextlib.ExitStack() as stack:
+            out: TextIO = sys.stdout
+            if args.out:  # a local file: a blocking open is fine in a one-shot command
+                out = stack.enter_context(open(args.out, "w", newline="", encoding="utf-8"))  # noqa: ASYNC230
+            count = await _export(store, flt, args.format, out)
+        print(f"exported {count} events", file=sys.stderr)
+        return EXIT_OK
+    finally:
+        await store.close()
+
+
+async def _export(store: Any, flt: Any, fmt: str, out: TextIO) -> int:
+    count = 0
+    writer = csv.writer(out) if fmt == "csv" else None
+    if writer is not None:
+        writer.writerow(["seq", "ts", "rfq_id", "type", "actor", "payload", "prev_hash", "hash"])
+    async for event in store.stream(flt):
+        if writer is not None:
+            row = event.to_dict()
+            writer.writerow([row["seq"], row["ts"], row["rfq_id"] or "", row["type"], row["actor"],
+                             event.payload_json, row["prev_hash"], row["hash"]])
+        else:
+            out.write(json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
+        count += 1
+    return count

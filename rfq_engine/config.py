@@ -1,0 +1,118 @@
+"""The one TOML config file, validated on load.
+
+Sections: ``[engine]``, ``[store]``, ``[logging]``, ``[market]`` (reference prices),
+``[mandates.<name>]`` and ``[[dealers]]``. Unknown keys are errors (a typo must not
+silently fall back to a default). Secrets never live in the file: a field ending in
+``_env`` names the environment variable that holds the value.
+
+``load_config`` raises ``ConfigError`` whose message lists every problem as
+``file: dotted.path: what is wrong``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from dealer_adapters.factory import DealerSpec
+from rfq_engine.configtypes import STRICT
+from rfq_engine.engine.config import EngineConfig
+from rfq_engine.mandate import MandateConfig
+from rfq_engine.pricing.config import MarketConfig
+
+__all__ = ["AppConfig", "ConfigError", "LoggingConfig", "StoreConfig", "load_config", "parse_config"]
+
+
+class ConfigError(Exception):
+    """The config file is missing, not TOML, or does not validate. The message names each field."""
+
+
+class StoreConfig(BaseModel):
+    model_config = STRICT
+
+    url: str | None = "sqlite+aiosqlite:///rfq.db"
+    url_env: str | None = None
+    """Name of an environment variable holding the URL (use it when the URL has a password)."""
+    checkpoint_path: str | None = None
+    """Where the chain-head checkpoint is kept; default ``<db file>.head`` for SQLite."""
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+
+    def resolved_url(self) -> str:
+        if self.url_env:
+            value = os.environ.get(self.url_env)
+            if not value:
+                raise ConfigError(f"store.url_env: environment variable {self.url_env} is not set")
+            return value
+        assert self.url is not None
+        return self.url
+
+
+class LoggingConfig(BaseModel):
+    model_config = STRICT
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_lines: bool | None = Field(None, alias="json")
+    """true: JSON lines; false: human-readable; unset: human on a terminal, JSON otherwise."""
+
+
+class AppConfig(BaseModel):
+    model_config = STRICT
+
+    engine: EngineConfig = EngineConfig()
+    store: StoreConfig = StoreConfig()
+    logging: LoggingConfig = LoggingConfig()
+    market: MarketConfig
+    mandates: dict[str, MandateConfig]
+    dealers: list[DealerSpec]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AppConfig:
+        ids = [d.id for d in self.dealers]
+        duplicates = sorted({d for d in ids if ids.count(d) > 1})
+        if duplicates:
+            raise ValueError(f"dealers: duplicate dealer id(s) {', '.join(duplicates)}")
+        if not self.mandates:
+            raise ValueError("mandates: at least one mandate is required")
+        for name, mandate in self.mandates.items():
+            unknown = sorted(set(mandate.dealers) - set(ids))
+            if unknown:
+                raise ValueError(
+                    f"mandates.{name}.dealers: {', '.join(unknown)} not configured under [[dealers]]"
+                )
+        return self
+
+
+def _format(error: ValidationError, source: str) -> str:
+    lines = []
+    for item in error.errors():
+        path = ""
+        for part in item["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{source}: {path or '(top level)'}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Mapping[str, Any], source: str = "<config>") -> AppConfig:
+    try:
+        return AppConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, source)) from None
+
+
+def load_config(path: str | Path) -> AppConfig:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    return parse_config(data, str(file))
