@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import tomllib
 from datetime import date, timedelta
+from decimal import Decimal
 from importlib import resources
 from typing import Any
 
@@ -83,10 +84,10 @@ async def run_demo(store_url: str, *, fast: bool = False) -> int:
             state = await app.engine.wait(rfq_id)
             live = await app.store.get_rfq(rfq_id)
             fills = await app.store.fills(rfq_id)
-            avg = (sum(f.price * f.quantity for f in fills) / sum(f.quantity for f in fills)
-                   if fills else None)
+            filled = sum((f.quantity for f in fills), Decimal(0))
+            avg = sum((f.price * f.quantity for f in fills), Decimal(0)) / filled if fills else None
             print(f"  => {state.value.upper()}: {live.reason if live else ''}; filled "
-                  f"{sum(f.quantity for f in fills)} BTC at {money(avg)}  (rfq {rfq_id})")
+                  f"{filled} BTC at {money(avg)}  (rfq {rfq_id})")
             results.append(state)
         await view.close()
     finally:

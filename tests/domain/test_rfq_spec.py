@@ -80,7 +80,8 @@ def test_ndf_unit_and_round_trip() -> None:
     assert s.quantity_unit == "PH/s/day"
     instrument = s.legs[0].instrument
     assert isinstance(instrument, HashpriceNdf) and instrument.end.isoformat() == "2026-12-31"
-    assert error(spec(legs=[{"instrument": ndf, "side": "sell"}], quantity_unit="BTC")).field == "quantity_unit"
+    wrong_unit = spec(legs=[{"instrument": ndf, "side": "sell"}], quantity_unit="BTC")
+    assert error(wrong_unit).field == "quantity_unit"
 
 
 def test_instrument_round_trip_keeps_decimal_strike() -> None:
