@@ -15,8 +15,9 @@ from typing import Any, TextIO
 from rfq_engine.config import AppConfig, ConfigError, load_config
 from rfq_engine.domain import RfqSpec, RfqState, ValidationError, parse_ts
 from rfq_engine.logging import configure_logging
+from rfq_engine.store.base import StoreError
 
-__all__ = ["dispatch", "exit_code", "load_rfq_file"]
+__all__ = ["check_rfq_against_config", "dispatch", "exit_code", "load_rfq_file"]
 
 DEMO_STORE = "sqlite+aiosqlite:///rfq-demo.db"
 EXIT_OK, EXIT_ERROR, EXIT_NOT_FILLED, EXIT_PARTIAL, EXIT_TAMPERED = 0, 1, 2, 3, 4
@@ -51,6 +52,20 @@ def load_rfq_file(path: str, default_window_ms: int) -> RfqSpec:
         raise ValidationError(f"{path}: {exc.field}", exc.reason) from None
 
 
+def check_rfq_against_config(spec: RfqSpec, config: AppConfig, path: str) -> None:
+    """What the engine would refuse at submit (unknown mandate or dealer), checked before
+    the store is opened, so such a request file writes nothing either."""
+    if spec.mandate not in config.mandates:
+        known = ", ".join(sorted(config.mandates)) or "none"
+        raise ValidationError(f"{path}: mandate",
+                              f"unknown mandate {spec.mandate!r}; configured: {known}")
+    configured = [d.id for d in config.dealers]
+    unknown = [d for d in spec.dealers if d not in configured]
+    if unknown:
+        raise ValidationError(f"{path}: dealers", f"unknown dealer(s) {', '.join(unknown)}; "
+                              f"configured: {', '.join(configured)}")
+
+
 def dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command == "demo":
@@ -66,6 +81,7 @@ def dispatch(args: argparse.Namespace) -> int:
         if args.command == "request":
             config = load_config(args.config)
             spec = load_rfq_file(args.rfq, config.engine.default_window_ms)
+            check_rfq_against_config(spec, config, args.rfq)
             configure_logging(config.logging.level, config.logging.json_lines)
             return asyncio.run(_request(config, spec, args.store, as_json=args.json))
         if args.command == "recover":
@@ -75,7 +91,7 @@ def dispatch(args: argparse.Namespace) -> int:
         if args.command == "audit":
             configure_logging("WARNING")
             return asyncio.run(_audit(args))
-    except (ConfigError, ValidationError) as exc:
+    except (ConfigError, ValidationError, StoreError) as exc:
         return _fail(str(exc))
     return _fail(f"unknown command {args.command}")
 
@@ -133,13 +149,17 @@ async def _recover(config: AppConfig, store_url: str | None) -> int:
     try:
         from rfq_engine.engine.recovery import recover_open_rfqs
 
-        recovered = await recover_open_rfqs(app.engine)
+        recovered = await recover_open_rfqs(app.engine, resume_pending_approval=False)
         states = [await app.engine.wait(r) for r in recovered]
+        waiting = await app.store.rfqs(states=[RfqState.PENDING_APPROVAL.value])
     finally:
         await app.close()
     for rfq_id, state in zip(recovered, states, strict=True):
         print(f"{rfq_id}  {state.value}")
-    print(f"recovered {len(recovered)} RFQ(s); none left open")
+    print(f"recovered {len(recovered)} RFQ(s); "
+          + ("none left open" if not waiting else f"{len(waiting)} left pending approval"))
+    for row in waiting:
+        print(f"{row.rfq_id}  pending_approval (left for an engine where an approver can act)")
     return EXIT_OK
 
 
@@ -176,8 +196,8 @@ async def _audit(args: argparse.Namespace) -> int:
                 for note in report.notes:
                     print(f"note: {note}")
                 return EXIT_OK
-            print(f"AUDIT CHAIN BROKEN at seq {report.first_bad_seq}: {report.problem}",
-                  file=sys.stderr)
+            where = "" if report.first_bad_seq is None else f" at seq {report.first_bad_seq}"
+            print(f"AUDIT CHAIN BROKEN{where}: {report.problem}", file=sys.stderr)
             return EXIT_TAMPERED
         if args.audit_command == "show":
             from rfq_engine.decision import build_decision_record, render_decision_record

@@ -115,11 +115,19 @@ def replay(events: list[AuditEvent]) -> RecoveredRfq:
     return rec
 
 
-async def recover_open_rfqs(engine: RfqEngine) -> list[RfqId]:
+async def recover_open_rfqs(engine: RfqEngine, *, resume_pending_approval: bool = True
+                            ) -> list[RfqId]:
+    """Resume or close every non-terminal RFQ; returns the ids it took over.
+
+    ``resume_pending_approval=False`` (one-shot commands, where no approver can act) leaves
+    RFQs waiting for approval untouched in the store for a long-running engine to resume.
+    """
     s = engine.services
     rows = await s.store.rfqs(states=NON_TERMINAL)
     recovered: list[RfqId] = []
     for row in rows:
+        if row.state == RfqState.PENDING_APPROVAL.value and not resume_pending_approval:
+            continue
         events = await s.store.events(EventFilter(rfq_id=row.rfq_id))
         rec = replay(events)
         mandate = s.mandates.get(rec.spec.mandate)
@@ -191,7 +199,7 @@ async def _resume_inner(run: RfqRun, rec: RecoveredRfq) -> None:
     await asyncio.gather(*(_settle_after_restart(run, rec, eid) for eid in unsettled))
     reason = "engine restarted; no new award is made after a restart"
     if run.filled_quantity >= run.spec.quantity:
-        await run._finish(RfqState.FILLED, "filled")
+        await run._finish(RfqState.FILLED, "filled (awards settled after a restart)")
     elif run.filled_quantity > 0:
         await run._finish(RfqState.PARTIALLY_FILLED,
                           f"filled {decimal_str(run.filled_quantity)} of "

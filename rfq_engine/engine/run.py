@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from dealer_adapters.protocol import DealerUnavailable
+from rfq_engine import failpoints
 from rfq_engine.domain import (
     Award,
     DealerId,
@@ -44,7 +45,6 @@ from rfq_engine.domain import (
     rank_quotes,
     utc_now,
 )
-from rfq_engine import failpoints
 from rfq_engine.engine.awards import AwardOutcome, PendingAward, award_payload, check_confirm
 from rfq_engine.engine.context import Services
 from rfq_engine.engine.validation import check_quote
@@ -159,10 +159,8 @@ class RfqRun:
                 failed[dealer] = "dealer no longer configured"
                 return
             try:
-                await asyncio.wait_for(
-                    adapter.send_closed(dealer, message),
-                    self.s.config.send_timeout_ms / 1000,
-                )
+                async with asyncio.timeout(self.s.config.send_timeout_ms / 1000):
+                    await adapter.send_closed(dealer, message)
                 notified.append(dealer)
             except (DealerUnavailable, TimeoutError, OSError) as exc:
                 failed[dealer] = str(exc) or type(exc).__name__
@@ -376,7 +374,8 @@ class RfqRun:
         self.deadline_mono = self.loop.time() + window
         self.deadline = utc_now() + timedelta(milliseconds=self.spec.window_ms)
         self.sent_to = self.spec.dealers
-        self._transition(RfqState.OPEN, f"sending to {len(self.spec.dealers)} dealers")
+        # Durable before anything leaves: after a crash, recovery must know dealers may have it.
+        await self._transition(RfqState.OPEN, f"sending to {len(self.spec.dealers)} dealers")
         message = RfqNew(self.rfq_id, self.spec.legs, self.spec.quantity, self.spec.quantity_unit,
                          self.spec.direction, self.spec.allow_partial, self.deadline,
                          self.spec.settlement)
@@ -384,14 +383,14 @@ class RfqRun:
 
         async def send(dealer: DealerId) -> None:
             try:
-                await asyncio.wait_for(self.s.adapters[dealer].send_rfq(dealer, message),
-                                       min(window, self.s.config.send_timeout_ms / 1000))
+                async with asyncio.timeout(min(window, self.s.config.send_timeout_ms / 1000)):
+                    await self.s.adapters[dealer].send_rfq(dealer, message)
             except (DealerUnavailable, TimeoutError, OSError) as exc:
                 failed[dealer] = str(exc) or type(exc).__name__
                 self._answered(dealer)  # absent: do not wait for it
 
         await asyncio.gather(*(send(d) for d in self.spec.dealers))
-        self.s.audit(self.rfq_id, E.RFQ_SENT, {
+        await self.s.audit(self.rfq_id, E.RFQ_SENT, {
             "deadline": format_ts(self.deadline), "window_ms": self.spec.window_ms,
             "sent": [d for d in self.spec.dealers if d not in failed], "failed": failed,
         })
@@ -404,7 +403,8 @@ class RfqRun:
                 return
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._wake.wait()
             except TimeoutError:
                 return
 
@@ -541,7 +541,10 @@ class RfqRun:
         failpoints.hit("award.durable")
         if self.state is RfqState.AWARDING:
             self._transition(RfqState.CONFIRMING, f"{len(awarded)} award(s) sent, awaiting last look")
-        await asyncio.gather(*(self._send_award(p) for p in awarded))
+        if len(awarded) == 1:  # the usual case: no task for a one-element gather
+            await self._send_award(awarded[0])
+        else:
+            await asyncio.gather(*(self._send_award(p) for p in awarded))
         failpoints.hit("award.sent")
         await asyncio.gather(*(p.outcome for p in awarded))
         for pending in awarded:
@@ -553,8 +556,8 @@ class RfqRun:
         error: str | None = None
         undelivered = False
         try:
-            await asyncio.wait_for(self.s.adapters[award.dealer_id].send_award(award.dealer_id, award),
-                                   self.s.config.send_timeout_ms / 1000)
+            async with asyncio.timeout(self.s.config.send_timeout_ms / 1000):
+                await self.s.adapters[award.dealer_id].send_award(award.dealer_id, award)
         except DealerUnavailable as exc:
             error, undelivered = str(exc), True
         except (TimeoutError, OSError) as exc:

@@ -5,7 +5,8 @@ microsecond ``ts``, the ``rfq_id`` (None for engine-wide events), a past-tense `
 the ``actor`` (user, dealer id, ``engine`` or ``program:<name>``), a canonical-JSON
 ``payload``, ``prev_hash`` and ``hash``:
 
-    hash = sha256(prev_hash "\\n" canonical_json([seq, ts, rfq_id or "", type, actor]) "\\n" payload_json)
+    hash = sha256(prev_hash "\\n" canonical_json([seq, ts, rfq_id or "", type, actor])
+                  "\\n" payload_json)
 
 The first event's ``prev_hash`` is 64 zeros. Editing any field of any row changes its
 hash; the next row's ``prev_hash`` then no longer matches, so ``verify`` names the first
@@ -46,17 +47,20 @@ class EventType(StrEnum):
     APPROVAL_REFUSED = "approval.refused"
     # {"deadline": ts, "window_ms": int, "sent": [dealer_id], "failed": {dealer_id: reason}}
     RFQ_SENT = "rfq.sent"
-    # {"dealer_id", "quote_id", "bid"|None, "ask"|None, "quantity", "valid_until", "received_at", "msg_id"}
+    # {"dealer_id", "quote_id", "bid"|None, "ask"|None, "quantity", "valid_until", "received_at",
+    #  "msg_id"}
     QUOTE_RECEIVED = "quote.received"
     # {"dealer_id", "quote_id"|None, "msg_id"|None, "reason", "stage": "receive"|"rank"|"award",
     #  plus the quote fields when the quote could be parsed}
     QUOTE_REJECTED = "quote.rejected"
     # {"dealer_id", "reason", "msg_id"}
     QUOTE_DECLINED = "quote.declined"
-    # {"dealer_id"|None, "reason", "msg_id"|None, "raw"|None}: inbound we could not attribute or accept
+    # {"dealer_id"|None, "reason", "msg_id"|None, "raw"|None}:
+    #  inbound we could not attribute or accept
     MESSAGE_REJECTED = "message.rejected"
     # {"side": "bid"|"ask", "reference": {...}|None, "min_quotes": {"rule","passed","reason"},
-    #  "ranking": [{"rank", "dealer_id", "quote_id", "price", "quantity", "received_at", "verdicts": [...]}],
+    #  "ranking": [{"rank", "dealer_id", "quote_id", "price", "quantity", "received_at",
+    #               "verdicts": [...]}],
     #  "rejected": [{"dealer_id", "quote_id", "price"|None, "reason", "verdicts": [...]}]}
     QUOTES_RANKED = "quotes.ranked"
     # {"execution_id", "dealer_id", "quote_id", "side", "price", "quantity", "confirm_by", "rank",
@@ -64,7 +68,8 @@ class EventType(StrEnum):
     AWARD_DECIDED = "award.decided"
     # {"execution_id", "dealer_id", "error"|None}
     AWARD_SENT = "award.sent"
-    # {"execution_id", "dealer_id", "price", "quantity", "dealer_trade_id", "msg_id"|None, "source": "dealer"|"reconciled"}
+    # {"execution_id", "dealer_id", "price", "quantity", "dealer_trade_id", "msg_id"|None,
+    #  "source": "dealer"|"reconciled"}
     EXECUTION_CONFIRMED = "execution.confirmed"
     # {"execution_id", "dealer_id", "reason", "msg_id"|None, "timeout": bool}
     EXECUTION_REJECTED = "execution.rejected"
@@ -75,7 +80,7 @@ class EventType(StrEnum):
     CANCEL_REQUESTED = "rfq.cancel_requested"
     # {"outcome", "notified": [dealer_id], "failed": {dealer_id: reason}}
     OUTCOME_SENT = "rfq.outcome_sent"
-    # {"resumed": [rfq_id], "closed": [rfq_id]}
+    # {"rfqs": [rfq_id]}: the RFQs a restart found non-terminal and took over
     ENGINE_RECOVERED = "engine.recovered"
 
 
