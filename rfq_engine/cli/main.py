@@ -11,12 +11,18 @@ not trade at all (not filled, rejected, cancelled, expired), 3 an RFQ partially 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["COMMAND_MODULES", "main"]
 
 DEMO_STORE = "sqlite+aiosqlite:///rfq-demo.db"
+
+COMMAND_MODULES: tuple[str, ...] = ()
+"""Feature command modules. Each defines ``add_parsers(subparsers)``, which imports only
+argparse-level things and registers its parsers with ``set_defaults(handler=fn)``; ``fn(args)
+-> int`` imports what it needs when it runs, so ``rfq --help`` stays light."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--since", help="UTC ISO time, inclusive")
             p.add_argument("--until", help="UTC ISO time, exclusive")
             p.add_argument("--out", help="file to write (default stdout)")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parsers(sub)
     return parser
 
 
@@ -76,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rfq_engine.cli.commands import dispatch
 
     try:
+        handler = getattr(args, "handler", None)
+        if handler is not None:
+            result: int = handler(args)
+            return result
         return dispatch(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
