@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from dealer_adapters.factory import DealerSpec
+from rfq_engine.api.config import ApiConfig
 from rfq_engine.configtypes import STRICT
 from rfq_engine.engine.config import EngineConfig
 from rfq_engine.mandate import MandateConfig
@@ -69,6 +70,7 @@ class AppConfig(BaseModel):
     market: MarketConfig
     mandates: dict[str, MandateConfig]
     dealers: list[DealerSpec]
+    api: ApiConfig = ApiConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> AppConfig:

@@ -19,7 +19,7 @@ __all__ = ["COMMAND_MODULES", "main"]
 
 DEMO_STORE = "sqlite+aiosqlite:///rfq-demo.db"
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("rfq_engine.cli.cmd_serve",)
 """Feature command modules. Each defines ``add_parsers(subparsers)``, which imports only
 argparse-level things and registers its parsers with ``set_defaults(handler=fn)``; ``fn(args)
 -> int`` imports what it needs when it runs, so ``rfq --help`` stays light."""

@@ -7,6 +7,7 @@ from rfq_engine.engine.errors import (
     EngineError,
     EngineHalted,
     InvalidRequest,
+    InvalidState,
     NotPermitted,
     UnknownRfq,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "EngineEvent",
     "EngineHalted",
     "InvalidRequest",
+    "InvalidState",
     "Listener",
     "NotPermitted",
     "RfqEngine",

@@ -37,7 +37,13 @@ from rfq_engine.domain import (
 from rfq_engine.domain.pricing import package_notional
 from rfq_engine.engine.config import EngineConfig
 from rfq_engine.engine.context import Listener, Services
-from rfq_engine.engine.errors import EngineHalted, InvalidRequest, NotPermitted, UnknownRfq
+from rfq_engine.engine.errors import (
+    EngineHalted,
+    InvalidRequest,
+    InvalidState,
+    NotPermitted,
+    UnknownRfq,
+)
 from rfq_engine.engine.risk import RiskBook
 from rfq_engine.engine.run import RfqRun
 from rfq_engine.mandate import Mandate
@@ -131,11 +137,40 @@ class RfqEngine:
         await self.services.store.flush()
 
     def halt(self, reason: str) -> None:
-        """Kill switch: refuse new RFQs (open ones are cancelled by the caller if wanted)."""
+        """Refuse new RFQs from now on (see ``kill_switch`` to also cancel the open ones)."""
         self._halted = reason
 
-    def resume(self) -> None:
-        self._halted = None
+    async def kill_switch(self, *, actor: str, reason: str) -> list[RfqId]:
+        """Halt new RFQs and cancel every open one; returns the ids it cancelled.
+
+        Cancelling honours awards already in last look (a dealer's confirm is a trade)."""
+        self._halted = reason
+        await self.services.audit(None, E.KILL_SWITCH, {"halted": True, "reason": reason},
+                                  actor=actor)
+        cancelled = list(self._runs)
+        for rfq_id in cancelled:
+            await self.cancel(rfq_id, actor=actor, reason=f"kill switch: {reason}")
+        return cancelled
+
+    async def resume(self, *, actor: str = "engine") -> None:
+        if self._halted is not None:
+            self._halted = None
+            await self.services.audit(None, E.KILL_SWITCH, {"halted": False, "reason": ""},
+                                      actor=actor)
+
+    @property
+    def halted(self) -> str | None:
+        """Why new RFQs are refused, or None."""
+        return self._halted
+
+    async def lookup_client_rfq(self, requester: str, client_rfq_id: str) -> RfqId | None:
+        """The RFQ a requester already submitted under ``client_rfq_id``, if any."""
+        pending = self._by_client.get((requester, client_rfq_id))
+        if pending is not None and pending.done() and not pending.cancelled() \
+                and pending.exception() is None:
+            return pending.result()
+        found = await self.services.store.find_rfq(requester, client_rfq_id)
+        return None if found is None else RfqId(found)
 
     def add_listener(self, listener: Listener) -> None:
         self.services.listeners.append(listener)
@@ -242,7 +277,7 @@ class RfqEngine:
     async def approve(self, rfq_id: str, *, approver: str) -> None:
         run = self._run(rfq_id)
         if run.state is not RfqState.PENDING_APPROVAL:
-            raise NotPermitted(f"rfq {rfq_id} is {run.state.value}, not pending approval")
+            raise InvalidState(f"rfq {rfq_id} is {run.state.value}, not pending approval")
         if approver == run.spec.requester:
             raise NotPermitted("an RFQ must be approved by someone other than its requester")
         run.grant(approver)
@@ -250,7 +285,9 @@ class RfqEngine:
     async def refuse(self, rfq_id: str, *, approver: str, reason: str) -> None:
         run = self._run(rfq_id)
         if run.state is not RfqState.PENDING_APPROVAL:
-            raise NotPermitted(f"rfq {rfq_id} is {run.state.value}, not pending approval")
+            raise InvalidState(f"rfq {rfq_id} is {run.state.value}, not pending approval")
+        if approver == run.spec.requester:
+            raise NotPermitted("an RFQ must be refused by someone other than its requester")
         run.refuse(approver, reason)
 
     async def wait(self, rfq_id: str, timeout: float | None = None) -> RfqState:

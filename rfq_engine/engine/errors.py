@@ -4,6 +4,7 @@
     └── EngineError
         ├── UnknownRfq        no RFQ with that id
         ├── NotPermitted      the actor may not do this (e.g. approve one's own RFQ)
+        ├── InvalidState      the RFQ is not in a state that allows this (e.g. approve when open)
         ├── InvalidRequest    a request the engine cannot run (unknown dealer or mandate); names the field
         └── EngineHalted      new RFQs are refused (engine stopping or halted)
 """
@@ -12,7 +13,14 @@ from __future__ import annotations
 
 from rfq_engine.domain import RfqError, ValidationError
 
-__all__ = ["EngineError", "EngineHalted", "InvalidRequest", "NotPermitted", "UnknownRfq"]
+__all__ = [
+    "EngineError",
+    "EngineHalted",
+    "InvalidRequest",
+    "InvalidState",
+    "NotPermitted",
+    "UnknownRfq",
+]
 
 
 class EngineError(RfqError):
@@ -29,6 +37,10 @@ class UnknownRfq(EngineError, KeyError):
 
 
 class NotPermitted(EngineError):
+    pass
+
+
+class InvalidState(EngineError):
     pass
 
 

@@ -179,15 +179,26 @@ class RfqRun:
         if self.state is not RfqState.OPEN or self.loop.time() > self.deadline_mono:
             self._reject_quote(fields, f"late: arrived with the RFQ {self.state.value}", "receive")
             return
-        self.s.audit(self.rfq_id, E.QUOTE_RECEIVED, fields, actor=quote.dealer_id)
+        dealer = quote.dealer_id
         reason = check_quote(self.spec, quote, now=quote.received_at, min_validity=timedelta(0))
-        if reason is not None:
-            self._reject_quote(fields, reason, "receive")
-            if quote.dealer_id not in self.quotes:
-                self._answered(quote.dealer_id)
-            return
-        self.quotes[quote.dealer_id] = quote  # the latest valid quote of a dealer counts
-        self._answered(quote.dealer_id)
+        # The answer is recorded (waking the run task if it was the last) *before* its audit
+        # events are queued: the woken task then runs ahead of the audit writer on the next
+        # loop turn, so the ranking and the award join this quote's commit instead of
+        # queueing behind it (one durable write fewer between the last quote and the award).
+        # The events and their order are unchanged; if they cannot be queued the answer is
+        # taken back, as if it had not arrived.
+        earlier, answered = self.quotes.get(dealer), dealer in self.responded
+        if reason is None:
+            self.quotes[dealer] = quote  # the latest valid quote of a dealer counts
+        if reason is None or earlier is None:
+            self._answered(dealer)
+        try:
+            self.s.audit(self.rfq_id, E.QUOTE_RECEIVED, fields, actor=dealer)
+            if reason is not None:
+                self._reject_quote(fields, reason, "receive")
+        except BaseException:
+            self._take_back(dealer, earlier, answered)
+            raise
 
     def on_decline(self, decline: Decline) -> None:
         payload = {"dealer_id": decline.dealer_id, "reason": decline.reason, "msg_id": decline.msg_id}
@@ -196,9 +207,25 @@ class RfqRun:
                          {**payload, "reason": f"decline not accepted: RFQ {self.state.value}"},
                          actor=decline.dealer_id)
             return
-        self.s.audit(self.rfq_id, E.QUOTE_DECLINED, payload, actor=decline.dealer_id)
-        self.quotes.pop(decline.dealer_id, None)  # a decline withdraws an earlier quote
-        self._answered(decline.dealer_id)
+        dealer = decline.dealer_id
+        # Recorded before audited, for the same reason as in ``on_quote``.
+        earlier, answered = self.quotes.pop(dealer, None), dealer in self.responded
+        self._answered(dealer)  # a decline withdraws an earlier quote
+        try:
+            self.s.audit(self.rfq_id, E.QUOTE_DECLINED, payload, actor=dealer)
+        except BaseException:
+            self._take_back(dealer, earlier, answered)
+            raise
+
+    def _take_back(self, dealer: DealerId, earlier: Quote | None, answered: bool) -> None:
+        """Undo what ``on_quote``/``on_decline`` recorded when its audit could not be queued
+        (a spurious wake-up of the run task is harmless: ``_collect`` re-checks)."""
+        if earlier is None:
+            self.quotes.pop(dealer, None)
+        else:
+            self.quotes[dealer] = earlier
+        if not answered:
+            self.responded.discard(dealer)
 
     def on_confirm(self, confirm: ExecutionConfirm) -> None:
         pending = self.pending.get(confirm.execution_id)

@@ -80,7 +80,9 @@ class EventType(StrEnum):
     CANCEL_REQUESTED = "rfq.cancel_requested"
     # {"outcome", "notified": [dealer_id], "failed": {dealer_id: reason}}
     OUTCOME_SENT = "rfq.outcome_sent"
-    # {"rfqs": [rfq_id]}: the RFQs a restart found non-terminal and took over
+    # {"halted": bool, "reason"}: the admin kill switch (halt: refuse new RFQs, cancel open ones)
+    KILL_SWITCH = "engine.kill_switch"
+        # {"rfqs": [rfq_id]}: the RFQs a restart found non-terminal and took over
     ENGINE_RECOVERED = "engine.recovered"
 
 

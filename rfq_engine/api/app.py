@@ -1,0 +1,93 @@
+"""The aiohttp application of ``rfq serve``: API under ``/api/v1``, web UI, ops endpoints.
+
+Errors are JSON ``{"error", "reason", "field"?}``: 400 malformed, 401, 403, 404, 409
+(wrong state or reused Idempotency-Key), 422 validation (the field named), 503 halted.
+Bad input never becomes a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from rfq_engine.api import audit, ops, rfqs, stream
+from rfq_engine.api.auth import PRINCIPAL, TokenIndex, authenticate
+from rfq_engine.api.config import ApiConfig
+from rfq_engine.api.metrics import Metrics
+from rfq_engine.api.openapi import openapi_document
+from rfq_engine.api.serialize import error, json_response
+from rfq_engine.app import App
+from rfq_engine.domain import ValidationError
+from rfq_engine.engine import EngineHalted, InvalidState, NotPermitted, UnknownRfq
+
+__all__ = ["create_web_app"]
+
+log = structlog.get_logger("rfq_engine.api")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PUBLIC = ("/healthz", "/readyz", "/metrics", "/api/v1/openapi.json")
+
+
+def _static_dir() -> Path:
+    return Path(str(resources.files("rfq_engine.api").joinpath("static")))
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except ValidationError as exc:
+        return error(422, "validation", exc.reason, exc.field)
+    except UnknownRfq:
+        return error(404, "not_found", "no such RFQ")
+    except NotPermitted as exc:
+        return error(403, "forbidden", str(exc))
+    except InvalidState as exc:
+        return error(409, "conflict", str(exc))
+    except EngineHalted as exc:
+        return error(503, "halted", str(exc))
+    except Exception:
+        log.exception("api.unhandled", path=request.path, method=request.method)
+        return error(500, "internal", "internal error; see the server log")
+
+
+def _auth_middleware(index: TokenIndex) -> Any:
+    @web.middleware
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/api/") and request.path not in PUBLIC:
+            request[PRINCIPAL] = authenticate(request, index)
+        return await handler(request)
+
+    return auth
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return json_response(openapi_document())
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(_static_dir() / "index.html")
+
+
+def create_web_app(app: App, api: ApiConfig, *, metrics: Metrics | None = None) -> web.Application:
+    web_app = web.Application(middlewares=[errors, _auth_middleware(TokenIndex(api))],
+                              client_max_size=1024 * 1024)
+    web_app[rfqs.APP_KEY] = app
+    web_app[ops.METRICS_KEY] = metrics or Metrics(app.engine)
+    web_app[stream.QUEUE_KEY] = api.stream_queue
+    web_app.add_routes(rfqs.routes)
+    web_app.add_routes(audit.routes)
+    web_app.add_routes(ops.routes)
+    web_app.add_routes(stream.routes)
+    web_app.router.add_get("/api/v1/openapi.json", _openapi)
+    web_app.router.add_get("/", _index)
+    static = _static_dir()
+    if static.is_dir():
+        web_app.router.add_static("/static/", static)
+    return web_app

@@ -1,0 +1,70 @@
+"""Prometheus metrics, fed by the engine's event stream (a listener: never blocks).
+
+- ``rfq_outcomes_total{state}``: RFQs by terminal state;
+- ``rfq_quote_response_seconds{dealer}``: from the RFQ opening to each dealer's first answer;
+- ``rfq_award_latency_seconds``: from the window closing to the award being durable;
+- ``rfq_audit_queue_depth`` / ``rfq_open_rfqs``: read at scrape time.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from rfq_engine.engine import EngineEvent, RfqEngine
+
+__all__ = ["Metrics"]
+
+_TERMINAL = {"filled", "partially_filled", "not_filled", "cancelled", "expired", "rejected",
+             "failed"}
+
+
+class Metrics:
+    def __init__(self, engine: RfqEngine) -> None:
+        self.registry = CollectorRegistry()
+        self.outcomes = Counter("rfq_outcomes", "RFQs by terminal state", ["state"],
+                                registry=self.registry)
+        self.response = Histogram(
+            "rfq_quote_response_seconds", "Time from the RFQ opening to a dealer's first answer",
+            ["dealer"], registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.award_latency = Histogram(
+            "rfq_award_latency_seconds", "Time from the window closing to the award being durable",
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1))
+        queue = Gauge("rfq_audit_queue_depth", "Audit events queued, not yet durable",
+                      registry=self.registry)
+        queue.set_function(lambda: engine.store.queue_depth)
+        open_rfqs = Gauge("rfq_open_rfqs", "RFQs in a non-terminal state", registry=self.registry)
+        open_rfqs.set_function(lambda: len(engine.open_rfqs))
+        self._opened: dict[str, float] = {}
+        self._answered: set[tuple[str, str]] = set()
+        self._closed: dict[str, float] = {}
+        engine.add_listener(self.on_event)
+
+    def on_event(self, event: EngineEvent) -> None:
+        rfq = event.rfq_id or ""
+        p = event.payload
+        now = time.monotonic()
+        if event.type == "rfq.state_changed":
+            to = p.get("to")
+            if to == "open":
+                self._opened[rfq] = now
+            elif to == "awarding" and p.get("from") == "open":
+                self._closed[rfq] = now
+            elif to in _TERMINAL:
+                self.outcomes.labels(state=to).inc()
+                self._opened.pop(rfq, None)
+                self._closed.pop(rfq, None)
+                self._answered = {k for k in self._answered if k[0] != rfq}
+        elif event.type in ("quote.received", "quote.declined"):
+            key = (rfq, str(p.get("dealer_id")))
+            if rfq in self._opened and key not in self._answered:
+                self._answered.add(key)
+                self.response.labels(dealer=key[1]).observe(now - self._opened[rfq])
+        elif event.type == "award.decided" and rfq in self._closed:
+            self.award_latency.observe(now - self._closed.pop(rfq))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,171 @@
+"""The OpenAPI 3.1 document of ``/api/v1``. ``tests/api`` checks live responses against it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["openapi_document"]
+
+DEC = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$", "description": "decimal as a string"}
+TS = {"type": "string", "pattern": r"Z$", "description": "UTC ISO 8601 with microseconds"}
+NDEC = {"anyOf": [DEC, {"type": "null"}]}
+NTS = {"anyOf": [TS, {"type": "null"}]}
+STR = {"type": "string"}
+NSTR = {"type": ["string", "null"]}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "object", "properties": props,
+            "required": required if required is not None else list(props)}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj({"error": STR, "reason": STR, "field": STR}, ["error", "reason"]),
+    "RfqSummary": _obj({
+        "rfq_id": STR, "client_rfq_id": NSTR, "requester": STR, "mandate": STR,
+        "direction": {"enum": ["buy", "sell", "two_way"]}, "quantity": DEC, "quantity_unit": STR,
+        "state": {"enum": ["created", "pending_approval", "open", "awarding", "confirming",
+                           "filled", "partially_filled", "not_filled", "cancelled", "expired",
+                           "rejected", "failed"]},
+        "notional": NDEC, "filled_quantity": DEC, "created_at": TS, "updated_at": TS,
+        "reason": STR, "spec": {"type": "object"}}),
+    "Quote": _obj({"rfq_id": STR, "dealer_id": STR, "quote_id": STR, "bid": NDEC, "ask": NDEC,
+                   "quantity": NDEC, "valid_until": NTS, "received_at": TS,
+                   "status": {"enum": ["received", "valid", "rejected"]},
+                   "rank": {"type": ["integer", "null"]}, "reason": STR}),
+    "Award": _obj({"execution_id": STR, "rfq_id": STR, "dealer_id": STR, "quote_id": STR,
+                   "side": {"enum": ["bid", "ask"]}, "price": DEC, "quantity": DEC,
+                   "confirm_by": TS, "status": {"enum": ["pending", "confirmed", "rejected"]},
+                   "reason": STR}),
+    "Fill": _obj({"fill_id": STR, "execution_id": STR, "rfq_id": STR, "dealer_id": STR,
+                  "mandate": STR, "price": DEC, "quantity": DEC, "notional": DEC,
+                  "dealer_trade_id": STR, "filled_at": TS,
+                  "last_date": {"type": ["string", "null"]}}),
+    "Rfq": {"allOf": [_ref("RfqSummary"), _obj({
+        "quotes": {"type": "array", "items": _ref("Quote")},
+        "awards": {"type": "array", "items": _ref("Award")},
+        "fills": {"type": "array", "items": _ref("Fill")},
+        "decision": {"type": ["object", "null"],
+                     "description": "the decision record: every quote with rank, each rule's "
+                                    "verdict and reason, the winner and why"}})]},
+    "CreateRfq": {"type": "object", "required": ["legs", "direction", "quantity", "dealers"],
+                  "properties": {
+                      "legs": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+                      "direction": {"enum": ["buy", "sell", "two_way"]},
+                      "private_side": {"enum": ["buy", "sell"]}, "quantity": DEC,
+                      "quantity_unit": STR, "dealers": {"type": "array", "items": STR},
+                      "window_ms": {"type": "integer"}, "allow_partial": {"type": "boolean"},
+                      "mandate": STR, "limit_price": DEC, "client_rfq_id": STR,
+                      "hedge": {"type": "object"}}},
+    "AuditEvent": _obj({"seq": {"type": "integer"}, "ts": TS, "rfq_id": NSTR, "type": STR,
+                        "actor": STR, "payload": {"type": "object"}, "prev_hash": STR,
+                        "hash": STR}),
+    "VerifyReport": _obj({"ok": {"type": "boolean"}, "events": {"type": "integer"},
+                          "head_seq": {"type": "integer"}, "head_hash": STR,
+                          "first_bad_seq": {"type": ["integer", "null"]}, "problem": NSTR,
+                          "checkpoint_seq": {"type": ["integer", "null"]},
+                          "notes": {"type": "array", "items": STR},
+                          "seconds": {"type": "number"}}),
+    "Dealer": _obj({"dealer_id": STR, "kind": STR, "online": {"type": "boolean"},
+                    "scorecard": {"type": ["object", "null"]}}),
+}
+
+
+def _resp(schema: dict[str, Any] | None, text: str) -> dict[str, Any]:
+    if schema is None:
+        return {"description": text}
+    return {"description": text, "content": {"application/json": {"schema": schema}}}
+
+
+ERR = {code: _resp(_ref("Error"), text) for code, text in {
+    "401": "no valid bearer token", "403": "the role may not do this",
+    "422": "validation error naming the field"}.items()}
+RFQ_ID = [{"name": "rfq_id", "in": "path", "required": True, "schema": STR}]
+
+
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/api/v1/rfqs": {
+            "post": {"summary": "Create an RFQ (traders). Idempotency-Key makes a retry return "
+                                "the same RFQ (200 + Idempotent-Replayed), never a second one.",
+                     "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": STR}],
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": _ref("CreateRfq")}}},
+                     "responses": {"201": _resp(_ref("Rfq"), "created"),
+                                   "200": _resp(_ref("Rfq"), "replay of an earlier request"),
+                                   "400": _resp(_ref("Error"), "malformed JSON"),
+                                   "409": _resp(_ref("Error"), "key reused for another request"),
+                                   "503": _resp(_ref("Error"), "halted by the kill switch"),
+                                   **ERR}},
+            "get": {"summary": "List RFQs, newest first",
+                    "parameters": [{"name": n, "in": "query", "schema": STR}
+                                   for n in ("state", "requester", "mandate", "limit")],
+                    "responses": {"200": _resp(_obj({"rfqs": {"type": "array",
+                                                              "items": _ref("RfqSummary")}}),
+                                               "RFQs"), **ERR}}},
+        "/api/v1/rfqs/{rfq_id}": {"get": {
+            "summary": "One RFQ with quotes, awards, fills and the decision record",
+            "parameters": RFQ_ID,
+            "responses": {"200": _resp(_ref("Rfq"), "the RFQ"),
+                          "404": _resp(_ref("Error"), "unknown"), **ERR}}},
+        "/api/v1/audit/events": {"get": {
+            "summary": "Query the audit log (compliance, admin)",
+            "parameters": [{"name": n, "in": "query", "schema": STR} for n in
+                           ("rfq_id", "type", "actor", "since", "until", "after_seq", "limit")],
+            "responses": {"200": _resp(_obj({"events": {"type": "array",
+                                                        "items": _ref("AuditEvent")}}), "events"),
+                          **ERR}}},
+        "/api/v1/audit/verify": {"get": {"summary": "Verify the hash chain",
+                                         "responses": {"200": _resp(_ref("VerifyReport"),
+                                                                    "report"), **ERR}}},
+        "/api/v1/audit/export": {"get": {
+            "summary": "Stream events as CSV or JSON lines",
+            "parameters": [{"name": "format", "in": "query", "schema": {"enum": ["csv", "jsonl"]}}],
+            "responses": {"200": {"description": "the events",
+                                  "content": {"text/csv": {}, "application/x-ndjson": {}}},
+                          **ERR}}},
+        "/api/v1/dealers": {"get": {
+            "summary": "Dealers with live status and scorecards",
+            "responses": {"200": _resp(_obj({"since": TS, "dealers": {
+                "type": "array", "items": _ref("Dealer")}}), "dealers"), **ERR}}},
+        "/api/v1/mandates": {"get": {"summary": "Configured mandates", "responses": {
+            "200": _resp(_obj({"mandates": {"type": "object"}}), "mandates"), **ERR}}},
+        "/api/v1/admin/halt": {
+            "get": {"summary": "Kill switch status", "responses": {
+                "200": _resp(_obj({"halted": {"type": "boolean"}, "reason": NSTR}), "status"),
+                **ERR}},
+            "post": {"summary": "Kill switch (admin): refuse new RFQs and cancel open ones",
+                     "responses": {"200": _resp(_obj({"halted": {"type": "boolean"},
+                                                      "reason": STR,
+                                                      "cancelled": {"type": "array",
+                                                                    "items": STR}}), "halted"),
+                                   **ERR}}},
+        "/api/v1/admin/resume": {"post": {"summary": "Accept new RFQs again (admin)",
+                                          "responses": {"200": _resp(_obj({"halted": {
+                                              "type": "boolean"}}), "resumed"), **ERR}}},
+        "/api/v1/stream": {"get": {"summary": "WebSocket of live RFQ, quote, award and fill "
+                                              "events (?token= for browsers)",
+                                   "responses": {"101": {"description": "switching protocols"},
+                                                 **ERR}}},
+    }
+    for action in ("cancel", "approve", "refuse"):
+        paths[f"/api/v1/rfqs/{{rfq_id}}/{action}"] = {"post": {
+            "summary": {"cancel": "Cancel (own RFQs; admin any)",
+                        "approve": "Approve (approvers; never one's own)",
+                        "refuse": "Refuse with a reason (approvers)"}[action],
+            "parameters": RFQ_ID,
+            "responses": {"202": _resp({"type": "object"}, "accepted"),
+                          "404": _resp(_ref("Error"), "unknown"),
+                          "409": _resp(_ref("Error"), "wrong state"), **ERR}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "rfq-engine API", "version": "1"},
+        "components": {"schemas": SCHEMAS,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }

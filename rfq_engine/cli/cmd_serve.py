@@ -1,0 +1,89 @@
+"""``rfq serve``: engine, dealer adapters, API and web UI in one process; ``rfq api hash-token``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import Any
+
+__all__ = ["add_parsers"]
+
+
+def add_parsers(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="run the engine, dealers, REST API and web UI")
+    serve.add_argument("--config", required=True)
+    serve.add_argument("--store", help="store URL (overrides the config)")
+    serve.add_argument("--host", help="listen address (overrides [api].host)")
+    serve.add_argument("--port", type=int, help="listen port (overrides [api].port)")
+    serve.set_defaults(handler=run_serve)
+    api = sub.add_parser("api", help="API helpers")
+    api_sub = api.add_subparsers(dest="api_command", required=True, metavar="ACTION")
+    hashing = api_sub.add_parser("hash-token", help="print the SHA-256 to put in "
+                                 "[[api.users]] token_sha256 (reads the token from stdin)")
+    hashing.set_defaults(handler=run_hash_token)
+
+
+def run_hash_token(args: argparse.Namespace) -> int:
+    from rfq_engine.api.auth import hash_token
+
+    token = sys.stdin.readline().strip()
+    if len(token) < 16:
+        print("rfq: a token must be at least 16 characters", file=sys.stderr)
+        return 1
+    print(hash_token(token))
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from rfq_engine.config import ConfigError, load_config
+    from rfq_engine.logging import configure_logging
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"rfq: {exc}", file=sys.stderr)
+        return 1
+    configure_logging(config.logging.level, config.logging.json_lines)
+    return asyncio.run(serve(config, store_url=args.store, host=args.host, port=args.port))
+
+
+async def serve(config: Any, *, store_url: str | None = None, host: str | None = None,
+                port: int | None = None, ready: asyncio.Event | None = None,
+                stop: asyncio.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set); then stop taking requests, end every
+    open RFQ with an audit event saying why, flush the store and exit 0."""
+    import structlog
+    from aiohttp import web
+
+    from rfq_engine.api.app import create_web_app
+    from rfq_engine.app import open_app
+
+    log = structlog.get_logger("rfq_engine.serve")
+    app = await open_app(config, store_url=store_url)
+    runner: web.AppRunner | None = None
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        runner = web.AppRunner(create_web_app(app, config.api), handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host or config.api.host,
+                           config.api.port if port is None else port)
+        await site.start()
+        addresses = [f"http://{a[0]}:{a[1]}" for a in runner.addresses]
+        log.info("serve.listening", addresses=addresses, dealers=len(app.engine.dealers))
+        print(f"rfq serve listening on {', '.join(addresses)}", flush=True)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("serve.stopping")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        if runner is not None:
+            await runner.cleanup()
+        await app.close()
+    return 0
