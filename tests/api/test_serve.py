@@ -44,7 +44,10 @@ rate = "0.05"
 underlyings = ["BTC"]
 instruments = ["future"]
 max_tenor_days = 200
-dealers = {{ d1 = {{ credit_limit = "1e9" }}, d2 = {{ credit_limit = "1e9" }}, d3 = {{ credit_limit = "1e9" }} }}
+[mandates.treasury.dealers]
+d1 = {{ credit_limit = "1e9" }}
+d2 = {{ credit_limit = "1e9" }}
+d3 = {{ credit_limit = "1e9" }}
 {dealers}""")
     return path
 
