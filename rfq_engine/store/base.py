@@ -38,6 +38,9 @@ class StoreError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class EventFilter:
+    """Every given criterion must match: ``seq > after_seq``, ``since <= ts < until``,
+    ``type in types`` (an empty list matches nothing); ``limit`` caps the result, in seq order."""
+
     rfq_id: str | None = None
     after_seq: int = 0
     types: Sequence[str] | None = None
@@ -57,6 +60,9 @@ class VerifyReport:
     problem: str | None = None
     checkpoint_seq: int | None = None
     seconds: float = 0.0
+    # What this verification could not prove, e.g. "no checkpoint: deletion of the
+    # newest events cannot be detected"; informational, ``ok`` does not depend on it.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +152,9 @@ class AuditStore(Protocol):
 
     async def events(self, flt: EventFilter = EventFilter()) -> list[AuditEvent]: ...
 
-    def stream(self, flt: EventFilter = EventFilter(), batch: int = 5000) -> AsyncIterator[AuditEvent]:
+    def stream(
+        self, flt: EventFilter = EventFilter(), batch: int = 5000
+    ) -> AsyncIterator[AuditEvent]:
         """Every matching event in seq order, fetched in batches (for export and verify)."""
         ...
 

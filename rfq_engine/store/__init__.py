@@ -1,0 +1,84 @@
+"""The hash-chained, append-only audit store.
+
+    store = open_store("sqlite+aiosqlite:///var/rfq/audit.db")
+    async with store:
+        event = await store.append(rfq_id, EventType.RFQ_SUBMITTED, "alice", payload)
+        report = await store.verify()
+
+``open_store`` only builds the store; ``open()`` (or ``async with``) takes the writer lock,
+creates the tables and starts the writer. Pieces, for the curious: ``writer`` (group commit
+and chain), ``projection`` (query tables from events), ``checkpoint`` (chain head kept
+outside the database), ``verify``/``chain`` (tamper detection), ``memory``/``sql``
+(recorders), ``locks`` (single writer).
+"""
+
+from __future__ import annotations
+
+import os
+from types import EllipsisType
+
+from rfq_engine.store.base import (
+    AuditStore,
+    AwardRow,
+    EventFilter,
+    FillRow,
+    QuoteRow,
+    RfqRow,
+    StoreError,
+    VerifyReport,
+)
+from rfq_engine.store.checkpoint import KEY_ENV, Checkpoint, read_checkpoint, write_checkpoint
+from rfq_engine.store.events import GENESIS_HASH, AuditEvent, EventType, chain_hash
+from rfq_engine.store.memory import InMemoryAuditStore
+from rfq_engine.store.sql import DEFAULT_URL, SqlAuditStore
+
+__all__ = [
+    "DEFAULT_URL",
+    "GENESIS_HASH",
+    "KEY_ENV",
+    "MEMORY_URL",
+    "AuditEvent",
+    "AuditStore",
+    "AwardRow",
+    "Checkpoint",
+    "EventFilter",
+    "EventType",
+    "FillRow",
+    "InMemoryAuditStore",
+    "QuoteRow",
+    "RfqRow",
+    "SqlAuditStore",
+    "StoreError",
+    "VerifyReport",
+    "chain_hash",
+    "open_store",
+    "read_checkpoint",
+    "write_checkpoint",
+]
+
+MEMORY_URL = "memory://"
+
+
+def open_store(
+    url: str = DEFAULT_URL,
+    *,
+    checkpoint_path: str | os.PathLike[str] | EllipsisType | None = ...,
+    readonly: bool = False,
+    sqlite_synchronous: str = "FULL",
+) -> AuditStore:
+    """The store for ``url`` (not yet opened).
+
+    ``memory://`` gives an InMemoryAuditStore; ``sqlite+aiosqlite:///path`` and
+    ``postgresql+asyncpg://...`` a SqlAuditStore. ``checkpoint_path=...`` (the default)
+    means ``<dbfile>.head`` for SQLite and no checkpoint for PostgreSQL and memory, whose
+    checkpoint must be named explicitly; None disables it.
+    """
+    if url == MEMORY_URL:
+        if readonly:
+            raise StoreError("a read-only memory store would always be empty")
+        path = None if checkpoint_path is ... else checkpoint_path
+        return InMemoryAuditStore(checkpoint_path=path)
+    return SqlAuditStore(
+        url, checkpoint_path=checkpoint_path, readonly=readonly,
+        sqlite_synchronous=sqlite_synchronous,
+    )

@@ -1,0 +1,565 @@
+"""SqlAuditStore: the audit store on SQLAlchemy 2 async, for SQLite (aiosqlite) and PostgreSQL
+(asyncpg).
+
+Write path: ``append`` -> the shared ``GroupCommitWriter`` -> ``_commit``: one transaction
+per batch that inserts the events with a single executemany, loads the projection rows
+the batch touches, applies the shared projection rules to them and upserts the changed
+rows back. Then the writer writes the checkpoint and resolves the futures.
+
+Read path: Core selects converted to the dataclasses of ``base.py``. ``verify`` pages raw
+tuples straight from the driver (no Row or ORM objects) and prefetches the next page
+while the current one is hashed; that is what makes it several hundred thousand events/s.
+
+SQLite runs in WAL mode, so readers (``readonly=True``: ``rfq audit verify/show/export``
+while an engine is running) never block the writer; ``synchronous`` defaults to FULL
+(every acknowledged event survives power loss); NORMAL is faster but may lose the last
+commits on power failure (then the checkpoint, fsynced, can be ahead of the database and
+verify will report a deletion: the honest reading of what was lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from types import EllipsisType, TracebackType
+from typing import Any, Final, Self
+from urllib.parse import quote
+
+from sqlalchemy import Select, event, insert, select
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.dml import Insert
+
+from rfq_engine.store.base import (
+    AwardRow,
+    EventFilter,
+    FillRow,
+    QuoteRow,
+    RfqRow,
+    StoreError,
+    VerifyReport,
+)
+from rfq_engine.store.chain import RawRow
+from rfq_engine.store.checkpoint import CheckpointError, CheckpointFile, key_from_env
+from rfq_engine.store.events import GENESIS_HASH, AuditEvent
+from rfq_engine.store.locks import FileLock, PgAdvisoryLock
+from rfq_engine.store.projection import (
+    Change,
+    Dirty,
+    Tables,
+    Touched,
+    apply_change,
+    changes_for,
+    touched,
+)
+from rfq_engine.store.rowcache import RowCache
+from rfq_engine.store.tables import (
+    EVENT_ATTRS,
+    Bulk,
+    audit_events,
+    awards,
+    fills,
+    metadata,
+    quotes,
+    rfqs,
+    row_to_award,
+    row_to_event,
+    row_to_fill,
+    row_to_quote,
+    row_to_rfq,
+)
+from rfq_engine.store.verify import checkpoint_problem, verify_pages
+from rfq_engine.store.writer import GroupCommitWriter, WriterStats
+
+__all__ = ["DEFAULT_URL", "SqlAuditStore"]
+
+DEFAULT_URL: Final = "sqlite+aiosqlite:///rfq_audit.db"
+SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+_ALL = EventFilter()
+_Prepared = tuple[list[tuple[Any, ...]], list[Change]]  # event rows, projection changes
+_IN_CHUNK = 500  # keys per IN (...) list: well under SQLite's bound-parameter limit
+
+_RAW_COLUMNS = "rfq_id, type, actor, payload, prev_hash, hash FROM audit_events"
+_SQLITE_PAGE = f"SELECT seq, ts, {_RAW_COLUMNS} WHERE seq > ? ORDER BY seq LIMIT ?"
+_PG_PAGE = (
+    "SELECT seq, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+    f"{_RAW_COLUMNS} WHERE seq > $1 ORDER BY seq LIMIT $2"
+)
+
+
+@contextlib.contextmanager
+def _store_errors(doing: str) -> Iterator[None]:
+    """Database and OS failures surface as StoreError, as the protocol promises."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"audit store: {doing} failed: {exc}") from exc
+
+
+def _chunks(keys: Iterable[Any]) -> Iterator[list[Any]]:
+    items = sorted(keys)
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
+
+
+def _upsert(dialect: str, table: Any) -> Insert:
+    """INSERT ... ON CONFLICT (pk) DO UPDATE SET every other column."""
+    stmt = pg_dialect.insert(table) if dialect == "postgresql" else sqlite_dialect.insert(table)
+    pk = [c.name for c in table.primary_key.columns]
+    update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in pk}
+    return stmt.on_conflict_do_update(index_elements=pk, set_=update)
+
+
+class SqlAuditStore:
+    """The audit store on SQLite (default) or PostgreSQL.
+
+    ``checkpoint_path``: ``...`` means the default (``<dbfile>.head`` for SQLite, none for
+    PostgreSQL); None disables the checkpoint (verify then notes that deletion of the
+    newest events cannot be detected). ``readonly``: no lock, no writer, no DDL; append
+    raises. ``checkpoint_key`` defaults to ``$RFQ_AUDIT_CHECKPOINT_KEY``.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        checkpoint_path: str | os.PathLike[str] | EllipsisType | None = ...,
+        checkpoint_key: bytes | None = None,
+        readonly: bool = False,
+        sqlite_synchronous: str = "FULL",
+        batch_max: int = 1000,
+        busy_timeout_ms: int = 5000,
+        verify_page: int = 20_000,
+    ) -> None:
+        try:
+            self._url: URL = make_url(url)
+        except ArgumentError as exc:
+            raise StoreError(f"not a database URL: {url!r}") from exc
+        self._dialect = self._url.get_backend_name()
+        if self._dialect not in ("sqlite", "postgresql"):
+            raise StoreError(f"unsupported audit database {self._dialect!r}: use SQLite or PostgreSQL")
+        sync = sqlite_synchronous.upper()
+        if sync not in SYNCHRONOUS_MODES:
+            raise ValueError(f"sqlite_synchronous must be one of {sorted(SYNCHRONOUS_MODES)}")
+        self._sqlite_path = self._sqlite_file() if self._dialect == "sqlite" else None
+        if checkpoint_path is ...:
+            checkpoint_path = None if self._sqlite_path is None else f"{self._sqlite_path}.head"
+        key = checkpoint_key if checkpoint_key is not None else key_from_env()
+        self._checkpoint = None if checkpoint_path is None else CheckpointFile(checkpoint_path, key)
+        self.readonly = readonly
+        self._synchronous = sync
+        self._batch_max = batch_max
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._verify_page = verify_page
+        self._engine: AsyncEngine | None = None
+        self._file_lock: FileLock | None = None
+        self._pg_lock: PgAdvisoryLock | None = None
+        self._writer: GroupCommitWriter[_Prepared] | None = None
+        self._cache = RowCache()
+        dialect = self._url.get_dialect()()
+        self._insert_events = Bulk.compile(insert(audit_events), audit_events, dialect, EVENT_ATTRS)
+        self._upserts = {
+            t.name: Bulk.compile(_upsert(self._dialect, t), t, dialect)
+            for t in (rfqs, quotes, awards, fills)
+        }
+        self.stats = WriterStats()
+
+    def _sqlite_file(self) -> str:
+        database = self._url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            raise StoreError("the SQLite audit store needs a plain file path: sqlite+aiosqlite:///path")
+        return os.path.abspath(database)
+
+    @property
+    def checkpoint_path(self) -> str | None:
+        return None if self._checkpoint is None else str(self._checkpoint.path)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._engine is not None:
+            raise StoreError("the audit store is already open")
+        self._check_database_file()
+        self._engine = self._create_engine()
+        try:
+            with _store_errors("open"):
+                if self.readonly:
+                    await self._check_schema()
+                else:
+                    await self._open_writer()
+        except BaseException:
+            await self._release()
+            raise
+
+    def _check_database_file(self) -> None:
+        """A read-only open must not create an empty database where none was."""
+        if self.readonly and self._sqlite_path is not None and not os.path.exists(self._sqlite_path):
+            raise StoreError(f"no audit database at {self._sqlite_path}")
+
+    def _create_engine(self) -> AsyncEngine:
+        if self._dialect == "postgresql":
+            return create_async_engine(self._url, pool_size=5, max_overflow=5)
+        options: dict[str, Any] = {}
+        if self.readonly:
+            import aiosqlite
+
+            uri = f"file:{quote(self._sqlite_path or '')}?mode=ro"
+
+            async def connect_read_only() -> Any:
+                return await aiosqlite.connect(uri, uri=True)
+
+            options["async_creator"] = connect_read_only
+        engine = create_async_engine(self._url, **options)
+        pragmas = [f"PRAGMA busy_timeout = {self._busy_timeout_ms}"]
+        if not self.readonly:
+            pragmas += ["PRAGMA journal_mode = WAL", f"PRAGMA synchronous = {self._synchronous}"]
+
+        def on_connect(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            for pragma in pragmas:
+                cursor.execute(pragma)
+            cursor.close()
+
+        event.listen(engine.sync_engine, "connect", on_connect)
+        return engine
+
+    async def _open_writer(self) -> None:
+        engine = self._require_engine()
+        if self._sqlite_path is not None:
+            self._file_lock = FileLock(f"{self._sqlite_path}.lock")
+            self._file_lock.acquire()
+        else:
+            self._pg_lock = PgAdvisoryLock(engine)
+            await self._pg_lock.acquire()
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        head = await self._load_head()
+        await self._check_checkpoint(head[0])
+        self._cache = RowCache()
+        writer = GroupCommitWriter(
+            self._prepare, self._commit, self._load_head, head, checkpoint=self._checkpoint,
+            batch_max=self._batch_max,
+        )
+        writer.stats = self.stats
+        writer.start()
+        self._writer = writer
+
+    async def _check_checkpoint(self, head_seq: int) -> None:
+        """Refuse to extend a chain that disagrees with its checkpoint: appending would
+        move the checkpoint forward and hide a deletion or a rewrite for good."""
+        if self._checkpoint is None:
+            return
+        try:
+            cp = await self._checkpoint.read()
+        except CheckpointError as exc:
+            raise StoreError(str(exc)) from exc
+        hash_at = None if cp is None else await self._hash_at(cp.seq)
+        found = checkpoint_problem(self._checkpoint, cp, head_seq, hash_at)
+        if found is not None:
+            raise StoreError(f"refusing to write: {found[0]}; run `rfq audit verify`")
+        if cp is None:  # a new chain: seal its empty head, so a missing file always means loss
+            await self._checkpoint.write(0, GENESIS_HASH)
+
+    async def _check_schema(self) -> None:
+        async with self._require_engine().connect() as conn:
+            try:
+                await conn.execute(select(audit_events.c.seq).limit(1))
+            except SQLAlchemyError as exc:
+                raise StoreError(f"no audit tables in {self._url.render_as_string()}") from exc
+
+    async def close(self) -> None:
+        """Drain the writer, release the lock, dispose the engine. Idempotent."""
+        writer, self._writer = self._writer, None
+        try:
+            if writer is not None:
+                await writer.close()
+        finally:
+            await self._release()
+
+    async def _release(self) -> None:
+        pg_lock, self._pg_lock = self._pg_lock, None
+        file_lock, self._file_lock = self._file_lock, None
+        engine, self._engine = self._engine, None
+        try:
+            if pg_lock is not None:
+                with contextlib.suppress(SQLAlchemyError, OSError):  # a dead session unlocks
+                    await pg_lock.release()
+        finally:
+            if file_lock is not None:
+                file_lock.release()
+            if engine is not None:
+                await engine.dispose()
+
+    def _require_engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise StoreError("the audit store is not open")
+        return self._engine
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def append(
+        self, rfq_id: str | None, type_: str, actor: str, payload: Mapping[str, Any]
+    ) -> asyncio.Future[AuditEvent]:
+        if self.readonly:
+            raise StoreError("the audit store is open read-only")
+        if self._writer is None:
+            raise StoreError("the audit store is not open")
+        return self._writer.submit(rfq_id, type_, actor, payload)
+
+    async def flush(self) -> None:
+        if self._writer is not None:
+            await self._writer.flush()
+
+    @property
+    def queue_depth(self) -> int:
+        return 0 if self._writer is None else self._writer.depth
+
+    def _prepare(self, events: list[AuditEvent], payloads: list[dict[str, Any]]) -> _Prepared:
+        """The CPU half of a commit, done while the previous batch is still committing."""
+        changes = [c for e, p in zip(events, payloads, strict=True) for c in changes_for(e, p)]
+        return self._insert_events.params(events), changes
+
+    async def _commit(self, parts: list[_Prepared]) -> None:
+        params = [row for part in parts for row in part[0]]
+        changes = [change for part in parts for change in part[1]]
+        tables, dirty = Tables(), Dirty()
+        try:
+            async with self._require_engine().begin() as conn:
+                await conn.exec_driver_sql(self._insert_events.sql, params)
+                if changes:
+                    tables, missing = self._cache.split(touched(changes))
+                    await self._load_rows(conn, missing, tables)
+                    for change in changes:
+                        apply_change(tables, change, dirty)
+                    await self._write_rows(conn, tables, dirty)
+        except BaseException:
+            self._cache.clear()  # the rows applied above may or may not be in the database
+            raise
+        self._cache.remember(tables, dirty)
+
+    async def _load_rows(self, conn: AsyncConnection, keys: Touched, found: Tables) -> None:
+        """Add the current rows behind ``keys`` to ``found``, read inside the commit's
+        transaction (rows already in ``found`` are not decoded again)."""
+        for chunk in _chunks(keys.rfq_ids):
+            for row in await conn.execute(select(rfqs).where(rfqs.c.rfq_id.in_(chunk))):
+                found.rfqs[row.rfq_id] = row_to_rfq(row)
+        for chunk in _chunks({k[0] for k in keys.quote_keys}):
+            for row in await conn.execute(select(quotes).where(quotes.c.rfq_id.in_(chunk))):
+                key = (row.rfq_id, row.dealer_id, row.quote_id)
+                if key not in found.quotes:
+                    found.quotes[key] = row_to_quote(row)
+        for chunk in _chunks(keys.execution_ids):
+            stmt = select(awards).where(awards.c.execution_id.in_(chunk))
+            for row in await conn.execute(stmt):
+                found.awards[row.execution_id] = row_to_award(row)
+        for chunk in _chunks(keys.fill_ids):
+            for row in await conn.execute(select(fills).where(fills.c.fill_id.in_(chunk))):
+                found.fills[row.fill_id] = row_to_fill(row)
+
+    async def _write_rows(self, conn: AsyncConnection, tables: Tables, dirty: Dirty) -> None:
+        batches: list[tuple[str, list[Any]]] = [
+            ("rfqs", [tables.rfqs[k] for k in sorted(dirty.rfqs)]),
+            ("quotes", [tables.quotes[k] for k in sorted(dirty.quotes)]),
+            ("awards", [tables.awards[k] for k in sorted(dirty.awards)]),
+            ("fills", [tables.fills[k] for k in sorted(dirty.fills)]),
+        ]
+        for name, rows in batches:
+            if rows:
+                bulk = self._upserts[name]
+                await conn.exec_driver_sql(bulk.sql, bulk.params(rows))
+
+    async def _load_head(self) -> tuple[int, str]:
+        stmt = select(audit_events.c.seq, audit_events.c.hash).order_by(
+            audit_events.c.seq.desc()
+        ).limit(1)
+        async with self._require_engine().connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        return (0, GENESIS_HASH) if row is None else (int(row[0]), str(row[1]))
+
+    async def _hash_at(self, seq: int) -> str | None:
+        stmt = select(audit_events.c.hash).where(audit_events.c.seq == seq)
+        async with self._require_engine().connect() as conn:
+            value = (await conn.execute(stmt)).scalar()
+        return None if value is None else str(value)
+
+    # --- events -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _event_query(flt: EventFilter) -> Select[Any]:
+        c = audit_events.c
+        stmt = select(audit_events).where(c.seq > flt.after_seq)
+        if flt.rfq_id is not None:
+            stmt = stmt.where(c.rfq_id == flt.rfq_id)
+        if flt.types is not None:
+            stmt = stmt.where(c.type.in_(list(flt.types)))
+        if flt.actor is not None:
+            stmt = stmt.where(c.actor == flt.actor)
+        if flt.since is not None:
+            stmt = stmt.where(c.ts >= flt.since)
+        if flt.until is not None:
+            stmt = stmt.where(c.ts < flt.until)
+        stmt = stmt.order_by(c.seq)
+        return stmt if flt.limit is None else stmt.limit(flt.limit)
+
+    async def events(self, flt: EventFilter = _ALL) -> list[AuditEvent]:
+        with _store_errors("reading events"):
+            async with self._require_engine().connect() as conn:
+                result = await conn.execute(self._event_query(flt))
+                return [row_to_event(row) for row in result]
+
+    async def stream(self, flt: EventFilter = _ALL, batch: int = 5000) -> AsyncIterator[AuditEvent]:
+        """Keyset pagination on seq: each page is a short query, so no cursor or read
+        transaction stays open across the consumer's work (and SQLite's WAL can checkpoint)."""
+        if batch < 1:
+            raise ValueError("batch must be >= 1")
+        remaining = flt.limit
+        after = flt.after_seq
+        while remaining is None or remaining > 0:
+            size = batch if remaining is None else min(batch, remaining)
+            page = await self.events(
+                EventFilter(flt.rfq_id, after, flt.types, flt.actor, flt.since, flt.until, size)
+            )
+            for item in page:
+                yield item
+            if len(page) < size:
+                return
+            after = page[-1].seq
+            if remaining is not None:
+                remaining -= len(page)
+
+    async def verify(self) -> VerifyReport:
+        with _store_errors("verify"):
+            return await verify_pages(self._raw_pages(), self._checkpoint)
+
+    async def _raw_pages(self) -> AsyncGenerator[Sequence[RawRow], None]:
+        """Pages of raw rows from the driver; the next page is fetched while the consumer
+        hashes this one (aiosqlite fetches in its own thread)."""
+        page = self._verify_page
+        async with self._require_engine().connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+
+            async def fetch(after: int) -> Sequence[RawRow]:
+                if self._dialect == "postgresql":
+                    rows: Sequence[RawRow] = await driver.fetch(_PG_PAGE, after, page)
+                    return rows
+                cursor = await driver.execute(_SQLITE_PAGE, (after, page))
+                try:
+                    rows = await cursor.fetchall()
+                finally:
+                    await cursor.close()
+                return rows
+
+            pending: asyncio.Task[Sequence[RawRow]] | None = asyncio.ensure_future(fetch(0))
+            try:
+                while pending is not None:
+                    rows = await pending
+                    pending = None
+                    if len(rows) == page:
+                        pending = asyncio.ensure_future(fetch(rows[-1][0]))
+                    if rows:
+                        yield rows
+            finally:
+                if pending is not None:  # finish the prefetch before the connection goes back
+                    await asyncio.wait([pending])
+                    if not pending.cancelled():
+                        pending.exception()
+
+    # --- projections ------------------------------------------------------------------------
+
+    async def _rows(self, stmt: Select[Any]) -> list[Any]:
+        with _store_errors("query"):
+            async with self._require_engine().connect() as conn:
+                return list(await conn.execute(stmt))
+
+    async def find_rfq(self, requester: str, client_rfq_id: str) -> str | None:
+        stmt = (
+            select(rfqs.c.rfq_id)
+            .where(rfqs.c.requester == requester, rfqs.c.client_rfq_id == client_rfq_id)
+            .order_by(rfqs.c.created_at.desc(), rfqs.c.rfq_id.desc())
+            .limit(1)
+        )
+        rows = await self._rows(stmt)
+        return str(rows[0][0]) if rows else None
+
+    async def get_rfq(self, rfq_id: str) -> RfqRow | None:
+        rows = await self._rows(select(rfqs).where(rfqs.c.rfq_id == rfq_id))
+        return row_to_rfq(rows[0]) if rows else None
+
+    async def rfqs(
+        self, states: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[RfqRow]:
+        stmt = select(rfqs).order_by(rfqs.c.created_at.desc(), rfqs.c.rfq_id.desc())
+        if states is not None:
+            stmt = stmt.where(rfqs.c.state.in_(list(states)))
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return [row_to_rfq(row) for row in await self._rows(stmt)]
+
+    async def quotes(self, rfq_id: str) -> list[QuoteRow]:
+        c = quotes.c
+        stmt = select(quotes).where(c.rfq_id == rfq_id).order_by(
+            c.received_at, c.dealer_id, c.quote_id
+        )
+        return [row_to_quote(row) for row in await self._rows(stmt)]
+
+    async def awards(self, rfq_id: str) -> list[AwardRow]:
+        c = awards.c
+        stmt = select(awards).where(c.rfq_id == rfq_id).order_by(c.confirm_by, c.execution_id)
+        return [row_to_award(row) for row in await self._rows(stmt)]
+
+    async def fills(
+        self,
+        rfq_id: str | None = None,
+        dealer_id: str | None = None,
+        since: datetime | None = None,
+    ) -> list[FillRow]:
+        c = fills.c
+        stmt = select(fills).order_by(c.filled_at, c.fill_id)
+        if rfq_id is not None:
+            stmt = stmt.where(c.rfq_id == rfq_id)
+        if dealer_id is not None:
+            stmt = stmt.where(c.dealer_id == dealer_id)
+        if since is not None:
+            stmt = stmt.where(c.filled_at >= since)
+        return [row_to_fill(row) for row in await self._rows(stmt)]
+
+    async def filled_notional(
+        self,
+        *,
+        since: datetime | None = None,
+        mandate: str | None = None,
+        dealer_id: str | None = None,
+        open_on: date | None = None,
+    ) -> Decimal:
+        """Summed in Python: the column is exact decimal text and SQL SUM would use floats."""
+        c = fills.c
+        stmt = select(c.notional)
+        if since is not None:
+            stmt = stmt.where(c.filled_at >= since)
+        if mandate is not None:
+            stmt = stmt.where(c.mandate == mandate)
+        if dealer_id is not None:
+            stmt = stmt.where(c.dealer_id == dealer_id)
+        if open_on is not None:
+            stmt = stmt.where((c.last_date.is_(None)) | (c.last_date >= open_on))
+        return sum((row[0] for row in await self._rows(stmt)), Decimal(0))

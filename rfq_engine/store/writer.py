@@ -1,0 +1,399 @@
+"""The single writer: group commit, chain linking, checkpoint, futures. Shared by all stores.
+
+Why one writer task. The chain needs a total order (``seq``) and each event's hash depends
+on the previous one, so exactly one place may assign them. Callers ``submit`` and get a
+future; the writer takes *everything queued* (up to ``batch_max``), links it to the head,
+hands the batch to the store's ``commit`` (one transaction), writes the checkpoint, and only
+then resolves the futures. There is no timer: while one commit is in flight new events
+pile up and become the next batch, so batches grow with load and latency stays one commit
+when idle.
+
+Two stages, overlapped. A commit is mostly waiting (SQLite's thread, PostgreSQL's server,
+fsync); linking and the store's CPU work (``prepare``: projections, row encoding) need no
+database. So while batch N commits, the events arriving meanwhile are linked on top of
+N's last event and prepared, in chunks with a yield between them so N's commit keeps
+moving; when N is durable, N+1 goes straight to the database.
+
+If ``commit`` raises, the head is reloaded from the store. If the store's head turns out to
+be this batch's last event the commit did land (the error came after it, e.g. a lost
+connection during COMMIT) and the futures resolve normally; otherwise they fail with
+``StoreError``, the next batch (linked on top of the failed one) goes back to the queue
+and is relinked, and the seqs are reused, so the chain never has holes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Generic, TypeVar
+
+from rfq_engine.domain import to_jsonable, utc_now
+from rfq_engine.store.base import StoreError
+from rfq_engine.store.chain import link_hash, ts_text
+from rfq_engine.store.checkpoint import CheckpointFile
+from rfq_engine.store.events import AuditEvent
+
+__all__ = ["CommitFn", "GroupCommitWriter", "HeadFn", "PrepareFn", "WriterStats"]
+
+log = logging.getLogger(__name__)
+
+P = TypeVar("P")
+# prepare(events, payloads): the store's CPU work for linked events, no I/O. payloads[i] is
+# events[i].payload already parsed (a fresh dict the store may keep).
+PrepareFn = Callable[[list[AuditEvent], list[dict[str, Any]]], P]
+# commit(parts): one transaction for the prepared parts of one batch, in order.
+CommitFn = Callable[[list[P]], Awaitable[None]]
+HeadFn = Callable[[], Awaitable[tuple[int, str]]]
+
+PREPARE_CHUNK: Final = 200  # events linked and prepared between two yields to the loop
+
+
+@dataclass(slots=True)
+class WriterStats:
+    batches: int = 0
+    events: int = 0
+    largest_batch: int = 0
+    failed_batches: int = 0
+    failed_events: int = 0
+    checkpoint_errors: int = 0
+
+
+def _refuse_float(text: str) -> Any:
+    raise TypeError(f"floats are not allowed in audit payloads ({text}); use Decimal or str")
+
+
+def _jsonable(value: Any) -> Any:
+    converted = to_jsonable(value)
+    if converted is value:
+        raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    return converted
+
+
+# ``canonical_json`` with its encoder and decoder built once: json.dumps/json.loads with
+# options construct new ones on every call, a quarter of the cost for small payloads.
+_encode: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable
+).encode
+_decode: Final = json.JSONDecoder(
+    parse_float=_refuse_float, parse_constant=_refuse_float  # 1.5, NaN, Infinity
+).decode
+
+
+class _Pending:
+    __slots__ = ("actor", "future", "payload", "payload_json", "rfq_id", "ts", "type")
+
+    def __init__(
+        self, ts: datetime, rfq_id: str | None, type_: str, actor: str, payload_json: str,
+        payload: dict[str, Any], future: asyncio.Future[AuditEvent],
+    ) -> None:
+        self.ts = ts
+        self.rfq_id = rfq_id
+        self.type = type_
+        self.actor = actor
+        self.payload_json = payload_json
+        self.payload = payload
+        self.future = future
+
+
+class _Batch(Generic[P]):
+    """Linked, prepared events waiting for one commit, in submission order."""
+
+    __slots__ = ("events", "parts", "pendings")
+
+    def __init__(self) -> None:
+        self.pendings: list[_Pending] = []
+        self.events: list[AuditEvent] = []
+        self.parts: list[P] = []
+
+    def __len__(self) -> int:
+        return len(self.pendings)
+
+
+class GroupCommitWriter(Generic[P]):
+    """Owns seq assignment for one store. ``start`` it after the head is known."""
+
+    def __init__(
+        self,
+        prepare: PrepareFn[P],
+        commit: CommitFn[P],
+        load_head: HeadFn,
+        head: tuple[int, str],
+        *,
+        checkpoint: CheckpointFile | None = None,
+        batch_max: int = 1000,
+    ) -> None:
+        if batch_max < 1:
+            raise ValueError("batch_max must be >= 1")
+        self._prepare = prepare
+        self._commit = commit
+        self._load_head = load_head
+        self._head = head  # newest durable event
+        self._linked = head  # newest linked event (ahead of _head while batches are staged)
+        self._head_stale = False
+        self._checkpoint = checkpoint
+        self._batch_max = batch_max
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._committing: _Batch[P] | None = None
+        self._staged: _Batch[P] | None = None
+        self._commit_task: asyncio.Future[None] | None = None
+        self._work: asyncio.Future[None] | None = None
+        self._submitted = 0
+        self._processed = 0
+        self._flush_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self.stats = WriterStats()
+        self.last_checkpoint_error: OSError | None = None
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """(seq, hash) of the newest committed event."""
+        return self._head
+
+    @property
+    def depth(self) -> int:
+        """Events submitted but not yet durable (queued, staged or being committed)."""
+        return (len(self._queue) + len(self._committing or ()) + len(self._staged or ()))
+
+    def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("writer already started")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="audit-writer")
+
+    def submit(
+        self, rfq_id: str | None, type_: str, actor: str, payload: Mapping[str, Any]
+    ) -> asyncio.Future[AuditEvent]:
+        """Queue an event. Raises at once (never via the future) for caller errors: a closed
+        writer (StoreError), an empty type/actor (ValueError), a float or another value
+        without an exact canonical JSON form (TypeError)."""
+        if self._task is None or self._closing:
+            raise StoreError("the audit store is not open for writing")
+        if not isinstance(type_, str) or not type_:
+            raise ValueError("event type must be a non-empty string")
+        if not isinstance(actor, str) or not actor:
+            raise ValueError("event actor must be a non-empty string")
+        if rfq_id is not None and not isinstance(rfq_id, str):
+            raise ValueError("rfq_id must be a string or None")
+        payload_json = _encode(payload if type(payload) is dict else dict(payload))
+        # Parsing back refuses floats (json.dumps writes them without asking) and gives the
+        # store its own parsed copy, here rather than in the writer's critical path.
+        parsed: dict[str, Any] = _decode(payload_json)
+        future: asyncio.Future[AuditEvent] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(utc_now(), rfq_id, type_, actor, payload_json, parsed, future))
+        self._submitted += 1
+        self._notify()
+        return future
+
+    async def flush(self) -> None:
+        """Wait until everything submitted so far is processed; StoreError if any of it failed."""
+        target = self._submitted
+        if self._processed >= target:
+            return
+        if self._task is None:
+            raise StoreError("the audit writer is not running")
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append((target, self.stats.failed_events, waiter))
+        await waiter
+
+    async def close(self) -> None:
+        """Drain the queue, then stop. Idempotent; survives the caller being cancelled."""
+        task = self._task
+        if task is None:
+            return
+        self._closing = True
+        self._notify()
+        try:
+            await asyncio.shield(task)
+        finally:
+            self._task = None
+
+    # --- the writer task ------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        work = self._work
+        if work is not None and not work.done():
+            work.set_result(None)
+
+    def _wait_for_work(self) -> asyncio.Future[None]:
+        self._work = asyncio.get_running_loop().create_future()
+        return self._work
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                batch, self._staged = self._staged, None
+                if self._queue and (batch is None or len(batch) < self._batch_max):
+                    batch = await self._stage(batch)
+                if batch is None:
+                    if self._queue:  # a batch failed before staging (store unavailable)
+                        continue
+                    if self._closing:
+                        return
+                    await self._wait_for_work()
+                    continue
+                self._committing = batch
+                commit = self._commit_task = asyncio.ensure_future(self._commit(batch.parts))
+                await self._stage_while(commit)
+                await self._finish(batch, commit)
+        except asyncio.CancelledError:
+            self._abandon("the audit writer was cancelled")
+            raise
+        except Exception as exc:  # a bug: refuse new events rather than queue them forever
+            log.exception("audit writer crashed")
+            self._closing = True
+            self._abandon(f"the audit writer crashed: {exc!r}")
+
+    async def _stage(self, batch: _Batch[P] | None) -> _Batch[P] | None:
+        """Link and prepare what is queued, up to batch_max, yielding between chunks.
+        None when nothing could be staged."""
+        if self._head_stale and await self._reload_head():
+            self._linked = self._head  # nothing is staged while the head is stale
+        if self._head_stale:
+            doomed = [self._queue.popleft() for _ in range(min(len(self._queue), self._batch_max))]
+            self._fail(doomed, "audit store unavailable: could not read the chain head")
+            self._processed += len(doomed)
+            self._wake_flushers()
+            return batch
+        batch = batch if batch is not None else _Batch()
+        while self._queue and len(batch) < self._batch_max:
+            self._link_chunk(batch)
+            if self._queue and len(batch) < self._batch_max:
+                await asyncio.sleep(0)  # a yield, not a delay: submitters keep running
+        return batch if batch else None
+
+    async def _stage_while(self, commit: asyncio.Future[None]) -> None:
+        """Until ``commit`` ends, link and prepare arriving events as the next batch."""
+        while not commit.done():
+            staged = self._staged
+            if self._queue and not self._head_stale and (
+                staged is None or len(staged) < self._batch_max
+            ):
+                if staged is None:
+                    staged = self._staged = _Batch()
+                self._link_chunk(staged)
+                await asyncio.sleep(0)  # let the commit take its next step
+            else:
+                await asyncio.wait({commit, self._wait_for_work()},
+                                   return_when=asyncio.FIRST_COMPLETED)
+
+    def _link_chunk(self, batch: _Batch[P]) -> None:
+        count = min(len(self._queue), self._batch_max - len(batch), PREPARE_CHUNK)
+        pendings = [self._queue.popleft() for _ in range(count)]
+        seq, prev = self._linked
+        events: list[AuditEvent] = []
+        for p in pendings:
+            seq += 1
+            digest = link_hash(prev, seq, ts_text(p.ts), p.rfq_id, p.type, p.actor, p.payload_json)
+            events.append(AuditEvent(seq, p.ts, p.rfq_id, p.type, p.actor, p.payload_json, prev, digest))
+            prev = digest
+        try:
+            part = self._prepare(events, [p.payload for p in pendings])
+        except Exception as exc:  # a store bug must cost these events, not the writer
+            log.exception("audit store could not prepare %d events", len(pendings))
+            self._fail(pendings, f"audit store could not prepare the events: {exc!r}")
+            self._processed += len(pendings)
+            self._wake_flushers()
+            return
+        self._linked = (seq, prev)
+        batch.pendings += pendings
+        batch.events += events
+        batch.parts.append(part)
+
+    async def _finish(self, batch: _Batch[P], commit: asyncio.Future[None]) -> None:
+        error = commit.exception()
+        last = batch.events[-1]
+        if error is not None and not await self._landed_anyway(last):
+            self._fail(batch.pendings, f"audit write failed: {error}")
+            self._unstage()
+        else:
+            if error is not None:
+                log.warning("audit commit reported %r but the batch is in the store", error)
+            self._head = (last.seq, last.hash)
+            self.stats.batches += 1
+            self.stats.events += len(batch)
+            self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+            await self._write_checkpoint()
+            for pending, event in zip(batch.pendings, batch.events, strict=True):
+                if not pending.future.done():
+                    pending.future.set_result(event)
+        self._committing = self._commit_task = None
+        self._processed += len(batch)
+        self._wake_flushers()
+
+    def _unstage(self) -> None:
+        """The staged batch was linked on top of a failed one: back to the queue, unlinked."""
+        staged, self._staged = self._staged, None
+        if staged is not None:
+            self._queue.extendleft(reversed(staged.pendings))
+        self._linked = self._head
+
+    async def _reload_head(self) -> bool:
+        try:
+            self._head = await self._load_head()
+        except Exception:  # any store failure: retried before the next batch
+            self._head_stale = True
+            return False
+        self._head_stale = False
+        return True
+
+    async def _landed_anyway(self, last: AuditEvent) -> bool:
+        """After a commit error: reload the head; True if it shows the batch was committed."""
+        return await self._reload_head() and self._head == (last.seq, last.hash)
+
+    async def _write_checkpoint(self) -> None:
+        if self._checkpoint is None:
+            return
+        try:
+            await self._checkpoint.write(*self._head)
+            self.last_checkpoint_error = None
+        except OSError as exc:
+            # The events are durable; failing their futures would invite duplicates. The
+            # lagging checkpoint shows up as a note in verify and is retried next batch.
+            self.stats.checkpoint_errors += 1
+            self.last_checkpoint_error = exc
+            log.error("audit checkpoint %s not written: %s", self._checkpoint.path, exc)
+
+    def _fail(self, pendings: list[_Pending], reason: str) -> None:
+        if not pendings:
+            return
+        self.stats.failed_batches += 1
+        self.stats.failed_events += len(pendings)
+        for pending in pendings:
+            if not pending.future.done():
+                pending.future.set_exception(StoreError(reason))
+
+    def _wake_flushers(self) -> None:
+        if not self._flush_waiters:
+            return
+        still: list[tuple[int, int, asyncio.Future[None]]] = []
+        for target, failed_before, waiter in self._flush_waiters:
+            if waiter.done():
+                continue
+            if self._processed < target:
+                still.append((target, failed_before, waiter))
+            elif self.stats.failed_events > failed_before:
+                failed = self.stats.failed_events - failed_before
+                waiter.set_exception(StoreError(f"{failed} audit events failed to commit"))
+            else:
+                waiter.set_result(None)
+        self._flush_waiters = still
+
+    def _abandon(self, reason: str) -> None:
+        if self._commit_task is not None:
+            self._commit_task.cancel()
+        for batch in (self._committing, self._staged):
+            if batch is not None:
+                self._fail(batch.pendings, reason)
+        self._committing = self._staged = None
+        pending = list(self._queue)
+        self._queue.clear()
+        self._fail(pending, reason)
+        for _, _, waiter in self._flush_waiters:
+            if not waiter.done():
+                waiter.set_exception(StoreError(reason))
+        self._flush_waiters = []

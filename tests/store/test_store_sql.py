@@ -1,0 +1,166 @@
+"""What only the SQL stores do: single-writer lock, read-only mode, failed commits, storage."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from audit_backends import Backend
+from audit_samples import fill, lifecycle, submitted
+
+from rfq_engine.store import (
+    EventType,
+    InMemoryAuditStore,
+    SqlAuditStore,
+    StoreError,
+    open_store,
+    read_checkpoint,
+)
+
+
+async def test_second_writer_is_refused_and_readers_work_alongside(sql_backend: Backend) -> None:
+    writer = await sql_backend.open()
+    await lifecycle(writer, "r1")
+    with pytest.raises(StoreError, match="another writer holds"):
+        await sql_backend.open()
+    reader = await sql_backend.open(readonly=True)
+    assert len(await reader.events()) == 9
+    assert (await reader.get_rfq("r1")) is not None
+    with pytest.raises(StoreError, match="read-only"):
+        reader.append("r1", "test.x", "engine", {})
+    await writer.close()
+    successor = await sql_backend.open()  # the lock went with the writer
+    assert (await successor.append("r1", "test.x", "engine", {})).seq == 10
+    assert len(await reader.events()) == 10
+
+
+async def test_readonly_verify_while_the_writer_appends(sql_backend: Backend) -> None:
+    writer = await sql_backend.open()
+    reader = await sql_backend.open(readonly=True)
+    for i in range(300):
+        writer.append("r1", "test.x", "engine", {"i": i})
+    appended = asyncio.ensure_future(writer.flush())
+    reports = [await reader.verify() for _ in range(3)]
+    await appended
+    reports.append(await reader.verify())
+    assert all(r.ok for r in reports), [r.problem for r in reports]
+    assert reports[-1].events == 300 and reports[-1].checkpoint_seq == 300
+
+
+async def reject_actor_evil(backend: Backend) -> None:
+    """A trigger that makes any commit containing an event by 'evil' fail."""
+    tamper = backend.tamper()
+    if backend.kind == "sqlite":
+        await tamper.execute(
+            "CREATE TRIGGER no_evil BEFORE INSERT ON audit_events WHEN NEW.actor = 'evil' "
+            "BEGIN SELECT RAISE(ABORT, 'evil is not welcome'); END;"
+        )
+    else:
+        await tamper.execute(
+            "CREATE OR REPLACE FUNCTION no_evil() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.actor = 'evil' THEN RAISE EXCEPTION 'evil is not welcome'; END IF; "
+            "RETURN NEW; END $$; CREATE TRIGGER no_evil BEFORE INSERT ON audit_events "
+            "FOR EACH ROW EXECUTE FUNCTION no_evil();"
+        )
+
+
+async def test_failed_commit_fails_its_batch_and_the_chain_continues(sql_backend: Backend) -> None:
+    store = await sql_backend.open()
+    first = await store.append("r1", "test.x", "engine", {})
+    await reject_actor_evil(sql_backend)
+    with pytest.raises(StoreError, match="evil is not welcome"):
+        await store.append("r1", "test.x", "evil", {})
+    bad = store.append("r1", "test.x", "evil", {})
+    with pytest.raises(StoreError, match="1 audit events failed"):
+        await store.flush()
+    with pytest.raises(StoreError):
+        await bad
+    after = await store.append("r1", "test.x", "engine", {"after": True})
+    assert (after.seq, after.prev_hash) == (2, first.hash)
+    assert store.stats.failed_batches == 2  # type: ignore[attr-defined]
+    assert (await store.verify()).ok
+    assert [e.seq for e in await store.events()] == [1, 2]
+
+
+async def test_batches_staged_behind_a_failed_commit_are_relinked(sql_backend: Backend) -> None:
+    store = await sql_backend.open(batch_max=50)
+    first = await store.append("r1", "test.x", "engine", {})
+    await reject_actor_evil(sql_backend)
+    futures = [store.append("r1", "test.x", "evil" if i == 0 else "engine", {"i": i})
+               for i in range(301)]
+    await asyncio.gather(*futures, return_exceptions=True)
+    failed = [f for f in futures if f.exception() is not None]
+    assert futures[0] in failed and len(failed) == 50  # the whole first batch, nothing more
+    written = [f.result() for f in futures[50:]]
+    assert [e.seq for e in written] == list(range(2, 253))
+    assert written[0].prev_hash == first.hash
+    report = await store.verify()
+    assert report.ok and report.head_seq == 252 and report.checkpoint_seq == 252
+
+
+async def test_readonly_open_needs_an_existing_store(tmp_path: Path, backend: Backend) -> None:
+    if backend.kind == "memory":
+        with pytest.raises(StoreError, match="always be empty"):
+            open_store("memory://", readonly=True)
+        return
+    if backend.kind == "sqlite":
+        missing = SqlAuditStore(f"sqlite+aiosqlite:///{tmp_path}/nope.db", readonly=True)
+        with pytest.raises(StoreError, match="no audit database"):
+            await missing.open()
+        assert not (tmp_path / "nope.db").exists()
+        return
+    reader = backend.build(readonly=True)
+    with pytest.raises(StoreError, match="no audit tables"):
+        await reader.open()
+
+
+async def test_open_store_defaults(tmp_path: Path) -> None:
+    assert isinstance(open_store("memory://"), InMemoryAuditStore)
+    db = tmp_path / "a.db"
+    async with open_store(f"sqlite+aiosqlite:///{db}") as store:  # type: ignore[attr-defined]
+        event = await store.append("r1", "test.x", "engine", {})
+    cp = read_checkpoint(f"{db}.head")  # the SQLite default location
+    assert cp is not None and (cp.seq, cp.hash) == (1, event.hash)
+    with pytest.raises(StoreError, match="unsupported"):
+        open_store("mysql+aiomysql://x/y")
+    with pytest.raises(StoreError, match="file path"):
+        open_store("sqlite+aiosqlite:///:memory:")
+    with pytest.raises(ValueError, match="synchronous"):
+        open_store(f"sqlite+aiosqlite:///{db}", sqlite_synchronous="SOMETIMES")
+
+
+@pytest.mark.postgres
+async def test_postgres_has_no_default_checkpoint(pg_backend: Backend) -> None:
+    store = open_store(pg_backend.url)
+    pg_backend.stores.append(store)
+    await store.open()
+    await store.append("r1", "test.x", "engine", {})
+    report = await store.verify()
+    assert report.ok and report.checkpoint_seq is None
+    assert any("cannot be detected" in n for n in report.notes)
+
+
+async def test_sqlite_stores_exact_text_decimals_and_z_timestamps(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    for sync in ("NORMAL", "FULL"):
+        async with SqlAuditStore(f"sqlite+aiosqlite:///{db}", sqlite_synchronous=sync) as store:
+            await store.append(f"r-{sync}", EventType.RFQ_SUBMITTED, "alice", submitted())
+            for i in range(3):
+                await store.append(f"r-{sync}", EventType.FILL_RECORDED, "engine",
+                                   fill(f"{sync}-{i}", "x", "d1", quantity="0.1", notional="0.1"))
+            rfq = await store.get_rfq(f"r-{sync}")
+            assert rfq is not None and rfq.filled_quantity == Decimal("0.3")
+    async with SqlAuditStore(f"sqlite+aiosqlite:///{db}", readonly=True) as reader:
+        assert await reader.filled_notional() == Decimal("0.6")  # a float sum would not be
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert {r[0] for r in conn.execute("SELECT typeof(notional) FROM fills")} == {"text"}
+        assert conn.execute("SELECT filled_quantity FROM rfqs").fetchall() == [("0.3",), ("0.3",)]
+        for (ts,) in conn.execute("SELECT ts FROM audit_events"):
+            assert len(ts) == 27 and ts.endswith("Z")
+    finally:
+        conn.close()
