@@ -31,15 +31,17 @@ from rfq_engine.configtypes import STRICT
 from rfq_engine.domain import DealerId
 
 if TYPE_CHECKING:
+    from dealer_adapters.mqtt.config import MqttBrokerConfig
     from dealer_adapters.protocol import DealerAdapter
     from rfq_engine.domain.pricing import MarketSnapshot
 
 __all__ = ["KINDS", "RESERVED_KINDS", "DealerSpec", "build_adapters"]
 
-KINDS: dict[str, str] = {"simulated": "dealer_adapters.simulated"}
+KINDS: dict[str, str] = {"simulated": "dealer_adapters.simulated", "rest": "dealer_adapters.rest",
+                         "mqtt": "dealer_adapters.mqtt", "ccxt": "dealer_adapters.ccxt"}
 """Implemented kinds and the module that serves each (imported only when used)."""
 
-RESERVED_KINDS = frozenset({"mqtt", "ccxt", "rest"})
+RESERVED_KINDS: frozenset[str] = frozenset()
 
 _DEALER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 """Safe as one MQTT topic segment and as a broker user name: no '/', '+', '#' or spaces."""
@@ -54,6 +56,12 @@ class DealerSpec(BaseModel):
     kind: str
     simulated: dict[str, Any] | None = Field(default=None)
     """The ``[dealers.simulated]`` table: ``SimulatedDealerConfig`` fields."""
+    rest: dict[str, Any] | None = Field(default=None)
+    """The ``[dealers.rest]`` table: ``RestDealerConfig`` fields (``docs/dealers-rest.md``)."""
+    mqtt: dict[str, Any] | None = Field(default=None)
+    """The ``[dealers.mqtt]`` table: ``MqttDealerConfig`` fields (``docs/dealer-protocol.md``)."""
+    ccxt: dict[str, Any] | None = Field(default=None)
+    """The ``[dealers.ccxt]`` table: ``CcxtDealerConfig`` fields (``docs/dealers-ccxt.md``)."""
 
     @field_validator("id")
     @classmethod
@@ -102,18 +110,22 @@ class DealerSpec(BaseModel):
             raise ValueError(f"dealer {self.id!r}: {problems}") from None
 
 
-_CONFIG_CLASSES: dict[str, str] = {"simulated": "SimulatedDealerConfig"}
+_CONFIG_CLASSES: dict[str, str] = {"simulated": "SimulatedDealerConfig", "rest": "RestDealerConfig",
+                                   "mqtt": "MqttDealerConfig", "ccxt": "CcxtDealerConfig"}
 
 
 def build_adapters(
     specs: Sequence[DealerSpec],
     *,
     market: Callable[[], MarketSnapshot],
+    mqtt: MqttBrokerConfig | None = None,
 ) -> list[DealerAdapter]:
     """One adapter per transport: every simulated dealer shares one ``SimulatedDealers``.
 
-    ``market`` is the simulated desks' view of the market. Raises ``ValueError`` naming
-    the dealer for a duplicate id or an unknown kind.
+    ``market`` is the simulated desks' view of the market. ``mqtt`` is the ``[mqtt]``
+    broker connection, shared by every MQTT dealer (other kinds ignore it). Raises
+    ``ValueError`` naming the dealer for a duplicate id or an unknown kind, or an MQTT
+    dealer without ``mqtt`` or whose secret's environment variable is unset.
     """
     seen: set[str] = set()
     by_kind: dict[str, list[DealerSpec]] = {}
@@ -130,4 +142,20 @@ def build_adapters(
         module = importlib.import_module("dealer_adapters.simulated")
         configs = {spec.dealer_id: spec.settings() for spec in simulated}
         adapters.append(module.SimulatedDealers(configs, market))
+    rest = by_kind.get("rest")
+    if rest:  # one adapter for every REST desk; each desk gets its own HTTP session
+        module = importlib.import_module("dealer_adapters.rest")
+        adapters.append(module.RestDealers({spec.dealer_id: spec.settings() for spec in rest}))
+    mqtt_specs = by_kind.get("mqtt")
+    if mqtt_specs:  # one broker connection (one MqttDealers) for every MQTT desk
+        if mqtt is None:
+            ids = ", ".join(spec.id for spec in mqtt_specs)
+            raise ValueError(f"dealer(s) {ids} have kind 'mqtt' but there is no [mqtt] section "
+                             "(the broker connection)")
+        module = importlib.import_module("dealer_adapters.mqtt.adapter")
+        adapters.append(module.MqttDealers(mqtt, {spec.dealer_id: spec.settings() for spec in mqtt_specs}))
+    ccxt_specs = by_kind.get("ccxt")
+    if ccxt_specs:  # one adapter; each exchange dealer gets its own ccxt instance when it starts
+        module = importlib.import_module("dealer_adapters.ccxt")
+        adapters.append(module.CcxtDealers({spec.dealer_id: spec.settings() for spec in ccxt_specs}))
     return adapters

@@ -22,3 +22,5 @@ class EngineConfig(BaseModel):
     """Fallback rounds (award, reject, next best) before the RFQ ends with what it has."""
     send_timeout_ms: int = Field(1000, ge=10, le=60_000)
     """A send the transport has not taken within this is treated as failed for that dealer."""
+    lookup_timeout_ms: int = Field(5000, ge=10, le=120_000)
+    """Recovery: how long to wait for a dealer to say what became of an execution."""

@@ -220,7 +220,7 @@ async def _settle_after_restart(run: RfqRun, rec: RecoveredRfq, eid: ExecutionId
     if adapter is not None:
         try:
             lookup = await asyncio.wait_for(adapter.query_execution(award.dealer_id, eid),
-                                            s.config.send_timeout_ms / 1000)
+                                            s.config.lookup_timeout_ms / 1000)
             lookup_state = lookup.state
             if lookup.state is ExecutionState.CONFIRMED and lookup.confirm is not None:
                 c = lookup.confirm

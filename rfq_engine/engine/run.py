@@ -204,7 +204,8 @@ class RfqRun:
         payload = {"dealer_id": decline.dealer_id, "reason": decline.reason, "msg_id": decline.msg_id}
         if decline.dealer_id not in self.spec.dealers or self.state is not RfqState.OPEN:
             self.s.audit(self.rfq_id, E.MESSAGE_REJECTED,
-                         {**payload, "reason": f"decline not accepted: RFQ {self.state.value}"},
+                         {**payload, "declined_reason": decline.reason,
+                          "reason": f"decline not accepted: RFQ {self.state.value}"},
                          actor=decline.dealer_id)
             return
         dealer = decline.dealer_id

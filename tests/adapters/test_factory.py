@@ -67,7 +67,6 @@ def test_settings_are_validated_at_load_naming_the_dealer():
     ("entry", "message"),
     [
         ({"id": "desk-x", "kind": "telepathy"}, "desk-x.*unknown kind 'telepathy'"),
-        ({"id": "desk-m", "kind": "mqtt"}, "desk-m.*'mqtt' \\(not implemented yet\\)"),
         ({"id": "a/b", "kind": "simulated"}, "dealer id"),
         ({"id": "desk-y", "kind": "simulated", "color": "red"}, "color"),
     ],
