@@ -1,0 +1,379 @@
+"""Positions, marks and P&L from fills (pure: fills and their RFQ specs in, numbers out).
+
+A fill is of the *package*: ``quantity`` units at one net ``price`` in the RFQ's orientation
+(``rfq_engine.domain.rfq``). Each leg becomes a trade in its instrument:
+
+- **Quantity:** ``quantity * ratio``, positive when the requester bought the leg. A leg's
+  ``side`` is the requester's side when the package trades in the RFQ's direction; a
+  two-way RFQ's legs are written as buying, so a private side of ``sell`` flips them.
+- **Price:** a single-leg fill's price is the leg's price. A multi-leg fill has only a
+  net price, so it is allocated: every leg but one takes its reference price at submission
+  (``rfq.submitted``'s ``reference.legs``; the current mark when none was recorded) and the
+  leg that expires last absorbs the rest, so that ``sum(sign * ratio * leg price)`` equals
+  the traded net price exactly. The package's total P&L is therefore exact; only its
+  split across legs is an allocation (``allocated: true``).
+
+Per instrument, trades are netted in fill order at average cost: a trade that reduces a
+position realizes ``(price - average) * closed * multiplier`` (signed for shorts). The
+multiplier is 1, except a hashprice NDF's, which is its ``days`` (one unit of quantity is
+1 PH/s for every day of the contract; the price is per PH/s per day).
+
+Marks: the ``settlements`` given (an index or final settlement, by instrument key) first;
+else the model fair value from the ``MarketSnapshot`` (a future at or past expiry is worth
+spot; an expired option its intrinsic value at spot; an NDF the snapshot's hashprice, an
+estimate of its settlement index). An instrument past its last date is *expired*: its
+P&L at the mark is realized (settled). ``roll_results`` computes each calendar roll's
+result from the price traded: price sold minus price bought back, per unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from typing import Any
+
+from rfq_engine.domain.errors import ValidationError
+from rfq_engine.domain.instruments import (
+    Future,
+    HashpriceNdf,
+    Instrument,
+    Option,
+    OptionType,
+    Perpetual,
+    Spot,
+    last_date,
+)
+from rfq_engine.domain.pricing import MarketSnapshot, PriceUnavailable, fair_price
+from rfq_engine.domain.rfq import Direction, RfqSpec, Side
+from rfq_engine.domain.values import decimal_str, format_ts
+
+__all__ = [
+    "LegTrade",
+    "Position",
+    "RollResult",
+    "TradeRecord",
+    "build_positions",
+    "instrument_key",
+    "leg_trades",
+    "net_quantities",
+    "parse_instrument_key",
+    "roll_results",
+]
+
+_WORK = Context(prec=50, rounding=ROUND_HALF_EVEN)
+_OUT = Context(prec=28, rounding=ROUND_HALF_EVEN)
+
+
+def _d(value: Decimal) -> str:
+    return decimal_str(_OUT.plus(value))
+
+
+def instrument_key(instrument: Instrument) -> str:
+    """A readable, unique key: ``BTC-USD-FUT-2026-12-25``, ``BTC-USD-OPT-2026-12-25-35000-P``,
+    ``HASHPRICE-USD-NDF-2026-12-01-31D``, ``BTC-USD-PERP``, ``BTC-USD-SPOT``."""
+    base = f"{instrument.underlying}-{instrument.quote_ccy}"
+    if isinstance(instrument, Future):
+        return f"{base}-FUT-{instrument.expiry.isoformat()}"
+    if isinstance(instrument, Option):
+        kind = "P" if instrument.option_type is OptionType.PUT else "C"
+        return f"{base}-OPT-{instrument.expiry.isoformat()}-{decimal_str(instrument.strike)}-{kind}"
+    if isinstance(instrument, HashpriceNdf):
+        return f"{base}-NDF-{instrument.start.isoformat()}-{instrument.days}D"
+    if isinstance(instrument, Perpetual):
+        return f"{base}-PERP"
+    return f"{base}-SPOT"
+
+
+def parse_instrument_key(key: str) -> Instrument:
+    """The inverse of ``instrument_key``; a ``ValidationError`` names the malformed key."""
+    from rfq_engine.domain.instruments import instrument_from_dict
+
+    parts = key.strip().split("-")
+    try:
+        underlying, ccy, kind = parts[0], parts[1], parts[2]
+        if kind == "FUT" and len(parts) == 6:
+            return instrument_from_dict({"kind": "future", "underlying": underlying, "quote_ccy": ccy,
+                                         "expiry": "-".join(parts[3:6])})
+        if kind == "OPT" and len(parts) == 8:
+            return instrument_from_dict({
+                "kind": "option", "underlying": underlying, "quote_ccy": ccy,
+                "expiry": "-".join(parts[3:6]), "strike": parts[6],
+                "option_type": {"P": "put", "C": "call"}[parts[7]]})
+        if kind == "NDF" and len(parts) == 7 and parts[6].endswith("D"):
+            return instrument_from_dict({"kind": "hashprice_ndf", "underlying": underlying,
+                                         "quote_ccy": ccy, "start": "-".join(parts[3:6]),
+                                         "days": int(parts[6][:-1])})
+        if kind == "PERP" and len(parts) == 3:
+            return Perpetual(underlying, ccy)
+        if kind == "SPOT" and len(parts) == 3:
+            return Spot(underlying, ccy)
+    except (IndexError, KeyError, ValueError):
+        pass
+    raise ValidationError("instrument", f"not an instrument key like 'BTC-USD-FUT-2026-12-25' or "
+                          f"'HASHPRICE-USD-NDF-2026-12-01-31D': {key!r}")
+
+
+def multiplier(instrument: Instrument) -> Decimal:
+    return Decimal(instrument.days) if isinstance(instrument, HashpriceNdf) else Decimal(1)
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRecord:
+    """One fill with what is needed to split it into legs: the RFQ's spec and the reference leg
+    prices recorded at submission (None when the engine had no reference)."""
+
+    fill_id: str
+    rfq_id: str
+    spec: RfqSpec
+    price: Decimal
+    quantity: Decimal
+    filled_at: datetime
+    dealer_id: str = ""
+    reference_legs: tuple[Decimal, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LegTrade:
+    instrument: Instrument
+    quantity: Decimal
+    """Signed: positive bought, negative sold."""
+    price: Decimal
+    fill_id: str
+    rfq_id: str
+    filled_at: datetime
+    allocated: bool
+
+
+def _executed_sides(spec: RfqSpec) -> list[Side]:
+    flip = spec.direction is Direction.TWO_WAY and spec.requester_side is Side.SELL
+    return [leg.side.opposite if flip else leg.side for leg in spec.legs]
+
+
+def _residual_leg(spec: RfqSpec) -> int:
+    dates = [last_date(leg.instrument) or date.min for leg in spec.legs]
+    latest = max(dates)
+    return dates.index(latest)
+
+
+def leg_trades(trade: TradeRecord, snapshot: MarketSnapshot | None = None,
+               today: date | None = None) -> list[LegTrade]:
+    """The fill as one trade per leg (see the module docstring for the price allocation)."""
+    spec = trade.spec
+    sides = _executed_sides(spec)
+    legs = spec.legs
+    if len(legs) == 1:
+        prices = [trade.price]
+        allocated = False
+    else:
+        references: list[Decimal] | None = None
+        if trade.reference_legs is not None and len(trade.reference_legs) == len(legs):
+            references = list(trade.reference_legs)
+        elif snapshot is not None and today is not None:
+            try:
+                references = [fair_price(leg.instrument, snapshot, today) for leg in legs]
+            except PriceUnavailable:
+                references = None
+        if references is None:
+            raise ValidationError(f"fill {trade.fill_id}", "a multi-leg fill without reference leg "
+                                  "prices or a market to allocate its net price from")
+        signs = spec.package.leg_signs(spec.direction)
+        j = _residual_leg(spec)
+        with localcontext(_WORK):
+            implied = sum((s * leg.ratio * p for i, (s, leg, p)
+                           in enumerate(zip(signs, legs, references, strict=True)) if i != j), Decimal(0))
+            references[j] = (trade.price - implied) / (signs[j] * legs[j].ratio)
+        prices = [_OUT.plus(p) for p in references]
+        allocated = True
+    out = []
+    for leg, side, price in zip(legs, sides, prices, strict=True):
+        with localcontext(_WORK):
+            qty = trade.quantity * leg.ratio * (1 if side is Side.BUY else -1)
+        out.append(LegTrade(leg.instrument, _OUT.plus(qty), price, trade.fill_id, trade.rfq_id,
+                            trade.filled_at, allocated))
+    return out
+
+
+def net_quantities(trades: Iterable[TradeRecord]) -> dict[Instrument, Decimal]:
+    """Signed net quantity per instrument (no prices needed)."""
+    out: dict[Instrument, Decimal] = {}
+    for trade in trades:
+        sides = _executed_sides(trade.spec)
+        for leg, side in zip(trade.spec.legs, sides, strict=True):
+            qty = trade.quantity * leg.ratio * (1 if side is Side.BUY else -1)
+            out[leg.instrument] = out.get(leg.instrument, Decimal(0)) + qty
+    return {k: v for k, v in out.items() if v != 0}
+
+
+@dataclass
+class Position:
+    instrument: Instrument
+    quantity: Decimal = Decimal(0)
+    average_price: Decimal = Decimal(0)
+    realized_pnl: Decimal = Decimal(0)
+    traded_quantity: Decimal = Decimal(0)
+    trades: int = 0
+    allocated: bool = False
+    mark: Decimal | None = None
+    mark_source: str = ""
+    unrealized_pnl: Decimal | None = None
+    status: str = "open"
+    settled_pnl: Decimal = Decimal(0)
+    fills: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return instrument_key(self.instrument)
+
+    def apply(self, trade: LegTrade) -> None:
+        mult = multiplier(self.instrument)
+        q, dq, p = self.quantity, trade.quantity, trade.price
+        with localcontext(_WORK):
+            if q == 0 or (q > 0) == (dq > 0):
+                self.average_price = (self.average_price * abs(q) + p * abs(dq)) / (abs(q) + abs(dq))
+            else:
+                closed = min(abs(dq), abs(q))
+                direction = 1 if q > 0 else -1
+                self.realized_pnl += (p - self.average_price) * closed * direction * mult
+                if abs(dq) > abs(q):
+                    self.average_price = p
+                elif abs(dq) == abs(q):
+                    self.average_price = Decimal(0)
+            self.quantity = q + dq
+            self.traded_quantity += abs(dq)
+        self.trades += 1
+        self.allocated = self.allocated or trade.allocated
+        if trade.fill_id not in self.fills:
+            self.fills.append(trade.fill_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "instrument": self.key,
+            "kind": self.instrument.kind.value,
+            "quantity": _d(self.quantity),
+            "average_price": _d(self.average_price),
+            "multiplier": _d(multiplier(self.instrument)),
+            "mark": None if self.mark is None else _d(self.mark),
+            "mark_source": self.mark_source,
+            "realized_pnl": _d(self.realized_pnl),
+            "unrealized_pnl": None if self.unrealized_pnl is None else _d(self.unrealized_pnl),
+            "status": self.status,
+            "trades": self.trades,
+            "allocated": self.allocated,
+        }
+
+
+def _mark(instrument: Instrument, snapshot: MarketSnapshot, today: date,
+          settlements: Mapping[str, Decimal]) -> tuple[Decimal | None, str]:
+    key = instrument_key(instrument)
+    if key in settlements:
+        return settlements[key], "settlement"
+    expired = (last_date(instrument) or date.max) < today
+    try:
+        if isinstance(instrument, Option) and expired:
+            spot = snapshot.spot.get(instrument.underlying.upper())
+            if spot is None:
+                return None, f"unavailable: no spot for {instrument.underlying}"
+            intrinsic = (instrument.strike - spot if instrument.option_type is OptionType.PUT
+                         else spot - instrument.strike)
+            return max(intrinsic, Decimal(0)), "intrinsic at spot"
+        if isinstance(instrument, HashpriceNdf):
+            return fair_price(instrument, snapshot, today), "hashprice (estimate of the index)"
+        return fair_price(instrument, snapshot, today), "model"
+    except PriceUnavailable as exc:
+        return None, f"unavailable: {exc.missing}"
+
+
+def build_positions(trades: Sequence[TradeRecord], snapshot: MarketSnapshot, today: date,
+                    settlements: Mapping[str, Decimal] | None = None) -> list[Position]:
+    """Every instrument's position, marked, in key order (see the module docstring)."""
+    settlements = dict(settlements or {})
+    book: dict[Instrument, Position] = {}
+    for trade in sorted(trades, key=lambda t: (t.filled_at, t.fill_id)):
+        for leg in leg_trades(trade, snapshot, today):
+            book.setdefault(leg.instrument, Position(leg.instrument)).apply(leg)
+    for position in book.values():
+        instrument = position.instrument
+        mark, source = _mark(instrument, snapshot, today, settlements)
+        position.mark, position.mark_source = mark, source
+        expired = (last_date(instrument) or date.max) < today
+        if position.quantity == 0:
+            position.status = "closed"
+            position.unrealized_pnl = Decimal(0)
+            continue
+        if mark is None:
+            position.unrealized_pnl = None
+            position.status = "expired" if expired else "open"
+            continue
+        with localcontext(_WORK):
+            pnl = (mark - position.average_price) * position.quantity * multiplier(instrument)
+        if expired or source == "settlement":
+            position.status = "settled"
+            position.settled_pnl = _OUT.plus(pnl)
+            position.realized_pnl = _OUT.plus(position.realized_pnl + pnl)
+            position.unrealized_pnl = Decimal(0)
+        else:
+            position.unrealized_pnl = _OUT.plus(pnl)
+        position.realized_pnl = _OUT.plus(position.realized_pnl)
+    return sorted(book.values(), key=lambda p: p.key)
+
+
+@dataclass(frozen=True, slots=True)
+class RollResult:
+    """A calendar roll: bought back ``near``, sold ``far`` (or the reverse), at one net price."""
+
+    rfq_id: str
+    fill_id: str
+    bought: Future
+    sold: Future
+    quantity: Decimal
+    price: Decimal
+    result_per_unit: Decimal
+    filled_at: datetime
+
+    @property
+    def result_total(self) -> Decimal:
+        return _OUT.plus(self.result_per_unit * self.quantity)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rfq_id": self.rfq_id,
+            "fill_id": self.fill_id,
+            "bought": instrument_key(self.bought),
+            "sold": instrument_key(self.sold),
+            "quantity": _d(self.quantity),
+            "price": _d(self.price),
+            "result_per_unit": _d(self.result_per_unit),
+            "result_total": _d(self.result_total),
+            "filled_at": format_ts(self.filled_at),
+        }
+
+
+def roll_results(trades: Iterable[TradeRecord]) -> list[RollResult]:
+    """Each fill of a two-leg calendar of futures (one bought, one sold, same underlying, ratios 1).
+
+    The result per unit is the price sold minus the price bought back; with one net price it
+    is the net price when the requester sold the package, minus it when they bought it
+    (the net price is what the requester receives on a sell, pays on a buy). Its sign comes
+    from the prices, never from an assumption of contango or backwardation.
+    """
+    out = []
+    for trade in trades:
+        spec = trade.spec
+        legs = spec.legs
+        if len(legs) != 2 or not all(isinstance(leg.instrument, Future) for leg in legs):
+            continue
+        if legs[0].instrument.underlying != legs[1].instrument.underlying \
+                or legs[0].ratio != 1 or legs[1].ratio != 1:
+            continue
+        sides = _executed_sides(spec)
+        if set(sides) != {Side.BUY, Side.SELL}:
+            continue
+        bought = legs[sides.index(Side.BUY)].instrument
+        sold = legs[sides.index(Side.SELL)].instrument
+        assert isinstance(bought, Future) and isinstance(sold, Future)
+        per_unit = trade.price if spec.requester_side is Side.SELL else -trade.price
+        out.append(RollResult(trade.rfq_id, trade.fill_id, bought, sold, trade.quantity, trade.price,
+                              per_unit, trade.filled_at))
+    return sorted(out, key=lambda r: (r.filled_at, r.fill_id))

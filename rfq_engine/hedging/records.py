@@ -1,0 +1,58 @@
+"""Reading what hedging needs from the audit store: trades (fills with their specs and
+reference leg prices), a program's open RFQs and its recorded decisions. Read-only."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from rfq_engine.domain.rfq import RfqSpec
+from rfq_engine.domain.states import RfqState
+from rfq_engine.domain.values import parse_decimal
+from rfq_engine.hedging.positions import TradeRecord
+from rfq_engine.store.base import AuditStore, EventFilter, RfqRow
+from rfq_engine.store.events import AuditEvent, EventType
+
+__all__ = ["PROGRAM_DECIDED", "load_trades", "open_rfqs", "program_decisions"]
+
+PROGRAM_DECIDED = EventType.PROGRAM_DECIDED.value
+
+
+def _reference_legs(payload: dict[str, Any]) -> tuple[Decimal, ...] | None:
+    reference = payload.get("reference")
+    if not isinstance(reference, dict) or not isinstance(reference.get("legs"), list):
+        return None
+    return tuple(parse_decimal(v, "reference.legs") for v in reference["legs"])
+
+
+async def load_trades(store: AuditStore, requester: str | None = None) -> list[TradeRecord]:
+    """Every fill (of ``requester``'s RFQs only, when given), with its RFQ's spec."""
+    flt = EventFilter(types=[EventType.RFQ_SUBMITTED.value], actor=requester)
+    submitted: dict[str, AuditEvent] = {e.rfq_id: e for e in await store.events(flt) if e.rfq_id}
+    trades = []
+    for fill in await store.fills():
+        event = submitted.get(fill.rfq_id)
+        if event is None:
+            continue  # another requester's RFQ
+        payload = event.payload
+        spec = RfqSpec.from_dict(payload["spec"])
+        trades.append(TradeRecord(
+            fill_id=fill.fill_id, rfq_id=fill.rfq_id, spec=spec, price=fill.price,
+            quantity=fill.quantity, filled_at=fill.filled_at, dealer_id=fill.dealer_id,
+            reference_legs=_reference_legs(payload)))
+    return trades
+
+
+async def open_rfqs(store: AuditStore, requester: str) -> list[RfqRow]:
+    """``requester``'s RFQs that are not terminal yet."""
+    states = [s.value for s in RfqState if not s.is_terminal]
+    return [row for row in await store.rfqs(states=states) if row.requester == requester]
+
+
+async def program_decisions(store: AuditStore, name: str, period: str | None = None) -> list[AuditEvent]:
+    """The program's ``program.decided`` events (of one period, when given), oldest first."""
+    flt = EventFilter(types=[PROGRAM_DECIDED], actor=f"program:{name}")
+    events = await store.events(flt)
+    if period is None:
+        return events
+    return [e for e in events if e.payload.get("period") == period]

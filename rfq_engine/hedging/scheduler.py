@@ -1,0 +1,375 @@
+"""The hedge-program scheduler: an asyncio component ``rfq serve`` hosts next to the engine.
+
+    scheduler = HedgeScheduler.from_config(app.engine, app.store, app.config, app.reference)
+    await scheduler.start()     # catches up once, then wakes at each scheduled time
+    ...
+    await scheduler.stop()      # before the engine stops
+
+At each scheduled time a program plans the *coming period* (the month after the one the
+scheduled time falls in, in the program's time zone): it compares the period's target
+hedge with what it holds (from its fills in the store) and submits the RFQs that close
+the gap (``planner``). Exactly once per program and period:
+
+- **Deterministic ids:** every RFQ has ``client_rfq_id = program:<name>:<period>:<kind>``
+  and requester ``program:<name>``; the engine's submit is idempotent on them (in memory
+  and through the store), so re-running a period never creates a second RFQ, even after
+  a crash between "RFQ created" and "fill".
+- **Decisions:** every decision is a durable ``program.decided`` event with its inputs
+  (forecast, spot, position, target) and outcome (action, RFQ ids, reasons). A period is
+  *done* once a scheduled decision other than ``error`` or ``wait`` is recorded for it.
+- **Catch-up:** ``run_due(now)`` looks at the most recent scheduled time at or before
+  ``now`` only: a missed schedule (the process was down) runs once when it is back, and
+  older missed periods are not replayed.
+- **Retries:** a decision that failed (``error``: stale market, engine halted) or waited on
+  an open RFQ is tried again ``retry_s`` later.
+
+A program with ``approval = true`` only *proposes*: the decision records the RFQs it would
+send and nothing is sent until a person runs ``rfq hedge plan NAME --approver ME`` (or the
+API calls ``run_program(..., approved_by=ME)``).
+
+``dry_run=True`` plans without writing anything at all (no RFQ, no event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from rfq_engine.domain.errors import RfqError
+from rfq_engine.domain.pricing import MarketSnapshot
+from rfq_engine.domain.values import decimal_str, format_ts, utc_now
+from rfq_engine.hedging.forecast import Period, forecast_period
+from rfq_engine.hedging.planner import Plan, plan_hedge, requester_for
+from rfq_engine.hedging.positions import net_quantities
+from rfq_engine.hedging.program import ForecastConfig, ProgramConfig, resolve_forecast
+from rfq_engine.hedging.records import PROGRAM_DECIDED, load_trades, open_rfqs, program_decisions
+from rfq_engine.pricing.reference import ReferencePriceProvider
+from rfq_engine.store.base import AuditStore
+
+if TYPE_CHECKING:
+    from rfq_engine.engine import RfqEngine
+
+__all__ = [
+    "HedgeScheduler",
+    "ProgramDecision",
+    "SubmittedRfq",
+    "coming_period",
+    "prepare_plan",
+]
+
+log = structlog.get_logger("rfq_engine.hedging")
+
+SCHEDULED = frozenset({"schedule", "catch_up"})
+NOT_DONE = frozenset({"error", "wait"})
+
+
+def coming_period(program: ProgramConfig, at: datetime) -> Period:
+    """The period a run at ``at`` plans: the month after ``at``'s month in the program's zone."""
+    return Period.of(program.cron.local(at).date()).plus(1)
+
+
+async def prepare_plan(
+    *,
+    name: str,
+    program: ProgramConfig,
+    store: AuditStore | None,
+    snapshot: MarketSnapshot,
+    forecast_defaults: ForecastConfig | None,
+    mandate_max_ratio: Decimal | None,
+    period: Period,
+    today: date,
+    retry: int = 0,
+    only_rolls: bool = False,
+) -> Plan:
+    """Read the program's fills and open RFQs (``store=None``: an empty book) and plan."""
+    inputs = resolve_forecast(forecast_defaults, program.forecast, f"programs.{name}.forecast")
+    forecast = forecast_period(inputs, period.start, period.end, as_of=today)
+    requester = requester_for(name)
+    holdings = {}
+    pending: list[tuple[str, str | None]] = []
+    if store is not None:
+        holdings = net_quantities(await load_trades(store, requester))
+        pending = [(row.rfq_id, row.client_rfq_id) for row in await open_rfqs(store, requester)]
+    return plan_hedge(name=name, program=program, period=period, forecast=forecast, snapshot=snapshot,
+                      holdings=holdings, today=today, mandate_max_ratio=mandate_max_ratio,
+                      open_rfqs=pending, retry=retry, only_rolls=only_rolls)
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedRfq:
+    kind: str
+    client_rfq_id: str
+    rfq_id: str | None
+    existing: bool
+    """True when the engine returned an RFQ created earlier under the same id."""
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "client_rfq_id": self.client_rfq_id, "rfq_id": self.rfq_id,
+                "existing": self.existing, "error": self.error}
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramDecision:
+    """One decision of a program for a period (what ``program.decided`` records)."""
+
+    program: str
+    period: Period
+    trigger: str
+    action: str
+    plan: Plan | None
+    dry_run: bool = False
+    submitted: tuple[SubmittedRfq, ...] = ()
+    proposed: bool = False
+    approved_by: str | None = None
+    scheduled_for: datetime | None = None
+    error: str | None = None
+    reasons: tuple[str, ...] = field(default=())
+
+    @property
+    def rfq_ids(self) -> list[str]:
+        return [s.rfq_id for s in self.submitted if s.rfq_id is not None]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``program.decided`` payload (JSON-ready, decimals as strings)."""
+        plan = self.plan
+        return {
+            "program": self.program,
+            "period": str(self.period),
+            "trigger": self.trigger,
+            "scheduled_for": None if self.scheduled_for is None else format_ts(self.scheduled_for),
+            "action": self.action,
+            "dry_run": self.dry_run,
+            "strategy": None if plan is None else plan.strategy.value,
+            "forecast": None if plan is None else plan.to_dict()["forecast"],
+            "spot": None if plan is None or plan.spot is None else decimal_str(plan.spot),
+            "position": {} if plan is None else plan.to_dict()["position"],
+            "held": None if plan is None else decimal_str(plan.held),
+            "target": None if plan is None else decimal_str(plan.target),
+            "hedge_ratio": None if plan is None else decimal_str(plan.hedge_ratio),
+            "rfqs": [s.to_dict() for s in self.submitted],
+            "proposed": [r.to_dict() for r in plan.rfqs] if plan is not None and (
+                self.proposed or self.dry_run) else [],
+            "approved_by": self.approved_by,
+            "reasons": list(self.reasons),
+            "error": self.error,
+        }
+
+
+class HedgeScheduler:
+    """Runs hedge programs on their schedules through a running ``RfqEngine``.
+
+    ``clock`` returns the current UTC time (tests pass their own); ``reference`` gives the
+    market snapshot a plan is made with (spot for strikes, hashprice for NDFs).
+    """
+
+    def __init__(
+        self,
+        engine: RfqEngine,
+        store: AuditStore,
+        programs: Mapping[str, ProgramConfig],
+        reference: ReferencePriceProvider,
+        clock: Callable[[], datetime] = utc_now,
+        *,
+        forecast: ForecastConfig | None = None,
+        retry_s: float = 300.0,
+        max_sleep_s: float = 3600.0,
+    ) -> None:
+        self._engine = engine
+        self._store = store
+        self._programs = dict(programs)
+        self._reference = reference
+        self._clock = clock
+        self._forecast = forecast
+        self._retry = timedelta(seconds=retry_s)
+        self._max_sleep = max_sleep_s
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._retry_pending = False
+
+    @classmethod
+    def from_config(cls, engine: RfqEngine, store: AuditStore, config: Any,
+                    reference: ReferencePriceProvider, clock: Callable[[], datetime] = utc_now,
+                    **options: Any) -> HedgeScheduler:
+        """From an ``AppConfig`` (its ``programs`` and ``forecast`` sections)."""
+        return cls(engine, store, getattr(config, "programs", {}) or {}, reference, clock,
+                   forecast=getattr(config, "forecast", None), **options)
+
+    @property
+    def programs(self) -> Mapping[str, ProgramConfig]:
+        return dict(self._programs)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> list[ProgramDecision]:
+        """Catch up (``run_due(now)``), then wake at every scheduled time until ``stop``.
+
+        Returns the catch-up decisions. Start it after the engine (whose recovery settles
+        the RFQs a crash left open) and stop it before the engine.
+        """
+        if self.running:
+            raise RuntimeError("the hedge scheduler is already running")
+        self._stopping.clear()
+        decisions = await self.run_due(self._clock())
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="hedge-scheduler")
+        return decisions
+
+    async def stop(self) -> None:
+        """Stop waking; a run in progress finishes first (its RFQs are the engine's)."""
+        self._stopping.set()
+        task, self._task = self._task, None
+        if task is not None:
+            await task
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            delay = self._seconds_to_next(self._clock())
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await self.run_due(self._clock())
+            except Exception:  # the scheduler must outlive one bad run; the next wake retries
+                log.exception("hedge.run_due_failed")
+
+    def next_runs(self, now: datetime | None = None) -> dict[str, datetime | None]:
+        """Each enabled program's next scheduled time after ``now`` (UTC)."""
+        at = now or self._clock()
+        return {name: p.cron.next_after(at) for name, p in self._programs.items() if p.enabled}
+
+    def _seconds_to_next(self, now: datetime) -> float:
+        times = [t for t in self.next_runs(now).values() if t is not None]
+        if self._retry_pending:
+            times.append(now + self._retry)
+        if not times:
+            return self._max_sleep
+        seconds = (min(times) - now).total_seconds()
+        return min(max(seconds, 0.0), self._max_sleep)
+
+    # ------------------------------------------------------------------ runs
+
+    async def is_done(self, name: str, period: Period) -> bool:
+        """Whether a scheduled decision (not ``error``/``wait``) is recorded for the period."""
+        for event in await program_decisions(self._store, name, str(period)):
+            payload = event.payload
+            if payload.get("trigger") in SCHEDULED and payload.get("action") not in NOT_DONE \
+                    and not payload.get("dry_run"):
+                return True
+        return False
+
+    async def run_due(self, now: datetime) -> list[ProgramDecision]:
+        """Run every program whose most recent scheduled time at or before ``now`` has no
+        decision for its period yet: once on time, once late (``catch_up``), never twice."""
+        decisions = []
+        retry = False
+        for name, program in self._programs.items():
+            if not program.enabled:
+                continue
+            slot = program.cron.latest_at_or_before(now)
+            if slot is None:
+                continue
+            period = coming_period(program, slot)
+            async with self._lock:
+                if await self.is_done(name, period):
+                    continue
+                late = now - slot > max(self._retry, timedelta(minutes=5))
+                decision = await self._run_locked(
+                    name, now=now, period=period, trigger="catch_up" if late else "schedule",
+                    scheduled_for=slot)
+            decisions.append(decision)
+            retry = retry or decision.action in NOT_DONE
+        self._retry_pending = retry
+        return decisions
+
+    async def run_program(
+        self,
+        name: str,
+        *,
+        now: datetime | None = None,
+        period: Period | None = None,
+        dry_run: bool = False,
+        only_rolls: bool = False,
+        retry: int = 0,
+        approved_by: str | None = None,
+    ) -> ProgramDecision:
+        """Run one program now, by hand (trigger ``manual``), for ``period`` (default: the
+        coming period). ``dry_run`` writes nothing; ``approved_by`` names the person who
+        approves a program that requires approval."""
+        if name not in self._programs:
+            known = ", ".join(sorted(self._programs)) or "none"
+            raise KeyError(f"unknown program {name!r}; configured: {known}")
+        at = now or self._clock()
+        async with self._lock:
+            return await self._run_locked(
+                name, now=at, period=period or coming_period(self._programs[name], at),
+                trigger="manual", dry_run=dry_run, only_rolls=only_rolls, retry=retry,
+                approved_by=approved_by)
+
+    def _max_ratio(self, program: ProgramConfig) -> Decimal | None:
+        mandate = self._engine.services.mandates.get(program.mandate)
+        return None if mandate is None else mandate.config.max_hedge_ratio
+
+    async def _run_locked(self, name: str, *, now: datetime, period: Period, trigger: str,
+                          scheduled_for: datetime | None = None, dry_run: bool = False,
+                          only_rolls: bool = False, retry: int = 0,
+                          approved_by: str | None = None) -> ProgramDecision:
+        program = self._programs[name]
+        base = ProgramDecision(program=name, period=period, trigger=trigger, action="", plan=None,
+                               dry_run=dry_run, scheduled_for=scheduled_for, approved_by=approved_by)
+        try:
+            snapshot = await self._reference.snapshot()
+            plan = await prepare_plan(
+                name=name, program=program, store=self._store, snapshot=snapshot,
+                forecast_defaults=self._forecast, mandate_max_ratio=self._max_ratio(program),
+                period=period, today=now.astimezone(UTC).date(), retry=retry, only_rolls=only_rolls)
+        except (RfqError, ValueError) as exc:
+            decision = replace(base, action="error", plan=None, error=str(exc),
+                                       reasons=(f"could not plan: {exc}",))
+            return await self._record(decision)
+        if dry_run:
+            return replace(base, action=plan.action, plan=plan, reasons=plan.reasons)
+        if plan.rfqs and program.approval and approved_by is None:
+            decision = replace(
+                base, action="proposed", plan=plan, proposed=True,
+                reasons=(*plan.reasons, "the program requires a person's approval: nothing sent; run "
+                         f"`rfq hedge plan {name} --approver NAME` to send these RFQs"))
+            return await self._record(decision)
+        submitted: list[SubmittedRfq] = []
+        error = None
+        requester = requester_for(name)
+        for planned in plan.rfqs:
+            try:
+                existing = await self._store.find_rfq(requester, planned.client_rfq_id)
+                rfq_id = await self._engine.submit(planned.spec)
+            except Exception as exc:  # recorded; the period is retried
+                error = f"{planned.kind}: {type(exc).__name__}: {exc}"
+                submitted.append(SubmittedRfq(planned.kind, planned.client_rfq_id, None, False, str(exc)))
+                break
+            submitted.append(SubmittedRfq(planned.kind, planned.client_rfq_id, rfq_id, existing is not None))
+        reasons = plan.reasons
+        if error is not None:
+            reasons = (*reasons, f"submission failed: {error}")
+        decision = replace(base, action="error" if error else plan.action, plan=plan,
+                                   submitted=tuple(submitted), error=error, reasons=reasons)
+        return await self._record(decision)
+
+    async def _record(self, decision: ProgramDecision) -> ProgramDecision:
+        payload = decision.to_dict()
+        actor = requester_for(decision.program)
+        await self._engine.services.audit(None, PROGRAM_DECIDED, payload, actor=actor)
+        log.info("hedge.program_decided", program=decision.program, period=str(decision.period),
+                 action=decision.action, trigger=decision.trigger, rfqs=decision.rfq_ids)
+        return decision
