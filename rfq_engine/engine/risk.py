@@ -9,9 +9,12 @@ loop's thread, so a check and its reservation happen without an ``await`` betwee
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from functools import partial
 
 from rfq_engine.store.base import AuditStore
 
@@ -41,26 +44,42 @@ class RiskBook:
         self._month_extra: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
         self._dealer_extra: dict[str, Decimal] = defaultdict(Decimal)
         self._award_reserved: dict[str, tuple[str, Decimal]] = {}
+        self._loading: dict[tuple[str, str, date], asyncio.Future[Decimal]] = {}
 
     async def load(self, mandate: str, dealers: tuple[str, ...], now: datetime) -> None:
         """Fetch the store's filled notional for the keys ``now`` needs (once per key)."""
         dkey = (mandate, day_start(now).date())
         mkey = (mandate, month_start(now).date())
-        if dkey not in self._day_base:
-            self._day_base[dkey] = await self._store.filled_notional(
-                since=day_start(now), mandate=mandate
-            )
-        if mkey not in self._month_base:
-            self._month_base[mkey] = await self._store.filled_notional(
-                since=month_start(now), mandate=mandate
-            )
+        await self._fetch("day", self._day_base, dkey,
+                          lambda: self._store.filled_notional(since=day_start(now), mandate=mandate))
+        await self._fetch("month", self._month_base, mkey,
+                          lambda: self._store.filled_notional(since=month_start(now), mandate=mandate))
         today = now.astimezone(UTC).date()
         for dealer in dealers:
-            key = (dealer, today)
-            if key not in self._dealer_base:
-                self._dealer_base[key] = await self._store.filled_notional(
-                    dealer_id=dealer, open_on=today
-                )
+            await self._fetch("dealer", self._dealer_base, (dealer, today),
+                              partial(self._store.filled_notional, dealer_id=dealer, open_on=today))
+
+    async def _fetch(self, kind: str, cache: dict[tuple[str, date], Decimal], key: tuple[str, date],
+                     query: Callable[[], Awaitable[Decimal]]) -> None:
+        """Fill ``cache[key]`` once. Callers that arrive while the query runs share it: a burst
+        of RFQs at start-up asks the store once per key, not once per RFQ, and a late
+        duplicate answer can never replace a base that fills made since were added on top
+        of (in the ``*_extra`` sums), which would count those fills twice."""
+        if key in cache:
+            return
+        tag = (kind, *key)
+        pending = self._loading.get(tag)
+        if pending is None:
+            pending = asyncio.ensure_future(query())
+            self._loading[tag] = pending
+
+            def settled(done: asyncio.Future[Decimal]) -> None:
+                self._loading.pop(tag, None)
+                if not done.cancelled() and done.exception() is None:
+                    cache.setdefault(key, done.result())
+
+            pending.add_done_callback(settled)
+        await asyncio.shield(pending)
 
     def used(self, mandate: str, now: datetime) -> tuple[Decimal, Decimal]:
         """Notional filled or reserved under ``mandate`` today and this month (UTC)."""

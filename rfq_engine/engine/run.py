@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from dealer_adapters.protocol import DealerUnavailable
+from dealer_adapters.protocol import DealerUnavailable, ExecutionState
 from rfq_engine import failpoints
 from rfq_engine.domain import (
     Award,
@@ -122,6 +122,7 @@ class RfqRun:
         self.approval: asyncio.Future[tuple[bool, str, str]] = self.loop.create_future()
         self.approval_expires: datetime | None = None
         self._wake = asyncio.Event()
+        self._lookups: set[asyncio.Task[None]] = set()
         self.done = asyncio.Event()
         self.final_reason = ""
 
@@ -315,6 +316,8 @@ class RfqRun:
                 for pending in self.pending.values():
                     if pending.timer is not None:
                         pending.timer.cancel()
+                for task in self._lookups:
+                    task.cancel()
                 self.done.set()
 
     async def _abort(self, reason: str) -> None:
@@ -604,11 +607,48 @@ class RfqRun:
     def _confirm_timed_out(self, pending: PendingAward) -> None:
         if pending.outcome.done():
             return
+        pending.timer = None
+        task = self.loop.create_task(self._timeout_lookup(pending))
+        self._lookups.add(task)
+        task.add_done_callback(self._lookups.discard)
+
+    async def _timeout_lookup(self, pending: PendingAward) -> None:
+        """``confirm_by`` passed without an answer. Before counting it as a reject (and
+        perhaps awarding the next quote), ask the dealer once: an exchange order that timed
+        out may have filled, and falling back blindly would trade twice."""
+        award = pending.award
+        adapter = self.s.adapters.get(award.dealer_id)
+        lookup = None
+        if adapter is not None:
+            try:
+                async with asyncio.timeout(self.s.config.lookup_timeout_ms / 1000):
+                    lookup = await adapter.query_execution(award.dealer_id, award.execution_id)
+            except Exception as exc:  # the dealer could not say: silence counts as a reject
+                log.warning("award.timeout_lookup_failed", execution_id=award.execution_id,
+                            error=str(exc) or type(exc).__name__)
+        if pending.outcome.done():  # a confirm or reject arrived while we asked
+            return
+        if lookup is not None and lookup.state is ExecutionState.CONFIRMED and lookup.confirm:
+            c = lookup.confirm
+            problem = check_confirm(award, c)
+            if problem is None:
+                self.s.audit(self.rfq_id, E.EXECUTION_CONFIRMED, {
+                    "execution_id": award.execution_id, "dealer_id": award.dealer_id,
+                    "msg_id": None, "price": decimal_str(c.price),
+                    "quantity": decimal_str(c.quantity), "dealer_trade_id": c.dealer_trade_id,
+                    "source": "reconciled_at_timeout"})
+                pending.resolve(AwardOutcome(True, c.quantity, c.price, "confirmed",
+                                             c.dealer_trade_id))
+                return
+            log.error("award.timeout_lookup_mismatch", execution_id=award.execution_id,
+                      problem=problem)
         reason = "no confirm by confirm_by: counted as a reject"
+        if lookup is not None and lookup.state is ExecutionState.REJECTED:
+            reason = f"no confirm by confirm_by; the dealer reports it rejected: {lookup.reason}"
         self.s.audit(self.rfq_id, E.EXECUTION_REJECTED, {
-            "execution_id": pending.award.execution_id, "dealer_id": pending.award.dealer_id,
+            "execution_id": award.execution_id, "dealer_id": award.dealer_id,
             "reason": reason, "msg_id": None, "timeout": True})
-        pending.resolve(AwardOutcome(False, ZERO, pending.award.price, reason, timeout=True))
+        pending.resolve(AwardOutcome(False, ZERO, award.price, reason, timeout=True))
 
     async def _settle(self, pending: PendingAward) -> None:
         outcome = pending.outcome.result()

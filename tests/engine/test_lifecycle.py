@@ -179,3 +179,25 @@ async def test_pre_trade_rejection_never_reaches_dealers(make_harness) -> None:
     checked = (await h.payloads(rfq_id, "mandate.checked"))[0]
     assert checked["passed"] is False
     assert any(not v["passed"] and "100,000" in v["reason"] for v in checked["verdicts"])
+
+
+async def test_timeout_asks_the_dealer_before_falling_back(make_harness) -> None:
+    """An order that filled at the venue but whose confirm never arrived must not be
+    counted as a reject: the next quote would then trade the same size a second time."""
+    from dealer_adapters.protocol import ExecutionLookup, ExecutionState
+    from rfq_engine.domain import DealerId, ExecutionConfirm, utc_now
+
+    h = await make_harness(config=EngineConfig(confirm_timeout_ms=200))
+    rfq_id = await open_rfq(h, dealers=["d1", "d2"])
+    h.dealers.quote(rfq_id, "d1", bid="39950")
+    h.dealers.quote(rfq_id, "d2", bid="39900")
+    award = (await h.dealers.next(Award)).message
+    assert isinstance(award, Award) and award.dealer_id == "d1"
+    h.dealers.lookups[award.execution_id] = ExecutionLookup(ExecutionState.CONFIRMED, ExecutionConfirm(
+        award.execution_id, award.rfq_id, award.quote_id, DealerId("d1"), award.price,
+        award.quantity, "VENUE-1", utc_now(), "lookup"))
+    assert await h.engine.wait(rfq_id, 5) is RfqState.FILLED
+    assert len(h.dealers.sent(Award)) == 1  # no fallback award to d2
+    confirmed = await h.payloads(rfq_id, "execution.confirmed")
+    assert [c["source"] for c in confirmed] == ["reconciled_at_timeout"]
+    assert [(f.dealer_id, f.dealer_trade_id) for f in await h.store.fills(rfq_id)] == [("d1", "VENUE-1")]

@@ -1,0 +1,573 @@
+"""``CcxtDealers``: exchange accounts as dealers, behind the ``DealerAdapter`` protocol.
+
+One adapter serves every ``kind = "ccxt"`` dealer; each dealer has its own ccxt exchange
+instance (created on ``start``, closed by ``close``) and one route:
+
+| ``mode`` | quotes | execution |
+| --- | --- | --- |
+| ``book`` (``execution.py``) | walked from the order book, fee-inclusive | one limit IOC order |
+| ``convert`` (``convert.py``) | the venue's firm conversion quote | accept the quote by id |
+| ``okx_rfq`` (``okx_rfq.py``) | the best OKX block-RFQ maker quote | execute that quote |
+
+The adapter carries messages and never decides what to trade: the engine awards, and the
+adapter's checks on an award (quote still valid, our own last look at the venue) can only
+refuse. Every message is built as a protocol body and parsed by the shared
+``parse_body``, exactly as a remote desk's would be.
+
+Timing: nothing the engine awaits blocks on the venue. ``send_rfq`` starts a quoting task
+(first quote at once, refreshed until the RFQ's deadline); ``send_award`` starts the
+execution task and returns; answers reach the engine through the sink.
+
+Exactly once (the development guide's invariant): an award's client order id is derived
+from its execution id; the intent is journaled (fsynced) before the order call; a call
+whose fate is unknown is reconciled by looking the order up, never sent again; a duplicate
+award, a restart and ``query_execution`` all answer from the journal. An execution still
+unresolved when the confirm window closes keeps being reconciled in the background for
+``reconcile_timeout_ms``; whatever it finds is journaled and sent (the engine audits a
+late confirm), and an order never found is recorded as never placed.
+
+Failures: a venue that cannot be reached at start leaves its dealer offline and retried
+every ``reconnect_interval_ms``. An ``AuthenticationError`` anywhere marks the dealer
+offline (a ``status`` message tells the engine) and logs ``ccxt_dealer_auth_failed`` at
+error level: credentials do not fix themselves, so it stays down until restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from dealer_adapters.ccxt.common import (
+    DeclinePlan,
+    ErrorKind,
+    Outcome,
+    QuotePlan,
+    Route,
+    SentQuote,
+    classify,
+    client_id,
+    describe_error,
+)
+from dealer_adapters.ccxt.config import CcxtDealerConfig
+from dealer_adapters.ccxt.convert import ConvertRoute
+from dealer_adapters.ccxt.exchange import ExchangeSetupError, create_exchange
+from dealer_adapters.ccxt.execution import BookRoute
+from dealer_adapters.ccxt.journal import Journal, JournalEntry
+from dealer_adapters.ccxt.markets import venue_markets
+from dealer_adapters.ccxt.okx_rfq import OkxRfqRoute
+from dealer_adapters.protocol import DealerUnavailable, ExecutionLookup, ExecutionState, InboundSink
+from rfq_engine.domain import (
+    Award,
+    DealerId,
+    ExecutionConfirm,
+    ExecutionId,
+    Inbound,
+    InboundRejected,
+    QuoteId,
+    RfqClosed,
+    RfqId,
+    RfqNew,
+    ValidationError,
+    decimal_str,
+    format_ts,
+    new_id,
+    parse_body,
+    utc_now,
+)
+
+__all__ = ["CcxtDealers"]
+
+_log = structlog.get_logger(__name__)
+
+_ROUTES: dict[str, Callable[..., Route]] = {
+    "book": BookRoute, "convert": ConvertRoute, "okx_rfq": OkxRfqRoute,
+}
+_INSTRUMENTS = {
+    "book": ("spot", "perpetual", "future", "option"),
+    "convert": ("spot",),
+    "okx_rfq": ("spot", "perpetual", "future", "option"),
+}
+_CLOSE_GRACE_S = 10.0
+"""On close, executions in flight get this long to finish their order call before being cancelled."""
+
+
+@dataclass(slots=True)
+class _Dealer:
+    dealer_id: DealerId
+    config: CcxtDealerConfig
+    journal: Journal
+    entries: dict[ExecutionId, JournalEntry]
+    exchange: Any = None
+    route: Route | None = None
+    online: bool = False
+    down_reason: str = "not started"
+    auth_failed: bool = False
+    rfqs: dict[RfqId, RfqNew] = field(default_factory=dict)
+    loops: dict[RfqId, asyncio.Task[None]] = field(default_factory=dict)
+    quotes: dict[QuoteId, SentQuote] = field(default_factory=dict)
+    executions: dict[ExecutionId, asyncio.Task[None]] = field(default_factory=dict)
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+class CcxtDealers:
+    """Exchange-backed dealers. ``exchange_factory`` builds each dealer's ccxt exchange
+    (default: ``create_exchange``, credentials from the environment)."""
+
+    def __init__(
+        self,
+        dealers: Mapping[DealerId, CcxtDealerConfig],
+        *,
+        exchange_factory: Callable[[CcxtDealerConfig], Any] | None = None,
+    ) -> None:
+        if not dealers:
+            raise ValueError("CcxtDealers needs at least one dealer")
+        self._factory = exchange_factory or create_exchange
+        self._sink: InboundSink | None = None
+        self._closed = False
+        journals: dict[Path, Journal] = {}
+        loaded: dict[Path, dict[tuple[str, str], JournalEntry]] = {}
+        self._dealers: dict[DealerId, _Dealer] = {}
+        for dealer_id, config in dealers.items():
+            path = config.journal_path.resolve()
+            if path not in journals:
+                journals[path] = Journal(path)
+                loaded[path] = journals[path].load()
+            entries = {ExecutionId(eid): entry for (did, eid), entry in loaded[path].items()
+                       if did == dealer_id}
+            self._dealers[DealerId(dealer_id)] = _Dealer(DealerId(dealer_id), config, journals[path], entries)
+
+    # --- DealerAdapter -----------------------------------------------------------------------
+
+    @property
+    def dealer_ids(self) -> tuple[DealerId, ...]:
+        return tuple(self._dealers)
+
+    async def start(self, sink: InboundSink) -> None:
+        """Create each dealer's exchange and load its markets; a venue that fails stays offline."""
+        if self._closed:
+            raise RuntimeError("CcxtDealers was closed; build a new one")
+        self._sink = sink
+        await asyncio.gather(*(self._connect(d) for d in self._dealers.values()))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for dealer in self._dealers.values():
+            for task in [*dealer.loops.values(), *dealer.background]:
+                task.cancel()
+        running = [t for d in self._dealers.values() for t in d.executions.values() if not t.done()]
+        if running:  # an order call in flight must finish and be journaled, not be cut off
+            _done, pending = await asyncio.wait(running, timeout=_CLOSE_GRACE_S)
+            for task in pending:
+                task.cancel()
+        tasks = [t for d in self._dealers.values() for t in (*d.loops.values(), *d.background,
+                                                             *d.executions.values())]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(self._close_exchange(d) for d in self._dealers.values()))
+
+    def is_online(self, dealer_id: DealerId) -> bool:
+        dealer = self._dealers.get(dealer_id)
+        return dealer is not None and dealer.online and not self._closed and self._sink is not None
+
+    async def send_rfq(self, dealer_id: DealerId, message: RfqNew) -> None:
+        dealer = self._reachable(dealer_id)
+        dealer.rfqs[message.rfq_id] = message
+        previous = dealer.loops.pop(message.rfq_id, None)
+        if previous is not None:
+            previous.cancel()
+        task = asyncio.create_task(self._quote_loop(dealer, message), name=f"ccxt-quote-{dealer_id}")
+        dealer.loops[message.rfq_id] = task
+
+        def forget(done: asyncio.Task[None], rfq_id: RfqId = message.rfq_id) -> None:
+            if dealer.loops.get(rfq_id) is done:
+                del dealer.loops[rfq_id]
+
+        task.add_done_callback(forget)
+
+    async def send_award(self, dealer_id: DealerId, award: Award) -> None:
+        dealer = self._reachable(dealer_id)
+        running = dealer.executions.get(award.execution_id)
+        if running is not None and not running.done():
+            _log.info("ccxt_duplicate_award_in_flight", dealer_id=dealer_id, execution_id=award.execution_id)
+            return
+        task = asyncio.create_task(self._execute(dealer, award), name=f"ccxt-exec-{dealer_id}")
+        dealer.executions[award.execution_id] = task
+
+    async def send_closed(self, dealer_id: DealerId, message: RfqClosed) -> None:
+        dealer = self._reachable(dealer_id)
+        loop = dealer.loops.pop(message.rfq_id, None)
+        if loop is not None:
+            loop.cancel()
+        dealer.rfqs.pop(message.rfq_id, None)
+        for quote_id in [q.quote_id for q in dealer.quotes.values() if q.rfq_id == message.rfq_id]:
+            del dealer.quotes[quote_id]
+        if dealer.route is not None:  # e.g. cancel the venue's block RFQ; never blocks the engine
+            self._spawn(dealer, self._route_closed(dealer, dealer.route, message.rfq_id))
+
+    async def query_execution(self, dealer_id: DealerId, execution_id: ExecutionId) -> ExecutionLookup:
+        dealer = self._dealers.get(dealer_id)
+        if dealer is None:
+            return ExecutionLookup(ExecutionState.UNKNOWN, reason="not served by this adapter")
+        entry = dealer.entries.get(execution_id)
+        if entry is None:
+            return ExecutionLookup(ExecutionState.UNKNOWN, reason="no record of this execution")
+        if entry.outcome is None and entry.intent is not None and dealer.route is not None and dealer.online:
+            try:
+                found = await dealer.route.lookup(entry.intent)
+            except Exception as exc:
+                self._on_error(dealer, exc)
+                found = None
+            if found is not None:
+                await self._finish(dealer, entry.intent["award"], found, deliver=False)
+        if entry.outcome is None:
+            return ExecutionLookup(ExecutionState.UNKNOWN, reason="order not found at the venue yet")
+        outcome = Outcome.from_record(entry.outcome)
+        award = entry.outcome["award"]
+        if outcome.confirmed:
+            confirm = self._parse(dealer, "execution.confirm", self._confirm_body(award, outcome))
+            if isinstance(confirm, ExecutionConfirm):
+                return ExecutionLookup(ExecutionState.CONFIRMED, confirm=confirm)
+        return ExecutionLookup(ExecutionState.REJECTED, reason=outcome.reason)
+
+    # --- testing and operations hooks ---------------------------------------------------------
+
+    def exchange(self, dealer_id: DealerId) -> Any:
+        """The dealer's ccxt exchange instance (None before ``start``)."""
+        return self._dealers[dealer_id].exchange
+
+    def journal_entry(self, dealer_id: DealerId, execution_id: ExecutionId) -> JournalEntry | None:
+        return self._dealers[dealer_id].entries.get(execution_id)
+
+    async def idle(self) -> None:
+        """Wait until no quoting, execution or background task is running (tests, shutdown)."""
+        while True:
+            tasks = [t for d in self._dealers.values()
+                     for t in (*d.loops.values(), *d.executions.values(), *d.background) if not t.done()]
+            if not tasks:
+                return
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- connection ------------------------------------------------------------------------------
+
+    async def _connect(self, dealer: _Dealer) -> None:
+        config = dealer.config
+        try:
+            if dealer.exchange is None:
+                dealer.exchange = self._factory(config)
+            await dealer.exchange.load_markets(True)
+            markets = venue_markets(dealer.exchange.markets, int(dealer.exchange.precisionMode))
+            dealer.route = _ROUTES[config.mode](dealer.exchange, config, markets)
+        except ExchangeSetupError as exc:
+            self._set_online(dealer, False, f"setup: {exc}")
+            _log.error("ccxt_dealer_setup_failed", dealer_id=dealer.dealer_id, error=str(exc))
+            return
+        except Exception as exc:
+            if classify(exc) is ErrorKind.AUTH:
+                self._mark_down(dealer, exc)
+                return
+            self._set_online(dealer, False, f"markets not loaded: {describe_error(exc, 200)}")
+            _log.warning("ccxt_dealer_connect_failed", dealer_id=dealer.dealer_id, error=describe_error(exc))
+            self._spawn(dealer, self._reconnect_later(dealer))
+            return
+        _log.info("ccxt_dealer_online", dealer_id=dealer.dealer_id, exchange=config.exchange,
+                  mode=config.mode, markets=len(markets))
+        self._set_online(dealer, True, "")
+        for execution_id, entry in dealer.entries.items():
+            if entry.unresolved and entry.intent is not None:
+                _log.warning("ccxt_unresolved_execution_on_start", dealer_id=dealer.dealer_id,
+                             execution_id=execution_id, client_order_id=entry.intent.get("client_order_id"))
+                self._spawn(dealer, self._reconcile_later(dealer, entry.intent))
+
+    async def _reconnect_later(self, dealer: _Dealer) -> None:
+        await asyncio.sleep(dealer.config.reconnect_interval_ms / 1000)
+        if not self._closed and not dealer.online and not dealer.auth_failed:
+            await self._connect(dealer)
+
+    async def _close_exchange(self, dealer: _Dealer) -> None:
+        exchange, dealer.exchange = dealer.exchange, None
+        dealer.online = False
+        if exchange is not None:
+            try:
+                await exchange.close()
+            except Exception:  # closing must not fail the engine's shutdown
+                _log.warning("ccxt_exchange_close_failed", dealer_id=dealer.dealer_id, exc_info=True)
+
+    def _set_online(self, dealer: _Dealer, online: bool, reason: str) -> None:
+        changed = dealer.online != online
+        dealer.online, dealer.down_reason = online, reason
+        if changed or not online:
+            self._announce(dealer)
+
+    def _mark_down(self, dealer: _Dealer, exc: BaseException) -> None:
+        dealer.auth_failed = True
+        _log.error("ccxt_dealer_auth_failed", dealer_id=dealer.dealer_id, exchange=dealer.config.exchange,
+                   error=describe_error(exc), alert=True)
+        self._set_online(dealer, False, f"authentication failed: {describe_error(exc, 200)}")
+
+    def _on_error(self, dealer: _Dealer, exc: BaseException) -> None:
+        if classify(exc) is ErrorKind.AUTH:
+            self._mark_down(dealer, exc)
+        else:
+            _log.warning("ccxt_venue_error", dealer_id=dealer.dealer_id, error=describe_error(exc))
+
+    # --- quoting ---------------------------------------------------------------------------------
+
+    async def _quote_loop(self, dealer: _Dealer, rfq: RfqNew) -> None:
+        """Quote at once, then refresh every poll interval until the RFQ's deadline."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (rfq.deadline - utc_now()).total_seconds()
+        sent_key: str | None = None
+        first = True
+        route = dealer.route
+        if route is None:
+            return
+        while not self._closed and dealer.online:
+            try:
+                plan = await route.price(rfq)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._on_error(dealer, exc)
+                if first:
+                    reason = f"{dealer.config.exchange} unreachable: {describe_error(exc, 200)}"
+                    self._decline(dealer, rfq, reason)
+                    return
+                plan = None
+            first = False
+            if isinstance(plan, DeclinePlan):
+                self._decline(dealer, rfq, plan.reason)
+                return
+            if isinstance(plan, QuotePlan) and (not plan.key or plan.key != sent_key):
+                self._send_quote(dealer, rfq, plan)
+                sent_key = plan.key or None
+            left = deadline - loop.time()
+            if left <= route.poll_interval_s:
+                if sent_key is None and not any(q.rfq_id == rfq.rfq_id for q in dealer.quotes.values()):
+                    self._decline(dealer, rfq, f"{dealer.config.exchange}: no quote before the deadline")
+                return
+            await asyncio.sleep(route.poll_interval_s)
+
+    def _send_quote(self, dealer: _Dealer, rfq: RfqNew, plan: QuotePlan) -> None:
+        quote_id = QuoteId(new_id())
+        body: dict[str, Any] = {
+            "rfq_id": rfq.rfq_id,
+            "quote_id": quote_id,
+            "quantity": decimal_str(plan.quantity),
+            "valid_until": format_ts(plan.valid_until),
+        }
+        for side in plan.sides:
+            body[side.side.value] = decimal_str(side.price)
+        dealer.quotes[quote_id] = SentQuote(rfq.rfq_id, quote_id, plan)
+        self._deliver(dealer, "quote", body)
+
+    def _decline(self, dealer: _Dealer, rfq: RfqNew, reason: str) -> None:
+        self._deliver(dealer, "quote.decline", {"rfq_id": rfq.rfq_id, "reason": reason[:500]})
+
+    # --- execution -------------------------------------------------------------------------------
+
+    async def _execute(self, dealer: _Dealer, award: Award) -> None:
+        award_ref = {
+            "rfq_id": award.rfq_id, "quote_id": award.quote_id, "side": award.side.value,
+            "price": decimal_str(award.price), "quantity": decimal_str(award.quantity),
+            "execution_id": award.execution_id, "confirm_by": format_ts(award.confirm_by),
+        }
+        entry = dealer.entries.get(award.execution_id)
+        if entry is not None and entry.outcome is not None:
+            _log.info("ccxt_duplicate_award", dealer_id=dealer.dealer_id, execution_id=award.execution_id)
+            self._deliver_outcome(dealer, entry.outcome["award"], Outcome.from_record(entry.outcome))
+            return
+        loop = asyncio.get_running_loop()
+        window_end = loop.time() + (award.confirm_by - utc_now()).total_seconds()
+        route = dealer.route
+        try:
+            if entry is not None and entry.intent is not None:  # an earlier attempt's intent: reconcile only
+                intent = entry.intent
+            else:
+                prepared = await self._prepare(dealer, route, award, award_ref)
+                if isinstance(prepared, Outcome):
+                    await self._finish(dealer, award_ref, prepared)
+                    return
+                intent = prepared
+                assert route is not None
+                outcome = await route.place(intent)
+                if outcome is not None:
+                    await self._finish(dealer, award_ref, outcome)
+                    return
+            outcome = await self._reconcile(dealer, intent, until=window_end)
+        except Exception as exc:
+            if classify(exc) is ErrorKind.AUTH:
+                self._mark_down(dealer, exc)
+                await self._finish(dealer, award_ref, Outcome.reject(
+                    award.price, f"authentication failed: {describe_error(exc, 200)}"))
+                return
+            raise
+        if outcome is not None:
+            await self._finish(dealer, award_ref, outcome)
+            return
+        _log.error("ccxt_execution_unresolved", dealer_id=dealer.dealer_id, execution_id=award.execution_id,
+                   client_order_id=intent.get("client_order_id"),
+                   detail="no answer from the venue within the confirm window; still reconciling")
+        self._spawn(dealer, self._reconcile_later(dealer, intent))
+
+    async def _prepare(self, dealer: _Dealer, route: Route | None, award: Award,
+                       award_ref: dict[str, Any]) -> dict[str, Any] | Outcome:
+        """The venue-side checks, then the intent, durable: an ``Outcome`` when refused."""
+        if route is None or not dealer.online:
+            return Outcome.reject(award.price, f"dealer offline: {dealer.down_reason or 'not connected'}")
+        sent = dealer.quotes.get(award.quote_id)
+        rfq = dealer.rfqs.get(award.rfq_id)
+        if sent is None or rfq is None or sent.rfq_id != award.rfq_id:
+            return Outcome.reject(award.price, f"no live quote {award.quote_id} for rfq {award.rfq_id}")
+        left = award.confirm_by - utc_now()
+        if left < timedelta(milliseconds=dealer.config.confirm_margin_ms):
+            return Outcome.reject(award.price, "too little time left before confirm_by to execute safely")
+        cid = client_id(award.execution_id, dealer.config.client_order_prefix, dealer.config.order_id_max_len)
+        prepared = await route.prepare(award, sent, rfq, cid)
+        if isinstance(prepared, str):
+            return Outcome.reject(award.price, prepared)
+        intent = {**prepared, "kind": "intent", "dealer_id": dealer.dealer_id,
+                  "execution_id": award.execution_id, "award": award_ref, "ts": format_ts(utc_now())}
+        try:
+            await asyncio.to_thread(dealer.journal.append, intent)
+        except OSError as exc:
+            return Outcome.reject(award.price, f"could not journal the order intent, nothing sent: {exc}")
+        dealer.entries.setdefault(award.execution_id, JournalEntry()).intent = intent
+        _log.info("ccxt_order_intent", dealer_id=dealer.dealer_id, execution_id=award.execution_id,
+                  client_order_id=cid, route=intent.get("route"))
+        return intent
+
+    async def _reconcile(self, dealer: _Dealer, intent: dict[str, Any], *, until: float) -> Outcome | None:
+        """Look the order up until found or until the loop clock passes ``until``."""
+        route = dealer.route
+        if route is None or not route.can_lookup:
+            return None
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            found = await route.lookup(intent)
+            if found is not None:
+                return found
+            if loop.time() + dealer.config.reconcile_interval_ms / 1000 >= until:
+                return None
+            await asyncio.sleep(dealer.config.reconcile_interval_ms / 1000)
+        return None
+
+    async def _reconcile_later(self, dealer: _Dealer, intent: dict[str, Any]) -> None:
+        """After the confirm window: keep looking, then record what was found (or that nothing was)."""
+        loop = asyncio.get_running_loop()
+        route = dealer.route
+        try:
+            outcome = await self._reconcile(dealer, intent, until=loop.time()
+                                            + dealer.config.reconcile_timeout_ms / 1000)
+        except Exception as exc:
+            self._on_error(dealer, exc)
+            return
+        if outcome is None:
+            if self._closed or route is None or not route.can_lookup:
+                _log.error("ccxt_execution_needs_manual_reconciliation", dealer_id=dealer.dealer_id,
+                           execution_id=intent["execution_id"], client_order_id=intent.get("client_order_id"),
+                           alert=True)
+                return
+            outcome = Outcome.reject(
+                Decimal(intent["award"]["price"]),
+                "the order was not found at the venue by its client order id: recorded as never placed")
+        if outcome.confirmed:
+            _log.error("ccxt_execution_resolved_late", dealer_id=dealer.dealer_id,
+                       execution_id=intent["execution_id"], dealer_trade_id=outcome.dealer_trade_id,
+                       alert=True)
+        await self._finish(dealer, intent["award"], outcome)
+
+    async def _finish(self, dealer: _Dealer, award_ref: dict[str, Any], outcome: Outcome,
+                      *, deliver: bool = True) -> None:
+        """Journal the outcome (fsynced), remember it, then tell the engine."""
+        execution_id = ExecutionId(award_ref["execution_id"])
+        record = {"kind": "outcome", "dealer_id": dealer.dealer_id, "execution_id": execution_id,
+                  "award": award_ref, **outcome.to_record(), "ts": format_ts(utc_now())}
+        try:
+            await asyncio.to_thread(dealer.journal.append, record)
+        except OSError:
+            _log.exception("ccxt_journal_outcome_failed", dealer_id=dealer.dealer_id,
+                           execution_id=execution_id)
+        dealer.entries.setdefault(execution_id, JournalEntry()).outcome = record
+        _log.info("ccxt_execution_outcome", dealer_id=dealer.dealer_id, execution_id=execution_id,
+                  confirmed=outcome.confirmed, quantity=decimal_str(outcome.quantity),
+                  reason=outcome.reason, dealer_trade_id=outcome.dealer_trade_id)
+        if deliver:
+            self._deliver_outcome(dealer, award_ref, outcome)
+
+    @staticmethod
+    def _confirm_body(award_ref: Mapping[str, Any], outcome: Outcome) -> dict[str, Any]:
+        return {
+            "execution_id": award_ref["execution_id"], "rfq_id": award_ref["rfq_id"],
+            "quote_id": award_ref["quote_id"], "price": decimal_str(outcome.price),
+            "quantity": decimal_str(outcome.quantity), "dealer_trade_id": outcome.dealer_trade_id or "-",
+        }
+
+    def _deliver_outcome(self, dealer: _Dealer, award_ref: Mapping[str, Any], outcome: Outcome) -> None:
+        if outcome.confirmed:
+            self._deliver(dealer, "execution.confirm", self._confirm_body(award_ref, outcome))
+        else:
+            self._deliver(dealer, "execution.reject", {
+                "execution_id": award_ref["execution_id"], "rfq_id": award_ref["rfq_id"],
+                "reason": outcome.reason or "rejected"})
+
+    async def _route_closed(self, dealer: _Dealer, route: Route, rfq_id: RfqId) -> None:
+        try:
+            await route.closed(rfq_id)
+        except Exception as exc:
+            self._on_error(dealer, exc)
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def _spawn(self, dealer: _Dealer, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        dealer.background.add(task)
+        task.add_done_callback(dealer.background.discard)
+
+    def _reachable(self, dealer_id: DealerId) -> _Dealer:
+        dealer = self._dealers.get(dealer_id)
+        if dealer is None:
+            raise DealerUnavailable(dealer_id, "not served by this adapter")
+        if self._closed:
+            raise DealerUnavailable(dealer_id, "adapter closed")
+        if self._sink is None:
+            raise DealerUnavailable(dealer_id, "adapter not started")
+        if not dealer.online:
+            raise DealerUnavailable(dealer_id, f"dealer offline: {dealer.down_reason}")
+        return dealer
+
+    def _announce(self, dealer: _Dealer) -> None:
+        if self._sink is None or self._closed:
+            return
+        body = {"online": dealer.online, "instruments": list(_INSTRUMENTS[dealer.config.mode])}
+        self._sink(self._parse(dealer, "status", body))
+
+    def _deliver(self, dealer: _Dealer, msg_type: str, body: dict[str, Any]) -> None:
+        if self._sink is None or self._closed:
+            return
+        self._sink(self._parse(dealer, msg_type, body))
+
+    @staticmethod
+    def _parse(dealer: _Dealer, msg_type: str, body: dict[str, Any]) -> Inbound:
+        msg_id, now = new_id(), utc_now()
+        try:
+            return parse_body(msg_type, body, dealer_id=dealer.dealer_id, msg_id=msg_id, received_at=now)
+        except ValidationError as exc:  # only if a route produced something off-protocol
+            rfq_id = body.get("rfq_id")
+            return InboundRejected(dealer.dealer_id, str(exc), now, msg_id,
+                                   RfqId(rfq_id) if isinstance(rfq_id, str) else None)
+
+    async def __aenter__(self) -> CcxtDealers:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            await self.close()

@@ -1,0 +1,360 @@
+"""Quotes from the order book and their execution as one limit IOC order.
+
+Quoting (``BookRoute.price``), single-leg packages only:
+- the leg's market is matched by structure; the RFQ's size becomes contracts;
+- the book is fetched and walked for that size on each side the RFQ needs (the
+  requester's sell hits the bids, its buy lifts the asks); the quote is the size-weighted
+  price *including* the taker fee (a buyer pays ``vwap * (1 + fee)``, a seller receives
+  ``vwap * (1 - fee)``), so it compares with an OTC desk's all-in price; rounded against
+  the requester to a thousandth of the venue's tick;
+- with ``allow_partial`` the quantity is what the book can fill; otherwise a book too thin
+  for the whole size gets a decline;
+- it is firm for ``quote_validity_ms`` and refreshed every ``requote_interval_ms``.
+A multi-leg package is declined: legging into a collar one order at a time is exactly
+the execution risk a package RFQ exists to avoid.
+
+Execution (``prepare`` then ``place``), exactly once:
+1. last look, ours: the quote must be known and unexpired, and the book is walked again
+   for the awarded size. If the fee-inclusive price moved against the quote by more than
+   ``last_look_tolerance_bps``, the award is rejected and nothing is sent;
+2. the intent (client order id, market, side, amount, limit) is journaled and fsynced;
+3. one limit IOC order: the amount is the awarded size in contracts, the limit the
+   deepest level the re-walk reached (the level that makes the quoted size fill; a
+   limit at the fee-inclusive average would leave the deeper levels untouched);
+4. the order is read back until the venue reports it closed; its filled amount, average
+   price and fee make the outcome. A partial fill is a confirm for the filled quantity.
+
+Errors of the order call (``classify``): a network error or timeout is reconciled by
+looking the order up by client order id, never by sending it again; a rate limit waits
+``rate_limit_backoff_ms`` and then does the same; insufficient funds or an invalid order
+is a reject with the venue's reason; an authentication error rejects and marks the
+dealer down (the adapter does that part).
+
+Price reported to the engine: the engine accepts a confirm only at the awarded price
+exactly. An IOC can fill *better* than the quote (the book improved), so the confirm
+repeats the awarded price and the real average, fee and price improvement are recorded
+in the journal and in ``dealer_trade_id`` (``okx:123 avg=40010.5 fee=2.0005 USDT
+improvement_bps=1.2``). See docs/dealers-ccxt.md for the engine change that would let
+the fill carry the real price.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import ROUND_FLOOR, Decimal, localcontext
+from typing import Any
+
+import structlog
+
+from dealer_adapters.ccxt.book import book_from_ccxt, taker_fee, walk_book
+from dealer_adapters.ccxt.common import (
+    DeclinePlan,
+    ErrorKind,
+    Outcome,
+    QuotePlan,
+    SentQuote,
+    SideQuote,
+    classify,
+    describe_error,
+)
+from dealer_adapters.ccxt.config import CcxtDealerConfig
+from dealer_adapters.ccxt.markets import LegMarket, NoMarket, VenueMarket, resolve_legs
+from rfq_engine.domain import Award, QuoteSide, RfqId, RfqNew, Side, decimal_str, format_ts, utc_now
+from rfq_engine.domain.venue import (
+    package_price,
+    quote_sides,
+    requester_leg_side,
+    round_price,
+    round_to_step,
+    venue_decimal,
+)
+
+__all__ = ["BookRoute", "order_outcome"]
+
+_log = structlog.get_logger(__name__)
+BPS = Decimal(10_000)
+_FINAL = frozenset({"closed", "canceled", "cancelled", "expired", "rejected"})
+
+
+def _quantum(market: VenueMarket) -> Decimal | None:
+    """A thousandth of the tick, as a power of ten: quotes keep a sane number of digits."""
+    if market.price_step is None:
+        return None
+    return Decimal(1).scaleb(market.price_step.adjusted() - 3)
+
+
+def _moved_bps(order_side: Side, quoted: Decimal, now: Decimal) -> Decimal:
+    """How far ``now`` is worse than ``quoted`` for the order's side, in bps (negative: better)."""
+    if quoted == 0:
+        return Decimal(0)
+    edge = (now - quoted) if order_side is Side.BUY else (quoted - now)
+    return edge / abs(quoted) * BPS
+
+
+def _fee_in_quote(order: dict[str, Any], market_base: str, average: Decimal) -> tuple[Decimal, str] | None:
+    """The order's total fee, and the same in the quote currency when it was charged in the base."""
+    fees = order.get("fees") or ([order["fee"]] if order.get("fee") else [])
+    total = Decimal(0)
+    currency = ""
+    for fee in fees:
+        if not fee or fee.get("cost") is None:
+            continue
+        cost = abs(venue_decimal(fee["cost"], "order.fee.cost"))
+        ccy = str(fee.get("currency") or "")
+        if currency and ccy and ccy != currency:
+            return None  # fees in two currencies: recorded raw, not netted into a price
+        currency = currency or ccy
+        total += cost
+    if not currency and total == 0:
+        return Decimal(0), ""
+    if currency.upper() == market_base.upper():
+        return total * average, currency
+    return total, currency
+
+
+def order_outcome(order: dict[str, Any], intent: dict[str, Any], exchange_id: str) -> Outcome | None:
+    """The outcome of a closed IOC order, or None while the venue still reports it open.
+
+    Quantities: the venue's filled amount is in contracts; the confirm is in package units
+    (``filled * contract_size / ratio``, rounded down so it never exceeds the award).
+    """
+    status = str(order.get("status") or "")
+    filled_raw = order.get("filled")
+    if status not in _FINAL and not (status == "open" and filled_raw is not None
+                                     and venue_decimal(filled_raw, "order.filled")
+                                     >= Decimal(intent["amount"])):
+        return None
+    award_price = Decimal(intent["award"]["price"])
+    order_id = str(order.get("id") or "")
+    filled = Decimal(0) if filled_raw is None else venue_decimal(filled_raw, "order.filled")
+    if filled <= 0:
+        return Outcome.reject(award_price, f"IOC order {order_id} filled nothing (status {status}): "
+                              "the book moved before the order arrived", order_id=order_id, status=status)
+    size = Decimal(intent["contract_size"])
+    ratio = Decimal(intent["ratio"])
+    with localcontext() as ctx:
+        ctx.prec = 40
+        ctx.rounding = ROUND_FLOOR
+        quantity = (filled * size / ratio).quantize(Decimal(1).scaleb(-12)).normalize()
+    average = venue_decimal(order["average"], "order.average") if order.get("average") is not None else None
+    if average is None and order.get("cost") is not None and filled > 0:
+        average = venue_decimal(order["cost"], "order.cost") / (filled * size)
+    details: dict[str, Any] = {"order_id": order_id, "status": status, "filled": decimal_str(filled)}
+    note = f"{exchange_id}:{order_id}"
+    if average is not None:
+        details["average"] = decimal_str(average)
+        note += f" avg={decimal_str(average)}"
+        fee = _fee_in_quote(order, str(intent["base"]), average)
+        side = Side(intent["side"])
+        if fee is not None:
+            fee_quote, fee_ccy = fee
+            per_unit = fee_quote / (filled * size)
+            allin = average + per_unit if side is Side.BUY else average - per_unit
+            improvement = -_moved_bps(side, Decimal(intent["quoted_leg_price"]), allin)
+            details.update(fee=decimal_str(fee_quote), fee_currency=fee_ccy,
+                           all_in=decimal_str(allin.quantize(Decimal(1).scaleb(-10))),
+                           improvement_bps=decimal_str(improvement.quantize(Decimal("0.01"))))
+            note += f" fee={decimal_str(fee_quote)} {fee_ccy}".rstrip()
+            note += f" improvement_bps={details['improvement_bps']}"
+        else:
+            details["fees"] = order.get("fees") or order.get("fee")
+    return Outcome(True, quantity, award_price, note[:200], "", details)
+
+
+class BookRoute:
+    """One dealer quoting from its venue's order book and executing as a limit IOC order."""
+
+    can_lookup = True
+
+    def __init__(self, exchange: Any, config: CcxtDealerConfig, markets: list[VenueMarket]) -> None:
+        self.exchange = exchange
+        self.config = config
+        self.markets = markets
+        self.poll_interval_s = config.requote_interval_ms / 1000
+
+    @property
+    def venue(self) -> str:
+        return str(self.exchange.id)
+
+    def _resolve(self, rfq: RfqNew) -> LegMarket | NoMarket:
+        if len(rfq.legs) > 1:
+            return NoMarket(
+                f"{self.venue}: a {len(rfq.legs)}-leg package is not executed leg by leg on an order "
+                "book (that would leg into it); this venue trades no packages natively"
+            )
+        legs = resolve_legs(rfq, self.markets, venue=self.venue,
+                            currency_aliases=self.config.currency_aliases,
+                            require_whole_lots=not rfq.allow_partial)
+        return legs if isinstance(legs, NoMarket) else legs[0]
+
+    async def _book(self, market: VenueMarket) -> Any:
+        return book_from_ccxt(await self.exchange.fetch_order_book(market.symbol, self.config.book_depth))
+
+    async def price(self, rfq: RfqNew) -> QuotePlan | DeclinePlan | None:
+        resolved = self._resolve(rfq)
+        if isinstance(resolved, NoMarket):
+            return DeclinePlan(resolved.reason)
+        market, leg = resolved.market, resolved.leg
+        book = await self._book(market)
+        fee = taker_fee(market, self.config.taker_fee)
+        problems: list[str] = []
+        fills = {}
+        for side in quote_sides(rfq.direction):
+            order_side = requester_leg_side(rfq.direction, side, leg)
+            fill = walk_book(book, order_side, resolved.quantity, contract_size=market.contract_size,
+                             amount_step=market.amount_step, taker_fee=fee)
+            book_side = "asks" if order_side is Side.BUY else "bids"
+            if fill is None:
+                problems.append(f"no {book_side} in the {market.symbol} book")
+            elif not fill.complete and not rfq.allow_partial:
+                problems.append(f"the {market.symbol} {book_side} hold {decimal_str(fill.quantity)} of "
+                                f"{decimal_str(resolved.quantity)} {leg.instrument.underlying}")
+            elif market.min_amount is not None and fill.contracts < market.min_amount:
+                problems.append(f"the fillable size is below the minimum of {market.symbol}")
+            else:
+                fills[side] = (order_side, fill)
+        if not fills:
+            return DeclinePlan(f"{self.venue}: " + "; ".join(problems))
+        # one quantity for the quote: the smallest side, each side re-walked at it
+        quantity = min(fill.quantity for _, fill in fills.values())
+        sides: list[SideQuote] = []
+        with localcontext() as ctx:
+            ctx.prec = 40
+            ctx.rounding = ROUND_FLOOR
+            package_qty = (quantity / leg.ratio).quantize(Decimal(1).scaleb(-12)).normalize()
+        for side, (order_side, fill) in fills.items():
+            if fill.quantity != quantity:
+                refill = walk_book(book, order_side, quantity, contract_size=market.contract_size,
+                                   amount_step=market.amount_step, taker_fee=fee)
+                assert refill is not None
+                fill = refill
+            raw = package_price(side, [(order_side, leg.ratio, fill.price)])
+            price = round_price(raw, _quantum(market), up=side is QuoteSide.ASK)
+            sides.append(SideQuote(side, price, package_qty, {
+                "symbol": market.symbol, "order_side": order_side.value,
+                "leg_price": decimal_str(fill.price), "vwap": decimal_str(fill.vwap),
+                "limit_price": decimal_str(fill.limit_price), "contracts": decimal_str(fill.contracts),
+                "fee": decimal_str(fee),
+            }))
+        valid_until = utc_now() + timedelta(milliseconds=self.config.quote_validity_ms)
+        return QuotePlan(tuple(sides), package_qty, valid_until)
+
+    async def prepare(
+        self, award: Award, sent: SentQuote, rfq: RfqNew, client_id: str
+    ) -> dict[str, Any] | str:
+        quoted = sent.side(award.side)
+        if quoted is None:
+            return f"the quote {sent.quote_id} had no {award.side.value}"
+        if award.quantity > sent.plan.quantity:
+            return f"awarded {decimal_str(award.quantity)}, quoted {decimal_str(sent.plan.quantity)}"
+        now = utc_now()
+        if now > sent.plan.valid_until:
+            return f"the quote expired at {format_ts(sent.plan.valid_until)}"
+        resolved = self._resolve(rfq)
+        if isinstance(resolved, NoMarket):
+            return resolved.reason
+        market, leg = resolved.market, resolved.leg
+        order_side = Side(quoted.detail["order_side"])
+        quantity = award.quantity * leg.ratio
+        try:
+            book = await self._book(market)
+        except Exception as exc:  # nothing was sent: a safe reject (auth is handled by the caller)
+            if classify(exc) is ErrorKind.AUTH:
+                raise
+            return f"last look: could not read the {market.symbol} book: {describe_error(exc)}"
+        fee = taker_fee(market, self.config.taker_fee)
+        fill = walk_book(book, order_side, quantity, contract_size=market.contract_size,
+                         amount_step=market.amount_step, taker_fee=fee)
+        if fill is None:
+            return f"last look: the {market.symbol} book has nothing on the {order_side.value} side"
+        if not fill.complete and not rfq.allow_partial:
+            return (f"last look: the {market.symbol} book now holds {decimal_str(fill.quantity)} of "
+                    f"{decimal_str(quantity)} {leg.instrument.underlying}")
+        quoted_leg = Decimal(quoted.detail["leg_price"])
+        moved = _moved_bps(order_side, quoted_leg, fill.price)
+        tolerance = self.config.last_look_tolerance_bps
+        if moved > tolerance:
+            return (f"last look: the book moved {decimal_str(moved.quantize(Decimal('0.01')))} bps "
+                    f"against the quote (tolerance {decimal_str(tolerance)} bps)")
+        # the whole awarded size: with a thinner book (allow_partial) the IOC takes what is there
+        contracts = round_to_step(quantity / market.contract_size, market.amount_step)
+        return {
+            "route": "book",
+            "symbol": market.symbol,
+            "base": market.base,
+            "side": order_side.value,
+            "amount": decimal_str(contracts),
+            "limit_price": decimal_str(fill.limit_price),
+            "client_order_id": client_id,
+            "contract_size": decimal_str(market.contract_size),
+            "ratio": decimal_str(leg.ratio),
+            "quoted_leg_price": decimal_str(quoted_leg),
+            "last_look_leg_price": decimal_str(fill.price),
+            "last_look_moved_bps": decimal_str(moved.quantize(Decimal("0.01"))),
+        }
+
+    async def place(self, intent: dict[str, Any]) -> Outcome | None:
+        """One ``create_order``; then read the order back until it is closed."""
+        price = Decimal(intent["award"]["price"])
+        params = {"clientOrderId": intent["client_order_id"], "timeInForce": "IOC"}
+        try:
+            order = await self.exchange.create_order(intent["symbol"], "limit", intent["side"],
+                                                     intent["amount"], intent["limit_price"], params)
+        except Exception as exc:
+            kind = classify(exc)
+            if kind in (ErrorKind.REJECTED, ErrorKind.AUTH):
+                if kind is ErrorKind.AUTH:
+                    raise
+                return Outcome.reject(price, f"venue refused the order: {describe_error(exc)}",
+                                      error=type(exc).__name__)
+            if kind is ErrorKind.RATE_LIMIT:
+                _log.warning("ccxt_order_rate_limited", exchange=self.venue,
+                             client_order_id=intent["client_order_id"], error=describe_error(exc))
+                await asyncio.sleep(self.config.rate_limit_backoff_ms / 1000)
+            else:
+                _log.warning("ccxt_order_call_failed", exchange=self.venue,
+                             client_order_id=intent["client_order_id"], error=describe_error(exc),
+                             kind=kind.value)
+            return None  # unknown fate: the caller reconciles by client order id
+        outcome = order_outcome(order, intent, self.venue) if order.get("filled") is not None else None
+        order_id = order.get("id")
+        attempts = self.config.order_poll_attempts
+        while outcome is None and attempts > 0:
+            attempts -= 1
+            try:
+                if order_id:
+                    order = await self.exchange.fetch_order(order_id, intent["symbol"])
+                else:
+                    order = await self._fetch_by_client_id(intent)
+            except Exception as exc:
+                if classify(exc) is ErrorKind.AUTH:
+                    raise
+                _log.warning("ccxt_order_read_failed", exchange=self.venue, order_id=order_id,
+                             error=describe_error(exc))
+                order = {}
+            if order:
+                outcome = order_outcome(order, intent, self.venue)
+            if outcome is None:
+                await asyncio.sleep(self.config.reconcile_interval_ms / 1000)
+        return outcome
+
+    async def _fetch_by_client_id(self, intent: dict[str, Any]) -> dict[str, Any]:
+        order: dict[str, Any] = await self.exchange.fetch_order(
+            None, intent["symbol"], {"clientOrderId": intent["client_order_id"]})
+        return order
+
+    async def lookup(self, intent: dict[str, Any]) -> Outcome | None:
+        """One look-up by client order id: the outcome, or None (not found yet, or the call failed)."""
+        try:
+            order = await self._fetch_by_client_id(intent)
+        except Exception as exc:
+            if classify(exc) is ErrorKind.AUTH:
+                raise
+            _log.info("ccxt_reconcile_lookup", exchange=self.venue,
+                      client_order_id=intent["client_order_id"], result=describe_error(exc, 120))
+            return None
+        return order_outcome(order, intent, self.venue)
+
+    async def closed(self, rfq_id: RfqId) -> None:
+        return None

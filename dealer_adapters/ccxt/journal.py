@@ -1,0 +1,102 @@
+"""The execution journal: an append-only, fsynced JSONL file of intents and outcomes.
+
+Why it exists: one award must become at most one order at the venue, also across a
+timeout, a reconnect or a restart. Before any order-placing call the adapter appends an
+*intent* line (execution id, client order id, market, side, amount, limit price) and
+waits for the fsync; when it knows how the call ended it appends an *outcome* line. On
+start the journal is read back:
+
+- an execution with an outcome answers every duplicate award and ``query_execution``
+  with that same outcome;
+- an execution with an intent but no outcome is *unresolved*: the order may or may not
+  have reached the venue, so it is looked up by its client order id and never sent again.
+
+Several dealers may share one file (each line names its dealer). One process writes a
+file at a time. A torn last line (a crash mid-write: its call was never made, or its
+outcome is re-learned by reconciliation) is dropped and cut from the file; any other bad
+line is an error naming the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["JOURNAL_VERSION", "Journal", "JournalEntry", "JournalError"]
+
+JOURNAL_VERSION = 1
+
+
+class JournalError(Exception):
+    """The journal file cannot be read (corrupt line, wrong version)."""
+
+
+@dataclass(slots=True)
+class JournalEntry:
+    """What the journal knows about one execution id of one dealer."""
+
+    intent: dict[str, Any] | None = None
+    outcome: dict[str, Any] | None = None
+    notes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def unresolved(self) -> bool:
+        return self.intent is not None and self.outcome is None
+
+
+class Journal:
+    """One JSONL file. ``append`` blocks (write + fsync): call it via ``asyncio.to_thread``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def load(self) -> dict[tuple[str, str], JournalEntry]:
+        """Entries keyed by ``(dealer_id, execution_id)``; a missing file is an empty journal."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        complete, newline, torn = data.rpartition(b"\n")
+        if torn:
+            with self._lock, self.path.open("r+b") as handle:
+                handle.truncate(len(complete) + len(newline))
+                handle.flush()
+                os.fsync(handle.fileno())
+        entries: dict[tuple[str, str], JournalEntry] = {}
+        for number, line in enumerate(complete.decode("utf-8").split("\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or record.get("v") != JOURNAL_VERSION:
+                    raise ValueError(f"not a version {JOURNAL_VERSION} record")
+                key = (str(record["dealer_id"]), str(record["execution_id"]))
+                kind = record["kind"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise JournalError(f"{self.path}:{number}: bad journal line: {exc}") from exc
+            entry = entries.setdefault(key, JournalEntry())
+            if kind == "intent":
+                entry.intent = record
+            elif kind == "outcome":
+                entry.outcome = record
+            else:
+                entry.notes.append(record)
+        return entries
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one line and fsync it; returns once the record is durable."""
+        line = json.dumps({"v": JOURNAL_VERSION, **record}, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
