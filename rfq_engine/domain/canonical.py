@@ -45,6 +45,9 @@ def _default(value: Any) -> Any:
 
 
 def canonical_json(value: Any) -> str:
+    """Refuses floats anywhere in ``value`` (``json.dumps`` never asks ``default`` about them,
+    so they are converted first, which raises on a float)."""
     return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
+        to_jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        default=_default,
     )

@@ -82,8 +82,14 @@ class EventType(StrEnum):
     OUTCOME_SENT = "rfq.outcome_sent"
     # {"halted": bool, "reason"}: the admin kill switch (halt: refuse new RFQs, cancel open ones)
     KILL_SWITCH = "engine.kill_switch"
-        # {"rfqs": [rfq_id]}: the RFQs a restart found non-terminal and took over
+    # {"rfqs": [rfq_id]}: the RFQs a restart found non-terminal and took over
     ENGINE_RECOVERED = "engine.recovered"
+    # {"program", "period", "trigger": "schedule"|"catch_up"|"manual", "scheduled_for": ts|None,
+    #  "forecast": {...}, "spot", "position": {instrument: qty}, "held", "target", "hedge_ratio",
+    #  "action", "rfqs": [{"kind", "client_rfq_id", "rfq_id", "existing"}], "proposed": [spec],
+    #  "approved_by"|None, "dry_run": false, "reasons": [str], "error"|None}: a hedge program's
+    #  decision for a period (actor "program:<name>")
+    PROGRAM_DECIDED = "program.decided"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,10 +28,10 @@ from rfq_engine.store.base import (
     VerifyReport,
 )
 from rfq_engine.store.chain import RawRow, event_row
-from rfq_engine.store.checkpoint import CheckpointError, CheckpointFile, key_from_env
+from rfq_engine.store.checkpoint import CheckpointFile, key_from_env
 from rfq_engine.store.events import GENESIS_HASH, AuditEvent
 from rfq_engine.store.projection import Change, Tables, apply_change, changes_for
-from rfq_engine.store.verify import checkpoint_problem, verify_pages
+from rfq_engine.store.verify import check_before_writing, verify_pages
 from rfq_engine.store.writer import GroupCommitWriter, WriterStats
 
 __all__ = ["InMemoryAuditStore", "matches"]
@@ -86,17 +86,7 @@ class InMemoryAuditStore:
         if self._writer is not None:
             raise StoreError("the audit store is already open")
         head = self._head()
-        if self._checkpoint is not None:
-            try:
-                cp = await self._checkpoint.read()
-            except CheckpointError as exc:
-                raise StoreError(str(exc)) from exc
-            hash_at = None if cp is None else self._hash_at(cp.seq)
-            found = checkpoint_problem(self._checkpoint, cp, head[0], hash_at)
-            if found is not None:
-                raise StoreError(f"refusing to write: {found[0]}")
-            if cp is None:  # a new chain: seal its empty head, so a missing file means loss
-                await self._checkpoint.write(*head)
+        await check_before_writing(self._checkpoint, head, self._hash_at)
         writer = GroupCommitWriter(
             self._prepare, self._commit, self._load_head, head, checkpoint=self._checkpoint,
             batch_max=self._batch_max,
@@ -147,7 +137,7 @@ class InMemoryAuditStore:
         last = self._events[-1]
         return last.seq, last.hash
 
-    def _hash_at(self, seq: int) -> str | None:
+    async def _hash_at(self, seq: int) -> str | None:
         return self._events[seq - 1].hash if 0 < seq <= len(self._events) else None
 
     # --- events -----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Why it is safe: only the single writer (guaranteed by the lock) changes the proj
 tables, so a row this writer committed stays current until this writer changes it again.
 Events of one RFQ arrive within seconds of each other, so most rows a batch touches were
 written by one of the previous batches; serving them from here skips a SELECT and the
-row decoding, which were a fifth of the group commit's CPU.
+row decoding (measured: about a quarter of the commit time with 400 RFQs in flight).
 
 Rules that keep it coherent: rows enter only after their commit succeeded
 (``remember``), and the whole cache is dropped when a commit raises (``clear``), even if

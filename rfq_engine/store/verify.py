@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
-from rfq_engine.store.base import VerifyReport
+from rfq_engine.store.base import StoreError, VerifyReport
 from rfq_engine.store.chain import ChainVerifier, RawRow
 from rfq_engine.store.checkpoint import KEY_ENV, Checkpoint, CheckpointError, CheckpointFile
 
-__all__ = ["checkpoint_problem", "verify_pages"]
+__all__ = ["check_before_writing", "checkpoint_problem", "verify_pages"]
 
 NO_CHECKPOINT_NOTE = "no checkpoint configured: deletion of the newest events cannot be detected"
 UNAUTHENTICATED_NOTE = (
@@ -59,6 +59,27 @@ def checkpoint_problem(
             cp.seq,
         )
     return None
+
+
+async def check_before_writing(
+    checkpoint: CheckpointFile | None,
+    head: tuple[int, str],
+    hash_at: Callable[[int], Awaitable[str | None]],
+) -> None:
+    """Before a writer extends a chain: refuse (StoreError) if the chain disagrees with its
+    checkpoint, because appending would move the checkpoint on and hide a deletion or a
+    rewrite for good; seal a new chain's empty head so a missing file always means loss."""
+    if checkpoint is None:
+        return
+    try:
+        cp = await checkpoint.read()
+    except CheckpointError as exc:
+        raise StoreError(str(exc)) from exc
+    found = checkpoint_problem(checkpoint, cp, head[0], None if cp is None else await hash_at(cp.seq))
+    if found is not None:
+        raise StoreError(f"refusing to write: {found[0]}; run `rfq audit verify`")
+    if cp is None:
+        await checkpoint.write(*head)
 
 
 async def verify_pages(

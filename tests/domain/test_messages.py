@@ -61,3 +61,8 @@ def test_confirm_parses_decimals_exactly() -> None:
 def test_canonical_json_is_sorted_compact_and_keeps_unicode() -> None:
     assert canonical_json({"b": Decimal("1.50"), "a": "é", "c": [1, None]}) == \
         '{"a":"é","b":"1.5","c":[1,null]}'
+
+
+def test_canonical_json_refuses_floats_anywhere() -> None:
+    with pytest.raises(TypeError, match="float"):
+        canonical_json({"a": [1, {"b": 0.1}]})
