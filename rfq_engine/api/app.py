@@ -14,6 +14,8 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.web_log import AccessLogger
+from aiohttp.web_request import BaseRequest
 
 from rfq_engine.api import audit, ops, rfqs, stream
 from rfq_engine.api.auth import PRINCIPAL, TokenIndex, authenticate
@@ -25,7 +27,7 @@ from rfq_engine.app import App
 from rfq_engine.domain import ValidationError
 from rfq_engine.engine import EngineHalted, InvalidState, NotPermitted, UnknownRfq
 
-__all__ = ["create_web_app"]
+__all__ = ["RedactingAccessLogger", "create_web_app"]
 
 log = structlog.get_logger("rfq_engine.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -34,6 +36,16 @@ PUBLIC = ("/healthz", "/readyz", "/metrics", "/api/v1/openapi.json")
 
 def _static_dir() -> Path:
     return Path(str(resources.files("rfq_engine.api").joinpath("static")))
+
+
+class RedactingAccessLogger(AccessLogger):
+    """The access log without the WebSocket's ``?token=`` (browsers cannot send headers on
+    a WebSocket, so the stream takes its bearer token in the query string)."""
+
+    def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if request is not None and "token" in request.query:
+            request = request.clone(rel_url=request.rel_url.update_query(token="***"))
+        super().log(request, response, time)
 
 
 @web.middleware
@@ -75,6 +87,13 @@ async def _index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(_static_dir() / "index.html")
 
 
+async def _revalidate_ui(request: web.Request, response: web.StreamResponse) -> None:
+    """The web UI's modules import each other: a browser must never mix cached files of two
+    versions, so it revalidates each (a 304 when unchanged)."""
+    if request.path == "/" or request.path.startswith("/static/"):
+        response.headers["Cache-Control"] = "no-cache"
+
+
 def create_web_app(app: App, api: ApiConfig, *, metrics: Metrics | None = None) -> web.Application:
     web_app = web.Application(middlewares=[errors, _auth_middleware(TokenIndex(api))],
                               client_max_size=1024 * 1024)
@@ -87,6 +106,7 @@ def create_web_app(app: App, api: ApiConfig, *, metrics: Metrics | None = None) 
     web_app.add_routes(stream.routes)
     web_app.router.add_get("/api/v1/openapi.json", _openapi)
     web_app.router.add_get("/", _index)
+    web_app.on_response_prepare.append(_revalidate_ui)
     static = _static_dir()
     if static.is_dir():
         web_app.router.add_static("/static/", static)

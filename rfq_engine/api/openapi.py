@@ -70,6 +70,9 @@ SCHEMAS: dict[str, Any] = {
                           "checkpoint_seq": {"type": ["integer", "null"]},
                           "notes": {"type": "array", "items": STR},
                           "seconds": {"type": "number"}}),
+    "Me": _obj({"name": STR, "roles": {"type": "array", "items": {
+                    "enum": ["trader", "approver", "compliance", "admin"]}},
+                "may": {"type": "array", "items": STR}}),
     "Dealer": _obj({"dealer_id": STR, "kind": STR, "online": {"type": "boolean"},
                     "scorecard": {"type": ["object", "null"]}}),
 }
@@ -128,6 +131,9 @@ def openapi_document() -> dict[str, Any]:
             "responses": {"200": {"description": "the events",
                                   "content": {"text/csv": {}, "application/x-ndjson": {}}},
                           **ERR}}},
+        "/api/v1/me": {"get": {
+            "summary": "The caller: name, roles and the actions they allow (any valid token)",
+            "responses": {"200": _resp(_ref("Me"), "the caller"), **ERR}}},
         "/api/v1/dealers": {"get": {
             "summary": "Dealers with live status and scorecards",
             "responses": {"200": _resp(_obj({"since": TS, "dealers": {

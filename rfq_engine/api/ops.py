@@ -1,4 +1,5 @@
-"""Operations: health, readiness, metrics, dealers (status + scorecards), mandates, kill switch."""
+"""Operations: health, readiness, metrics, the caller, dealers (status + scorecards), mandates,
+kill switch."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from rfq_engine.api.auth import PRINCIPAL, require
+from rfq_engine.api.auth import PERMISSIONS, PRINCIPAL, require
 from rfq_engine.api.metrics import Metrics
 from rfq_engine.api.rfqs import APP_KEY
 from rfq_engine.api.serialize import error, json_response
@@ -54,6 +55,14 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     body = request.app[METRICS_KEY].render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
+
+
+@routes.get("/api/v1/me")
+async def me(request: web.Request) -> web.Response:
+    """Who the token belongs to and what it may do: the web UI shows only what the roles allow."""
+    principal = request[PRINCIPAL]
+    return json_response({"name": principal.name, "roles": sorted(principal.roles),
+                          "may": sorted(a for a in PERMISSIONS if principal.may(a))})
 
 
 @routes.get("/api/v1/dealers")

@@ -57,18 +57,27 @@ async def serve(config: Any, *, store_url: str | None = None, host: str | None =
     import structlog
     from aiohttp import web
 
-    from rfq_engine.api.app import create_web_app
+    from rfq_engine.api.app import RedactingAccessLogger, create_web_app
     from rfq_engine.app import open_app
 
     log = structlog.get_logger("rfq_engine.serve")
     app = await open_app(config, store_url=store_url)
+    scheduler = None
+    if getattr(config, "programs", None):
+        from rfq_engine.hedging.scheduler import HedgeScheduler
+
+        # Hedge programs: catch up once on a missed schedule, then run at each scheduled time.
+        scheduler = HedgeScheduler.from_config(app.engine, app.store, config, app.reference)
     runner: web.AppRunner | None = None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        runner = web.AppRunner(create_web_app(app, config.api), handle_signals=False)
+        if scheduler is not None:
+            await scheduler.start()
+        runner = web.AppRunner(create_web_app(app, config.api), handle_signals=False,
+                               access_log_class=RedactingAccessLogger)
         await runner.setup()
         site = web.TCPSite(runner, host or config.api.host,
                            config.api.port if port is None else port)
@@ -83,6 +92,8 @@ async def serve(config: Any, *, store_url: str | None = None, host: str | None =
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        if scheduler is not None:
+            await scheduler.stop()
         if runner is not None:
             await runner.cleanup()
         await app.close()

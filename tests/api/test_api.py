@@ -192,6 +192,17 @@ async def test_dealers_scorecards_mandates_health_metrics(api: Api) -> None:
     assert "rfq_quote_response_seconds_count" in metrics and "rfq_audit_queue_depth" in metrics
 
 
+async def test_me_names_the_caller_and_what_the_roles_allow(api: Api) -> None:
+    assert (await api.client.get("/api/v1/me")).status == 401
+    for user, role in ROLE_OF.items():
+        me = await (await api.client.get("/api/v1/me", headers=auth(user))).json()
+        assert me["name"] == user and me["roles"] == [role]
+        assert ("rfq:create" in me["may"]) == (user in TRADERS)
+        assert ("rfq:approve" in me["may"]) == (user in APPROVERS)
+        assert ("audit:read" in me["may"]) == (user in COMPLIANCE)
+        assert ("admin:halt" in me["may"]) == (user == "erin")
+
+
 async def test_live_stream_over_websocket(api: Api) -> None:
     bad = await api.client.get("/api/v1/stream?token=nope")
     assert bad.status == 401

@@ -61,6 +61,7 @@ async def test_openapi_matches_live_responses(api: Api) -> None:
     await check(api, doc, "GET", "/api/v1/audit/events", f"/api/v1/audit/events?rfq_id={rfq_id}")
     await check(api, doc, "GET", "/api/v1/audit/verify", "/api/v1/audit/verify")
     await check(api, doc, "GET", "/api/v1/dealers", "/api/v1/dealers")
+    await check(api, doc, "GET", "/api/v1/me", "/api/v1/me", "carol")
     await check(api, doc, "GET", "/api/v1/mandates", "/api/v1/mandates")
     await check(api, doc, "GET", "/api/v1/admin/halt", "/api/v1/admin/halt")
     await check(api, doc, "POST", "/api/v1/admin/halt", "/api/v1/admin/halt", "erin",

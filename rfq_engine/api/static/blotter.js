@@ -1,0 +1,436 @@
+// The trader's blotter: the new-RFQ ticket, a live quote ladder per RFQ (countdown, quotes
+// ranked as they arrive, rejected ones greyed with the reason, the award, last look and the
+// fill), approve/refuse for approvers, and the RFQ history.
+
+import { api } from "./api.js";
+import { bps, fmt, fmtPrice, sub } from "./decimal.js";
+import { averageFillPrice, fromSummary, ladder } from "./record.js";
+import { Ticket } from "./ticket.js";
+import {
+  LIVE, TERMINAL, clear, debounce, directionText, fmtDateTime, fmtMs, fmtTime, h, packageName,
+  quoteCcy, shortId, stateBadge, tsMicros, tsMillis,
+} from "./util.js";
+
+const MAX_FINISHED_CARDS = 6;
+const NOT_TRADED = ["not_filled", "cancelled", "expired", "rejected", "failed"];
+
+let s = null; // the mounted page's state
+
+export function mount(view, ctx) {
+  s = { ctx, cards: new Map(), skew: null, refusing: new Map(), history: [],
+    filter: { state: "all", mine: false, text: "" }, cleanup: [] };
+  const canTrade = ctx.may("rfq:create");
+  s.cardsEl = h("div", { class: "cards", testid: "live-rfqs" });
+  s.liveCount = h("span", { class: "muted", testid: "live-count" });
+  s.historyBody = h("tbody", {});
+  s.historyNote = h("span", { class: "muted" });
+  s.ticket = canTrade ? new Ticket(ctx, (v) => created(v)) : null;
+
+  const stateSel = h("select", { class: "input small", testid: "history-state",
+    onchange: (e) => { s.filter.state = e.target.value; loadHistory(); } },
+  [["all", "All states"], ["live", "Live"], ["filled", "Filled"], ["partially_filled", "Partially filled"],
+    ["not_traded", "Not traded"]].map(([v, t]) => h("option", { value: v }, t)));
+  const mine = canTrade ? h("label", { class: "inline" }, h("input", { type: "checkbox", testid: "history-mine",
+    onchange: (e) => { s.filter.mine = e.target.checked; loadHistory(); } }), " mine only") : null;
+  const text = h("input", { class: "input small", placeholder: "filter: id, dealer, package…",
+    testid: "history-filter", oninput: (e) => { s.filter.text = e.target.value.toLowerCase(); renderHistory(); } });
+
+  clear(view, h("div", { class: `blotter ${canTrade ? "" : "no-ticket"}` },
+    s.ticket ? s.ticket.el : null,
+    h("section", { class: "panel live-panel" },
+      h("div", { class: "panel-head" }, h("h2", {}, "Live RFQs"), s.liveCount,
+        ctx.may("rfq:create") ? null : h("span", { class: "pill neutral" },
+          ctx.may("rfq:approve") ? "approver: approve or refuse pending RFQs" : "read-only")),
+      s.cardsEl),
+    h("section", { class: "panel history-panel" },
+      h("div", { class: "panel-head" }, h("h2", {}, "RFQ history"), s.historyNote,
+        h("div", { class: "spacer" }), text, stateSel, mine),
+      h("div", { class: "table-wrap" }, h("table", { class: "grid-table", testid: "history-table" },
+        h("thead", {}, h("tr", {}, ["Created (UTC)", "RFQ", "Requester", "Mandate", "Side", "Package",
+          "Qty", "Notional", "Filled", "State", "Reason"].map((c, i) => h("th", { class: [6, 7, 8].includes(i) ? "num" : "" }, c)))),
+        s.historyBody)))));
+
+  const onChange = (e) => recordChanged(e.detail.id, e.detail.ev);
+  ctx.records.addEventListener("change", onChange);
+  s.cleanup.push(() => ctx.records.removeEventListener("change", onChange));
+  const onEvent = (e) => {
+    const sample = Date.now() - tsMillis(e.detail.at);
+    if (!Number.isNaN(sample)) s.skew = s.skew === null ? sample : Math.min(s.skew, sample);
+  };
+  ctx.bus.addEventListener("event", onEvent);
+  s.cleanup.push(() => ctx.bus.removeEventListener("event", onEvent));
+  const onHalt = () => s.ticket && s.ticket.render();
+  ctx.bus.addEventListener("halt", onHalt);
+  s.cleanup.push(() => ctx.bus.removeEventListener("halt", onHalt));
+  const onResync = () => { loadLive(); loadHistory(); };
+  ctx.bus.addEventListener("resync", onResync);
+  s.cleanup.push(() => ctx.bus.removeEventListener("resync", onResync));
+  const timer = setInterval(tickCountdowns, 100);
+  s.cleanup.push(() => clearInterval(timer));
+
+  s.refreshHistory = debounce(loadHistory, 300);
+  for (const id of ctx.shownCards) renderCard(id);
+  loadLive();
+  loadHistory();
+}
+
+export function unmount() {
+  if (!s) return;
+  for (const fn of s.cleanup) fn();
+  s = null;
+}
+
+// ---------------------------------------------------------------- data
+
+async function loadLive() {
+  const ctx = s.ctx;
+  const query = LIVE.map((st) => `state=${st}`).join("&");
+  try {
+    const { rfqs } = await api(`/api/v1/rfqs?${query}&limit=100`);
+    for (const row of rfqs.reverse()) {
+      show(row.rfq_id, false);
+      const known = ctx.records.get(row.rfq_id);
+      if (!known || known.summaryOnly) {
+        if (!known) ctx.records.map.set(row.rfq_id, fromSummary(row));
+        ctx.records.load(row.rfq_id).catch(() => {});
+      }
+    }
+    renderCards();
+  } catch (err) {
+    ctx.toast(`live RFQs: ${err.message}`, "error");
+  }
+}
+
+async function loadHistory() {
+  if (!s) return;
+  const f = s.filter;
+  const params = ["limit=200"];
+  const states = f.state === "live" ? LIVE : f.state === "not_traded" ? NOT_TRADED
+    : f.state === "all" ? [] : [f.state];
+  for (const st of states) params.push(`state=${st}`);
+  if (f.mine) params.push(`requester=${encodeURIComponent(s.ctx.me.name)}`);
+  try {
+    const { rfqs } = await api(`/api/v1/rfqs?${params.join("&")}`);
+    if (!s) return;
+    s.history = rfqs;
+    renderHistory();
+  } catch (err) {
+    s.ctx.toast(`history: ${err.message}`, "error");
+  }
+}
+
+function created(view) {
+  const rec = s.ctx.records.seed(view);
+  show(view.rfq_id, true);
+  s.ctx.toast(`RFQ ${shortId(view.rfq_id)} sent: ${packageName(rec.spec)}`, "info");
+  s.refreshHistory();
+}
+
+function show(id, render = true) {
+  const list = s.ctx.shownCards;
+  if (!list.includes(id)) list.unshift(id);
+  // keep every live card, and only the newest few finished ones
+  let finished = 0;
+  for (let i = 0; i < list.length; i++) {
+    const rec = s.ctx.records.get(list[i]);
+    if (rec && TERMINAL.has(rec.state) && ++finished > MAX_FINISHED_CARDS) list.splice(i--, 1);
+  }
+  if (render) renderCards();
+}
+
+function recordChanged(id, ev) {
+  if (!s) return;
+  if (ev && ev.type === "rfq.submitted") {
+    show(id);
+    s.refreshHistory();
+    return;
+  }
+  if (s.ctx.shownCards.includes(id)) renderCard(id);
+  if (ev && ev.type === "rfq.state_changed") {
+    renderHistory();
+    s.refreshHistory();
+    if (TERMINAL.has(ev.payload.to)) {
+      // reconcile with the server's record (average price, slippage) once it is final
+      setTimeout(() => s && s.ctx.records.load(id).catch(() => {}), 150);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- cards
+
+function renderCards() {
+  const ids = s.ctx.shownCards;
+  const live = ids.filter((id) => { const r = s.ctx.records.get(id); return r && !TERMINAL.has(r.state); });
+  const pending = live.filter((id) => s.ctx.records.get(id).state === "pending_approval").length;
+  s.liveCount.textContent = `${live.length} live${pending ? ` · ${pending} awaiting approval` : ""}`;
+  for (const [id, el] of s.cards) if (!ids.includes(id)) { el.remove(); s.cards.delete(id); }
+  if (!ids.length) {
+    clear(s.cardsEl, h("div", { class: "empty" }, s.ctx.may("rfq:create")
+      ? "No live RFQs. Pick a template and request quotes." : "No live RFQs."));
+    return;
+  }
+  s.cardsEl.querySelector(".empty")?.remove();
+  ids.forEach((id) => {
+    const el = buildCard(id);
+    const old = s.cards.get(id);
+    if (old) old.replaceWith(el);
+    s.cards.set(id, el);
+  });
+  ids.forEach((id) => s.cardsEl.appendChild(s.cards.get(id))); // order: newest first
+}
+
+function renderCard(id) {
+  if (!s.cards.has(id)) { renderCards(); return; }
+  const el = buildCard(id);
+  s.cards.get(id).replaceWith(el);
+  s.cards.set(id, el);
+  const live = s.ctx.shownCards.filter((x) => { const r = s.ctx.records.get(x); return r && !TERMINAL.has(r.state); });
+  const pending = live.filter((x) => s.ctx.records.get(x).state === "pending_approval").length;
+  s.liveCount.textContent = `${live.length} live${pending ? ` · ${pending} awaiting approval` : ""}`;
+}
+
+function deadlineLocal(rec) {
+  return rec.deadline ? tsMillis(rec.deadline) + (s.skew || 0) : null;
+}
+
+function paintCountdown(el, now) {
+  const end = Number(el.dataset.deadline);
+  const total = Number(el.dataset.window) || 1;
+  const left = Math.max(0, end - now);
+  const text = el.querySelector(".cd-text");
+  if (text) text.textContent = left > 0 ? `${(left / 1000).toFixed(1)}s` : "0.0s";
+  const bar = el.querySelector(".cd-fill");
+  if (bar) bar.style.width = `${Math.min(100, (left / total) * 100)}%`;
+  el.classList.toggle("urgent", left < 1000);
+}
+
+function tickCountdowns() {
+  if (!s) return;
+  const now = Date.now();
+  for (const el of s.cardsEl.querySelectorAll("[data-deadline]")) paintCountdown(el, now);
+}
+
+function priceLabel(side) {
+  return side === "bid" ? "Bid" : "Ask";
+}
+
+function buildCard(id) {
+  const ctx = s.ctx;
+  const rec = ctx.records.get(id);
+  if (!rec || !rec.spec) {
+    return h("article", { class: "card loading", testid: "rfq-card", "data-rfq-id": id },
+      h("div", { class: "card-head" }, h("span", { class: "muted" }, `loading ${shortId(id)}…`)));
+  }
+  const spec = rec.spec;
+  const { side, rows } = ladder(rec);
+  const ccy = quoteCcy(spec);
+  const open = rec.state === "open";
+  const direction = spec.direction === "two_way" ? spec.private_side : spec.direction;
+  const best = rows.find((r) => r.status === "valid");
+  const sentUs = tsMicros(rec.sent_at);
+
+  let countdown = null;
+  if (open && rec.deadline) {
+    countdown = h("div", { class: "countdown", testid: "countdown",
+      "data-deadline": String(deadlineLocal(rec)), "data-window": String(rec.window_ms || 1) },
+    h("span", { class: "cd-label" }, "closes in"), h("span", { class: "cd-text mono" }),
+    h("span", { class: "cd-bar" }, h("span", { class: "cd-fill" })));
+    paintCountdown(countdown, Date.now());
+  }
+
+  const head = h("div", { class: "card-head" },
+    h("div", { class: "card-title" },
+      h("span", { class: `dir dir-${direction}` }, directionText(spec).toUpperCase()),
+      h("b", { class: "mono" }, `${fmt(spec.quantity)} ${spec.quantity_unit}`),
+      h("span", { class: "pkg" }, packageName(spec)),
+      h("span", { class: "muted" }, `· ${rec.requester || spec.requester} · ${spec.mandate}`)),
+    h("div", { class: "card-meta" },
+      countdown,
+      stateBadge(rec.state),
+      ctx.may("audit:read") ? h("a", { class: "id-link mono", href: `#/compliance/${id}`,
+        title: "open the decision record" }, shortId(id)) : h("span", { class: "mono muted", title: id }, shortId(id)),
+      TERMINAL.has(rec.state) ? h("button", { class: "icon-btn", title: "dismiss", type: "button",
+        onclick: () => { ctx.shownCards.splice(ctx.shownCards.indexOf(id), 1); renderCards(); } }, "×") : null));
+
+  const info = h("div", { class: "card-info mono" },
+    `notional ${fmt(rec.notional, 0)} ${ccy}`,
+    rec.reference ? ` · ref ${fmtPrice(rec.reference.value)}` : "",
+    ` · ${rec.dealers_asked.length || spec.dealers.length} dealers`,
+    rec.window_ms ? ` · window ${fmtMs(rec.window_ms)}` : "",
+    rec.sent_at ? ` · sent ${fmtTime(rec.sent_at)}` : "");
+
+  const body = h("tbody", {}, rows.map((r) => {
+    const award = r.award;
+    let status = r.status;
+    const cover = rec.awards.some((a) => a.cover_price && a.dealer_id !== r.dealer_id && a.cover_price === r.price);
+    const unawarded = TERMINAL.has(rec.state) && !rec.awards.length;
+    let statusText = { valid: unawarded ? "not awarded" : r.rank === 1 ? "best" : cover ? "cover" : rec.ranked ? "ranked" : "valid",
+      rejected: `rejected: ${r.reason}`,
+      superseded: "superseded", declined: `declined${r.reason ? `: ${r.reason}` : ""}`, waiting: "awaiting quote",
+      no_answer: "no answer", not_reached: `not reached: ${r.reason}` }[r.status];
+    if (award) {
+      const outcome = { pending: "awarded · last look", confirmed: "filled", rejected: `last look rejected: ${award.reject_reason || ""}`,
+        timed_out: "last look timed out" }[award.outcome] || award.outcome;
+      statusText = outcome;
+      status = award.outcome === "confirmed" ? "filled" : award.outcome === "pending" ? "awarded" : "lastlook_rejected";
+    }
+    let vsBest = "";
+    if (r.status === "valid" && best && best !== r) {
+      const diff = side === "bid" ? sub(best.price, r.price) : sub(r.price, best.price);
+      vsBest = diff === null ? "" : fmtPrice(diff, { sign: true });
+    } else if (r.status === "valid" && best === r) vsBest = "—";
+    const after = r.received_at && sentUs ? (tsMicros(r.received_at) - sentUs) / 1000 : null;
+    // vs the reference, bps of the underlying; positive = better for the requester
+    const ref = rec.reference;
+    const vsRef = ref && r.price !== null && r.price !== undefined && r.quote
+      ? (side === "bid" ? bps(r.price, ref.value, ref.underlying_price) : bps(ref.value, r.price, ref.underlying_price))
+      : null;
+    return h("tr", { class: `q q-${status}`, testid: "quote-row", "data-dealer": r.dealer_id,
+      "data-status": status, title: r.reason || "" },
+    h("td", { class: "rank mono", testid: "quote-rank" }, r.rank ?? ""),
+    h("td", { class: "dealer" }, r.dealer_id),
+    h("td", { class: "num mono price" }, r.status === "waiting" ? h("span", { class: "spinner" }) : fmtPrice(r.price)),
+    h("td", { class: "num mono" }, r.quantity ? fmt(r.quantity) : ""),
+    h("td", { class: "num mono muted" }, vsBest),
+    h("td", { class: `num mono ${vsRef === null ? "" : vsRef.startsWith("-") ? "neg" : "pos"}` },
+      vsRef === null ? "" : fmt(vsRef, 1, { sign: true })),
+    h("td", { class: "num mono muted" }, after === null ? "" : `+${fmtMs(after)}`),
+    h("td", { class: "mono muted" }, r.valid_until ? fmtTime(r.valid_until, 1) : ""),
+    h("td", { class: "status" }, statusText));
+  }));
+  const table = h("table", { class: "ladder", testid: "ladder" },
+    h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Dealer"),
+      h("th", { class: "num" }, `${priceLabel(side)} (${ccy})`), h("th", { class: "num" }, "Qty"),
+      h("th", { class: "num" }, "vs best"),
+      h("th", { class: "num", title: "bps of the underlying; positive = better than the reference" }, "vs ref bps"),
+      h("th", { class: "num" }, "Resp."), h("th", {}, "Valid to"),
+      h("th", {}, "Status"))),
+    body);
+
+  const foot = h("div", { class: "card-foot" });
+  for (const a of rec.awards) {
+    foot.appendChild(h("div", { class: `award award-${a.outcome}`, testid: "award" },
+      h("span", { class: "tag" }, "AWARD"),
+      `#${a.rank} ${a.dealer_id} ${a.side} ${fmtPrice(a.price)} × ${fmt(a.quantity)}`,
+      a.cover_price ? ` · cover ${fmtPrice(a.cover_price)}` : "",
+      ` · ${{ pending: "in last look", confirmed: "confirmed", rejected: "rejected on last look", timed_out: "last look timed out" }[a.outcome] || a.outcome}`,
+      a.reject_reason ? `: ${a.reject_reason}` : ""));
+  }
+  if (rec.fills.length) {
+    const avg = averageFillPrice(rec);
+    const dealers = [...new Set(rec.fills.map((f) => f.dealer_id))].join(", ");
+    const notional = rec.fills.length === 1 ? rec.fills[0].notional : null;
+    foot.appendChild(h("div", { class: "fill", testid: "fill" },
+      h("span", { class: "tag good" }, rec.state === "partially_filled" ? "PARTIAL FILL" : "FILLED"),
+      h("b", { class: "mono" }, `${fmt(rec.filled_quantity)} ${spec.quantity_unit}`),
+      avg ? ` @ ${fmtPrice(avg)} ${ccy}` : "",
+      ` with ${dealers}`,
+      notional ? ` · notional ${fmt(notional, 0)}` : "",
+      rec.slippage_bps !== null && rec.slippage_bps !== undefined ? ` · vs ref ${fmt(rec.slippage_bps, null, { sign: true })} bps` : "",
+      ` · ${rec.fills.map((f) => f.dealer_trade_id).join(", ")}`));
+  } else if (TERMINAL.has(rec.state)) {
+    foot.appendChild(h("div", { class: "outcome bad", testid: "outcome" },
+      h("span", { class: "tag bad" }, rec.state.replace(/_/g, " ").toUpperCase()), rec.reason || ""));
+  }
+  if (rec.state === "pending_approval") {
+    foot.appendChild(approvalBox(rec));
+  }
+  const actions = [];
+  const mine = (rec.requester || spec.requester) === ctx.me.name;
+  if (!TERMINAL.has(rec.state) && ctx.may("rfq:cancel") && (mine || ctx.may("admin:halt"))) {
+    actions.push(h("button", { class: "btn small ghost", type: "button", testid: "cancel-rfq",
+      onclick: async (e) => {
+        e.currentTarget.disabled = true;
+        try {
+          await api(`/api/v1/rfqs/${id}/cancel`, { method: "POST", body: { reason: `cancelled by ${ctx.me.name}` } });
+        } catch (err) { ctx.toast(`cancel: ${err.message}`, "error"); }
+      } }, "Cancel RFQ"));
+  }
+  if (actions.length) foot.appendChild(h("div", { class: "actions" }, actions));
+
+  const toAsk = rows.length ? null : h("div", { class: "card-info" },
+    `dealers to ask: ${spec.dealers.join(", ")}`);
+  return h("article", { class: `card cs-${rec.state}`, testid: "rfq-card", "data-rfq-id": id,
+    "data-state": rec.state },
+  head, info, rows.length ? table : toAsk, foot.childNodes.length ? foot : null);
+}
+
+function approvalBox(rec) {
+  const ctx = s.ctx;
+  const a = rec.approval || {};
+  const mine = (rec.requester || rec.spec.requester) === ctx.me.name;
+  const why = h("span", {}, h("span", { class: "tag warn" }, "APPROVAL"),
+    a.reason || rec.reason || (a.notional ? `notional ${fmt(a.notional)} above ${fmt(a.threshold)}` : "needs a second person's approval"));
+  if (!ctx.may("rfq:approve")) return h("div", { class: "approval" }, why, h("span", { class: "muted" }, " · waiting for an approver"));
+  if (mine) return h("div", { class: "approval" }, why, h("span", { class: "muted" }, " · your own RFQ: another approver decides"));
+  const reason = h("input", { class: "input small", placeholder: "reason to refuse", testid: "refuse-reason",
+    value: s.refusing.get(rec.rfq_id) || "", oninput: (e) => s.refusing.set(rec.rfq_id, e.target.value) });
+  const act = (grant) => async (e) => {
+    const text = reason.value.trim();
+    if (!grant && !text) { reason.focus(); reason.classList.add("invalid"); return; }
+    e.currentTarget.disabled = true;
+    try {
+      await api(`/api/v1/rfqs/${rec.rfq_id}/${grant ? "approve" : "refuse"}`, { method: "POST",
+        body: grant ? {} : { reason: text } });
+      ctx.toast(`${grant ? "Approved" : "Refused"} ${shortId(rec.rfq_id)}`, "info");
+    } catch (err) {
+      ctx.toast(`${grant ? "approve" : "refuse"}: ${err.message}`, "error");
+      e.currentTarget.disabled = false;
+    }
+  };
+  return h("div", { class: "approval" }, why,
+    h("div", { class: "actions" },
+      h("button", { class: "btn small good", type: "button", testid: "approve", onclick: act(true) }, "Approve"),
+      reason,
+      h("button", { class: "btn small danger", type: "button", testid: "refuse", onclick: act(false) }, "Refuse")));
+}
+
+// ---------------------------------------------------------------- history
+
+function matches(row, text) {
+  if (!text) return true;
+  const hay = [row.rfq_id, row.client_rfq_id, row.requester, row.mandate, row.state, row.reason,
+    packageName(row.spec), ...(row.spec.dealers || [])].join(" ").toLowerCase();
+  return hay.includes(text);
+}
+
+// A row as the list returned it, brought up to date by the live record when the stream
+// has moved it on since (the list reads the store, which trails the stream a little).
+function current(row) {
+  const rec = s.ctx.records.get(row.rfq_id);
+  if (!rec || rec.summaryOnly || !rec.spec || TERMINAL.has(row.state)) return row;
+  return { ...row, state: rec.state, reason: rec.reason, filled_quantity: rec.filled_quantity };
+}
+
+function renderHistory() {
+  if (!s) return;
+  const rows = s.history.map(current).filter((r) => matches(r, s.filter.text));
+  s.historyNote.textContent = `${rows.length} of ${s.history.length}`;
+  clear(s.historyBody, rows.length ? rows.map((r) => h("tr", {
+    class: `clickable st-row-${r.state}`, testid: "history-row", "data-rfq-id": r.rfq_id,
+    title: "show the ladder", onclick: () => openCard(r) },
+  h("td", { class: "mono" }, fmtDateTime(r.created_at)),
+  h("td", { class: "mono" }, s.ctx.may("audit:read") ? h("a", { href: `#/compliance/${r.rfq_id}`,
+    onclick: (e) => e.stopPropagation(), title: "decision record" }, shortId(r.rfq_id)) : shortId(r.rfq_id)),
+  h("td", {}, r.requester), h("td", {}, r.mandate),
+  h("td", {}, h("span", { class: `dir dir-${r.direction === "two_way" ? r.spec.private_side : r.direction}` },
+    directionText(r.spec))),
+  h("td", {}, packageName(r.spec)),
+  h("td", { class: "num mono" }, `${fmt(r.quantity)} ${r.quantity_unit}`),
+  h("td", { class: "num mono" }, fmt(r.notional, 0)),
+  h("td", { class: "num mono" }, fmt(r.filled_quantity)),
+  h("td", {}, stateBadge(r.state, "history-state-badge")),
+  h("td", { class: "muted reason" }, r.reason))) : h("tr", {}, h("td", { colspan: 11, class: "empty" }, "No RFQs.")));
+}
+
+async function openCard(row) {
+  const ctx = s.ctx;
+  const known = ctx.records.get(row.rfq_id);
+  if (!known || known.summaryOnly || !known.spec) {
+    ctx.records.map.set(row.rfq_id, known || fromSummary(row));
+    ctx.records.load(row.rfq_id).catch((err) => ctx.toast(err.message, "error"));
+  }
+  if (!ctx.shownCards.includes(row.rfq_id)) ctx.shownCards.unshift(row.rfq_id);
+  renderCards();
+  s.cards.get(row.rfq_id)?.scrollIntoView({ behavior: "smooth", block: "nearest" });
+}
