@@ -12,9 +12,10 @@ One entry per dealer::
 
 Why lazy imports: each kind's module is imported inside ``build_adapters`` (and when an
 entry's settings are validated), never at the top of this module, so importing the
-factory (``rfq --help``, config checks) does not pull in MQTT or ccxt. Kinds "mqtt",
-"ccxt" and "rest" are reserved for transports still to come: naming one today is a
-clear error rather than a silently ignored dealer.
+factory (``rfq --help``, config checks) does not pull in MQTT or ccxt. A ccxt dealer's
+package is imported to validate its table, but ccxt itself only when the dealer starts
+(``dealer_adapters.ccxt.exchange``). An unknown kind is a clear error rather than a
+silently ignored dealer.
 """
 
 from __future__ import annotations

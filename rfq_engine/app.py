@@ -14,7 +14,7 @@ from rfq_engine.config import AppConfig
 from rfq_engine.domain import utc_now
 from rfq_engine.engine import RfqEngine
 from rfq_engine.mandate import Mandate
-from rfq_engine.pricing.reference import ModelReferenceProvider
+from rfq_engine.pricing.reference import ModelReferenceProvider, ReferencePriceProvider
 from rfq_engine.store import AuditStore, open_store
 
 __all__ = ["App", "open_app", "open_configured_store"]
@@ -25,7 +25,7 @@ class App:
     config: AppConfig
     store: AuditStore
     engine: RfqEngine
-    reference: ModelReferenceProvider
+    reference: ReferencePriceProvider
     adapters: list[DealerAdapter]
 
     async def close(self) -> None:
@@ -33,7 +33,15 @@ class App:
         try:
             await self.engine.stop()
         finally:
+            await _close_reference(self.reference)
             await self.store.close()
+
+
+async def _close_reference(reference: ReferencePriceProvider) -> None:
+    """A live provider (``[reference]``) holds an exchange connection; the model one holds nothing."""
+    close = getattr(reference, "close", None)
+    if close is not None:
+        await close()
 
 
 def open_configured_store(config: AppConfig, *, url: str | None = None,
@@ -52,12 +60,17 @@ async def open_app(config: AppConfig, *, store_url: str | None = None,
     """Open the store, build everything, start the engine (running recovery first)."""
     store = open_configured_store(config, url=store_url)
     await store.open()
+    live: ReferencePriceProvider | None = None
     try:
         # The [market] section is a fixed, hand-written market: its age is not a signal,
         # so the staleness limit applies only to live feeds (max_age=None here).
         snapshot = config.market.to_snapshot(utc_now())
-        reference = ModelReferenceProvider(snapshot, max_age=None, source="config")
-        adapters = build_adapters(config.dealers, market=lambda: snapshot)
+        reference: ReferencePriceProvider = ModelReferenceProvider(snapshot, max_age=None, source="config")
+        if config.reference is not None:  # live prices from an exchange; ccxt is imported only then
+            from rfq_engine.pricing.ccxt_reference import open_ccxt_reference
+
+            reference = live = await open_ccxt_reference(config.reference, lambda: snapshot)
+        adapters = build_adapters(config.dealers, market=lambda: snapshot, mqtt=config.mqtt)
         engine = RfqEngine(
             store=store,
             adapters=adapters,
@@ -67,6 +80,8 @@ async def open_app(config: AppConfig, *, store_url: str | None = None,
         )
         await engine.start(recover=recover)
     except BaseException:
+        if live is not None:
+            await _close_reference(live)
         await store.close()
         raise
     return App(config, store, engine, reference, adapters)

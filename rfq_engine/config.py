@@ -1,7 +1,8 @@
 """The one TOML config file, validated on load.
 
 Sections: ``[engine]``, ``[store]``, ``[logging]``, ``[market]`` (reference prices),
-``[mandates.<name>]`` and ``[[dealers]]``. Unknown keys are errors (a typo must not
+``[mandates.<name>]``, ``[[dealers]]``, and for hedge programs ``[forecast]`` and
+``[programs.<name>]`` (``rfq_engine.hedging.program``). Unknown keys are errors (a typo must not
 silently fall back to a default). Secrets never live in the file: a field ending in
 ``_env`` names the environment variable that holds the value.
 
@@ -20,10 +21,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from dealer_adapters.factory import DealerSpec
+from dealer_adapters.mqtt.config import MqttBrokerConfig
 from rfq_engine.api.config import ApiConfig
 from rfq_engine.configtypes import STRICT
 from rfq_engine.engine.config import EngineConfig
+from rfq_engine.hedging.program import ForecastConfig, ProgramConfig, check_programs
 from rfq_engine.mandate import MandateConfig
+from rfq_engine.pricing.ccxt_reference import CcxtReferenceConfig
 from rfq_engine.pricing.config import MarketConfig
 
 __all__ = ["AppConfig", "ConfigError", "LoggingConfig", "StoreConfig", "load_config", "parse_config"]
@@ -71,6 +75,14 @@ class AppConfig(BaseModel):
     mandates: dict[str, MandateConfig]
     dealers: list[DealerSpec]
     api: ApiConfig = ApiConfig()
+    mqtt: MqttBrokerConfig | None = None
+    """The broker connection shared by every ``kind = "mqtt"`` dealer (``docs/dealer-protocol.md``)."""
+    forecast: ForecastConfig | None = None
+    """Production forecast defaults for hedge programs (``docs/hedging.md``)."""
+    programs: dict[str, ProgramConfig] = {}
+    """Hedge programs, ``[programs.<name>]``, run by ``rfq serve``'s scheduler."""
+    reference: CcxtReferenceConfig | None = None
+    """Live reference prices from an exchange (``docs/dealers-ccxt.md``); default: ``[market]``."""
 
     @model_validator(mode="after")
     def _consistent(self) -> AppConfig:
@@ -86,6 +98,19 @@ class AppConfig(BaseModel):
                 raise ValueError(
                     f"mandates.{name}.dealers: {', '.join(unknown)} not configured under [[dealers]]"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _mqtt_broker(self) -> AppConfig:
+        mqtt_dealers = [d.id for d in self.dealers if d.kind == "mqtt"]
+        if mqtt_dealers and self.mqtt is None:
+            raise ValueError(f"mqtt: dealer(s) {', '.join(mqtt_dealers)} have kind \"mqtt\": "
+                             "add an [mqtt] section (the broker connection)")
+        return self
+
+    @model_validator(mode="after")
+    def _programs(self) -> AppConfig:
+        check_programs(self.programs, self.mandates, [d.id for d in self.dealers], self.forecast)
         return self
 
 

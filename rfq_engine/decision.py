@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from rfq_engine.domain import decimal_str, format_ts
+from rfq_engine.pricing.tca import tca
 from rfq_engine.store.events import AuditEvent
 from rfq_engine.store.events import EventType as E
 
@@ -38,7 +39,7 @@ def build_decision_record(events: Sequence[AuditEvent]) -> dict[str, Any]:
         "approval": {}, "dealers_asked": [], "send_failures": {}, "deadline": None,
         "quotes": [], "declines": [], "ranking": [], "rejected_at_ranking": [],
         "min_quotes": None, "awards": [], "fills": [], "filled_quantity": "0",
-        "average_price": None, "slippage_bps": None, "cancel": None, "messages_rejected": [],
+        "average_price": None, "slippage_bps": None, "tca": None, "cancel": None, "messages_rejected": [],
         "timeline": [],
     }
     awards: dict[str, dict[str, Any]] = {}
@@ -109,6 +110,9 @@ def build_decision_record(events: Sequence[AuditEvent]) -> dict[str, Any]:
         average = filled_value / filled_qty
         record["average_price"] = decimal_str(average.quantize(Decimal("0.00000001")))
         record["slippage_bps"] = _slippage_bps(average, record["reference"], side)
+        # at award: the reference an award.decided carries, once the engine records one there
+        at_award = next((a["reference"] for a in reversed(record["awards"]) if a.get("reference")), None)
+        record["tca"] = tca(side, average, record["reference"], at_award)
     return record
 
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -72,6 +73,10 @@ def dispatch(args: argparse.Namespace) -> int:
             from rfq_engine.cli.demo import run_demo
 
             configure_logging("WARNING")
+            if getattr(args, "mqtt", False):
+                from rfq_engine.cli.mqtt_demo import run_mqtt_demo
+
+                return asyncio.run(run_mqtt_demo(args.store, fast=args.fast))
             return asyncio.run(run_demo(args.store, fast=args.fast))
         if args.command == "config":
             config = load_config(args.file)
@@ -93,6 +98,12 @@ def dispatch(args: argparse.Namespace) -> int:
             return asyncio.run(_audit(args))
     except (ConfigError, ValidationError, StoreError) as exc:
         return _fail(str(exc))
+    except BrokenPipeError:
+        # The reader went away (`rfq audit export | head`): stop quietly, no traceback, and
+        # point stdout at /dev/null so the flush at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
     return _fail(f"unknown command {args.command}")
 
 

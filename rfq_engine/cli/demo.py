@@ -19,7 +19,9 @@ from rfq_engine.cli.live import LiveView, money
 from rfq_engine.config import parse_config
 from rfq_engine.domain import RfqSpec, utc_now
 
-__all__ = ["demo_rfqs", "run_demo"]
+__all__ = ["DEMO_DEALERS", "demo_rfqs", "run_demo", "run_demo_rfqs", "verify_demo_store"]
+
+DEMO_DEALERS = ("alpha-otc", "bravo-otc", "charlie-mm", "delta-desk", "echo-desk")
 
 
 def last_friday(year: int, month: int) -> date:
@@ -32,12 +34,12 @@ def _month_ahead(today: date, months: int) -> tuple[int, int]:
     return index // 12, index % 12 + 1
 
 
-def demo_rfqs(today: date, window_ms: int) -> list[tuple[str, RfqSpec]]:
+def demo_rfqs(today: date, window_ms: int,
+              dealers: tuple[str, ...] = DEMO_DEALERS) -> list[tuple[str, RfqSpec]]:
     """The two hedges a miner runs: sell next month's production forward, and a collar."""
     future_expiry = last_friday(*_month_ahead(today, 1))
     option_expiry = last_friday(*_month_ahead(today, 3))
-    dealers = ["alpha-otc", "bravo-otc", "charlie-mm", "delta-desk", "echo-desk"]
-    common: dict[str, Any] = {"quantity": "100", "quantity_unit": "BTC", "dealers": dealers,
+    common: dict[str, Any] = {"quantity": "100", "quantity_unit": "BTC", "dealers": list(dealers),
                               "requester": "treasury-desk", "mandate": "treasury",
                               "window_ms": window_ms}
     sell_future = RfqSpec.from_dict({
@@ -75,24 +77,32 @@ async def run_demo(store_url: str, *, fast: bool = False) -> int:
     print(f"RFQ engine demo — store {store_url}, {len(app.engine.dealers)} simulated dealers: "
           f"{', '.join(app.engine.dealers)}")
     print("  (echo-desk declines everything; charlie-mm quotes tight but rejects on last look)")
-    results = []
     try:
-        for title, spec in demo_rfqs(utc_now().date(), 800 if fast else 3000):
-            print(f"\n== {title}")
-            rfq_id = await app.engine.submit(spec)
-            view.watch(rfq_id)
-            state = await app.engine.wait(rfq_id)
-            live = await app.store.get_rfq(rfq_id)
-            fills = await app.store.fills(rfq_id)
-            filled = sum((f.quantity for f in fills), Decimal(0))
-            avg = sum((f.price * f.quantity for f in fills), Decimal(0)) / filled if fills else None
-            print(f"  => {state.value.upper()}: {live.reason if live else ''}; filled "
-                  f"{filled} BTC at {money(avg)}  (rfq {rfq_id})")
-            results.append(state)
-        await view.close()
+        await run_demo_rfqs(app, view, 800 if fast else 3000, DEMO_DEALERS)
     finally:
         await view.close()
         await app.close()
+    return await verify_demo_store(store_url)
+
+
+async def run_demo_rfqs(app: Any, view: LiveView, window_ms: int, dealers: tuple[str, ...]) -> None:
+    """Run the demo's RFQs one after the other on ``app``, printing each as it goes."""
+    for title, spec in demo_rfqs(utc_now().date(), window_ms, dealers):
+        print(f"\n== {title}")
+        rfq_id = await app.engine.submit(spec)
+        view.watch(rfq_id)
+        state = await app.engine.wait(rfq_id)
+        live = await app.store.get_rfq(rfq_id)
+        fills = await app.store.fills(rfq_id)
+        filled = sum((f.quantity for f in fills), Decimal(0))
+        avg = sum((f.price * f.quantity for f in fills), Decimal(0)) / filled if fills else None
+        print(f"  => {state.value.upper()}: {live.reason if live else ''}; filled "
+              f"{filled} BTC at {money(avg)}  (rfq {rfq_id})")
+    await view.close()
+
+
+async def verify_demo_store(store_url: str) -> int:
+    """Verify the audit chain of the demo's store and print the verdict; 0 or 4."""
     from rfq_engine.store import open_store
 
     store = open_store(store_url, readonly=True)

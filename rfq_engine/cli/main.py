@@ -19,7 +19,11 @@ __all__ = ["COMMAND_MODULES", "main"]
 
 DEMO_STORE = "sqlite+aiosqlite:///rfq-demo.db"
 
-COMMAND_MODULES: tuple[str, ...] = ("rfq_engine.cli.cmd_serve",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "rfq_engine.cli.cmd_serve",
+    "rfq_engine.cli.cmd_hedge",
+    "rfq_engine.cli.cmd_mqtt",
+)
 """Feature command modules. Each defines ``add_parsers(subparsers)``, which imports only
 argparse-level things and registers its parsers with ``set_defaults(handler=fn)``; ``fn(args)
 -> int`` imports what it needs when it runs, so ``rfq --help`` stays light."""
@@ -35,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                           "simulated dealers, then verify the audit chain")
     demo.add_argument("--store", default=DEMO_STORE, help=f"store URL (default {DEMO_STORE})")
     demo.add_argument("--fast", action="store_true", help="short windows (for tests)")
+    demo.add_argument("--mqtt", action="store_true", help="run the same RFQs over MQTT: a private "
+                      "Mosquitto broker and three reference dealer bots as separate processes")
 
     request = sub.add_parser("request", help="run one RFQ through the configured dealers")
     request.add_argument("--config", required=True, help="TOML config file")

@@ -41,7 +41,7 @@ from rfq_engine.domain import (
     parse_ts,
     utc_now,
 )
-from rfq_engine.engine.awards import AwardOutcome, PendingAward
+from rfq_engine.engine.awards import AwardOutcome, PendingAward, check_confirm
 from rfq_engine.engine.run import RfqRun
 from rfq_engine.store.base import EventFilter
 from rfq_engine.store.events import AuditEvent
@@ -222,7 +222,12 @@ async def _settle_after_restart(run: RfqRun, rec: RecoveredRfq, eid: ExecutionId
             lookup = await asyncio.wait_for(adapter.query_execution(award.dealer_id, eid),
                                             s.config.lookup_timeout_ms / 1000)
             lookup_state = lookup.state
-            if lookup.state is ExecutionState.CONFIRMED and lookup.confirm is not None:
+            problem = (None if lookup.confirm is None
+                       else check_confirm(award, lookup.confirm))
+            if problem is not None:
+                log.error("recovery.lookup_mismatch", execution_id=eid, problem=problem)
+            if (lookup.state is ExecutionState.CONFIRMED and lookup.confirm is not None
+                    and problem is None):
                 c = lookup.confirm
                 outcome = AwardOutcome(True, c.quantity, c.price, "confirmed", c.dealer_trade_id)
                 s.audit(run.rfq_id, E.EXECUTION_CONFIRMED, {

@@ -1,0 +1,425 @@
+"""The wire envelope of the dealer protocol (docs/dealer-protocol.md): topics, signing, verifying.
+
+Pure: no I/O, no clock except where a caller passes none. Every message is one UTF-8
+JSON object::
+
+    {"v": 1, "type": "quote", "msg_id": "...", "dealer_id": "desk-a",
+     "sent_at": "2026-11-21T10:00:00.123456Z", "body": {...}, "sig": "9f2c..."}
+
+``sig`` is the lowercase hex HMAC-SHA256, keyed with the dealer's shared secret, of the
+canonical JSON (``rfq_engine.domain.canonical_json``: keys sorted, ``,``/``:``
+separators, no whitespace, UTF-8, non-ASCII kept) of the whole object without ``sig``.
+Both directions are signed with the same per-dealer secret; on engine -> dealer
+messages ``dealer_id`` is the addressee, so it always equals the topic's dealer.
+
+Verification (``open_envelope``) checks, in order, and turns the first failure into one
+reason string: size, UTF-8, JSON (no floats, no NaN, no duplicate keys), the envelope's
+fields and types, ``type`` allowed on that topic, ``dealer_id`` equal to the topic's
+dealer, the signature, ``sent_at``, and (``verify_inbound``) the body through the
+shared ``parse_body`` with decimals required to be JSON strings. Whether a quote is
+late, for an unknown RFQ, a duplicate, or a confirm that does not match its award is the
+engine's call, not this module's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from rfq_engine.domain import (
+    Award,
+    DealerId,
+    Direction,
+    ExecutionId,
+    Inbound,
+    InboundRejected,
+    Leg,
+    Outbound,
+    QuoteId,
+    QuoteSide,
+    RfqClosed,
+    RfqId,
+    RfqNew,
+    ValidationError,
+    body_to_dict,
+    canonical_json,
+    format_ts,
+    message_type,
+    new_id,
+    parse_body,
+    parse_positive,
+    parse_ts,
+    utc_now,
+)
+from rfq_engine.domain.values import parse_decimal, require
+
+__all__ = [
+    "DEALER_TOPICS",
+    "ENGINE_TOPICS",
+    "PROTOCOL_VERSION",
+    "Envelope",
+    "EnvelopeError",
+    "TopicKind",
+    "Topics",
+    "build_envelope",
+    "encode_envelope",
+    "encode_message",
+    "open_envelope",
+    "parse_outbound_body",
+    "sign",
+    "verify_inbound",
+]
+
+PROTOCOL_VERSION = 1
+RAW_LIMIT = 2000
+"""Characters of a rejected payload kept for the audit log."""
+
+TopicKind = Literal["rfq", "award", "quote", "execution", "status"]
+
+ENGINE_TOPICS: dict[str, frozenset[str]] = {
+    "rfq": frozenset({"rfq.new", "rfq.closed"}),
+    "award": frozenset({"award"}),
+}
+"""Engine -> dealer: the message types each topic carries."""
+DEALER_TOPICS: dict[str, frozenset[str]] = {
+    "quote": frozenset({"quote", "quote.decline"}),
+    "execution": frozenset({"execution.confirm", "execution.reject"}),
+    "status": frozenset({"status"}),
+}
+"""Dealer -> engine: the message types each topic carries."""
+_TOPIC_OF_TYPE = {
+    t: kind for kinds in (ENGINE_TOPICS, DEALER_TOPICS) for kind, types in kinds.items() for t in types
+}
+
+_DECIMAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "quote": ("bid", "ask", "quantity"),
+    "execution.confirm": ("price", "quantity"),
+}
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_MAX_ID = 128
+
+
+class Topics:
+    """Topic names under one prefix: ``{prefix}/dealers/{dealer_id}/{kind}``."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self._head = f"{prefix}/dealers/"
+
+    def topic(self, dealer_id: str, kind: TopicKind) -> str:
+        return f"{self._head}{dealer_id}/{kind}"
+
+    def for_type(self, dealer_id: str, msg_type: str) -> str:
+        """The topic a message of ``msg_type`` travels on (``quote.decline`` -> ``quote``)."""
+        kind: TopicKind = _TOPIC_OF_TYPE[msg_type]  # type: ignore[assignment]
+        return self.topic(dealer_id, kind)
+
+    def parse(self, topic: str) -> tuple[DealerId, str] | None:
+        """``(dealer_id, kind)`` of a dealer topic under this prefix, else None."""
+        if not topic.startswith(self._head):
+            return None
+        parts = topic[len(self._head):].split("/")
+        if len(parts) != 2 or not parts[0]:
+            return None
+        return DealerId(parts[0]), parts[1]
+
+
+class EnvelopeError(Exception):
+    """A message that fails verification; ``reason`` says why, for the audit log."""
+
+    def __init__(self, reason: str, *, msg_id: str | None = None, rfq_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.msg_id = msg_id
+        self.rfq_id = rfq_id
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A verified envelope: the signature matched and the fields have their types."""
+
+    type: str
+    msg_id: str
+    dealer_id: DealerId
+    sent_at: datetime
+    body: Mapping[str, Any]
+
+
+def sign(unsigned: Mapping[str, Any], secret: bytes) -> str:
+    """Lowercase hex HMAC-SHA256 of the canonical JSON of ``unsigned`` (which has no ``sig``)."""
+    text = canonical_json(unsigned)
+    return hmac.new(secret, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def build_envelope(
+    msg_type: str,
+    body: Mapping[str, Any],
+    *,
+    dealer_id: str,
+    secret: bytes,
+    msg_id: str | None = None,
+    sent_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A signed envelope (a fresh UUID ``msg_id`` and the current time unless given)."""
+    unsigned: dict[str, Any] = {
+        "v": PROTOCOL_VERSION,
+        "type": msg_type,
+        "msg_id": msg_id or new_id(),
+        "dealer_id": dealer_id,
+        "sent_at": format_ts(sent_at or utc_now()),
+        "body": dict(body),
+    }
+    return {**unsigned, "sig": sign(unsigned, secret)}
+
+
+def encode_envelope(envelope: Mapping[str, Any]) -> bytes:
+    """The payload bytes: canonical JSON (a receiver accepts any JSON layout)."""
+    return canonical_json(envelope).encode("utf-8")
+
+
+def encode_message(message: Outbound | Inbound, *, dealer_id: str, secret: bytes) -> tuple[str, bytes]:
+    """``(msg_id, payload)`` for a domain message, signed with the dealer's secret."""
+    envelope = build_envelope(message_type(message), body_to_dict(message), dealer_id=dealer_id,
+                              secret=secret)
+    return envelope["msg_id"], encode_envelope(envelope)
+
+
+# --------------------------------------------------------------------------- verifying
+
+
+def _no_float(text: str) -> Any:
+    raise EnvelopeError(f"a JSON float ({text}) is not allowed: decimals travel as strings, like \"{text}\"")
+
+
+def _no_constant(text: str) -> Any:
+    raise EnvelopeError(f"malformed JSON: {text} is not a JSON value")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise EnvelopeError(f"malformed JSON: duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _loads(payload: bytes, max_bytes: int) -> Any:
+    if len(payload) > max_bytes:
+        raise EnvelopeError(f"message too large: {len(payload)} bytes (limit {max_bytes})")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EnvelopeError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    try:
+        return json.loads(
+            text, parse_float=_no_float, parse_constant=_no_constant, object_pairs_hook=_unique_keys
+        )
+    except json.JSONDecodeError as exc:
+        raise EnvelopeError(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise EnvelopeError("malformed JSON: nested too deeply") from None
+
+
+def _text(data: Mapping[str, Any], key: str) -> str:
+    value = require(data, key, "envelope")
+    if not isinstance(value, str) or not value or len(value) > _MAX_ID:
+        raise ValidationError(f"envelope.{key}", f"must be a non-empty string (max {_MAX_ID} chars)")
+    return value
+
+
+def _expected(allowed: frozenset[str]) -> str:
+    return " or ".join(sorted(allowed))
+
+
+def open_envelope(
+    payload: bytes,
+    *,
+    topic_dealer: str,
+    allowed_types: frozenset[str],
+    secret: bytes,
+    max_bytes: int = 65_536,
+) -> Envelope:
+    """Verify one payload received on ``topic_dealer``'s topic; raises ``EnvelopeError``.
+
+    ``allowed_types`` are the message types the topic carries. The signature is checked
+    with ``secret`` (the topic dealer's) before anything in the body is trusted.
+    """
+    data = _loads(payload, max_bytes)
+    if not isinstance(data, dict):
+        raise EnvelopeError(f"the envelope must be a JSON object, got {type(data).__name__}")
+    raw_id = data.get("msg_id")
+    msg_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= _MAX_ID else None
+    body = data.get("body")
+    raw_rfq = body.get("rfq_id") if isinstance(body, dict) else None
+    rfq_id = raw_rfq if isinstance(raw_rfq, str) and 0 < len(raw_rfq) <= _MAX_ID else None
+
+    def fail(reason: str) -> EnvelopeError:
+        return EnvelopeError(reason, msg_id=msg_id, rfq_id=rfq_id)
+
+    try:
+        version = require(data, "v", "envelope")
+        if type(version) is not int or version != PROTOCOL_VERSION:
+            raise fail(f"envelope.v: unsupported protocol version {version!r} (expected {PROTOCOL_VERSION})")
+        msg_type = _text(data, "type")
+        if msg_type not in allowed_types:
+            raise fail(f"envelope.type: {msg_type!r} is not accepted on this topic "
+                       f"(expected {_expected(allowed_types)})")
+        _text(data, "msg_id")
+        claimed = _text(data, "dealer_id")
+        if claimed != topic_dealer:
+            raise fail(f"envelope.dealer_id: {claimed!r} does not match the topic's dealer "
+                       f"{topic_dealer!r} (spoofing attempt)")
+        sig = data.get("sig")
+        if sig is None:
+            raise fail("envelope.sig: missing: every message must be signed")
+        if not isinstance(sig, str) or not _HEX64.match(sig):
+            raise fail("envelope.sig: must be 64 lowercase hex characters (HMAC-SHA256)")
+        unsigned = {k: v for k, v in data.items() if k != "sig"}
+        try:
+            expected = sign(unsigned, secret)
+        except UnicodeEncodeError:
+            raise fail("invalid Unicode in the message (a lone surrogate escape)") from None
+        if not hmac.compare_digest(expected, sig):
+            raise fail(f"envelope.sig: bad signature: does not verify with {topic_dealer}'s shared secret")
+        sent_at = parse_ts(require(data, "sent_at", "envelope"), "envelope.sent_at")
+        if not isinstance(body, dict):
+            raise fail("envelope.body: must be a JSON object")
+    except ValidationError as exc:
+        raise fail(str(exc)) from None
+    return Envelope(msg_type, msg_id or "", DealerId(claimed), sent_at, body)
+
+
+def verify_inbound(
+    payload: bytes,
+    *,
+    topic_dealer: DealerId,
+    kind: str,
+    secret: bytes,
+    received_at: datetime,
+    max_bytes: int = 65_536,
+) -> Inbound:
+    """A dealer -> engine payload as a domain message, or ``InboundRejected`` with the reason.
+
+    Never raises: every failure becomes an ``InboundRejected`` the engine audits.
+    """
+    allowed = DEALER_TOPICS.get(kind)
+    try:
+        if allowed is None:
+            raise EnvelopeError(f"no dealer -> engine messages travel on a {kind!r} topic")
+        envelope = open_envelope(
+            payload, topic_dealer=topic_dealer, allowed_types=allowed, secret=secret, max_bytes=max_bytes
+        )
+        try:
+            for key in _DECIMAL_FIELDS.get(envelope.type, ()):
+                value = envelope.body.get(key)
+                if value is not None and not isinstance(value, str):
+                    raise ValidationError(f"body.{key}",
+                                          f"must be a decimal string, got a JSON {_json_kind(value)}")
+            return parse_body(envelope.type, envelope.body, dealer_id=topic_dealer,
+                              msg_id=envelope.msg_id, received_at=received_at)
+        except ValidationError as exc:
+            rfq = envelope.body.get("rfq_id")
+            raise EnvelopeError(str(exc), msg_id=envelope.msg_id,
+                                rfq_id=rfq if isinstance(rfq, str) else None) from None
+    except EnvelopeError as exc:
+        raw = payload[:RAW_LIMIT * 4].decode("utf-8", errors="replace")[:RAW_LIMIT]
+        return InboundRejected(
+            topic_dealer,
+            exc.reason,
+            received_at,
+            exc.msg_id,
+            None if exc.rfq_id is None else RfqId(exc.rfq_id),
+            raw,
+        )
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+# --------------------------------------------------------------------------- engine -> dealer bodies
+
+
+def _id(body: Mapping[str, Any], key: str) -> str:
+    value = require(body, key, "body")
+    if not isinstance(value, str) or not value or len(value) > _MAX_ID:
+        raise ValidationError(f"body.{key}", f"must be a non-empty string (max {_MAX_ID} chars)")
+    return value
+
+
+def _bool(body: Mapping[str, Any], key: str) -> bool:
+    value = require(body, key, "body")
+    if not isinstance(value, bool):
+        raise ValidationError(f"body.{key}", "must be true or false")
+    return value
+
+
+def _decimal_text(body: Mapping[str, Any], key: str) -> object:
+    value = require(body, key, "body")
+    if not isinstance(value, str):
+        raise ValidationError(f"body.{key}", "must be a decimal string")
+    return value
+
+
+def parse_outbound_body(msg_type: str, body: Mapping[str, Any], *, dealer_id: DealerId) -> Outbound:
+    """What a dealer does with an engine message's ``body``: ``RfqNew``, ``Award`` or ``RfqClosed``.
+
+    Raises ``ValidationError`` naming the field.
+    """
+    if msg_type == "rfq.new":
+        raw_legs = require(body, "legs", "body")
+        if not isinstance(raw_legs, list) or not raw_legs:
+            raise ValidationError("body.legs", "must be a non-empty list")
+        raw_direction = require(body, "direction", "body")
+        try:
+            direction = Direction(raw_direction)
+        except ValueError:
+            raise ValidationError("body.direction", f"unknown direction {raw_direction!r}") from None
+        settlement = body.get("settlement", "cash")
+        if not isinstance(settlement, str):
+            raise ValidationError("body.settlement", "must be a string")
+        return RfqNew(
+            rfq_id=RfqId(_id(body, "rfq_id")),
+            legs=tuple(Leg.from_dict(leg, f"body.legs[{i}]") for i, leg in enumerate(raw_legs)),
+            quantity=parse_positive(_decimal_text(body, "quantity"), "body.quantity"),
+            quantity_unit=_id(body, "quantity_unit"),
+            direction=direction,
+            allow_partial=_bool(body, "allow_partial"),
+            deadline=parse_ts(require(body, "deadline", "body"), "body.deadline"),
+            settlement=settlement,
+        )
+    if msg_type == "award":
+        raw_side = require(body, "side", "body")
+        try:
+            side = QuoteSide(raw_side)
+        except ValueError:
+            raise ValidationError("body.side", f"must be 'bid' or 'ask', got {raw_side!r}") from None
+        return Award(
+            rfq_id=RfqId(_id(body, "rfq_id")),
+            quote_id=QuoteId(_id(body, "quote_id")),
+            dealer_id=dealer_id,
+            side=side,
+            price=parse_decimal(_decimal_text(body, "price"), "body.price"),
+            quantity=parse_positive(_decimal_text(body, "quantity"), "body.quantity"),
+            execution_id=ExecutionId(_id(body, "execution_id")),
+            confirm_by=parse_ts(require(body, "confirm_by", "body"), "body.confirm_by"),
+        )
+    if msg_type == "rfq.closed":
+        outcome = _id(body, "outcome")
+        return RfqClosed(RfqId(_id(body, "rfq_id")), outcome, _bool(body, "you_won"))
+    raise ValidationError("type", f"unknown engine message type {msg_type!r}")
