@@ -89,6 +89,10 @@ def build_decision_record(events: Sequence[AuditEvent]) -> dict[str, Any]:
             entry = {**p, "decided_at": format_ts(event.ts), "outcome": "pending"}
             awards[p["execution_id"]] = entry
             record["awards"].append(entry)
+        elif event.type == E.AWARD_REFERENCE:
+            for execution_id in p.get("execution_ids", []):
+                if execution_id in awards:
+                    awards[execution_id]["reference"] = p["reference"]
         elif event.type == E.EXECUTION_CONFIRMED and p["execution_id"] in awards:
             awards[p["execution_id"]].update(outcome="confirmed", confirmed_at=format_ts(event.ts),
                                              dealer_trade_id=p.get("dealer_trade_id"))

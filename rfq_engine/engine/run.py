@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -570,6 +571,7 @@ class RfqRun:
             awarded.append(pending)
         await asyncio.gather(*decided)  # write-ahead: the decision is durable before it is sent
         failpoints.hit("award.durable")
+        self._spawn(self._record_award_reference([p.award.execution_id for p in awarded]))
         if self.state is RfqState.AWARDING:
             self._transition(RfqState.CONFIRMING, f"{len(awarded)} award(s) sent, awaiting last look")
         if len(awarded) == 1:  # the usual case: no task for a one-element gather
@@ -608,9 +610,24 @@ class RfqRun:
         if pending.outcome.done():
             return
         pending.timer = None
-        task = self.loop.create_task(self._timeout_lookup(pending))
+        self._spawn(self._timeout_lookup(pending))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """A side task of this RFQ, cancelled when the RFQ ends."""
+        task = self.loop.create_task(coro)
         self._lookups.add(task)
         task.add_done_callback(self._lookups.discard)
+
+    async def _record_award_reference(self, execution_ids: list[ExecutionId]) -> None:
+        """TCA: the reference at award time, fetched off the latency-critical path."""
+        try:
+            async with asyncio.timeout(self.s.config.lookup_timeout_ms / 1000):
+                reference = await self.s.reference.package_reference(self.spec)
+        except Exception as exc:  # no reference: TCA at award is simply absent
+            log.info("award.reference_unavailable", error=str(exc) or type(exc).__name__)
+            return
+        self.s.audit(self.rfq_id, E.AWARD_REFERENCE,
+                     {"execution_ids": list(execution_ids), "reference": reference.to_dict()})
 
     async def _timeout_lookup(self, pending: PendingAward) -> None:
         """``confirm_by`` passed without an answer. Before counting it as a reject (and

@@ -68,6 +68,9 @@ class EventType(StrEnum):
     AWARD_DECIDED = "award.decided"
     # {"execution_id", "dealer_id", "error"|None}
     AWARD_SENT = "award.sent"
+    # {"execution_ids": [execution_id], "reference": {...}}: the package reference when the
+    # award(s) were made, priced off the hot path right after the decision was durable (TCA)
+    AWARD_REFERENCE = "award.reference_recorded"
     # {"execution_id", "dealer_id", "price", "quantity", "dealer_trade_id", "msg_id"|None,
     #  "source": "dealer"|"reconciled"}
     EXECUTION_CONFIRMED = "execution.confirmed"

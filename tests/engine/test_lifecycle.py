@@ -201,3 +201,18 @@ async def test_timeout_asks_the_dealer_before_falling_back(make_harness) -> None
     confirmed = await h.payloads(rfq_id, "execution.confirmed")
     assert [c["source"] for c in confirmed] == ["reconciled_at_timeout"]
     assert [(f.dealer_id, f.dealer_trade_id) for f in await h.store.fills(rfq_id)] == [("d1", "VENUE-1")]
+
+
+async def test_reference_at_award_is_recorded_for_tca(make_harness) -> None:
+    h = await make_harness()
+    rfq_id = await open_rfq(h, dealers=["d1"])
+    h.dealers.quote(rfq_id, "d1", bid="39950")
+    h.dealers.confirm((await h.dealers.next(Award)).message)  # type: ignore[arg-type]
+    assert await h.engine.wait(rfq_id, 5) is RfqState.FILLED
+    await h.store.flush()
+    from rfq_engine.decision import build_decision_record
+    from rfq_engine.store.base import EventFilter
+
+    record = build_decision_record(await h.store.events(EventFilter(rfq_id=rfq_id)))
+    assert record["awards"][0]["reference"]["value"] == record["reference"]["value"]
+    assert record["tca"]["vs_award_bps"] == record["tca"]["vs_request_bps"] is not None
