@@ -42,7 +42,11 @@ class RiskBook:
         self._rfq_reserved: dict[str, tuple[str, date, date, Decimal]] = {}
         self._day_extra: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
         self._month_extra: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
-        self._dealer_extra: dict[str, Decimal] = defaultdict(Decimal)
+        # Per dealer: awards in flight (any day), and fills settled in memory per UTC day. The
+        # fills are keyed by day like the store-loaded base, so a new day's base (which
+        # already contains yesterday's fills) is never added to yesterday's in-memory fills.
+        self._dealer_inflight: dict[str, Decimal] = defaultdict(Decimal)
+        self._dealer_filled: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
         self._award_reserved: dict[str, tuple[str, Decimal]] = {}
         self._loading: dict[tuple[str, str, date], asyncio.Future[Decimal]] = {}
 
@@ -107,15 +111,21 @@ class RiskBook:
         self._month_extra[(mandate, mkey)] += filled_notional - reserved
 
     def exposure(self, dealer: str, today: date) -> Decimal:
-        return self._dealer_base.get((dealer, today), ZERO) + self._dealer_extra[dealer]
+        return (self._dealer_base.get((dealer, today), ZERO)
+                + self._dealer_filled[(dealer, today)] + self._dealer_inflight[dealer])
 
     def reserve_award(self, execution_id: str, dealer: str, notional: Decimal) -> None:
         self._award_reserved[execution_id] = (dealer, notional)
-        self._dealer_extra[dealer] += notional
+        self._dealer_inflight[dealer] += notional
 
-    def settle_award(self, execution_id: str, filled_notional: Decimal) -> None:
+    def settle_award(self, execution_id: str, filled_notional: Decimal,
+                     today: date | None = None) -> None:
+        """The award ended: its reservation goes, what it filled counts on ``today`` (UTC)."""
         entry = self._award_reserved.pop(execution_id, None)
         if entry is None:
             return
         dealer, reserved = entry
-        self._dealer_extra[dealer] += filled_notional - reserved
+        self._dealer_inflight[dealer] -= reserved
+        if filled_notional:
+            day = today or datetime.now(UTC).date()
+            self._dealer_filled[(dealer, day)] += filled_notional
