@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
 
-from rfq_engine.api import audit, ops, rfqs, stream
+from rfq_engine.api import audit, hedge, ops, rfqs, stream
 from rfq_engine.api.auth import PRINCIPAL, TokenIndex, authenticate
 from rfq_engine.api.config import ApiConfig
 from rfq_engine.api.metrics import Metrics
@@ -104,6 +104,7 @@ def create_web_app(app: App, api: ApiConfig, *, metrics: Metrics | None = None) 
     web_app.add_routes(audit.routes)
     web_app.add_routes(ops.routes)
     web_app.add_routes(stream.routes)
+    web_app.add_routes(hedge.routes)
     web_app.router.add_get("/api/v1/openapi.json", _openapi)
     web_app.router.add_get("/", _index)
     web_app.on_response_prepare.append(_revalidate_ui)

@@ -158,6 +158,22 @@ def openapi_document() -> dict[str, Any]:
                                    "responses": {"101": {"description": "switching protocols"},
                                                  **ERR}}},
     }
+    paths["/api/v1/hedge/scenario"] = {"post": {
+        "summary": "Hedged vs unhedged revenue and P&L across prices at expiry (strategy "
+                   "future/put/collar), or NDF outcomes at settlement rates (strategy ndf)",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["strategy"],
+            "properties": {"strategy": {"enum": ["future", "put", "collar", "ndf"]},
+                           "spot": DEC, "cost": DEC, "quantity": DEC,
+                           "prices": {"type": "array", "items": DEC}, "put": STR, "call": STR,
+                           "premium": DEC, "hedge_ratio": DEC, "unit_price": DEC,
+                           "hashrate_ph": DEC, "days": {"type": "integer"},
+                           "settle_rates": {"type": "array", "items": DEC},
+                           "power_mw": DEC, "power_price": DEC,
+                           "opex_only": {"type": "boolean"}}}}}},
+        "responses": {"200": _resp(_obj({"rows": {"type": "array"},
+                                         "chart": {"type": "object"}}), "the table and chart"),
+                      "400": _resp(_ref("Error"), "malformed JSON"), **ERR}}}
     for action in ("cancel", "approve", "refuse"):
         paths[f"/api/v1/rfqs/{{rfq_id}}/{action}"] = {"post": {
             "summary": {"cancel": "Cancel (own RFQs; admin any)",

@@ -37,12 +37,15 @@ async def create(api: Api, user: str = "alice", **overrides: Any) -> dict[str, A
     ("POST", "/api/v1/rfqs/{id}/approve", APPROVERS),
     ("POST", "/api/v1/rfqs/{id}/refuse", APPROVERS),
     ("POST", "/api/v1/admin/resume", {"erin"}),
+    ("POST", "/api/v1/hedge/scenario", ALL),
 ])
 async def test_auth_matrix(api: Api, method: str, path: str, allowed: set[str]) -> None:
     rfq = await create(api)
     await api.wait_terminal(rfq["rfq_id"])
     url = path.replace("{id}", rfq["rfq_id"])
-    body = rfq_body() if url == "/api/v1/rfqs" and method == "POST" else {"reason": "x"}
+    body: dict[str, Any] = rfq_body() if url == "/api/v1/rfqs" and method == "POST" else {"reason": "x"}
+    if url == "/api/v1/hedge/scenario":
+        body = {"strategy": "future", "spot": "40000", "prices": ["30000"]}
     resp = await api.client.request(method, url, json=body if method == "POST" else None)
     assert resp.status == 401 and "unauthorized" in await resp.text()
     resp = await api.client.request(method, url, json=body if method == "POST" else None,

@@ -68,3 +68,7 @@ async def test_openapi_matches_live_responses(api: Api) -> None:
                 {"reason": "test"})
     await check(api, doc, "POST", "/api/v1/admin/resume", "/api/v1/admin/resume", "erin", {})
     await check(api, doc, "POST", "/api/v1/admin/resume", "/api/v1/admin/resume", "alice", {})
+    await check(api, doc, "POST", "/api/v1/hedge/scenario", "/api/v1/hedge/scenario", "alice",
+                {"strategy": "future", "spot": "40000", "prices": ["30000", "50000"]})
+    await check(api, doc, "POST", "/api/v1/hedge/scenario", "/api/v1/hedge/scenario", "alice",
+                {"strategy": "future", "spot": "x", "prices": ["1"]})

@@ -183,6 +183,16 @@ def test_trader_collar_then_compliance_review(rfq_server: Server) -> None:
             expect(page.locator("svg[data-testid=chart-response_rate] rect.bar")).to_have_count(
                 len(DEALERS))
             page.screenshot(path=f"{SHOTS}-scorecards.png", full_page=True)
+
+            # -- scenarios: worked example A, hedged vs unhedged revenue across prices
+            page.get_by_test_id("nav-scenarios").click()
+            table = page.get_by_test_id("scenario-table")
+            expect(table).to_contain_text("35,000.00")   # collar revenue per BTC at 25,000
+            expect(table).to_contain_text("-5,000.00")   # unhedged P&L per BTC at 25,000
+            expect(page.locator("svg[data-testid=scenario-chart] polyline.series")).to_have_count(2)
+            page.get_by_test_id("scenario-ndf").click()
+            expect(page.get_by_test_id("scenario-table")).to_contain_text("90,000.00")  # example B
+            page.screenshot(path=f"{SHOTS}-scenarios.png", full_page=True)
         finally:
             browser.close()
     assert not problems, problems

@@ -6,6 +6,7 @@ import { Stream, api, session, setUnauthorizedHandler } from "./api.js";
 import * as blotter from "./blotter.js";
 import * as compliance from "./compliance.js";
 import { applyEvent, emptyRecord, fromView } from "./record.js";
+import * as scenario from "./scenario.js";
 import * as scorecards from "./scorecards.js";
 import { LIVE, TERMINAL, clear, h } from "./util.js";
 
@@ -298,6 +299,7 @@ function route() {
   if (name === "blotter") next = blotter;
   else if (name === "compliance" && ctx.may("audit:read")) next = compliance;
   else if (name === "dealers") next = scorecards;
+  else if (name === "scenarios") next = scenario;
   else {
     location.replace(defaultRoute());
     return;

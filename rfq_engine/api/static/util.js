@@ -43,7 +43,7 @@ export function svg(tag, attrs, ...children) {
     if (key === "testid") el.setAttribute("data-testid", value);
     else el.setAttribute(key, value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
   }
