@@ -15,7 +15,6 @@ methods, called by the engine's dispatcher on the event loop; they never block.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -23,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from dealer_adapters.protocol import DealerUnavailable, ExecutionState
+from dealer_adapters.protocol import DealerUnavailable
 from rfq_engine import failpoints
 from rfq_engine.domain import (
     Award,
@@ -33,7 +32,6 @@ from rfq_engine.domain import (
     ExecutionId,
     ExecutionReject,
     Quote,
-    QuoteId,
     RfqClosed,
     RfqId,
     RfqNew,
@@ -43,13 +41,14 @@ from rfq_engine.domain import (
     decimal_str,
     format_ts,
     new_id,
-    rank_quotes,
     utc_now,
 )
+from rfq_engine.engine import lastlook, selection
 from rfq_engine.engine.awards import AwardOutcome, PendingAward, award_payload, check_confirm
 from rfq_engine.engine.context import Services
+from rfq_engine.engine.selection import Candidates, QuoteJudge
 from rfq_engine.engine.validation import check_quote
-from rfq_engine.mandate import Mandate, PreTradeContext, QuoteContext, Verdict, all_passed
+from rfq_engine.mandate import Mandate, PreTradeContext, Verdict, all_passed
 from rfq_engine.pricing.reference import PackageReference
 from rfq_engine.store.events import EventType as E
 
@@ -442,55 +441,19 @@ class RfqRun:
 
     # ----------------------------------------------------------------- ranking and awards
 
-    def _quote_verdicts(self, quote: Quote, quantity: Decimal) -> list[Verdict]:
+    def _judge(self) -> QuoteJudge:
         assert self.unit_notional is not None
-        price = quote.price(self.spec.award_side)
-        assert price is not None
-        today = utc_now().date()
-        ctx = QuoteContext(self.spec, quote, self.spec.award_side, price, quantity,
-                           self.reference, self.s.risk.exposure(quote.dealer_id, today),
-                           quantity * self.unit_notional)
-        return self.mandate.check_quote(ctx)
+        return QuoteJudge(self.spec, self.mandate, self.reference, self.s.risk.exposure,
+                          self.unit_notional,
+                          timedelta(milliseconds=self.s.config.min_quote_validity_ms))
 
-    def _rank(self) -> tuple[deque[tuple[Quote, int]], Verdict]:
+    def _rank(self) -> tuple[Candidates, Verdict]:
         """Validate every latest quote, rank the valid ones, audit the whole picture."""
-        now = utc_now()
-        min_validity = timedelta(milliseconds=self.s.config.min_quote_validity_ms)
-        valid: list[Quote] = []
-        verdicts_of: dict[QuoteId, list[Verdict]] = {}
-        rejected: list[dict[str, Any]] = []
-        side = self.spec.award_side
-        for quote in self.quotes.values():
-            price = quote.price(side)
-            reason = check_quote(self.spec, quote, now=now, min_validity=min_validity)
-            verdicts = [] if reason else self._quote_verdicts(
-                quote, min(quote.quantity, self.spec.quantity))
-            if reason is None and not all_passed(verdicts):
-                reason = "; ".join(v.reason for v in verdicts if not v.passed)
-            if reason is None:
-                valid.append(quote)
-                verdicts_of[quote.quote_id] = verdicts
-            else:
-                rejected.append({"dealer_id": quote.dealer_id, "quote_id": quote.quote_id,
-                                 "price": None if price is None else decimal_str(price),
-                                 "reason": reason, "verdicts": _verdicts(verdicts)})
-        ranked = rank_quotes(valid, side)
-        min_quotes = self.mandate.check_min_quotes(len(ranked))
-        self.s.audit(self.rfq_id, E.QUOTES_RANKED, {
-            "side": side.value,
-            "reference": None if self.reference is None else self.reference.to_dict(),
-            "min_quotes": min_quotes.to_dict(),
-            "ranking": [{"rank": i + 1, "dealer_id": q.dealer_id, "quote_id": q.quote_id,
-                         "price": decimal_str(q.price(side) or ZERO),
-                         "quantity": decimal_str(q.quantity),
-                         "received_at": format_ts(q.received_at),
-                         "verdicts": _verdicts(verdicts_of[q.quote_id])}
-                        for i, q in enumerate(ranked)],
-            "rejected": rejected,
-        })
-        return deque((q, i + 1) for i, q in enumerate(ranked)), min_quotes
+        ranking = selection.rank(self._judge(), self.quotes.values(), utc_now())
+        self.s.audit(self.rfq_id, E.QUOTES_RANKED, ranking.payload(self.spec, self.reference))
+        return ranking.candidates(), ranking.min_quotes
 
-    async def _award_rounds(self, candidates: deque[tuple[Quote, int]]) -> None:
+    async def _award_rounds(self, candidates: Candidates) -> None:
         """Award, await last look, fall back to the next best, until done or out of quotes."""
         rounds = 0
         why_short = "no valid quote left to award"
@@ -523,30 +486,15 @@ class RfqRun:
         return self.spec.quantity - self.filled_quantity - sum(
             (p.award.quantity for p in self.pending.values() if not p.outcome.done()), ZERO)
 
-    def _select(self, candidates: deque[tuple[Quote, int]]) -> list[tuple[Quote, Decimal, int]]:
+    def _select(self, candidates: Candidates) -> list[tuple[Quote, Decimal, int]]:
         """The next quotes to award, re-checked now (validity, mandate, credit with in-flight)."""
-        batch: list[tuple[Quote, Decimal, int]] = []
-        left = self.remaining
-        now = utc_now()
-        min_validity = timedelta(milliseconds=self.s.config.min_quote_validity_ms)
-        while left > 0 and candidates:
-            quote, rank = candidates.popleft()
-            quantity = min(quote.quantity, left)
-            reason = check_quote(self.spec, quote, now=now, min_validity=min_validity)
-            if reason is None:
-                failed = [v for v in self._quote_verdicts(quote, quantity) if not v.passed]
-                reason = "; ".join(v.reason for v in failed) if failed else None
-            if reason is not None:
-                self._reject_quote(_quote_fields(quote), f"not awardable now: {reason}", "award")
-                continue
-            batch.append((quote, quantity, rank))
-            left -= quantity
-            if not self.spec.allow_partial:
-                break
+        batch, dropped = selection.select(self._judge(), candidates, self.remaining, utc_now())
+        for quote, reason in dropped:
+            self._reject_quote(_quote_fields(quote), f"not awardable now: {reason}", "award")
         return batch
 
     async def _award(self, batch: list[tuple[Quote, Decimal, int]],
-                     candidates: deque[tuple[Quote, int]]) -> None:
+                     candidates: Candidates) -> None:
         side = self.spec.award_side
         timeout = self.s.config.confirm_timeout_ms / 1000
         cover_quote = candidates[0][0] if candidates else None
@@ -571,7 +519,7 @@ class RfqRun:
             awarded.append(pending)
         await asyncio.gather(*decided)  # write-ahead: the decision is durable before it is sent
         failpoints.hit("award.durable")
-        self._spawn(self._record_award_reference([p.award.execution_id for p in awarded]))
+        self._spawn(lastlook.record_award_reference(self, [p.award.execution_id for p in awarded]))
         if self.state is RfqState.AWARDING:
             self._transition(RfqState.CONFIRMING, f"{len(awarded)} award(s) sent, awaiting last look")
         if len(awarded) == 1:  # the usual case: no task for a one-element gather
@@ -610,62 +558,13 @@ class RfqRun:
         if pending.outcome.done():
             return
         pending.timer = None
-        self._spawn(self._timeout_lookup(pending))
+        self._spawn(lastlook.lookup_after_timeout(self, pending))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """A side task of this RFQ, cancelled when the RFQ ends."""
         task = self.loop.create_task(coro)
         self._lookups.add(task)
         task.add_done_callback(self._lookups.discard)
-
-    async def _record_award_reference(self, execution_ids: list[ExecutionId]) -> None:
-        """TCA: the reference at award time, fetched off the latency-critical path."""
-        try:
-            async with asyncio.timeout(self.s.config.lookup_timeout_ms / 1000):
-                reference = await self.s.reference.package_reference(self.spec)
-        except Exception as exc:  # no reference: TCA at award is simply absent
-            log.info("award.reference_unavailable", error=str(exc) or type(exc).__name__)
-            return
-        self.s.audit(self.rfq_id, E.AWARD_REFERENCE,
-                     {"execution_ids": list(execution_ids), "reference": reference.to_dict()})
-
-    async def _timeout_lookup(self, pending: PendingAward) -> None:
-        """``confirm_by`` passed without an answer. Before counting it as a reject (and
-        perhaps awarding the next quote), ask the dealer once: an exchange order that timed
-        out may have filled, and falling back blindly would trade twice."""
-        award = pending.award
-        adapter = self.s.adapters.get(award.dealer_id)
-        lookup = None
-        if adapter is not None:
-            try:
-                async with asyncio.timeout(self.s.config.lookup_timeout_ms / 1000):
-                    lookup = await adapter.query_execution(award.dealer_id, award.execution_id)
-            except Exception as exc:  # the dealer could not say: silence counts as a reject
-                log.warning("award.timeout_lookup_failed", execution_id=award.execution_id,
-                            error=str(exc) or type(exc).__name__)
-        if pending.outcome.done():  # a confirm or reject arrived while we asked
-            return
-        if lookup is not None and lookup.state is ExecutionState.CONFIRMED and lookup.confirm:
-            c = lookup.confirm
-            problem = check_confirm(award, c)
-            if problem is None:
-                self.s.audit(self.rfq_id, E.EXECUTION_CONFIRMED, {
-                    "execution_id": award.execution_id, "dealer_id": award.dealer_id,
-                    "msg_id": None, "price": decimal_str(c.price),
-                    "quantity": decimal_str(c.quantity), "dealer_trade_id": c.dealer_trade_id,
-                    "source": "reconciled_at_timeout"})
-                pending.resolve(AwardOutcome(True, c.quantity, c.price, "confirmed",
-                                             c.dealer_trade_id))
-                return
-            log.error("award.timeout_lookup_mismatch", execution_id=award.execution_id,
-                      problem=problem)
-        reason = "no confirm by confirm_by: counted as a reject"
-        if lookup is not None and lookup.state is ExecutionState.REJECTED:
-            reason = f"no confirm by confirm_by; the dealer reports it rejected: {lookup.reason}"
-        self.s.audit(self.rfq_id, E.EXECUTION_REJECTED, {
-            "execution_id": award.execution_id, "dealer_id": award.dealer_id,
-            "reason": reason, "msg_id": None, "timeout": True})
-        pending.resolve(AwardOutcome(False, ZERO, award.price, reason, timeout=True))
 
     async def _settle(self, pending: PendingAward) -> None:
         outcome = pending.outcome.result()
