@@ -20,11 +20,11 @@ line is an error naming the file and line.
 from __future__ import annotations
 
 import json
-import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dealer_adapters.jsonlog import JsonLog, dumps_line
 
 __all__ = ["JOURNAL_VERSION", "Journal", "JournalEntry", "JournalError"]
 
@@ -49,28 +49,17 @@ class JournalEntry:
 
 
 class Journal:
-    """One JSONL file. ``append`` blocks (write + fsync): call it via ``asyncio.to_thread``."""
+    """One JSONL file (``dealer_adapters.jsonlog``). ``append`` blocks (write + fsync): call
+    it via ``asyncio.to_thread``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
+        self._log = JsonLog(path)
 
     def load(self) -> dict[tuple[str, str], JournalEntry]:
         """Entries keyed by ``(dealer_id, execution_id)``; a missing file is an empty journal."""
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}
-        complete, newline, torn = data.rpartition(b"\n")
-        if torn:
-            with self._lock, self.path.open("r+b") as handle:
-                handle.truncate(len(complete) + len(newline))
-                handle.flush()
-                os.fsync(handle.fileno())
         entries: dict[tuple[str, str], JournalEntry] = {}
-        for number, line in enumerate(complete.decode("utf-8").split("\n"), start=1):
-            if not line.strip():
-                continue
+        for number, line in self._log.lines():
             try:
                 record = json.loads(line)
                 if not isinstance(record, dict) or record.get("v") != JOURNAL_VERSION:
@@ -90,13 +79,4 @@ class Journal:
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one line and fsync it; returns once the record is durable."""
-        line = json.dumps({"v": JOURNAL_VERSION, **record}, sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False) + "\n"
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line.encode("utf-8"))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        self._log.append(dumps_line({"v": JOURNAL_VERSION, **record}))

@@ -54,7 +54,7 @@ from dealer_adapters.mqtt.envelope import (
 )
 from dealer_adapters.simulated.config import SimulatedDealerConfig
 from dealer_adapters.simulated.ledger import ExecutionOutcome, ExecutionRecord, Ledger
-from dealer_adapters.simulated.model import DealerModel, DeclinePlan, QuotePlan, SentQuote
+from dealer_adapters.simulated.model import DealerModel, DeclinePlan, QuotePlan, SentQuote, quote_body
 from rfq_engine.domain import (
     Award,
     DealerId,
@@ -65,7 +65,6 @@ from rfq_engine.domain import (
     RfqNew,
     ValidationError,
     decimal_str,
-    format_ts,
     new_id,
     utc_now,
 )
@@ -284,16 +283,7 @@ class DealerBot:
             return
         quote_id = QuoteId(new_id())
         valid_until = utc_now() + timedelta(milliseconds=self._quoting.quote_validity_ms)
-        body: dict[str, Any] = {
-            "rfq_id": rfq.rfq_id,
-            "quote_id": quote_id,
-            "quantity": decimal_str(answer.quantity),
-            "valid_until": format_ts(valid_until),
-        }
-        if answer.bid is not None:
-            body["bid"] = decimal_str(answer.bid)
-        if answer.ask is not None:
-            body["ask"] = decimal_str(answer.ask)
+        body = quote_body(rfq.rfq_id, quote_id, answer, valid_until)
         self._quotes[quote_id] = SentQuote(rfq.rfq_id, quote_id, answer.bid, answer.ask, answer.quantity,
                                            valid_until)
         self._send("quote", body, rfq.rfq_id, rfq.deadline)

@@ -16,14 +16,13 @@ error naming the file and line.
 from __future__ import annotations
 
 import json
-import os
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from dealer_adapters.jsonlog import JsonLog, dumps_line
 from rfq_engine.domain import (
     ExecutionId,
     QuoteId,
@@ -159,33 +158,19 @@ class OrderOutcome:
 
 
 class Journal:
-    """One JSONL file. ``append`` blocks (write + fsync): call it through ``asyncio.to_thread``."""
+    """One JSONL file (``dealer_adapters.jsonlog``). ``append`` blocks (write + fsync): call
+    it through ``asyncio.to_thread``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
+        self._log = JsonLog(path)
 
     def load(self) -> tuple[dict[ExecutionId, OrderIntent], dict[ExecutionId, OrderOutcome]]:
-        """Every intent and outcome, by execution id; a missing file is an empty journal.
-
-        A torn last line (no newline: the crash came mid-write, so that order was never
-        sent) is cut from the file so later appends stay readable.
-        """
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}, {}
-        complete, newline, torn = data.rpartition(b"\n")
-        if torn:
-            with self._lock, self.path.open("r+b") as handle:
-                handle.truncate(len(complete) + len(newline))
-                handle.flush()
-                os.fsync(handle.fileno())
+        """Every intent and outcome, by execution id; a missing file is an empty journal (a
+        torn last line, an order never sent, is dropped)."""
         intents: dict[ExecutionId, OrderIntent] = {}
         outcomes: dict[ExecutionId, OrderOutcome] = {}
-        for number, line in enumerate(complete.decode("utf-8").split("\n"), start=1):
-            if not line.strip():
-                continue
+        for number, line in self._log.lines():
             try:
                 record = json.loads(line)
                 if not isinstance(record, dict) or record.get("v") != JOURNAL_VERSION:
@@ -204,19 +189,4 @@ class Journal:
 
     def append(self, record: OrderIntent | OrderOutcome) -> None:
         """Write one line and fsync it (and the directory when the file is new)."""
-        line = (json.dumps(record.to_dict(), sort_keys=True, separators=(",", ":")) + "\n").encode()
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            created = not self.path.exists()
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            if created:
-                dir_fd = os.open(self.path.parent, os.O_RDONLY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
+        self._log.append(dumps_line(record.to_dict()))

@@ -47,6 +47,7 @@ from dealer_adapters.simulated.model import (
     DeclinePlan,
     QuotePlan,
     SentQuote,
+    quote_body,
 )
 from rfq_engine.domain import (
     Award,
@@ -63,7 +64,6 @@ from rfq_engine.domain import (
     RfqNew,
     ValidationError,
     decimal_str,
-    format_ts,
     new_id,
     parse_body,
     utc_now,
@@ -385,16 +385,7 @@ class SimulatedDealers:
             return
         quote_id = QuoteId(new_id())
         valid_until = utc_now() + timedelta(milliseconds=desk.config.quote_validity_ms)
-        body: dict[str, Any] = {
-            "rfq_id": rfq.rfq_id,
-            "quote_id": quote_id,
-            "quantity": decimal_str(answer.quantity),
-            "valid_until": format_ts(valid_until),
-        }
-        if answer.bid is not None:
-            body["bid"] = decimal_str(answer.bid)
-        if answer.ask is not None:
-            body["ask"] = decimal_str(answer.ask)
+        body = quote_body(rfq.rfq_id, quote_id, answer, valid_until)
         sent = SentQuote(rfq.rfq_id, quote_id, answer.bid, answer.ask, answer.quantity, valid_until)
         if desk.online:
             desk.quotes[quote_id] = sent  # a quote lost on the way cannot be awarded

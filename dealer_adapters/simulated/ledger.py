@@ -15,8 +15,6 @@ line is an error naming the file and line.
 from __future__ import annotations
 
 import json
-import os
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -24,6 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from dealer_adapters.jsonlog import JsonLog
 from rfq_engine.domain import (
     DealerId,
     ExecutionId,
@@ -110,32 +109,18 @@ class ExecutionRecord:
 
 
 class Ledger:
-    """One JSONL file. ``append`` is blocking (write + fsync): call it via ``asyncio.to_thread``."""
+    """One JSONL file (``dealer_adapters.jsonlog``). ``append`` blocks (write + fsync): call
+    it via ``asyncio.to_thread``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
+        self._log = JsonLog(path)
 
     def load(self) -> list[ExecutionRecord]:
-        """All records in file order; a missing file is an empty ledger.
-
-        A torn last line (no newline: a crash cut the write short, so that answer was
-        never sent) is dropped and cut from the file, so later appends stay parseable.
-        """
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return []
-        complete, newline, torn = data.rpartition(b"\n")
-        if torn:
-            with self._lock, self.path.open("r+b") as handle:
-                handle.truncate(len(complete) + len(newline))
-                handle.flush()
-                os.fsync(handle.fileno())
+        """All records in file order; a missing file is an empty ledger (a torn last line,
+        an answer never sent, is dropped)."""
         records: list[ExecutionRecord] = []
-        for number, line in enumerate(complete.decode("utf-8").split("\n"), start=1):
-            if not line.strip():
-                continue
+        for number, line in self._log.lines():
             try:
                 records.append(ExecutionRecord.from_json(line))
             except (ValueError, KeyError, TypeError) as exc:
@@ -144,12 +129,4 @@ class Ledger:
 
     def append(self, record: ExecutionRecord) -> None:
         """Write one line and fsync it; returns once the record is durable."""
-        line = (record.to_json() + "\n").encode("utf-8")
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        self._log.append(record.to_json())

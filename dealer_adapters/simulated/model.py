@@ -21,9 +21,20 @@ import random
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any
 
 from dealer_adapters.simulated.config import SimulatedDealerConfig
-from rfq_engine.domain import Award, DealerId, Direction, QuoteId, QuoteSide, RfqId, RfqNew
+from rfq_engine.domain import (
+    Award,
+    DealerId,
+    Direction,
+    QuoteId,
+    QuoteSide,
+    RfqId,
+    RfqNew,
+    decimal_str,
+    format_ts,
+)
 from rfq_engine.domain.pricing import (
     MarketSnapshot,
     PriceUnavailable,
@@ -45,6 +56,7 @@ __all__ = [
     "QuotePlan",
     "RfqPlan",
     "SentQuote",
+    "quote_body",
     "quote_prices",
 ]
 
@@ -89,6 +101,17 @@ class SentQuote:
     ask: Decimal | None
     quantity: Decimal
     valid_until: datetime
+
+
+def quote_body(rfq_id: str, quote_id: QuoteId, plan: QuotePlan, valid_until: datetime) -> dict[str, Any]:
+    """The wire ``quote`` body for a plan (only the sides it quotes), as PROTOCOL.md has it."""
+    body: dict[str, Any] = {"rfq_id": rfq_id, "quote_id": quote_id,
+                            "quantity": decimal_str(plan.quantity), "valid_until": format_ts(valid_until)}
+    if plan.bid is not None:
+        body["bid"] = decimal_str(plan.bid)
+    if plan.ask is not None:
+        body["ask"] = decimal_str(plan.ask)
+    return body
 
 
 def _round(value: Decimal, tick: Decimal, rounding: str) -> Decimal:
