@@ -348,23 +348,38 @@ _BUILDERS = {
 # --- changes -> rows -----------------------------------------------------------------------
 
 
-def touched(changes: Iterable[Change]) -> Touched:
+def touched(changes: Iterable[Change], created: Touched | None = None) -> Touched:
+    """The keys ``changes`` read. With ``created``, also collect there the keys whose first
+    change creates the row without reading it: ``QuoteReceived`` (replaces whatever is
+    there), and ``RfqSubmitted``, ``AwardDecided``, ``FillRecorded`` (insert unless the row
+    exists: a writer that skips loading those must insert them and notice a conflict)."""
     keys = Touched()
     for change in changes:
         match change:
             case RfqSubmitted(row=row):
+                if created is not None and row.rfq_id not in keys.rfq_ids:
+                    created.rfq_ids.add(row.rfq_id)
                 keys.rfq_ids.add(row.rfq_id)
             case RfqStateSet(rfq_id=rfq_id):
                 keys.rfq_ids.add(rfq_id)
-            case QuoteReceived(row=row) | QuoteRejected(row=row):
+            case QuoteReceived(row=row):
+                key = (row.rfq_id, row.dealer_id, row.quote_id)
+                if created is not None and key not in keys.quote_keys:
+                    created.quote_keys.add(key)
+                keys.quote_keys.add(key)
+            case QuoteRejected(row=row):
                 keys.quote_keys.add((row.rfq_id, row.dealer_id, row.quote_id))
             case QuoteRanked(key=key):
                 keys.quote_keys.add(key)
             case AwardDecided(row=row):
+                if created is not None and row.execution_id not in keys.execution_ids:
+                    created.execution_ids.add(row.execution_id)
                 keys.execution_ids.add(row.execution_id)
             case AwardStatusSet(execution_id=execution_id):
                 keys.execution_ids.add(execution_id)
             case FillRecorded(row=row):
+                if created is not None and row.fill_id not in keys.fill_ids:
+                    created.fill_ids.add(row.fill_id)
                 keys.fill_ids.add(row.fill_id)
                 keys.rfq_ids.add(row.rfq_id)
     return keys

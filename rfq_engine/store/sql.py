@@ -6,7 +6,10 @@ projection changes and the encoded event rows, done while the previous batch com
 ``_commit``: one transaction per batch that inserts the events with a single executemany,
 loads the projection rows the batch touches, applies the shared projection rules to them
 and upserts the changed rows back. Then the writer writes the checkpoint and resolves the
-futures.
+futures. On SQLite that transaction is not run through the async engine but by
+``SqliteCommitter`` (sqlite_commit.py): a plain ``sqlite3`` connection on the writer's own
+thread, the whole batch in one hop, skipping the reads of rows the batch creates.
+PostgreSQL keeps ``_commit`` below (asyncpg: the statements are server round trips anyway).
 
 Read path: Core selects converted to the dataclasses of ``base.py``. ``verify`` pages raw
 tuples straight from the driver (no Row or ORM objects) and prefetches the next page
@@ -27,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -65,6 +69,7 @@ from rfq_engine.store.projection import (
     touched,
 )
 from rfq_engine.store.rowcache import RowCache
+from rfq_engine.store.sqlite_commit import SqliteCommitter
 from rfq_engine.store.tables import (
     EVENT_ATTRS,
     Bulk,
@@ -106,7 +111,7 @@ def _store_errors(doing: str) -> Iterator[None]:
         yield
     except StoreError:
         raise
-    except (SQLAlchemyError, OSError) as exc:
+    except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
         raise StoreError(f"audit store: {doing} failed: {exc}") from exc
 
 
@@ -168,9 +173,11 @@ class SqlAuditStore:
         self._engine: AsyncEngine | None = None
         self._file_lock: FileLock | None = None
         self._pg_lock: PgAdvisoryLock | None = None
+        self._committer: SqliteCommitter | None = None
         self._writer: GroupCommitWriter[_Prepared] | None = None
         self._cache = RowCache()
         dialect = self._url.get_dialect()()
+        self._dialect_impl = dialect
         self._insert_events = Bulk.compile(insert(audit_events), audit_events, dialect, EVENT_ATTRS)
         self._upserts = {
             t.name: Bulk.compile(_upsert(self._dialect, t), t, dialect)
@@ -234,9 +241,7 @@ class SqlAuditStore:
 
             options["async_creator"] = connect_read_only
         engine = create_async_engine(self._url, **options)
-        pragmas = [f"PRAGMA busy_timeout = {self._busy_timeout_ms}"]
-        if not self.readonly:
-            pragmas += ["PRAGMA journal_mode = WAL", f"PRAGMA synchronous = {self._synchronous}"]
+        pragmas = self._pragmas()
 
         def on_connect(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
@@ -246,6 +251,12 @@ class SqlAuditStore:
 
         event.listen(engine.sync_engine, "connect", on_connect)
         return engine
+
+    def _pragmas(self) -> list[str]:
+        pragmas = [f"PRAGMA busy_timeout = {self._busy_timeout_ms}"]
+        if not self.readonly:
+            pragmas += ["PRAGMA journal_mode = WAL", f"PRAGMA synchronous = {self._synchronous}"]
+        return pragmas
 
     async def _open_writer(self) -> None:
         engine = self._require_engine()
@@ -260,8 +271,16 @@ class SqlAuditStore:
         head = await self._load_head()
         await check_before_writing(self._checkpoint, head, self._hash_at)
         self._cache = RowCache()
+        commit = self._commit
+        if self._sqlite_path is not None:  # the whole commit in one hop to its own thread
+            self._committer = SqliteCommitter(
+                self._sqlite_path, self._pragmas(), self._insert_events, self._upserts,
+                self._cache, self._dialect_impl,
+            )
+            await self._committer.open()
+            commit = self._committer.commit
         writer = GroupCommitWriter(
-            self._prepare, self._commit, self._load_head, head, checkpoint=self._checkpoint,
+            self._prepare, commit, self._load_head, head, checkpoint=self._checkpoint,
             batch_max=self._batch_max,
         )
         writer.stats = self.stats
@@ -288,7 +307,10 @@ class SqlAuditStore:
         pg_lock, self._pg_lock = self._pg_lock, None
         file_lock, self._file_lock = self._file_lock, None
         engine, self._engine = self._engine, None
+        committer, self._committer = self._committer, None
         try:
+            if committer is not None:
+                await committer.close()
             if pg_lock is not None:
                 with contextlib.suppress(SQLAlchemyError, OSError):  # a dead session unlocks
                     await pg_lock.release()

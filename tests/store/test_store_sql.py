@@ -164,3 +164,41 @@ async def test_sqlite_stores_exact_text_decimals_and_z_timestamps(tmp_path: Path
             assert len(ts) == 27 and ts.endswith("Z")
     finally:
         conn.close()
+
+
+async def test_replayed_creations_after_reopen_follow_the_projection_rules(
+    sql_backend: Backend,
+) -> None:
+    """Rows the SQLite writer assumes new (rfq.submitted, award.decided, fill.recorded) may
+    exist when its row cache is cold: a replay must still be ignored, as the rules say."""
+    from audit_samples import award, quote, state
+
+    E = EventType
+    store = await sql_backend.open()
+    await lifecycle(store, "r1")
+    await store.close()
+    store = await sql_backend.open()
+    replay = [
+        ("r1", E.RFQ_SUBMITTED, "alice", submitted(notional="5")),  # ignored: rfq exists
+        ("r1", E.RFQ_STATE_CHANGED, "engine", state("filled", "closed", "replayed")),
+        ("r1", E.AWARD_DECIDED, "engine", award("r1-x1", "d9", "r1-q9", price="1")),  # ignored
+        ("r1", E.FILL_RECORDED, "engine", fill("r1-f1", "r1-x1", "d1", quantity="10")),  # ignored
+        ("r1", E.FILL_RECORDED, "engine", fill("r1-f2", "r1-x1", "d1", quantity="1")),
+        ("r1", E.QUOTE_RECEIVED, "d1", quote("d1", "r1-q1", ask="99")),  # replaces
+        ("r2", E.RFQ_SUBMITTED, "bob", submitted(requester="bob")),
+        ("r2", E.RFQ_STATE_CHANGED, "engine", state("created", "open")),
+    ]
+    await asyncio.gather(*(store.append(*event) for event in replay))  # one batch
+    r1, r2 = await store.get_rfq("r1"), await store.get_rfq("r2")
+    assert r1 is not None and r2 is not None
+    assert (r1.state, r1.reason, r1.notional, r1.filled_quantity) == (
+        "closed", "replayed", Decimal(1000000), Decimal(11))
+    assert (r2.state, r2.requester) == ("open", "bob")
+    [x1] = await store.awards("r1")
+    assert (x1.dealer_id, x1.price, x1.status) == ("d1", Decimal("100.5"), "confirmed")
+    assert [(f.fill_id, f.quantity) for f in await store.fills("r1")] == [
+        ("r1-f1", Decimal(10)), ("r1-f2", Decimal(1))]
+    q1 = [q for q in await store.quotes("r1") if q.quote_id == "r1-q1"]
+    assert [(q.ask, q.status) for q in q1] == [(Decimal(99), "received")]
+    assert store.stats.failed_batches == 0  # type: ignore[attr-defined]
+    assert (await store.verify()).ok
