@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
-from typing import Any
+from typing import Any, Final
+
+GC_THRESHOLD: Final = (50_000, 20, 100)  # gen0, gen1, gen2 (CPython default 700, 10, 10)
 
 __all__ = ["add_parsers"]
 
@@ -62,12 +65,20 @@ async def serve(config: Any, *, store_url: str | None = None, host: str | None =
 
     log = structlog.get_logger("rfq_engine.serve")
     app = await open_app(config, store_url=store_url)
+    # Long-lived process: keep the start-up objects (modules, config, the app) out of every
+    # later collection and collect the young generation less often. GC pauses were the
+    # worst award latencies (docs/performance.md). Undone on return (tests call serve()).
+    old_threshold = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
     scheduler = None
     if getattr(config, "programs", None):
         from rfq_engine.hedging.scheduler import HedgeScheduler
 
         # Hedge programs: catch up once on a missed schedule, then run at each scheduled time.
-        scheduler = HedgeScheduler.from_config(app.engine, app.store, config, app.reference)
+        scheduler = HedgeScheduler.from_config(app.engine, app.store, config, app.reference,
+                                               submit_for_approval=True)
     runner: web.AppRunner | None = None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -97,4 +108,6 @@ async def serve(config: Any, *, store_url: str | None = None, host: str | None =
         if runner is not None:
             await runner.cleanup()
         await app.close()
+        gc.set_threshold(*old_threshold)
+        gc.unfreeze()
     return 0

@@ -187,6 +187,8 @@ class RfqSpec:
     settlement: str = "cash"
     hedge: HedgeContext | None = None
     tags: tuple[str, ...] = field(default=())
+    require_approval: bool = False
+    """A second person must approve whatever the notional (e.g. a hedge program's RFQs)."""
 
     @property
     def legs(self) -> tuple[Leg, ...]:
@@ -264,6 +266,9 @@ class RfqSpec:
         tags = data.get("tags", [])
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise ValidationError("tags", "must be a list of strings")
+        require_approval = data.get("require_approval", False)
+        if not isinstance(require_approval, bool):
+            raise ValidationError("require_approval", "must be true or false")
         settlement = _str_field(data, "settlement", "cash")
         if settlement not in {"cash", "physical"}:
             raise ValidationError("settlement", f"must be 'cash' or 'physical', got {settlement!r}")
@@ -283,6 +288,7 @@ class RfqSpec:
             settlement=settlement,
             hedge=None if hedge is None else HedgeContext.from_dict(hedge),
             tags=tuple(tags),
+            require_approval=require_approval,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -303,5 +309,6 @@ class RfqSpec:
             "settlement": self.settlement,
             "hedge": None if self.hedge is None else self.hedge.to_dict(),
             "tags": list(self.tags),
+            "require_approval": self.require_approval,
         }
 

@@ -85,6 +85,7 @@ class RfqEngine:
         )
         self._runs: dict[RfqId, RfqRun] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._task_runs: dict[asyncio.Task[None], RfqRun] = {}
         self._closed: OrderedDict[str, RfqState] = OrderedDict()
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._by_client: dict[tuple[str, str], asyncio.Future[RfqId]] = {}
@@ -121,7 +122,16 @@ class RfqEngine:
         wait for them to end, then close the adapters."""
         self._halted = reason
         for run in list(self._runs.values()):
-            run.request_cancel(reason)
+            if run.state is RfqState.PENDING_APPROVAL:
+                # Waiting for a person, not a market: it stays pending in the store and
+                # recovery resumes the wait (until its original deadline) on restart.
+                run.parked = True
+                await self.services.audit(run.rfq_id, E.RFQ_PARKED, {
+                    "reason": f"{reason}: still pending approval; resumes on restart"})
+            else:
+                run.request_cancel(reason)
+        for task in [t for t in self._tasks if self._parked(t)]:
+            task.cancel()
         grace = self.services.config.confirm_timeout_ms / 1000 + 2
         if self._tasks:
             _, still = await asyncio.wait(set(self._tasks), timeout=grace)
@@ -135,6 +145,10 @@ class RfqEngine:
             except Exception:
                 log.exception("adapter.close_failed")
         await self.services.store.flush()
+
+    def _parked(self, task: asyncio.Task[None]) -> bool:
+        run = self._task_runs.get(task)
+        return run is not None and run.parked
 
     def halt(self, reason: str) -> None:
         """Refuse new RFQs from now on (see ``kill_switch`` to also cancel the open ones)."""
@@ -250,9 +264,11 @@ class RfqEngine:
         self._runs[run.rfq_id] = run
         task = asyncio.get_running_loop().create_task(coro if coro is not None else run.run())
         self._tasks.add(task)
+        self._task_runs[task] = run
 
         def finished(t: asyncio.Task[None]) -> None:
             self._tasks.discard(t)
+            self._task_runs.pop(t, None)
             self._runs.pop(run.rfq_id, None)
             self._closed[run.rfq_id] = run.state
             while len(self._closed) > _CLOSED_MAX:

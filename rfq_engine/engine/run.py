@@ -121,6 +121,7 @@ class RfqRun:
         self.cancel_reason: str | None = None
         self.approval: asyncio.Future[tuple[bool, str, str]] = self.loop.create_future()
         self.approval_expires: datetime | None = None
+        self.parked = False  # engine stopping: left pending in the store, resumed on restart
         self._wake = asyncio.Event()
         self._lookups: set[asyncio.Task[None]] = set()
         self.done = asyncio.Event()
@@ -305,7 +306,7 @@ class RfqRun:
             try:
                 await self._lifecycle()
             except asyncio.CancelledError:
-                if not self.state.is_terminal:
+                if not self.state.is_terminal and not self.parked:
                     await asyncio.shield(self._abort("engine stopped while the RFQ was running"))
                 raise
             except Exception as exc:
@@ -371,6 +372,8 @@ class RfqRun:
         assert self.notional is not None
         self.s.risk.reserve_rfq(self.rfq_id, self.spec.mandate, now, self.notional)
         approval = self.mandate.approval_verdict(self.notional)
+        if approval.passed and self.spec.require_approval:
+            approval = Verdict("approval", False, "the request asks for a second person's approval")
         if not approval.passed:
             self._transition(RfqState.PENDING_APPROVAL, approval.reason)
             self.approval_expires = now + self.mandate.approval_timeout

@@ -23,9 +23,13 @@ the gap (``planner``). Exactly once per program and period:
 - **Retries:** a decision that failed (``error``: stale market, engine halted) or waited on
   an open RFQ is tried again ``retry_s`` later.
 
-A program with ``approval = true`` only *proposes*: the decision records the RFQs it would
-send and nothing is sent until a person runs ``rfq hedge plan NAME --approver ME`` (or the
-API calls ``run_program(..., approved_by=ME)``).
+A program with ``approval = true`` needs a second person. Hosted by ``rfq serve``
+(``submit_for_approval=True``), its RFQs are submitted flagged ``require_approval``: each
+waits in ``pending_approval`` until an approver approves or refuses it in the blotter or
+the API (the engine refuses self-approval; an RFQ waiting for a person survives a
+restart). In one-shot commands (no approver can act) the program only *proposes*: the
+decision records the RFQs it would send, and ``rfq hedge plan NAME --approver ME`` sends
+them.
 
 ``dry_run=True`` plans without writing anything at all (no RFQ, no event).
 """
@@ -33,6 +37,7 @@ API calls ``run_program(..., approved_by=ME)``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -180,6 +185,7 @@ class HedgeScheduler:
         forecast: ForecastConfig | None = None,
         retry_s: float = 300.0,
         max_sleep_s: float = 3600.0,
+        submit_for_approval: bool = False,
     ) -> None:
         self._engine = engine
         self._store = store
@@ -189,6 +195,7 @@ class HedgeScheduler:
         self._forecast = forecast
         self._retry = timedelta(seconds=retry_s)
         self._max_sleep = max_sleep_s
+        self._submit_for_approval = submit_for_approval
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -341,7 +348,8 @@ class HedgeScheduler:
             return await self._record(decision)
         if dry_run:
             return replace(base, action=plan.action, plan=plan, reasons=plan.reasons)
-        if plan.rfqs and program.approval and approved_by is None:
+        needs_person = bool(plan.rfqs) and program.approval and approved_by is None
+        if needs_person and not self._submit_for_approval:
             decision = replace(
                 base, action="proposed", plan=plan, proposed=True,
                 reasons=(*plan.reasons, "the program requires a person's approval: nothing sent; run "
@@ -353,13 +361,19 @@ class HedgeScheduler:
         for planned in plan.rfqs:
             try:
                 existing = await self._store.find_rfq(requester, planned.client_rfq_id)
-                rfq_id = await self._engine.submit(planned.spec)
+                spec = planned.spec
+                if needs_person:  # waits in pending_approval for a second person
+                    spec = dataclasses.replace(spec, require_approval=True)
+                rfq_id = await self._engine.submit(spec)
             except Exception as exc:  # recorded; the period is retried
                 error = f"{planned.kind}: {type(exc).__name__}: {exc}"
                 submitted.append(SubmittedRfq(planned.kind, planned.client_rfq_id, None, False, str(exc)))
                 break
             submitted.append(SubmittedRfq(planned.kind, planned.client_rfq_id, rfq_id, existing is not None))
         reasons = plan.reasons
+        if needs_person:
+            reasons = (*reasons, "the program requires a person's approval: submitted to wait "
+                       "in pending_approval for an approver")
         if error is not None:
             reasons = (*reasons, f"submission failed: {error}")
         decision = replace(base, action="error" if error else plan.action, plan=plan,

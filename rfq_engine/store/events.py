@@ -81,6 +81,8 @@ class EventType(StrEnum):
     FILL_RECORDED = "fill.recorded"
     # {"reason"}
     CANCEL_REQUESTED = "rfq.cancel_requested"
+    # {"reason"}: the engine stopped while the RFQ waited for approval; it stays pending
+    RFQ_PARKED = "rfq.parked"
     # {"outcome", "notified": [dealer_id], "failed": {dealer_id: reason}}
     OUTCOME_SENT = "rfq.outcome_sent"
     # {"halted": bool, "reason"}: the admin kill switch (halt: refuse new RFQs, cancel open ones)

@@ -48,7 +48,8 @@ async def open_system(tmp_path: Path) -> AsyncIterator[Open]:
     running: list[System] = []
 
     async def make(programs: Mapping[str, ProgramConfig], clock: Callable[[], datetime], *,
-                   reference: ReferencePriceProvider | None = None, **mandate: Any) -> System:
+                   reference: ReferencePriceProvider | None = None,
+                   submit_for_approval: bool = False, **mandate: Any) -> System:
         store = open_store(f"sqlite+aiosqlite:///{tmp_path}/hedge.db")
         await store.open()
         market = snapshot()
@@ -64,7 +65,8 @@ async def open_system(tmp_path: Path) -> AsyncIterator[Open]:
                            mandates={"treasury": Mandate("treasury", MandateConfig.model_validate(limits))},
                            reference=engine_reference, config=EngineConfig(confirm_timeout_ms=1000))
         await engine.start()
-        scheduler = HedgeScheduler(engine, store, programs, reference or engine_reference, clock)
+        scheduler = HedgeScheduler(engine, store, programs, reference or engine_reference, clock,
+                                   submit_for_approval=submit_for_approval)
         system = System(engine, store, scheduler)
         running.append(system)
         return system

@@ -8,7 +8,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from rfq_engine.engine import EngineEvent
+import pytest
+
+from rfq_engine.engine import EngineEvent, NotPermitted
 from rfq_engine.hedging.positions import net_quantities
 from rfq_engine.hedging.program import last_weekday
 from rfq_engine.hedging.records import load_trades
@@ -146,6 +148,26 @@ async def test_a_program_that_needs_approval_only_proposes(open_system: Open) ->
     approved = await system.scheduler.run_program("p", now=after(SLOT), approved_by="alice")
     assert approved.approved_by == "alice" and len(approved.rfq_ids) == 1
     assert await system.settle(approved.rfq_ids) == ["filled"]
+
+
+async def test_hosted_by_serve_a_program_needing_approval_waits_for_an_approver(
+        open_system: Open) -> None:
+    system = await open_system({"p": program(approval=True)}, fixed(after(SLOT)),
+                               submit_for_approval=True)
+    (decision,) = await system.scheduler.run_due(after(SLOT))
+    assert decision.action == "hedge" and len(decision.rfq_ids) == 1
+    assert any("pending_approval" in r for r in decision.reasons)
+    rfq_id = decision.rfq_ids[0]
+    run = system.engine.live(rfq_id)
+    assert run is not None and run.spec.require_approval
+    from tests.engine.conftest import Harness, wait_state
+
+    await wait_state(Harness(system.engine, None, system.store), rfq_id, "pending_approval")  # type: ignore[arg-type]
+    with pytest.raises(NotPermitted):  # the program's own requester cannot approve it
+        await system.engine.approve(rfq_id, approver=run.spec.requester)
+    await system.engine.approve(rfq_id, approver="carol")
+    assert await system.settle(decision.rfq_ids) == ["filled"]
+    assert await system.scheduler.run_due(after(SLOT, 600)) == []  # once per period
 
 
 async def test_a_failed_run_is_recorded_and_retried(open_system: Open) -> None:
