@@ -190,6 +190,8 @@ async def run(args: argparse.Namespace, tmp: str) -> None:
     # of the cyclic GC's full collections, which would otherwise bill their cost to the store.
     gc.collect()
     gc.freeze()
+    if args.gc_tuned:  # as `rfq serve` does after start-up
+        gc.set_threshold(50_000, 20, 100)
     url = args.url or f"sqlite+aiosqlite:///{tmp}/audit.db"
     head = f"{tmp}/audit.head"
     store = SqlAuditStore(url, checkpoint_path=head, sqlite_synchronous=args.synchronous,
@@ -241,6 +243,8 @@ def disk_usage(tmp: str, events: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--gc-tuned", action="store_true",
+                        help="gc.set_threshold(50000, 20, 100), as `rfq serve` does")
     parser.add_argument("-n", type=int, default=100_000, help="events to append (default 100000)")
     parser.add_argument("--url", help="database URL (default: SQLite in a temp dir)")
     parser.add_argument("--synchronous", default="FULL", help="SQLite synchronous (default FULL)")

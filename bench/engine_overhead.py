@@ -703,6 +703,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     configure_logging("ERROR", json=False)
     if args.no_gc:
         gc.disable()
+    elif args.gc_tuned:  # as `rfq serve` does after start-up
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
     kinds: list[StoreKind] = []
     for name in args.store:
         if name == "memory":
@@ -780,6 +784,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--store", nargs="+", choices=["sqlite", "memory"], default=["sqlite"],
                    help="memory: the in-process store, to see the engine without SQLite")
     p.add_argument("--synchronous", nargs="+", choices=["FULL", "NORMAL"], default=["FULL", "NORMAL"])
+    p.add_argument("--gc-tuned", action="store_true",
+                   help="gc.freeze() after start-up and gc.set_threshold(50000, 20, 100), "
+                        "as `rfq serve` does")
     p.add_argument("--no-gc", action="store_true", help="diagnostic: run with the cyclic GC disabled")
     p.add_argument("--no-floor", action="store_true", help="skip the disk-floor calibration")
     p.add_argument("--quick", action="store_true", help="small counts (a smoke run of a few seconds)")

@@ -30,9 +30,11 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Final, Generic, TypeVar
 
 from rfq_engine.domain import to_jsonable, utc_now
+from rfq_engine.domain.values import decimal_str
 from rfq_engine.store.base import StoreError
 from rfq_engine.store.chain import link_hash, ts_text
 from rfq_engine.store.checkpoint import CheckpointFile
@@ -82,6 +84,38 @@ _encode: Final = json.JSONEncoder(
 _decode: Final = json.JSONDecoder(
     parse_float=_refuse_float, parse_constant=_refuse_float  # 1.5, NaN, Infinity
 ).decode
+# For a payload already made of plain JSON values (see ``_native``): no ``default`` hook.
+_encode_native: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False
+).encode
+
+
+class _Unusual(Exception):
+    """A value ``_native`` leaves to the general path (encode, then parse back)."""
+
+
+def _native(value: Any) -> Any:
+    """A fresh copy of ``value`` as ``_decode(_encode(value))`` would return it, for the
+    common types only (exact dict with str keys, list, tuple, str, int, bool, None,
+    Decimal); TypeError on a float, ``_Unusual`` for anything else. Cheaper than parsing
+    the encoded text back, and encoding the copy gives the same text as encoding ``value``."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                raise _Unusual
+            out[k] = _native(v)
+        return out
+    if t is list or t is tuple:
+        return [_native(v) for v in value]
+    if t is Decimal:
+        return decimal_str(value)
+    if t is float:
+        raise TypeError(f"floats are not allowed in audit payloads ({value!r}); use Decimal or str")
+    raise _Unusual
 
 
 class _Pending:
@@ -179,10 +213,15 @@ class GroupCommitWriter(Generic[P]):
             raise ValueError("event actor must be a non-empty string")
         if rfq_id is not None and not isinstance(rfq_id, str):
             raise ValueError("rfq_id must be a string or None")
-        payload_json = _encode(payload if type(payload) is dict else dict(payload))
-        # Parsing back refuses floats (json.dumps writes them without asking) and gives the
-        # store its own parsed copy, here rather than in the writer's critical path.
-        parsed: dict[str, Any] = _decode(payload_json)
+        # The store gets its own JSON-native copy and floats are refused (json.dumps writes
+        # them without asking), here rather than in the writer's critical path: by a copying
+        # walk for the common types, else by encoding and parsing the text back.
+        try:
+            parsed: dict[str, Any] = _native(payload if type(payload) is dict else dict(payload))
+            payload_json = _encode_native(parsed)
+        except (_Unusual, RecursionError):
+            payload_json = _encode(payload if type(payload) is dict else dict(payload))
+            parsed = _decode(payload_json)
         future: asyncio.Future[AuditEvent] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(utc_now(), rfq_id, type_, actor, payload_json, parsed, future))
         self._submitted += 1
@@ -211,6 +250,8 @@ class GroupCommitWriter(Generic[P]):
             await asyncio.shield(task)
         finally:
             self._task = None
+            if self._checkpoint is not None:
+                self._checkpoint.close()
 
     # --- the writer task ------------------------------------------------------------------
 

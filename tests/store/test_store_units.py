@@ -220,3 +220,46 @@ async def project_both(events: list[tuple[str, str, dict[str, Any]]], directory:
 def test_memory_and_sqlite_project_the_same_rows(events: list[tuple[str, str, dict[str, Any]]]) -> None:
     with tempfile.TemporaryDirectory() as directory:
         asyncio.run(project_both(events, directory))
+
+
+def test_checkpoint_in_place_writes_and_torn_records(tmp_path: Path) -> None:
+    import json as _json
+    import os as _os
+
+    import pytest as _pytest
+
+    from rfq_engine.store.checkpoint import (
+        RECORD_SIZE,
+        CheckpointError,
+        CheckpointFile,
+        read_checkpoint,
+    )
+
+    path = tmp_path / "audit.head"
+    cp = CheckpointFile(path, b"k")
+    cp.write_sync(1, "a" * 64)
+    inode = _os.stat(path).st_ino
+    cp.write_sync(2, "b" * 64)  # in place: same file, two fixed-size slots
+    assert _os.stat(path).st_ino == inode and _os.stat(path).st_size == 2 * RECORD_SIZE
+    got = read_checkpoint(path)
+    assert got is not None and (got.seq, got.hash) == (2, "b" * 64) and cp.mac_ok(got)
+    cp.write_sync(3, "c" * 64)  # the other slot: seq 2 stays whole beside it
+    raw = bytearray(path.read_bytes())  # a crash tore the newest write: part of it is old
+    i = raw.index(b"c" * 64)
+    raw[i : i + 10] = b"b" * 10
+    path.write_bytes(bytes(raw))
+    got = read_checkpoint(path)
+    assert got is not None and got.seq == 2  # the previous head, never a believable torn one
+    j = raw.index(b"b" * 64)  # both slots torn: unreadable
+    raw[j : j + 10] = b"a" * 10
+    path.write_bytes(bytes(raw))
+    with _pytest.raises(CheckpointError, match="torn"):
+        read_checkpoint(path)
+    path.unlink()  # deleted behind the writer's back: the next write recreates it
+    cp.write_sync(4, "c" * 64)
+    got = read_checkpoint(path)
+    assert got is not None and got.seq == 4
+    cp.close()
+    path.write_text(_json.dumps({"seq": 5, "hash": "d" * 64, "mac": ""}))  # previous format
+    old = read_checkpoint(path)
+    assert old is not None and old.seq == 5
