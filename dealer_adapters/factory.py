@@ -36,13 +36,11 @@ if TYPE_CHECKING:
     from dealer_adapters.protocol import DealerAdapter
     from rfq_engine.domain.pricing import MarketSnapshot
 
-__all__ = ["KINDS", "RESERVED_KINDS", "DealerSpec", "build_adapters"]
+__all__ = ["KINDS", "DealerSpec", "build_adapters"]
 
 KINDS: dict[str, str] = {"simulated": "dealer_adapters.simulated", "rest": "dealer_adapters.rest",
                          "mqtt": "dealer_adapters.mqtt", "ccxt": "dealer_adapters.ccxt"}
 """Implemented kinds and the module that serves each (imported only when used)."""
-
-RESERVED_KINDS: frozenset[str] = frozenset()
 
 _DEALER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 """Safe as one MQTT topic segment and as a broker user name: no '/', '+', '#' or spaces."""
@@ -77,9 +75,8 @@ class DealerSpec(BaseModel):
     @model_validator(mode="after")
     def _check_kind(self) -> DealerSpec:
         if self.kind not in KINDS:
-            soon = " (not implemented yet)" if self.kind in RESERVED_KINDS else ""
             raise ValueError(
-                f"dealer {self.id!r}: unknown kind {self.kind!r}{soon}; "
+                f"dealer {self.id!r}: unknown kind {self.kind!r}; "
                 f"known kinds: {', '.join(sorted(KINDS))}"
             )
         for kind in KINDS:

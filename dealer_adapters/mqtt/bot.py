@@ -53,7 +53,7 @@ from dealer_adapters.mqtt.envelope import (
     parse_outbound_body,
 )
 from dealer_adapters.simulated.config import SimulatedDealerConfig
-from dealer_adapters.simulated.ledger import ExecutionOutcome, ExecutionRecord, Ledger
+from dealer_adapters.simulated.ledger import ExecutionRecord, Ledger
 from dealer_adapters.simulated.model import DealerModel, DeclinePlan, QuotePlan, SentQuote, quote_body
 from rfq_engine.domain import (
     Award,
@@ -316,20 +316,7 @@ class DealerBot:
     async def _book(self, award: Award) -> None:
         now = utc_now()
         reason = self._model.plan_award(award, self._quotes.get(award.quote_id), now)
-        confirmed = reason is None
-        record = ExecutionRecord(
-            dealer_id=self.dealer_id,
-            execution_id=award.execution_id,
-            rfq_id=award.rfq_id,
-            quote_id=award.quote_id,
-            outcome=ExecutionOutcome.CONFIRMED if confirmed else ExecutionOutcome.REJECTED,
-            side=award.side,
-            price=award.price,
-            quantity=award.quantity,
-            booked_at=now,
-            dealer_trade_id=f"{self.dealer_id}-{new_id().replace('-', '')[:16]}" if confirmed else "",
-            reason=reason or "",
-        )
+        record = ExecutionRecord.for_award(self.dealer_id, award, reason, now)
         try:
             if self._ledger is not None:
                 await asyncio.to_thread(self._ledger.append, record)  # durable before any answer

@@ -41,7 +41,7 @@ from dealer_adapters.protocol import (
     InboundSink,
 )
 from dealer_adapters.simulated.config import SimulatedDealerConfig
-from dealer_adapters.simulated.ledger import ExecutionOutcome, ExecutionRecord, Ledger
+from dealer_adapters.simulated.ledger import ExecutionRecord, Ledger
 from dealer_adapters.simulated.model import (
     DealerModel,
     DeclinePlan,
@@ -394,20 +394,7 @@ class SimulatedDealers:
     def _decide_award(self, desk: _Desk, award: Award) -> ExecutionRecord:
         now = utc_now()
         reason = desk.model.plan_award(award, desk.quotes.get(award.quote_id), now)
-        confirmed = reason is None
-        return ExecutionRecord(
-            dealer_id=desk.dealer_id,
-            execution_id=award.execution_id,
-            rfq_id=award.rfq_id,
-            quote_id=award.quote_id,
-            outcome=ExecutionOutcome.CONFIRMED if confirmed else ExecutionOutcome.REJECTED,
-            side=award.side,
-            price=award.price,
-            quantity=award.quantity,
-            booked_at=now,
-            dealer_trade_id=f"{desk.dealer_id}-{new_id().replace('-', '')[:16]}" if confirmed else "",
-            reason=reason or "",
-        )
+        return ExecutionRecord.for_award(desk.dealer_id, award, reason, now)
 
     def _answer_award(self, desk: _Desk, record: ExecutionRecord) -> None:
         if not desk.online:

@@ -24,6 +24,7 @@ from typing import Any
 
 from dealer_adapters.jsonlog import JsonLog
 from rfq_engine.domain import (
+    Award,
     DealerId,
     ExecutionId,
     QuoteId,
@@ -31,6 +32,7 @@ from rfq_engine.domain import (
     RfqId,
     decimal_str,
     format_ts,
+    new_id,
     parse_decimal,
     parse_ts,
 )
@@ -64,6 +66,26 @@ class ExecutionRecord:
     booked_at: datetime
     dealer_trade_id: str = ""
     reason: str = ""
+
+    @classmethod
+    def for_award(cls, dealer_id: DealerId, award: Award, reason: str | None,
+                  now: datetime) -> ExecutionRecord:
+        """The desk's answer to ``award``: confirmed (with a new trade id) when ``reason`` is
+        None, else rejected with that reason."""
+        confirmed = reason is None
+        return cls(
+            dealer_id=dealer_id,
+            execution_id=award.execution_id,
+            rfq_id=award.rfq_id,
+            quote_id=award.quote_id,
+            outcome=ExecutionOutcome.CONFIRMED if confirmed else ExecutionOutcome.REJECTED,
+            side=award.side,
+            price=award.price,
+            quantity=award.quantity,
+            booked_at=now,
+            dealer_trade_id=f"{dealer_id}-{new_id().replace('-', '')[:16]}" if confirmed else "",
+            reason=reason or "",
+        )
 
     @property
     def confirmed(self) -> bool:

@@ -150,10 +150,6 @@ class RfqEngine:
         run = self._task_runs.get(task)
         return run is not None and run.parked
 
-    def halt(self, reason: str) -> None:
-        """Refuse new RFQs from now on (see ``kill_switch`` to also cancel the open ones)."""
-        self._halted = reason
-
     async def kill_switch(self, *, actor: str, reason: str) -> list[RfqId]:
         """Halt new RFQs and cancel every open one; returns the ids it cancelled.
 

@@ -6,11 +6,10 @@ The mandate's rules (tolerance, credit) are applied after these, in ``rfq_engine
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from rfq_engine.domain import Quote, QuoteSide, RfqSpec, decimal_str
 
-__all__ = ["awardable_quantity", "check_quote"]
+__all__ = ["check_quote"]
 
 
 def check_quote(spec: RfqSpec, quote: Quote, *, now: datetime, min_validity: timedelta) -> str | None:
@@ -44,8 +43,3 @@ def check_quote(spec: RfqSpec, quote: Quote, *, now: datetime, min_validity: tim
             limit = decimal_str(spec.limit_price)
             return f"{side.value} {decimal_str(price)} is worse than the limit {limit}"
     return None
-
-
-def awardable_quantity(spec: RfqSpec, quote: Quote, remaining: Decimal) -> Decimal:
-    """How much of ``remaining`` this quote can take."""
-    return min(quote.quantity, remaining)
