@@ -47,12 +47,10 @@ async def _close_reference(reference: ReferencePriceProvider) -> None:
 def open_configured_store(config: AppConfig, *, url: str | None = None,
                           readonly: bool = False) -> AuditStore:
     # Without a configured path the store picks its default (``<db file>.head`` for SQLite).
-    if config.store.checkpoint_path is not None:
-        return open_store(url or config.store.resolved_url(),
-                          checkpoint_path=config.store.checkpoint_path, readonly=readonly,
-                          sqlite_synchronous=config.store.sqlite_synchronous)
-    return open_store(url or config.store.resolved_url(), readonly=readonly,
-                      sqlite_synchronous=config.store.sqlite_synchronous)
+    checkpoint = ... if config.store.checkpoint_path is None else config.store.checkpoint_path
+    return open_store(url or config.store.resolved_url(), checkpoint_path=checkpoint,
+                      readonly=readonly, sqlite_synchronous=config.store.sqlite_synchronous,
+                      sqlite_cache_mib=config.store.sqlite_cache_mib)
 
 
 async def open_app(config: AppConfig, *, store_url: str | None = None,

@@ -46,6 +46,8 @@ class StoreConfig(BaseModel):
     checkpoint_path: str | None = None
     """Where the chain-head checkpoint is kept; default ``<db file>.head`` for SQLite."""
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    sqlite_cache_mib: int = Field(default=64, ge=2, le=65_536)
+    """Page cache of the SQLite writer's connection (MiB): the indexes a commit touches."""
 
     def resolved_url(self) -> str:
         if self.url_env:

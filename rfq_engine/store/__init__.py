@@ -65,6 +65,7 @@ def open_store(
     checkpoint_path: str | os.PathLike[str] | EllipsisType | None = ...,
     readonly: bool = False,
     sqlite_synchronous: str = "FULL",
+    sqlite_cache_mib: int = 64,
 ) -> AuditStore:
     """The store for ``url`` (not yet opened).
 
@@ -80,5 +81,5 @@ def open_store(
         return InMemoryAuditStore(checkpoint_path=path)
     return SqlAuditStore(
         url, checkpoint_path=checkpoint_path, readonly=readonly,
-        sqlite_synchronous=sqlite_synchronous,
+        sqlite_synchronous=sqlite_synchronous, sqlite_cache_mib=sqlite_cache_mib,
     )

@@ -30,9 +30,20 @@ and ``verify`` compares the database against it:
 The file is written after the commit and before the appenders' futures resolve, so every
 acknowledged event is covered. The first write of a ``CheckpointFile`` creates the record
 atomically (temp file, fsync, ``os.replace``, fsync of the directory) and keeps it open;
-later writes overwrite the fixed-size record in place (one ``pwrite`` plus ``fdatasync``:
+later writes overwrite the fixed-size record in place (one ``pwrite``, then ``fdatasync``:
 no rename, no directory fsync). If the path no longer names the open file (deleted or
-replaced behind the writer's back), the next write goes the atomic way again. A writer
+replaced behind the writer's back), the next write goes the atomic way again.
+
+The SQLite writer splits the in-place write in two (``write_sync(..., durable=False)`` then
+``sync()``): the ``pwrite`` happens in the commit's own thread hop, before the futures
+resolve, so every reader of the file (``verify``, a tamperer) sees the new head at once;
+the ``fdatasync`` follows in the background, off the decision's latency. The only thing
+this gives up is the checkpoint's durability across a *power loss* in that fraction of a
+millisecond: afterwards the checkpoint may name an older head than the (fsynced) database,
+which is the state a crash between commit and checkpoint always could leave, and reads as
+a note ("events after checkpoint seq N are not covered yet"), never as a false alarm.
+Each slot is one 512-byte sector, so a write torn by power loss leaves each slot whole,
+old or new. A writer
 opening an empty chain writes ``seq 0`` at once, so from then on a
 missing file is itself a finding (a verifier running beside a brand-new store must not
 mistake "not written yet" for "deleted").
@@ -225,10 +236,11 @@ class CheckpointFile:
     async def write(self, seq: int, hash_: str) -> Checkpoint:
         return await asyncio.to_thread(self.write_sync, seq, hash_)
 
-    def write_sync(self, seq: int, hash_: str) -> Checkpoint:
-        """Durable on return. In place (pwrite + fdatasync) while the path still names the
-        record this object wrote; otherwise (first write, file deleted or replaced, an
-        earlier error) atomically by ``os.replace``."""
+    def write_sync(self, seq: int, hash_: str, *, durable: bool = True) -> Checkpoint:
+        """Visible to readers on return, and durable too unless ``durable=False`` (then
+        ``sync()`` makes it so). In place (pwrite, fdatasync) while the path still names
+        the record this object wrote; otherwise (first write, file deleted or replaced, an
+        earlier error) atomically by ``os.replace``, which is always durable."""
         data, cp = encode_record(seq, hash_, self.key)
         with self._lock:
             fd = self._fd
@@ -242,12 +254,29 @@ class CheckpointFile:
                 return cp
             try:
                 _write_all(fd, data, self._slot * RECORD_SIZE)
-                os.fdatasync(fd)
+                if durable:
+                    os.fdatasync(fd)
                 self._slot ^= 1  # a torn next write cannot touch the slot just written
             except OSError:
                 self._close_fd()  # the next write starts over with an atomic replace
                 raise
             return cp
+
+    def sync(self) -> None:
+        """fdatasync the record written last (nothing to do if none is open). Runs on a dup
+        of the descriptor, outside the lock, so the next ``write_sync`` need not wait."""
+        with self._lock:
+            if self._fd is None:
+                return
+            fd = os.dup(self._fd)
+        try:
+            os.fdatasync(fd)
+        except OSError:
+            with self._lock:
+                self._close_fd()  # the next write starts over with an atomic replace
+            raise
+        finally:
+            os.close(fd)
 
     def _still_ours(self) -> bool:
         try:

@@ -55,7 +55,7 @@ from rfq_engine.store.base import (
     StoreError,
     VerifyReport,
 )
-from rfq_engine.store.chain import RawRow
+from rfq_engine.store.chain import RawRow, event_row, ts_text
 from rfq_engine.store.checkpoint import CheckpointFile, key_from_env
 from rfq_engine.store.events import GENESIS_HASH, AuditEvent
 from rfq_engine.store.locks import FileLock, PgAdvisoryLock
@@ -86,7 +86,7 @@ from rfq_engine.store.tables import (
     row_to_rfq,
 )
 from rfq_engine.store.verify import check_before_writing, verify_pages
-from rfq_engine.store.writer import GroupCommitWriter, WriterStats
+from rfq_engine.store.writer import CommitFn, GroupCommitWriter, ThreadCommit, WriterStats
 
 __all__ = ["DEFAULT_URL", "SqlAuditStore"]
 
@@ -146,6 +146,7 @@ class SqlAuditStore:
         checkpoint_key: bytes | None = None,
         readonly: bool = False,
         sqlite_synchronous: str = "FULL",
+        sqlite_cache_mib: int = 64,
         batch_max: int = 1000,
         busy_timeout_ms: int = 5000,
         verify_page: int = 20_000,
@@ -167,6 +168,9 @@ class SqlAuditStore:
         self._checkpoint = None if checkpoint_path is None else CheckpointFile(checkpoint_path, key)
         self.readonly = readonly
         self._synchronous = sync
+        if sqlite_cache_mib < 1:
+            raise ValueError("sqlite_cache_mib must be >= 1")
+        self._sqlite_cache_mib = sqlite_cache_mib
         self._batch_max = batch_max
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._verify_page = verify_page
@@ -271,14 +275,14 @@ class SqlAuditStore:
         head = await self._load_head()
         await check_before_writing(self._checkpoint, head, self._hash_at)
         self._cache = RowCache()
-        commit = self._commit
+        commit: CommitFn[_Prepared] | ThreadCommit[_Prepared] = self._commit
         if self._sqlite_path is not None:  # the whole commit in one hop to its own thread
             self._committer = SqliteCommitter(
                 self._sqlite_path, self._pragmas(), self._insert_events, self._upserts,
-                self._cache, self._dialect_impl,
+                self._cache, self._dialect_impl, cache_mib=self._sqlite_cache_mib,
             )
             await self._committer.open()
-            commit = self._committer.commit
+            commit = self._committer.thread_commit()
         writer = GroupCommitWriter(
             self._prepare, commit, self._load_head, head, checkpoint=self._checkpoint,
             batch_max=self._batch_max,
@@ -347,6 +351,8 @@ class SqlAuditStore:
     def _prepare(self, events: list[AuditEvent], payloads: list[dict[str, Any]]) -> _Prepared:
         """The CPU half of a commit, done while the previous batch is still committing."""
         changes = [c for e, p in zip(events, payloads, strict=True) for c in changes_for(e, p)]
+        if self._sqlite_path is not None:  # the row exactly as Bulk.params makes it, directly
+            return [event_row(e, ts_text(e.ts)) for e in events], changes
         return self._insert_events.params(events), changes
 
     async def _commit(self, parts: list[_Prepared]) -> None:

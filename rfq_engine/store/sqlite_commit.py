@@ -7,6 +7,11 @@ statement. Here a plain ``sqlite3`` connection, owned by a single-thread executo
 the insert, the row loads, the projection, the upserts and the COMMIT in one
 ``run_in_executor`` call. Reads stay on the async engine (WAL: they never block this).
 
+The writer (``GroupCommitWriter``) runs ``commit_sync`` and the checkpoint's write in that
+same hop (``ThreadCommit``). WAL checkpoints run on a second connection and thread
+(``wal.WalCheckpointer``), never inside a commit. Rows that exist are changed by
+``UPDATE`` of the columns that changed (``updates.ColumnUpdates``), not rewritten whole.
+
 Rows the batch itself creates are not read first (see ``projection.touched``):
 ``quote.received`` replaces its row anyway; a new rfq, award or fill is written with a
 plain INSERT, and if such a row did exist after all (a replayed ``rfq.submitted``, a
@@ -20,6 +25,7 @@ thread at a time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -43,6 +49,9 @@ from rfq_engine.store.tables import (
     quotes,
     rfqs,
 )
+from rfq_engine.store.updates import ColumnUpdates
+from rfq_engine.store.wal import WalCheckpointer, close_on_thread
+from rfq_engine.store.writer import ThreadCommit
 
 __all__ = ["SqliteCommitter"]
 
@@ -99,68 +108,93 @@ class _Conflict(Exception):
     """A row assumed new already existed: redo the batch reading every row."""
 
 
+class _Stale(Exception):
+    """A row believed present (cached) was not there to update: drop the cache and redo."""
+
+
+def _connect(path: str, pragmas: Sequence[str]) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        for pragma in pragmas:
+            conn.execute(pragma)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 class SqliteCommitter:
     """Owns the writer's ``sqlite3`` connection and the thread it lives on."""
 
     def __init__(
         self, path: str, pragmas: Sequence[str], insert_events: Bulk,
-        upserts: dict[str, Bulk], cache: RowCache, dialect: Any,
+        upserts: dict[str, Bulk], cache: RowCache, dialect: Any, *, cache_mib: int = 64,
+        wal_every_rows: int = 1000,
     ) -> None:
         self._path = path
-        self._pragmas = list(pragmas)
+        self._pragmas = [
+            *pragmas, "PRAGMA wal_autocheckpoint = 0", f"PRAGMA cache_size = {-1024 * cache_mib}",
+        ]
         self._insert_events = insert_events
         self._upserts = upserts
         self._inserts = {t.name: Bulk.compile(insert(t), t, dialect) for t in (rfqs, awards, fills)}
+        self._updates = {t.name: ColumnUpdates(t) for t in (rfqs, quotes, awards, fills)}
         self.cache = cache
+        self.wal = WalCheckpointer(
+            functools.partial(_connect, path, list(pragmas)), every_rows=wal_every_rows
+        )
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="audit-sqlite-writer")
-        self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        try:
-            for pragma in self._pragmas:
-                conn.execute(pragma)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        self._conn = await asyncio.get_running_loop().run_in_executor(
+            self._executor, _connect, self._path, self._pragmas
+        )
+        await self.wal.open()
 
     async def close(self) -> None:
         executor, self._executor = self._executor, None
         conn, self._conn = self._conn, None
-        if executor is None:
-            return
         try:
-            if conn is not None:
-                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+            await self.wal.close()  # first: the last connection to close checkpoints the WAL
         finally:
-            executor.shutdown(wait=True)
+            await close_on_thread(executor, conn)
 
-    async def commit(self, parts: list[Prepared]) -> None:
-        if self._executor is None or self._conn is None:
+    def thread_commit(self) -> ThreadCommit[Prepared]:
+        """``commit_sync`` and the thread it runs on, for the writer."""
+        if self._executor is None:
+            raise sqlite3.ProgrammingError("the SQLite writer connection is not open")
+        return ThreadCommit(self._executor, self.commit_sync)
+
+    def commit_sync(self, parts: list[Prepared]) -> None:
+        """One transaction for the batch. Only on the writer's thread (``thread_commit``)."""
+        if self._conn is None:
             raise sqlite3.ProgrammingError("the SQLite writer connection is closed")
-        await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._commit, self._conn, parts
-        )
+        self._commit(self._conn, parts)
 
     # --- in the writer thread ------------------------------------------------------------
 
     def _commit(self, conn: sqlite3.Connection, parts: list[Prepared]) -> None:
         params = [row for part in parts for row in part[0]]
         changes = [change for part in parts for change in part[1]]
+        self.wal.before_begin(conn)
         try:
             try:
                 tables, dirty = self._transaction(conn, params, changes, optimistic=True)
-            except _Conflict:
-                tables, dirty = self._transaction(conn, params, changes, optimistic=False)
+            except (_Conflict, _Stale) as first:
+                if isinstance(first, _Stale):
+                    self.cache.clear()
+                try:
+                    tables, dirty = self._transaction(conn, params, changes, optimistic=False)
+                except _Stale:  # a cached row had gone: with nothing cached, none can be
+                    self.cache.clear()
+                    tables, dirty = self._transaction(conn, params, changes, optimistic=False)
         except BaseException:
             self.cache.clear()  # the rows applied may or may not be in the database
             raise
         self.cache.remember(tables, dirty)
+        self.wal.after_commit(conn)
 
     def _transaction(
         self, conn: sqlite3.Connection, params: list[tuple[Any, ...]], changes: list[Change],
@@ -182,9 +216,12 @@ class SqliteCommitter:
                     missing.execution_ids -= created.execution_ids
                     missing.fill_ids -= created.fill_ids
                 self._load(conn, missing, tables)
+                stored = Tables(  # the rows as stored: cached or just read
+                    dict(tables.rfqs), dict(tables.quotes), dict(tables.awards), dict(tables.fills)
+                )
                 for change in changes:
                     apply_change(tables, change, dirty)
-                self._write(conn, tables, dirty, created or Touched())
+                self._write(conn, tables, stored, dirty, created or Touched())
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -203,25 +240,42 @@ class SqliteCommitter:
         for fill in _FILLS.rows(conn, keys.fill_ids):
             found.fills[fill.fill_id] = fill
 
-    def _write(self, conn: sqlite3.Connection, tables: Tables, dirty: Dirty, new: Touched) -> None:
-        """Rows of ``new`` keys (not read: assumed absent) by plain INSERT, the rest by upsert."""
-        self._write_table(conn, "rfqs", tables.rfqs, dirty.rfqs, new.rfq_ids)
-        self._write_table(conn, "quotes", tables.quotes, dirty.quotes, set())  # replaced anyway
-        self._write_table(conn, "awards", tables.awards, dirty.awards, new.execution_ids)
-        self._write_table(conn, "fills", tables.fills, dirty.fills, new.fill_ids)
+    def _write(
+        self, conn: sqlite3.Connection, tables: Tables, stored: Tables, dirty: Dirty, new: Touched,
+    ) -> None:
+        """Stored rows by UPDATE of what changed; rows of ``new`` keys (not read: assumed
+        absent) by plain INSERT; the rest (absent, or replaced without reading) by upsert."""
+        self._write_table(conn, "rfqs", tables.rfqs, stored.rfqs, dirty.rfqs, new.rfq_ids)
+        self._write_table(conn, "quotes", tables.quotes, stored.quotes, dirty.quotes, set())
+        self._write_table(conn, "awards", tables.awards, stored.awards, dirty.awards,
+                          new.execution_ids)
+        self._write_table(conn, "fills", tables.fills, stored.fills, dirty.fills, new.fill_ids)
 
     def _write_table(
-        self, conn: sqlite3.Connection, name: str, rows: dict[Any, Any], keys: set[Any],
-        assumed: set[Any],
+        self, conn: sqlite3.Connection, name: str, rows: dict[Any, Any], stored: dict[Any, Any],
+        keys: set[Any], assumed: set[Any],
     ) -> None:
-        fresh = [rows[k] for k in keys if k in assumed] if assumed else []
+        fresh: list[Any] = []
+        rest: list[Any] = []
+        changed: list[tuple[Any, Any]] = []
+        for key in keys:
+            before = stored.get(key)
+            if before is not None:
+                changed.append((before, rows[key]))
+            elif key in assumed:
+                fresh.append(rows[key])
+            else:
+                rest.append(rows[key])
         if fresh:
             bulk = self._inserts[name]
             try:
                 conn.executemany(bulk.sql, bulk.params(fresh))
             except sqlite3.IntegrityError as exc:
                 raise _Conflict(name) from exc
-        rest = [rows[k] for k in keys if k not in assumed] if fresh else [rows[k] for k in keys]
         if rest:
             bulk = self._upserts[name]
             conn.executemany(bulk.sql, bulk.params(rest))
+        if changed:
+            meant, updated = self._updates[name].execute(conn, changed)
+            if updated != meant:
+                raise _Stale(name)

@@ -227,7 +227,7 @@ def _encode_date(value: date) -> str:
     return value.isoformat()
 
 
-def _column_encoder(column: Column[Any], dialect_name: str) -> Callable[[Any], Any] | None:
+def column_encoder(column: Column[Any], dialect_name: str) -> Callable[[Any], Any] | None:
     """What the column's bind processing would do, as one plain function (None: identity)."""
     if isinstance(column.type, DecimalText):
         return decimal_str
@@ -269,7 +269,7 @@ class Bulk:
         names = [(attrs or {}).get(c, c) for c in columns]
         encoders = tuple(
             (i, enc) for i, c in enumerate(columns)
-            if (enc := _column_encoder(table.c[c], dialect.name)) is not None
+            if (enc := column_encoder(table.c[c], dialect.name)) is not None
         )
         return cls(compiled.string, operator.attrgetter(*names), encoders)
 

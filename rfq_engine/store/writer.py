@@ -14,6 +14,11 @@ database. So while batch N commits, the events arriving meanwhile are linked on 
 N's last event and prepared, in chunks with a yield between them so N's commit keeps
 moving; when N is durable, N+1 goes straight to the database.
 
+Where the commit is a blocking call on a thread of its own (``ThreadCommit``: SQLite), the
+writer runs it and the checkpoint's write in one hop to that thread, and the checkpoint's
+fdatasync follows in the background after the futures resolved (see checkpoint.py for why
+that is safe); otherwise the checkpoint is written, durably, after the commit returns.
+
 If ``commit`` raises, the head is reloaded from the store. If the store's head turns out to
 be this batch's last event the commit did land (the error came after it, e.g. a lost
 connection during COMMIT) and the futures resolve normally; otherwise they fail with
@@ -28,6 +33,7 @@ import collections
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -40,7 +46,7 @@ from rfq_engine.store.chain import link_hash, ts_text
 from rfq_engine.store.checkpoint import CheckpointFile
 from rfq_engine.store.events import AuditEvent
 
-__all__ = ["CommitFn", "GroupCommitWriter", "HeadFn", "PrepareFn", "WriterStats"]
+__all__ = ["CommitFn", "GroupCommitWriter", "HeadFn", "PrepareFn", "ThreadCommit", "WriterStats"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,15 @@ PrepareFn = Callable[[list[AuditEvent], list[dict[str, Any]]], P]
 # commit(parts): one transaction for the prepared parts of one batch, in order.
 CommitFn = Callable[[list[P]], Awaitable[None]]
 HeadFn = Callable[[], Awaitable[tuple[int, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadCommit(Generic[P]):
+    """A store's blocking commit and the executor (one thread) it must run on."""
+
+    executor: Executor
+    commit: Callable[[list[P]], None]
+
 
 PREPARE_CHUNK: Final = 200  # events linked and prepared between two yields to the loop
 
@@ -154,7 +169,7 @@ class GroupCommitWriter(Generic[P]):
     def __init__(
         self,
         prepare: PrepareFn[P],
-        commit: CommitFn[P],
+        commit: CommitFn[P] | ThreadCommit[P],
         load_head: HeadFn,
         head: tuple[int, str],
         *,
@@ -174,7 +189,9 @@ class GroupCommitWriter(Generic[P]):
         self._queue: collections.deque[_Pending] = collections.deque()
         self._committing: _Batch[P] | None = None
         self._staged: _Batch[P] | None = None
-        self._commit_task: asyncio.Future[None] | None = None
+        self._commit_task: asyncio.Future[bool] | None = None
+        self._sync_task: asyncio.Task[None] | None = None
+        self._sync_again = False
         self._work: asyncio.Future[None] | None = None
         self._submitted = 0
         self._processed = 0
@@ -248,6 +265,10 @@ class GroupCommitWriter(Generic[P]):
         self._notify()
         try:
             await asyncio.shield(task)
+            if self._sync_task is not None:
+                await asyncio.shield(self._sync_task)
+            if self._checkpoint is not None:
+                await asyncio.to_thread(self._sync_checkpoint)
         finally:
             self._task = None
             if self._checkpoint is not None:
@@ -278,7 +299,7 @@ class GroupCommitWriter(Generic[P]):
                     await self._wait_for_work()
                     continue
                 self._committing = batch
-                commit = self._commit_task = asyncio.ensure_future(self._commit(batch.parts))
+                commit = self._commit_task = self._start_commit(batch)
                 await self._stage_while(commit)
                 await self._finish(batch, commit)
         except asyncio.CancelledError:
@@ -307,7 +328,35 @@ class GroupCommitWriter(Generic[P]):
                 await asyncio.sleep(0)  # a yield, not a delay: submitters keep running
         return batch if batch else None
 
-    async def _stage_while(self, commit: asyncio.Future[None]) -> None:
+    def _start_commit(self, batch: _Batch[P]) -> asyncio.Future[bool]:
+        """The batch's commit; its result says whether the checkpoint was written with it."""
+        if isinstance(self._commit, ThreadCommit):
+            last = batch.events[-1]
+            return asyncio.get_running_loop().run_in_executor(
+                self._commit.executor, self._commit_then_checkpoint, self._commit.commit,
+                batch.parts, last.seq, last.hash,
+            )
+        return asyncio.ensure_future(self._commit_only(self._commit, batch.parts))
+
+    @staticmethod
+    async def _commit_only(commit: CommitFn[P], parts: list[P]) -> bool:
+        await commit(parts)
+        return False
+
+    def _commit_then_checkpoint(
+        self, commit: Callable[[list[P]], None], parts: list[P], seq: int, hash_: str
+    ) -> bool:
+        """On the commit's thread: commit, then write (not yet fdatasync) the checkpoint."""
+        commit(parts)
+        if self._checkpoint is not None:
+            try:
+                self._checkpoint.write_sync(seq, hash_, durable=False)
+                self.last_checkpoint_error = None
+            except OSError as exc:
+                self._checkpoint_failed(exc)
+        return True
+
+    async def _stage_while(self, commit: asyncio.Future[bool]) -> None:
         """Until ``commit`` ends, link and prepare arriving events as the next batch."""
         while not commit.done():
             staged = self._staged
@@ -319,8 +368,8 @@ class GroupCommitWriter(Generic[P]):
                 self._link_chunk(staged)
                 await asyncio.sleep(0)  # let the commit take its next step
             else:
-                await asyncio.wait({commit, self._wait_for_work()},
-                                   return_when=asyncio.FIRST_COMPLETED)
+                waiting: set[asyncio.Future[Any]] = {commit, self._wait_for_work()}
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
 
     def _link_chunk(self, batch: _Batch[P]) -> None:
         count = min(len(self._queue), self._batch_max - len(batch), PREPARE_CHUNK)
@@ -345,7 +394,7 @@ class GroupCommitWriter(Generic[P]):
         batch.events += events
         batch.parts.append(part)
 
-    async def _finish(self, batch: _Batch[P], commit: asyncio.Future[None]) -> None:
+    async def _finish(self, batch: _Batch[P], commit: asyncio.Future[bool]) -> None:
         error = commit.exception()
         last = batch.events[-1]
         if error is not None and not await self._landed_anyway(last):
@@ -358,10 +407,14 @@ class GroupCommitWriter(Generic[P]):
             self.stats.batches += 1
             self.stats.events += len(batch)
             self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-            await self._write_checkpoint()
+            written_with_commit = error is None and commit.result()
+            if not written_with_commit:
+                await self._write_checkpoint()
             for pending, event in zip(batch.pendings, batch.events, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(event)
+            if written_with_commit and self._checkpoint is not None:
+                self._schedule_sync()
         self._committing = self._commit_task = None
         self._processed += len(batch)
         self._wake_flushers()
@@ -393,11 +446,38 @@ class GroupCommitWriter(Generic[P]):
             await self._checkpoint.write(*self._head)
             self.last_checkpoint_error = None
         except OSError as exc:
-            # The events are durable; failing their futures would invite duplicates. The
-            # lagging checkpoint shows up as a note in verify and is retried next batch.
-            self.stats.checkpoint_errors += 1
-            self.last_checkpoint_error = exc
-            log.error("audit checkpoint %s not written: %s", self._checkpoint.path, exc)
+            self._checkpoint_failed(exc)
+
+    def _checkpoint_failed(self, exc: OSError) -> None:
+        # The events are durable; failing their futures would invite duplicates. The
+        # lagging checkpoint shows up as a note in verify and is retried next batch.
+        self.stats.checkpoint_errors += 1
+        self.last_checkpoint_error = exc
+        log.error("audit checkpoint %s not written: %s", getattr(self._checkpoint, "path", "?"), exc)
+
+    def _schedule_sync(self) -> None:
+        """fdatasync the checkpoint in the background; one at a time, coalesced."""
+        if self._sync_task is not None and not self._sync_task.done():
+            self._sync_again = True
+            return
+        self._sync_task = asyncio.get_running_loop().create_task(
+            self._sync_loop(), name="audit-checkpoint-sync"
+        )
+
+    async def _sync_loop(self) -> None:
+        while True:
+            self._sync_again = False
+            await asyncio.to_thread(self._sync_checkpoint)
+            if not self._sync_again:
+                return
+
+    def _sync_checkpoint(self) -> None:
+        if self._checkpoint is None:
+            return
+        try:
+            self._checkpoint.sync()
+        except OSError as exc:  # the next write replaces the file atomically (durable)
+            self._checkpoint_failed(exc)
 
     def _fail(self, pendings: list[_Pending], reason: str) -> None:
         if not pendings:
