@@ -69,6 +69,10 @@ class QuoteSide(StrEnum):
     ASK = "ask"
 
 
+_BUY = Direction.BUY
+_SELL = Direction.SELL
+
+
 @dataclass(frozen=True, slots=True)
 class Leg:
     instrument: Instrument
@@ -197,13 +201,25 @@ class RfqSpec:
     @property
     def requester_side(self) -> Side:
         """The side the requester really trades the package on."""
-        if self.direction is Direction.TWO_WAY:
+        # Asked several times per quote while ranking: the two plain directions are
+        # answered without the by-value enum lookup ``Side(direction.value)``.
+        direction = self.direction
+        if direction is _SELL:
+            return Side.SELL
+        if direction is _BUY:
+            return Side.BUY
+        if direction is Direction.TWO_WAY:
             assert self.private_side is not None
             return self.private_side
-        return Side(self.direction.value)
+        return Side(direction.value)
 
     @property
     def award_side(self) -> QuoteSide:
+        direction = self.direction
+        if direction is _SELL:
+            return QuoteSide.BID
+        if direction is _BUY:
+            return QuoteSide.ASK
         return QuoteSide.BID if self.requester_side is Side.SELL else QuoteSide.ASK
 
     @classmethod

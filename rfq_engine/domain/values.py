@@ -76,7 +76,18 @@ def utc_now() -> datetime:
 def format_ts(ts: datetime) -> str:
     if ts.tzinfo is None:
         raise ValueError("naive datetime: timestamps must be UTC-aware")
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = ts.astimezone(UTC)
+    # ``isoformat`` is about half the cost of ``strftime``. In UTC it reads
+    # ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00`` (32 characters), or without ``.ffffff`` when the
+    # microseconds are zero (25); ``%Y`` does not pad a year below 1000, so those go to
+    # ``strftime``, as does a datetime subclass (it may format itself differently).
+    if type(utc) is datetime and utc.year >= 1000:
+        text = utc.isoformat()
+        if len(text) == 32:
+            return text[:26] + "Z"
+        if len(text) == 25:
+            return text[:19] + ".000000Z"
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_ts(value: object, field: str) -> datetime:

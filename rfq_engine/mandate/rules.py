@@ -291,6 +291,29 @@ class HedgeRatio:
 
 # --- per quote ----------------------------------------------------------------------------
 
+# The reasons of the quote rules repeat, for every quote of an RFQ, a part made only from
+# values that do not change from quote to quote: the reference and the tolerance, the
+# dealer's credit limit. That part is remembered with the very objects it was made from
+# and reused while the next check is given the same objects (``is``, never equality);
+# any other object makes it anew. ``fmt_amount`` depends on its argument alone, so the
+# text is the one the rule would have written.
+
+
+class _Last:
+    """The last text made, with what it was made from. One attribute: a single swap, so a
+    reader never sees a text with the wrong objects."""
+
+    __slots__ = ("entry",)
+
+    def __init__(self) -> None:
+        self.entry: tuple[PackageReference, Decimal, str] | None = None
+
+
+_LAST_REFERENCE = _Last()
+_LIMIT_TEXTS: dict[tuple[str, str], tuple[Decimal, str]] = {}
+"""(dealer, currency) -> (the limit, "its credit limit ... USD")."""
+_LIMIT_TEXTS_MAX = 4096
+
 
 def distance_bps(price: Decimal, reference: PackageReference) -> Decimal:
     """``|price - reference.value| / reference.underlying_price * 10,000``.
@@ -332,13 +355,20 @@ class PriceTolerance:
         if ref.underlying_price <= 0:
             return Verdict(self.name, False, "reference has no positive underlying price")
         distance = distance_bps(ctx.price, ref)
-        text = (
-            f"{fmt_bps(distance)} bps from reference {fmt_amount(ref.value)} "
-            f"(tolerance {fmt_bps(self.tolerance_bps)} bps"
-        )
-        if ref.value != ref.underlying_price:
-            text += f" of the underlying price {fmt_amount(ref.underlying_price)}"
-        text += ")"
+        head = fmt_bps(distance)
+        known = _LAST_REFERENCE.entry
+        if known is not None and known[0] is ref and known[1] is self.tolerance_bps:
+            about = known[2]
+        else:
+            about = (
+                f" bps from reference {fmt_amount(ref.value)} "
+                f"(tolerance {fmt_bps(self.tolerance_bps)} bps"
+            )
+            if ref.value != ref.underlying_price:
+                about += f" of the underlying price {fmt_amount(ref.underlying_price)}"
+            about += ")"
+            _LAST_REFERENCE.entry = (ref, self.tolerance_bps, about)
+        text = head + about
         if distance > self.tolerance_bps:
             return Verdict(self.name, False, f"off-market: {text}")
         return Verdict(self.name, True, f"within tolerance: {text}")
@@ -379,7 +409,14 @@ class DealerCredit:
             f"exposure {fmt_amount(ctx.dealer_exposure)} {self.ccy} with {dealer} plus this "
             f"award {fmt_amount(ctx.award_notional)} {self.ccy} is {fmt_amount(total)} {self.ccy}"
         )
-        cap = f"its credit limit {fmt_amount(limit)} {self.ccy}"
+        known = _LIMIT_TEXTS.get((dealer, self.ccy))
+        if known is not None and known[0] is limit:
+            cap = known[1]
+        else:
+            cap = f"its credit limit {fmt_amount(limit)} {self.ccy}"
+            if len(_LIMIT_TEXTS) >= _LIMIT_TEXTS_MAX:
+                _LIMIT_TEXTS.clear()
+            _LIMIT_TEXTS[(dealer, self.ccy)] = (limit, cap)
         if total > limit:
             return Verdict(self.name, False, f"{text}, above {cap}")
         return Verdict(self.name, True, f"{text}, within {cap}")

@@ -10,8 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
-from typing import Any
+from decimal import (
+    MAX_PREC,
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
+from typing import Any, Final
 
 __all__ = ["Verdict", "all_passed", "failures", "fmt_amount", "fmt_bps", "fmt_pct"]
 
@@ -38,8 +47,44 @@ def failures(verdicts: Iterable[Verdict]) -> list[Verdict]:
     return [v for v in verdicts if not v.passed]
 
 
+# ``fmt_amount`` rounds with this fixed context instead of entering a ``localcontext`` on
+# every call (that was most of its cost, and it was most of a quote rule's). It is the
+# default context (same Emax, Emin and traps, so the same InvalidOperation for an infinity
+# or an exponent beyond Emax) with the rounding fixed and a precision no quantize can
+# exceed: the rounded result is exact at any sufficient precision, so it is the one the
+# former ``max(60, adjusted + places + 2)`` digits gave. The thread's context is not read
+# at all: ``format(value, ",.2f")`` alone would round with the thread's rounding, which a
+# library may change (ccxt sets ROUND_HALF_UP). (The former code did inherit the thread's
+# Emax, Emin and traps; only a thread context trapping Inexact or Rounded, or narrowing
+# Emax, would have made it raise, and nothing here sets one.)
+_ROUNDING: Final = Context(
+    prec=MAX_PREC,
+    rounding=ROUND_HALF_EVEN,
+    Emax=999_999,
+    Emin=-999_999,
+    capitals=1,
+    clamp=0,
+    traps=[InvalidOperation, DivisionByZero, Overflow],
+)
+_quantize: Final = _ROUNDING.quantize
+_STEPS: Final = {places: Decimal((0, (1,), -places)) for places in range(19)}
+"""``10**-places`` for the usual numbers of places (2 for money and bps, 8 for quantities)."""
+
+
 def fmt_amount(value: Decimal, places: int = 2) -> str:
     """``12000000`` -> ``12,000,000``, ``1234.5678`` -> ``1,234.57``: rounded, zeros cut."""
+    step = _STEPS.get(places) if type(places) is int else None
+    if step is None or type(value) is not Decimal:
+        return _fmt_amount_general(value, places)
+    text = format(_quantize(value, step), ",f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" or not text else text
+
+
+def _fmt_amount_general(value: Decimal, places: int) -> str:
+    """``fmt_amount`` for a number of places outside ``_STEPS`` or a value that is not
+    exactly a ``Decimal`` (neither happens in the rules): the former implementation."""
     with localcontext() as ctx:
         ctx.prec = max(60, value.adjusted() + places + 2)
         rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
