@@ -69,6 +69,8 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,7 +221,10 @@ def _parse_record(raw: bytes, path: str | os.PathLike[str]) -> Checkpoint:
 class CheckpointFile:
     """A checkpoint location plus its key; file I/O runs in a thread, off the event loop."""
 
-    __slots__ = ("_fd", "_file_id", "_lock", "_slot", "key", "path")
+    __slots__ = (
+        "_fd", "_file_id", "_lock", "_slot", "_sync_again", "_sync_executor", "_sync_future",
+        "key", "path",
+    )
 
     def __init__(self, path: str | os.PathLike[str], key: bytes | None = None) -> None:
         self.path = Path(path)
@@ -228,6 +233,9 @@ class CheckpointFile:
         self._file_id = (0, 0)  # (st_dev, st_ino) of _fd
         self._slot = 0  # the slot the next in-place write goes to (they alternate)
         self._lock = threading.Lock()
+        self._sync_executor: ThreadPoolExecutor | None = None  # request_sync's own thread
+        self._sync_future: Future[None] | None = None  # the running or last background sync
+        self._sync_again = False
 
     @property
     def authenticated(self) -> bool:
@@ -278,6 +286,37 @@ class CheckpointFile:
         finally:
             os.close(fd)
 
+    def request_sync(self, on_error: Callable[[OSError], None]) -> None:
+        """``sync()`` soon, on this file's own thread, without involving any event loop.
+        Coalesced: while one runs, any number of requests make exactly one more. A failure
+        goes to ``on_error`` (on that thread)."""
+        with self._lock:
+            running = self._sync_future
+            if running is not None and not running.done():
+                self._sync_again = True
+                return
+            if self._sync_executor is None:
+                self._sync_executor = ThreadPoolExecutor(1, thread_name_prefix="audit-checkpoint-sync")
+            self._sync_again = False
+            self._sync_future = self._sync_executor.submit(self._sync_until_quiet, on_error)
+
+    def _sync_until_quiet(self, on_error: Callable[[OSError], None]) -> None:
+        while True:
+            try:
+                self.sync()
+            except OSError as exc:
+                on_error(exc)
+            with self._lock:
+                if not self._sync_again:
+                    return
+                self._sync_again = False
+
+    async def synced(self) -> None:
+        """Until the background sync running now (if any) has finished."""
+        running = self._sync_future
+        if running is not None:
+            await asyncio.wrap_future(running)
+
     def _still_ours(self) -> bool:
         try:
             st = os.stat(self.path)
@@ -300,7 +339,10 @@ class CheckpointFile:
                 os.close(fd)
 
     def close(self) -> None:
-        """Release the open record (a later write reopens it). Idempotent."""
+        """Release the open record (a later write reopens it) and the sync thread. Idempotent."""
+        executor, self._sync_executor = self._sync_executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)  # a pending background sync finishes first
         with self._lock:
             self._close_fd()
 

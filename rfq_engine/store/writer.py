@@ -190,8 +190,6 @@ class GroupCommitWriter(Generic[P]):
         self._committing: _Batch[P] | None = None
         self._staged: _Batch[P] | None = None
         self._commit_task: asyncio.Future[bool] | None = None
-        self._sync_task: asyncio.Task[None] | None = None
-        self._sync_again = False
         self._work: asyncio.Future[None] | None = None
         self._submitted = 0
         self._processed = 0
@@ -265,9 +263,8 @@ class GroupCommitWriter(Generic[P]):
         self._notify()
         try:
             await asyncio.shield(task)
-            if self._sync_task is not None:
-                await asyncio.shield(self._sync_task)
             if self._checkpoint is not None:
+                await asyncio.shield(self._checkpoint.synced())
                 await asyncio.to_thread(self._sync_checkpoint)
         finally:
             self._task = None
@@ -414,7 +411,7 @@ class GroupCommitWriter(Generic[P]):
                 if not pending.future.done():
                     pending.future.set_result(event)
             if written_with_commit and self._checkpoint is not None:
-                self._schedule_sync()
+                self._checkpoint.request_sync(self._checkpoint_failed)  # after: off the wait
         self._committing = self._commit_task = None
         self._processed += len(batch)
         self._wake_flushers()
@@ -454,22 +451,6 @@ class GroupCommitWriter(Generic[P]):
         self.stats.checkpoint_errors += 1
         self.last_checkpoint_error = exc
         log.error("audit checkpoint %s not written: %s", getattr(self._checkpoint, "path", "?"), exc)
-
-    def _schedule_sync(self) -> None:
-        """fdatasync the checkpoint in the background; one at a time, coalesced."""
-        if self._sync_task is not None and not self._sync_task.done():
-            self._sync_again = True
-            return
-        self._sync_task = asyncio.get_running_loop().create_task(
-            self._sync_loop(), name="audit-checkpoint-sync"
-        )
-
-    async def _sync_loop(self) -> None:
-        while True:
-            self._sync_again = False
-            await asyncio.to_thread(self._sync_checkpoint)
-            if not self._sync_again:
-                return
 
     def _sync_checkpoint(self) -> None:
         if self._checkpoint is None:

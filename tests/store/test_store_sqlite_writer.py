@@ -187,10 +187,9 @@ async def test_a_failed_checkpoint_sync_is_counted_and_the_next_write_replaces_t
         inode = os.stat(head).st_ino
         monkeypatch.setattr(checkpoint_module.os, "fdatasync", failing_once)
         await store.append("r1", "test.x", "engine", {"i": 1})
-        writer = store._writer
-        assert writer is not None
-        assert writer._sync_task is not None
-        await writer._sync_task
+        checkpoint = store._checkpoint
+        assert checkpoint is not None
+        await checkpoint.synced()  # the background fdatasync, which fails once
         assert failures and store.stats.checkpoint_errors == 1
         event = await store.append("r1", "test.x", "engine", {"i": 2})
         assert os.stat(head).st_ino != inode  # written anew, atomically
