@@ -37,6 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from calibrate import python_speed_ms  # bench/calibrate.py: this directory is on sys.path
+
 from rfq_engine.store import AuditEvent, EventFilter, SqlAuditStore
 
 Event = tuple[str | None, str, str, dict[str, Any]]
@@ -206,7 +208,8 @@ async def run(args: argparse.Namespace, tmp: str) -> None:
         producer = (f"{args.rfq_tasks} RFQ tasks, write-ahead" if args.rfq_tasks
                     else f"one stream, {args.window} appends in flight")
         print(f"settings   {sync}batch_max={args.batch_max}; {producer}; "
-              f"{os.cpu_count()} CPUs, load average {load:.2f} before the run")
+              f"{os.cpu_count()} CPUs, load average {load:.2f} before the run, "
+              f"python speed {python_speed_ms():.0f} ms (bench/calibrate.py)")
         print(f"events     {len(sizes):,} from {len(rfqs):,} RFQs, payload mean "
               f"{statistics.mean(sizes):.0f} B (median {statistics.median(sizes):.0f} B)")
         cpu_before = cpu_seconds()

@@ -55,6 +55,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from calibrate import python_speed_ms  # bench/calibrate.py: this directory is on sys.path
+
 from dealer_adapters.protocol import ExecutionLookup, ExecutionState, InboundSink
 from rfq_engine.domain import (
     Award,
@@ -714,7 +716,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         else:
             kinds.extend(StoreKind("sqlite", sync) for sync in args.synchronous)
     print(f"$ {args.command}")
-    print(f"machine: {machine()}; load average {load()}")
+    print(f"machine: {machine()}; load average {load()}; "
+          f"python speed {python_speed_ms():.0f} ms (bench/calibrate.py, lower is faster)")
     print(f"{args.dealers} instant dealers per RFQ; (a) {args.latency_rfqs} RFQs one at a time after "
           f"{args.warmup} warm-up; (b) {args.throughput_rfqs} RFQs, {args.in_flight} in flight; "
           f"(c) {args.audit_events:,} events\n", flush=True)
@@ -753,7 +756,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 print_audit(result, header=i == 0)
             print()
     print_summary(args, latency, throughput, audit)
-    print(f"load average at the end {load()}")
+    print(f"load average at the end {load()}; python speed {python_speed_ms():.0f} ms")
     return {
         "command": args.command, "machine": machine(), "load_end": load(),
         "disk_floor": [vars(f) for f in floors],

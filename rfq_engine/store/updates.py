@@ -25,6 +25,8 @@ from __future__ import annotations
 import operator
 import sqlite3
 from collections.abc import Callable, Iterable
+from itertools import compress
+from operator import is_not
 from typing import Any, Final
 
 from sqlalchemy import Table
@@ -48,7 +50,9 @@ def _same(a: Any, b: Any) -> bool:
 class ColumnUpdates:
     """The changed-columns UPDATEs of one table (SQLite, ``?`` parameters)."""
 
-    __slots__ = ("_encoders", "_get", "_get_key", "_key_names", "_names", "_sql", "_table")
+    __slots__ = (
+        "_encoders", "_get", "_get_key", "_key_names", "_names", "_positions", "_sql", "_table",
+    )
 
     def __init__(self, table: Table) -> None:
         key = [c.name for c in table.primary_key.columns]
@@ -67,17 +71,19 @@ class ColumnUpdates:
         if any(column_encoder(table.c[name], "sqlite") for name in key):
             raise ValueError(f"{table.name}: primary key columns must be stored as they are")
         self._sql: dict[tuple[int, ...], str] = {}
+        self._positions = range(len(self._names))
 
     def group(self, pairs: Iterable[tuple[Any, Any]]) -> dict[tuple[int, ...], list[tuple[Any, ...]]]:
         """(before, after) row pairs -> {changed column indexes: UPDATE parameters}; rows
         with nothing changed are left out."""
         get, encoders = self._get, self._encoders
         groups: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
+        positions = self._positions
         for before, after in pairs:
             old, new = get(before), get(after)
+            # The columns holding another object (C-level scan), then the equal ones dropped.
             changed = tuple(
-                i for i, (x, y) in enumerate(zip(old, new, strict=True))
-                if x is not y and not _same(x, y)
+                i for i in compress(positions, map(is_not, old, new)) if not _same(old[i], new[i])
             )
             if not changed:
                 continue
