@@ -14,13 +14,19 @@ What happens to an RFQ found open after a crash, by the state it was left in:
   RFQ ends with what it filled. No new award is made after a restart.
 
 Fills are keyed by execution id, so a fill is never recorded twice for one award.
+
+An RFQ that had ended (its terminal state durable) when the engine died, but whose
+``rfq.closed`` had not gone out (no ``rfq.outcome_sent`` after it), is told to its dealers
+now, once, with an ``rfq.outcome_sent`` that gives the reason. Only RFQs that ended within
+``OUTCOME_LOOKBACK`` are looked at: a restart is expected within days, and the query stays
+bounded by that window's traffic.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -50,9 +56,14 @@ from rfq_engine.store.events import EventType as E
 if TYPE_CHECKING:
     from rfq_engine.engine.engine import RfqEngine
 
-__all__ = ["RecoveredRfq", "recover_open_rfqs", "replay"]
+__all__ = ["OUTCOME_LOOKBACK", "RecoveredRfq", "recover_open_rfqs", "replay",
+           "resend_missing_outcomes"]
 
 log = structlog.get_logger("rfq_engine.recovery")
+
+OUTCOME_LOOKBACK = timedelta(days=7)
+OUTCOME_RESENT = "engine restarted after the RFQ ended and before its outcome was sent"
+_TERMINAL_VALUES = frozenset(state.value for state in RfqState if state.is_terminal)
 NON_TERMINAL = [s.value for s in RfqState if not s.is_terminal]
 
 
@@ -123,6 +134,7 @@ async def recover_open_rfqs(engine: RfqEngine, *, resume_pending_approval: bool 
     RFQs waiting for approval untouched in the store for a long-running engine to resume.
     """
     s = engine.services
+    resent = await resend_missing_outcomes(engine)  # first: none of these is running now
     rows = await s.store.rfqs(states=NON_TERMINAL)
     recovered: list[RfqId] = []
     for row in rows:
@@ -156,10 +168,44 @@ async def recover_open_rfqs(engine: RfqEngine, *, resume_pending_approval: bool 
             s.risk.reserve_rfq(rec.rfq_id, rec.spec.mandate, utc_now(), rec.notional)
         engine.launch(run, _resume(run, rec))
         recovered.append(rec.rfq_id)
-    if recovered:
-        await s.audit(None, E.ENGINE_RECOVERED, {"rfqs": recovered})
-        log.info("recovery.done", rfqs=len(recovered))
+    if recovered or resent:
+        await s.audit(None, E.ENGINE_RECOVERED, {"rfqs": recovered, "outcomes_sent": resent})
+        log.info("recovery.done", rfqs=len(recovered), outcomes_sent=len(resent))
     return recovered
+
+
+async def resend_missing_outcomes(
+    engine: RfqEngine, *, lookback: timedelta = OUTCOME_LOOKBACK
+) -> list[RfqId]:
+    """Tell the dealers the outcome of every RFQ that ended within ``lookback`` without
+    ``rfq.outcome_sent``; returns their ids. Only for RFQs no run is handling."""
+    s = engine.services
+    ended: set[str] = set()
+    told: set[str] = set()
+    window = EventFilter(types=[E.RFQ_STATE_CHANGED, E.OUTCOME_SENT], since=utc_now() - lookback)
+    for event in await s.store.events(window):
+        if event.rfq_id is None:
+            continue
+        if event.type == E.OUTCOME_SENT:
+            told.add(event.rfq_id)
+        elif event.payload.get("to") in _TERMINAL_VALUES:
+            ended.add(event.rfq_id)
+    resent: list[RfqId] = []
+    for rfq_id in sorted(ended - told):
+        rec = replay(await s.store.events(EventFilter(rfq_id=rfq_id)))
+        if not rec.state.is_terminal or not rec.sent_to:
+            continue  # reopened is impossible; no dealer asked: nothing to tell
+        mandate = s.mandates.get(rec.spec.mandate)
+        if mandate is None:
+            log.error("recovery.outcome_not_sent", rfq_id=rfq_id, mandate=rec.spec.mandate)
+            continue
+        run = RfqRun(s, rec.rfq_id, rec.spec, mandate, notional=rec.notional, reference=None,
+                     state=rec.state)
+        run.sent_to = rec.sent_to
+        run.winners.update(rec.awards[eid][0].dealer_id for eid in rec.filled if eid in rec.awards)
+        await run.send_outcome(rec.state, reason=OUTCOME_RESENT)
+        resent.append(rec.rfq_id)
+    return resent
 
 
 async def _resume(run: RfqRun, rec: RecoveredRfq) -> None:

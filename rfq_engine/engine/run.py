@@ -149,7 +149,12 @@ class RfqRun:
         if self.sent_to:
             await self._send_outcome(target)
 
-    async def _send_outcome(self, target: RfqState) -> None:
+    async def send_outcome(self, target: RfqState, *, reason: str | None = None) -> None:
+        """``rfq.closed`` to every dealer asked, then ``rfq.outcome_sent`` (with ``reason``
+        when this is not the RFQ's own end, e.g. recovery)."""
+        await self._send_outcome(target, reason)
+
+    async def _send_outcome(self, target: RfqState, reason: str | None = None) -> None:
         outcome = _OUTCOME_WIRE[target]
         notified: list[str] = []
         failed: dict[str, str] = {}
@@ -168,8 +173,10 @@ class RfqRun:
                 failed[dealer] = str(exc) or type(exc).__name__
 
         await asyncio.gather(*(tell(d) for d in self.sent_to))
-        self.s.audit(self.rfq_id, E.OUTCOME_SENT,
-                     {"outcome": outcome, "notified": sorted(notified), "failed": failed})
+        payload: dict[str, Any] = {"outcome": outcome, "notified": sorted(notified), "failed": failed}
+        if reason is not None:
+            payload["reason"] = reason
+        self.s.audit(self.rfq_id, E.OUTCOME_SENT, payload)
 
     # ----------------------------------------------------------------- inbound
 

@@ -83,11 +83,13 @@ class EventType(StrEnum):
     CANCEL_REQUESTED = "rfq.cancel_requested"
     # {"reason"}: the engine stopped while the RFQ waited for approval; it stays pending
     RFQ_PARKED = "rfq.parked"
-    # {"outcome", "notified": [dealer_id], "failed": {dealer_id: reason}}
+    # {"outcome", "notified": [dealer_id], "failed": {dealer_id: reason}, "reason"?: str}
+    #  (``reason`` only when sent by recovery, for an RFQ that ended before a crash)
     OUTCOME_SENT = "rfq.outcome_sent"
     # {"halted": bool, "reason"}: the admin kill switch (halt: refuse new RFQs, cancel open ones)
     KILL_SWITCH = "engine.kill_switch"
-    # {"rfqs": [rfq_id]}: the RFQs a restart found non-terminal and took over
+    # {"rfqs": [rfq_id], "outcomes_sent": [rfq_id]}: the RFQs a restart found non-terminal
+    #  and took over, and the ended ones whose outcome it sent
     ENGINE_RECOVERED = "engine.recovered"
     # {"program", "period", "trigger": "schedule"|"catch_up"|"manual", "scheduled_for": ts|None,
     #  "forecast": {...}, "spot", "position": {instrument: qty}, "held", "target", "hedge_ratio",

@@ -114,7 +114,12 @@ def assert_recovered(before: StoreView, after: StoreView, ledgers: list[Executio
     assert rfq.reason == last["reason"]
     by_recovery = changes[len(before.of(E.RFQ_STATE_CHANGED, rfq_id)):]
     if at_kill not in NON_TERMINAL:
-        assert after.events == before.events, "recovery touched an RFQ that was already terminal"
+        # An ended RFQ is not resumed; recovery only tells its dealers, if nobody had.
+        assert after.events[: len(before.events)] == before.events
+        added = after.events[len(before.events):]
+        told_before = bool(before.of(E.OUTCOME_SENT, rfq_id))
+        assert [e.type for e in added] == (
+            [] if told_before else [E.OUTCOME_SENT, E.ENGINE_RECOVERED]), added
         assert after.recovered_rfqs() == []
     else:
         assert after.recovered_rfqs() == [rfq_id], "engine.recovered must name the RFQ it resumed"
@@ -208,6 +213,15 @@ def test_kill_at_failpoint_then_recover(point: str, tmp_path: Path) -> None:
         assert not before.of(E.OUTCOME_SENT)
 
     after = recover(case, before)
+    if point == "outcome.durable":  # ended, then killed before rfq.closed went out: sent now
+        [sent] = after.of(E.OUTCOME_SENT, rfq_id)
+        asked = before.of(E.RFQ_SENT, rfq_id)[0]["sent"]
+        assert (sent["outcome"], sorted(sent["notified"]), sent["failed"]) == (
+            "filled", sorted(asked), {})
+        assert sent["reason"].startswith("engine restarted after the RFQ ended")
+        [recovered] = after.of(E.ENGINE_RECOVERED)
+        assert recovered == {"rfqs": [], "outcomes_sent": [rfq_id]}
+        assert recover(case, after).events == after.events  # told once: a second restart is quiet
     ledgers = read_ledgers(case)
     assert_recovered(before, after, ledgers)
 
