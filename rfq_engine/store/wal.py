@@ -18,8 +18,8 @@ can be appended meanwhile, so it completes unless a reader pins an old snapshot)
 WAL starts over. That is SQLite's own autocheckpoint, but only when the background one has
 fallen behind (sustained saturation), never for a handful of pages.
 
-If a background checkpoint fails, the failure is logged and the next one retries; the
-committed data is in the WAL either way.
+If a background checkpoint fails, the failure is logged and the writer runs the next one
+itself, before its next ``BEGIN``; the committed data is in the WAL either way.
 """
 
 from __future__ import annotations
@@ -138,6 +138,7 @@ class WalCheckpointer:
                 self._restart = True
         except sqlite3.Error as exc:
             self.stats.failed += 1
-            log.warning("audit WAL checkpoint failed (retried after the next commits): %s", exc)
+            self._restart = True  # the writer tries once itself before its next BEGIN
+            log.warning("audit WAL checkpoint failed (the writer retries it): %s", exc)
         finally:
             self._running = False

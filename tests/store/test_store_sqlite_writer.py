@@ -254,3 +254,25 @@ def test_sqlite_event_rows_are_what_the_compiled_insert_expects(tmp_path: Path) 
     rows, _ = store._prepare(events, [{"a": "1"}, {}])
     assert rows == store._insert_events.params(events)
     assert rows[1][1] == "2026-11-21T10:00:00.000000Z"
+
+
+async def test_a_failed_background_wal_checkpoint_is_retried_by_the_writer(tmp_path: Path) -> None:
+    """A background checkpoint that raises (here: its connection closed under it) is
+    counted, and the writer checkpoints itself before its next transaction."""
+    db = tmp_path / "audit.db"
+    async with SqlAuditStore(f"sqlite+aiosqlite:///{db}") as store:
+        committer = store._committer
+        assert committer is not None
+        wal = committer.wal
+        wal._every_rows = 1
+        broken = sqlite3.connect(db, check_same_thread=False)
+        broken.close()
+        wal._conn, working = broken, wal._conn  # every statement on it raises ProgrammingError
+        await store.append("r1", E.QUOTE_RECEIVED, "d1", quote("d1", "q1"))
+        await wal.wait_idle()
+        assert wal.stats.failed == 1 and wal.stats.background == 0
+        await store.append("r1", E.QUOTE_RECEIVED, "d1", quote("d1", "q2"))
+        assert wal.stats.inline == 1
+        assert len(await store.quotes("r1")) == 2 and (await store.verify()).ok
+        await wal.wait_idle()
+        wal._conn = working  # closed with the store, on its own thread
