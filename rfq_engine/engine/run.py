@@ -147,14 +147,11 @@ class RfqRun:
         log.info("rfq.finished", state=target.value, reason=reason,
                  filled=decimal_str(self.filled_quantity))
         if self.sent_to:
-            await self._send_outcome(target)
+            await self.send_outcome(target)
 
     async def send_outcome(self, target: RfqState, *, reason: str | None = None) -> None:
         """``rfq.closed`` to every dealer asked, then ``rfq.outcome_sent`` (with ``reason``
         when this is not the RFQ's own end, e.g. recovery)."""
-        await self._send_outcome(target, reason)
-
-    async def _send_outcome(self, target: RfqState, reason: str | None = None) -> None:
         outcome = _OUTCOME_WIRE[target]
         notified: list[str] = []
         failed: dict[str, str] = {}

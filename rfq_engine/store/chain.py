@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from json.encoder import encode_basestring
 from typing import Any, Final
 
@@ -41,15 +41,11 @@ _TS_TEXT_MAX: Final = 8192
 
 
 def ts_text(ts: datetime) -> str:
-    """``format_ts``, remembered: ``isoformat`` is C and already
-    ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00`` for the common case (the UTC singleton, 4-digit
-    year)."""
+    """``format_ts``, remembered."""
     text = _TS_TEXT.get(ts)
     if text is not None:
         return text
-    text = ts.isoformat() if ts.tzinfo is UTC and ts.year >= 1000 else ""
-    # 32 characters: microseconds present (isoformat drops them when zero)
-    text = text[:26] + "Z" if len(text) == 32 else format_ts(ts)
+    text = format_ts(ts)
     if len(_TS_TEXT) >= _TS_TEXT_MAX:
         _TS_TEXT.clear()
     _TS_TEXT[ts] = text

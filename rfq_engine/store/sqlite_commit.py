@@ -179,17 +179,17 @@ class SqliteCommitter:
         params = [row for part in parts for row in part[0]]
         changes = [change for part in parts for change in part[1]]
         self.wal.before_begin(conn)
+        optimistic = True
         try:
-            try:
-                tables, dirty = self._transaction(conn, params, changes, optimistic=True)
-            except (_Conflict, _Stale) as first:
-                if isinstance(first, _Stale):
-                    self.cache.clear()
+            while True:  # at most three rounds: the third reads every row, with no cache
                 try:
-                    tables, dirty = self._transaction(conn, params, changes, optimistic=False)
-                except _Stale:  # a cached row had gone: with nothing cached, none can be
+                    tables, dirty = self._transaction(conn, params, changes, optimistic=optimistic)
+                    break
+                except _Conflict:  # a row assumed new existed: read every row
+                    optimistic = False
+                except _Stale:  # a cached row had gone: read every row, trust no cache
+                    optimistic = False
                     self.cache.clear()
-                    tables, dirty = self._transaction(conn, params, changes, optimistic=False)
         except BaseException:
             self.cache.clear()  # the rows applied may or may not be in the database
             raise

@@ -103,14 +103,8 @@ class WalCheckpointer:
         if not self._restart:
             return
         self._restart = False
-        try:
-            _busy, frames, _ = writer.execute(PASSIVE).fetchone()
-        except sqlite3.Error as exc:
-            self.stats.failed += 1
-            log.warning("audit WAL checkpoint (inline) failed: %s", exc)
-            return
-        self.stats.inline += 1
-        self.stats.last_wal_frames = frames
+        if self._passive(writer, "inline"):
+            self.stats.inline += 1
 
     def after_commit(self, writer: sqlite3.Connection) -> None:
         """Ask for a background checkpoint once ``every_rows`` rows changed since the last."""
@@ -131,14 +125,21 @@ class WalCheckpointer:
             conn = self._conn
             if conn is None:
                 return
-            _busy, frames, _ = conn.execute(PASSIVE).fetchone()
-            self.stats.background += 1
-            self.stats.last_wal_frames = frames
-            if frames > self._restart_frames:
-                self._restart = True
-        except sqlite3.Error as exc:
-            self.stats.failed += 1
-            self._restart = True  # the writer tries once itself before its next BEGIN
-            log.warning("audit WAL checkpoint failed (the writer retries it): %s", exc)
+            if self._passive(conn, "background"):
+                self.stats.background += 1
+                self._restart = self.stats.last_wal_frames > self._restart_frames
+            else:
+                self._restart = True  # the writer tries once itself before its next BEGIN
         finally:
             self._running = False
+
+    def _passive(self, conn: sqlite3.Connection, where: str) -> bool:
+        """One PASSIVE checkpoint on ``conn``; False (counted, logged) if it failed."""
+        try:
+            _busy, frames, _ = conn.execute(PASSIVE).fetchone()
+        except sqlite3.Error as exc:
+            self.stats.failed += 1
+            log.warning("audit WAL checkpoint (%s) failed: %s", where, exc)
+            return False
+        self.stats.last_wal_frames = frames
+        return True
