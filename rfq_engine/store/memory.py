@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from rfq_engine.domain import format_ts
+from rfq_engine.store import queries
 from rfq_engine.store.base import (
     AwardRow,
     EventFilter,
@@ -174,11 +175,7 @@ class InMemoryAuditStore:
     # --- projections ------------------------------------------------------------------------
 
     async def find_rfq(self, requester: str, client_rfq_id: str) -> str | None:
-        found = [
-            r for r in self._tables.rfqs.values()
-            if r.requester == requester and r.client_rfq_id == client_rfq_id
-        ]
-        return max(found, key=_newest_first_key).rfq_id if found else None
+        return queries.find_rfq(self._tables.rfqs.values(), requester, client_rfq_id)
 
     async def get_rfq(self, rfq_id: str) -> RfqRow | None:
         return self._tables.rfqs.get(rfq_id)
@@ -186,17 +183,13 @@ class InMemoryAuditStore:
     async def rfqs(
         self, states: Sequence[str] | None = None, limit: int | None = None
     ) -> list[RfqRow]:
-        rows = [r for r in self._tables.rfqs.values() if states is None or r.state in states]
-        rows.sort(key=_newest_first_key, reverse=True)
-        return rows if limit is None else rows[:limit]
+        return queries.select_rfqs(self._tables.rfqs.values(), states, limit)
 
     async def quotes(self, rfq_id: str) -> list[QuoteRow]:
-        rows = [q for q in self._tables.quotes.values() if q.rfq_id == rfq_id]
-        return sorted(rows, key=lambda q: (q.received_at, q.dealer_id, q.quote_id))
+        return queries.select_quotes(self._tables.quotes.values(), rfq_id)
 
     async def awards(self, rfq_id: str) -> list[AwardRow]:
-        rows = [a for a in self._tables.awards.values() if a.rfq_id == rfq_id]
-        return sorted(rows, key=lambda a: (a.confirm_by, a.execution_id))
+        return queries.select_awards(self._tables.awards.values(), rfq_id)
 
     async def fills(
         self,
@@ -204,13 +197,7 @@ class InMemoryAuditStore:
         dealer_id: str | None = None,
         since: datetime | None = None,
     ) -> list[FillRow]:
-        rows = [
-            f for f in self._tables.fills.values()
-            if (rfq_id is None or f.rfq_id == rfq_id)
-            and (dealer_id is None or f.dealer_id == dealer_id)
-            and (since is None or f.filled_at >= since)
-        ]
-        return sorted(rows, key=lambda f: (f.filled_at, f.fill_id))
+        return queries.select_fills(self._tables.fills.values(), rfq_id, dealer_id, since)
 
     async def filled_notional(
         self,
@@ -220,17 +207,7 @@ class InMemoryAuditStore:
         dealer_id: str | None = None,
         open_on: date | None = None,
     ) -> Decimal:
-        return sum(
-            (
-                f.notional for f in self._tables.fills.values()
-                if (since is None or f.filled_at >= since)
-                and (mandate is None or f.mandate == mandate)
-                and (dealer_id is None or f.dealer_id == dealer_id)
-                and (open_on is None or f.last_date is None or f.last_date >= open_on)
-            ),
-            Decimal(0),
+        return queries.sum_notional(
+            self._tables.fills.values(), since=since, mandate=mandate, dealer_id=dealer_id,
+            open_on=open_on,
         )
-
-
-def _newest_first_key(row: RfqRow) -> tuple[datetime, str]:
-    return row.created_at, row.rfq_id
