@@ -6,9 +6,11 @@ projection changes and the encoded event rows, done while the previous batch com
 ``_commit``: one transaction per batch that inserts the events with a single executemany,
 loads the projection rows the batch touches, applies the shared projection rules to them
 and upserts the changed rows back. Then the writer writes the checkpoint and resolves the
-futures. On SQLite that transaction is not run through the async engine but by
+futures. On SQLite the batch is not written through the async engine but by
 ``SqliteCommitter`` (sqlite_commit.py): a plain ``sqlite3`` connection on the writer's own
-thread, the whole batch in one hop, skipping the reads of rows the batch creates.
+thread, the events in one transaction (the futures resolve after it) and the query tables
+in a second one, skipping the reads of rows the batch creates; reads of the query tables
+wait for, or merge, what that second transaction has not written yet (sql_reads.py).
 PostgreSQL keeps ``_commit`` below (asyncpg: the statements are server round trips anyway).
 
 Read path: Core selects converted to the dataclasses of ``base.py``. ``verify`` pages raw
@@ -30,8 +32,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sqlite3
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Mapping,
+    Sequence,
+)
 from datetime import date, datetime
 from decimal import Decimal
 from types import EllipsisType, TracebackType
@@ -63,12 +69,12 @@ from rfq_engine.store.projection import (
     Change,
     Dirty,
     Tables,
-    Touched,
     apply_change,
     changes_for,
     touched,
 )
 from rfq_engine.store.rowcache import RowCache
+from rfq_engine.store.sql_reads import TableReads, load_rows, store_errors
 from rfq_engine.store.sqlite_commit import SqliteCommitter
 from rfq_engine.store.tables import (
     EVENT_ATTRS,
@@ -79,11 +85,7 @@ from rfq_engine.store.tables import (
     metadata,
     quotes,
     rfqs,
-    row_to_award,
     row_to_event,
-    row_to_fill,
-    row_to_quote,
-    row_to_rfq,
 )
 from rfq_engine.store.verify import check_before_writing, verify_pages
 from rfq_engine.store.writer import CommitFn, GroupCommitWriter, ThreadCommit, WriterStats
@@ -94,7 +96,6 @@ DEFAULT_URL: Final = "sqlite+aiosqlite:///rfq_audit.db"
 SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 _ALL = EventFilter()
 _Prepared = tuple[list[tuple[Any, ...]], list[Change]]  # event rows, projection changes
-_IN_CHUNK = 500  # keys per IN (...) list: well under SQLite's bound-parameter limit
 
 _RAW_COLUMNS = "rfq_id, type, actor, payload, prev_hash, hash FROM audit_events"
 _SQLITE_PAGE = f"SELECT seq, ts, {_RAW_COLUMNS} WHERE seq > ? ORDER BY seq LIMIT ?"
@@ -102,23 +103,6 @@ _PG_PAGE = (
     "SELECT seq, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
     f"{_RAW_COLUMNS} WHERE seq > $1 ORDER BY seq LIMIT $2"
 )
-
-
-@contextlib.contextmanager
-def _store_errors(doing: str) -> Iterator[None]:
-    """Database and OS failures surface as StoreError, as the protocol promises."""
-    try:
-        yield
-    except StoreError:
-        raise
-    except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
-        raise StoreError(f"audit store: {doing} failed: {exc}") from exc
-
-
-def _chunks(keys: Iterable[Any]) -> Iterator[list[Any]]:
-    items = sorted(keys)
-    for start in range(0, len(items), _IN_CHUNK):
-        yield items[start : start + _IN_CHUNK]
 
 
 def _upsert(dialect: str, table: Any) -> Insert:
@@ -217,7 +201,7 @@ class SqlAuditStore:
         self._check_database_file()
         self._engine = self._create_engine()
         try:
-            with _store_errors("open"):
+            with store_errors("open"):
                 if self.readonly:
                     await self._check_schema()
                 else:
@@ -280,6 +264,7 @@ class SqlAuditStore:
             self._committer = SqliteCommitter(
                 self._sqlite_path, self._pragmas(), self._insert_events, self._upserts,
                 self._cache, self._dialect_impl, cache_mib=self._sqlite_cache_mib,
+                synchronous=self._synchronous,
             )
             await self._committer.open()
             commit = self._committer.thread_commit()
@@ -364,7 +349,7 @@ class SqlAuditStore:
                 await conn.exec_driver_sql(self._insert_events.sql, params)
                 if changes:
                     tables, missing = self._cache.split(touched(changes))
-                    await self._load_rows(conn, missing, tables)
+                    await load_rows(conn, missing, tables)
                     for change in changes:
                         apply_change(tables, change, dirty)
                     await self._write_rows(conn, tables, dirty)
@@ -372,25 +357,6 @@ class SqlAuditStore:
             self._cache.clear()  # the rows applied above may or may not be in the database
             raise
         self._cache.remember(tables, dirty)
-
-    async def _load_rows(self, conn: AsyncConnection, keys: Touched, found: Tables) -> None:
-        """Add the current rows behind ``keys`` to ``found``, read inside the commit's
-        transaction (rows already in ``found`` are not decoded again)."""
-        for chunk in _chunks(keys.rfq_ids):
-            for row in await conn.execute(select(rfqs).where(rfqs.c.rfq_id.in_(chunk))):
-                found.rfqs[row.rfq_id] = row_to_rfq(row)
-        for chunk in _chunks({k[0] for k in keys.quote_keys}):
-            for row in await conn.execute(select(quotes).where(quotes.c.rfq_id.in_(chunk))):
-                key = (row.rfq_id, row.dealer_id, row.quote_id)
-                if key not in found.quotes:
-                    found.quotes[key] = row_to_quote(row)
-        for chunk in _chunks(keys.execution_ids):
-            stmt = select(awards).where(awards.c.execution_id.in_(chunk))
-            for row in await conn.execute(stmt):
-                found.awards[row.execution_id] = row_to_award(row)
-        for chunk in _chunks(keys.fill_ids):
-            for row in await conn.execute(select(fills).where(fills.c.fill_id.in_(chunk))):
-                found.fills[row.fill_id] = row_to_fill(row)
 
     async def _write_rows(self, conn: AsyncConnection, tables: Tables, dirty: Dirty) -> None:
         batches: list[tuple[str, list[Any]]] = [
@@ -438,7 +404,7 @@ class SqlAuditStore:
         return stmt if flt.limit is None else stmt.limit(flt.limit)
 
     async def events(self, flt: EventFilter = _ALL) -> list[AuditEvent]:
-        with _store_errors("reading events"):
+        with store_errors("reading events"):
             async with self._require_engine().connect() as conn:
                 result = await conn.execute(self._event_query(flt))
                 return [row_to_event(row) for row in result]
@@ -464,7 +430,7 @@ class SqlAuditStore:
                 remaining -= len(page)
 
     async def verify(self) -> VerifyReport:
-        with _store_errors("verify"):
+        with store_errors("verify"):
             return await verify_pages(self._raw_pages(), self._checkpoint)
 
     async def _raw_pages(self) -> AsyncGenerator[Sequence[RawRow], None]:
@@ -503,46 +469,43 @@ class SqlAuditStore:
 
     # --- projections ------------------------------------------------------------------------
 
-    async def _rows(self, stmt: Select[Any]) -> list[Any]:
-        with _store_errors("query"):
-            async with self._require_engine().connect() as conn:
-                return list(await conn.execute(stmt))
+    async def _tables_current(self) -> None:
+        """In the writing process, before a query table is read: wait until the tables
+        show every event acknowledged as durable (sql_reads.py). A projection that failed
+        is replayed here once; StoreError if it still fails, rather than an answer that
+        misses acknowledged events."""
+        committer, writer = self._committer, self._writer
+        if committer is None or writer is None:
+            return
+        target = writer.head[0]
+        if committer.projected < target:
+            await writer.settled(target)
+        if committer.projected < target:
+            try:
+                await committer.catch_up()
+            except Exception as exc:
+                raise StoreError(f"the query tables are behind the audit log: {exc}") from exc
+
+    def _reads(self) -> TableReads:
+        overlay = self.readonly and self._sqlite_path is not None
+        return TableReads(self._require_engine(), self._tables_current, overlay=overlay)
 
     async def find_rfq(self, requester: str, client_rfq_id: str) -> str | None:
-        stmt = (
-            select(rfqs.c.rfq_id)
-            .where(rfqs.c.requester == requester, rfqs.c.client_rfq_id == client_rfq_id)
-            .order_by(rfqs.c.created_at.desc(), rfqs.c.rfq_id.desc())
-            .limit(1)
-        )
-        rows = await self._rows(stmt)
-        return str(rows[0][0]) if rows else None
+        return await self._reads().find_rfq(requester, client_rfq_id)
 
     async def get_rfq(self, rfq_id: str) -> RfqRow | None:
-        rows = await self._rows(select(rfqs).where(rfqs.c.rfq_id == rfq_id))
-        return row_to_rfq(rows[0]) if rows else None
+        return await self._reads().get_rfq(rfq_id)
 
     async def rfqs(
         self, states: Sequence[str] | None = None, limit: int | None = None
     ) -> list[RfqRow]:
-        stmt = select(rfqs).order_by(rfqs.c.created_at.desc(), rfqs.c.rfq_id.desc())
-        if states is not None:
-            stmt = stmt.where(rfqs.c.state.in_(list(states)))
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        return [row_to_rfq(row) for row in await self._rows(stmt)]
+        return await self._reads().rfqs(states, limit)
 
     async def quotes(self, rfq_id: str) -> list[QuoteRow]:
-        c = quotes.c
-        stmt = select(quotes).where(c.rfq_id == rfq_id).order_by(
-            c.received_at, c.dealer_id, c.quote_id
-        )
-        return [row_to_quote(row) for row in await self._rows(stmt)]
+        return await self._reads().quotes(rfq_id)
 
     async def awards(self, rfq_id: str) -> list[AwardRow]:
-        c = awards.c
-        stmt = select(awards).where(c.rfq_id == rfq_id).order_by(c.confirm_by, c.execution_id)
-        return [row_to_award(row) for row in await self._rows(stmt)]
+        return await self._reads().awards(rfq_id)
 
     async def fills(
         self,
@@ -550,15 +513,7 @@ class SqlAuditStore:
         dealer_id: str | None = None,
         since: datetime | None = None,
     ) -> list[FillRow]:
-        c = fills.c
-        stmt = select(fills).order_by(c.filled_at, c.fill_id)
-        if rfq_id is not None:
-            stmt = stmt.where(c.rfq_id == rfq_id)
-        if dealer_id is not None:
-            stmt = stmt.where(c.dealer_id == dealer_id)
-        if since is not None:
-            stmt = stmt.where(c.filled_at >= since)
-        return [row_to_fill(row) for row in await self._rows(stmt)]
+        return await self._reads().fills(rfq_id, dealer_id, since)
 
     async def filled_notional(
         self,
@@ -568,15 +523,6 @@ class SqlAuditStore:
         dealer_id: str | None = None,
         open_on: date | None = None,
     ) -> Decimal:
-        """Summed in Python: the column is exact decimal text and SQL SUM would use floats."""
-        c = fills.c
-        stmt = select(c.notional)
-        if since is not None:
-            stmt = stmt.where(c.filled_at >= since)
-        if mandate is not None:
-            stmt = stmt.where(c.mandate == mandate)
-        if dealer_id is not None:
-            stmt = stmt.where(c.dealer_id == dealer_id)
-        if open_on is not None:
-            stmt = stmt.where((c.last_date.is_(None)) | (c.last_date >= open_on))
-        return sum((row[0] for row in await self._rows(stmt)), Decimal(0))
+        return await self._reads().filled_notional(
+            since=since, mandate=mandate, dealer_id=dealer_id, open_on=open_on
+        )

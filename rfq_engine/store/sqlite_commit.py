@@ -1,4 +1,5 @@
-"""The SQLite writer's commit: a whole batch in one hop to the writer's own thread.
+"""The SQLite writer's commit: a whole batch in one hop to the writer's own thread, as two
+transactions: the events, then the query tables.
 
 Why not the async engine. Through aiosqlite + SQLAlchemy async every statement is a round
 trip between the event loop and aiosqlite's thread (BEGIN, the events executemany, each
@@ -7,9 +8,27 @@ statement. Here a plain ``sqlite3`` connection, owned by a single-thread executo
 the insert, the row loads, the projection, the upserts and the COMMIT in one
 ``run_in_executor`` call. Reads stay on the async engine (WAL: they never block this).
 
-The writer (``GroupCommitWriter``) runs ``commit_sync`` and the checkpoint's write in that
-same hop (``ThreadCommit``). WAL checkpoints run on a second connection and thread
-(``wal.WalCheckpointer``), never inside a commit. Rows that exist are changed by
+Events first, the query tables after. The events (the audit record, the chain) are one
+transaction with the configured ``synchronous`` (FULL: fsynced). As soon as it is committed,
+``commit_sync`` calls the writer's ``durable()``, which writes the checkpoint and resolves
+the appenders' futures from this thread, and only then applies the batch to the query
+tables (rfqs, quotes, awards, fills) in a second transaction that also moves the
+``projection_state`` watermark. A decision waits for its event's commit only, not for the
+projection's reads, upserts and index pages (measured: about half of the old single
+transaction). The second transaction runs with ``synchronous = NORMAL``: no fsync of its
+own. The WAL is written in order, so the next events commit's fsync makes it durable too;
+a power loss before that loses at most projection rows whose events are durable.
+
+The query tables are a function of the events (projection.py), so nothing is lost when they
+lag: if the process dies between the two transactions, or the second one fails (it is
+logged and ``projection_error`` set; the events stand), the next commit, a reader
+(``catch_up``) or the next ``open`` replays the events after the watermark. Readers in this
+process wait for the projection to reach the durable head before they read
+(``SqlAuditStore``), so a caller never misses the rows of an event it was told is durable.
+
+WAL checkpoints run on a second connection and thread (``wal.WalCheckpointer``), never
+inside a commit; a checkpoint fsyncs the WAL before it copies frames, so it never moves an
+unsynced projection frame into the database file. Rows that exist are changed by
 ``UPDATE`` of the columns that changed (``updates.ColumnUpdates``), not rewritten whole.
 
 Rows the batch itself creates are not read first (see ``projection.touched``):
@@ -27,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,26 +56,46 @@ from typing import Any, Final
 
 from sqlalchemy import Date, Table, insert
 
+from rfq_engine import failpoints
 from rfq_engine.domain import parse_ts
 from rfq_engine.store.base import AwardRow, FillRow, QuoteRow, RfqRow
-from rfq_engine.store.projection import Change, Dirty, Tables, Touched, apply_change, touched
+from rfq_engine.store.events import AuditEvent, EventType
+from rfq_engine.store.projection import (
+    Change,
+    Dirty,
+    Tables,
+    Touched,
+    apply_change,
+    changes_for,
+    touched,
+)
 from rfq_engine.store.rowcache import RowCache
 from rfq_engine.store.tables import (
+    PROJECTION,
     Bulk,
     DecimalText,
     UtcTimestamp,
     awards,
     fills,
+    projection_state,
     quotes,
     rfqs,
 )
 from rfq_engine.store.updates import ColumnUpdates
-from rfq_engine.store.wal import WalCheckpointer, close_on_thread
+from rfq_engine.store.wal import EVERY_ROWS, WalCheckpointer, close_on_thread
 from rfq_engine.store.writer import ThreadCommit
 
 __all__ = ["SqliteCommitter"]
 
+log = logging.getLogger(__name__)
+
 _IN_CHUNK: Final = 500  # keys per IN (...) list: well under SQLite's bound-parameter limit
+_REPLAY_CHUNK: Final = 2000  # events per transaction when the tables catch up
+_REPLAY_SQL: Final = (
+    "SELECT seq, ts, rfq_id, type, actor, payload, prev_hash, hash FROM audit_events "
+    "WHERE seq > ? ORDER BY seq LIMIT ?"
+)
+_WATERMARK_SQL: Final = f"UPDATE {projection_state.name} SET seq = ? WHERE name = ?"
 Prepared = tuple[list[tuple[Any, ...]], list[Change]]  # event rows, projection changes
 
 
@@ -129,9 +169,13 @@ class SqliteCommitter:
     def __init__(
         self, path: str, pragmas: Sequence[str], insert_events: Bulk,
         upserts: dict[str, Bulk], cache: RowCache, dialect: Any, *, cache_mib: int = 64,
-        wal_every_rows: int = 1000,
+        wal_every_rows: int = EVERY_ROWS, synchronous: str = "FULL",
     ) -> None:
         self._path = path
+        sync = synchronous.upper()
+        self._events_sync = sync  # what the pragmas set: the events' transactions
+        self._tables_sync = "NORMAL" if sync in ("FULL", "EXTRA") else sync
+        self._sync_now = sync
         self._pragmas = [
             *pragmas, "PRAGMA wal_autocheckpoint = 0", f"PRAGMA cache_size = {-1024 * cache_mib}",
         ]
@@ -145,13 +189,28 @@ class SqliteCommitter:
         )
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        # The newest seq the query tables are committed up to (read and written on the
+        # writer's thread; an int read from the loop's thread by the read barrier).
+        self.projected = 0
+        self.projection_error: Exception | None = None
 
     async def open(self) -> None:
+        """Connect, and bring the query tables up to the events (a crash may have left
+        them behind). Raises if they cannot be: the store must not serve stale tables."""
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="audit-sqlite-writer")
-        self._conn = await asyncio.get_running_loop().run_in_executor(
+        loop = asyncio.get_running_loop()
+        self._conn = await loop.run_in_executor(
             self._executor, _connect, self._path, self._pragmas
         )
         await self.wal.open()
+        await loop.run_in_executor(self._executor, self._open_projection)
+
+    async def catch_up(self) -> None:
+        """Replay the events the query tables miss, on the writer's thread (between two
+        commits). Raises what stopped it; ``projection_error`` keeps it too."""
+        if self._executor is None:
+            raise sqlite3.ProgrammingError("the SQLite writer connection is not open")
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._catch_up_sync)
 
     async def close(self) -> None:
         executor, self._executor = self._executor, None
@@ -162,28 +221,109 @@ class SqliteCommitter:
             await close_on_thread(executor, conn)
 
     def thread_commit(self) -> ThreadCommit[Prepared]:
-        """``commit_sync`` and the thread it runs on, for the writer."""
+        """``commit_events`` then ``project``, and the thread they run on, for the writer."""
         if self._executor is None:
             raise sqlite3.ProgrammingError("the SQLite writer connection is not open")
-        return ThreadCommit(self._executor, self.commit_sync)
+        return ThreadCommit(self._executor, self.commit_events, self.project)
 
-    def commit_sync(self, parts: list[Prepared]) -> None:
-        """One transaction for the batch. Only on the writer's thread (``thread_commit``)."""
-        if self._conn is None:
-            raise sqlite3.ProgrammingError("the SQLite writer connection is closed")
-        self._commit(self._conn, parts)
+    def commit_events(self, parts: list[Prepared]) -> None:
+        """The batch's events, one transaction with the configured ``synchronous``. Only on
+        the writer's thread (``thread_commit``)."""
+        conn = self._require_conn()
+        self.wal.before_begin(conn)
+        self._use_sync(conn, self._events_sync)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(self._insert_events.sql, [row for part in parts for row in part[0]])
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if failpoints.active("award.tables_pending") and any(
+            row[3] == EventType.AWARD_DECIDED for part in parts for row in part[0]
+        ):
+            failpoints.hit("award.tables_pending")
+
+    def project(self, parts: list[Prepared]) -> None:
+        """The batch's changes to the query tables, after ``commit_events``; a failure is
+        logged and kept in ``projection_error``, and replayed later. Writer's thread only."""
+        conn = self._require_conn()
+        try:
+            self._use_sync(conn, self._tables_sync)
+            first, last = parts[0][0][0][0], parts[-1][0][-1][0]
+            if self.projected == first - 1:
+                self._project(conn, [change for part in parts for change in part[1]], last)
+            else:  # behind (a failure, or a commit that landed despite an error): replay
+                self._catch_up(conn)
+        except Exception as exc:
+            self._projection_failed(exc)
+        else:
+            self.projection_error = None
+        self.wal.after_commit(conn)
 
     # --- in the writer thread ------------------------------------------------------------
 
-    def _commit(self, conn: sqlite3.Connection, parts: list[Prepared]) -> None:
-        params = [row for part in parts for row in part[0]]
-        changes = [change for part in parts for change in part[1]]
-        self.wal.before_begin(conn)
+    def _require_conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise sqlite3.ProgrammingError("the SQLite writer connection is closed")
+        return self._conn
+
+    def _use_sync(self, conn: sqlite3.Connection, mode: str) -> None:
+        if self._sync_now != mode:
+            conn.execute(f"PRAGMA synchronous = {mode}")
+            self._sync_now = mode
+
+    def _projection_failed(self, exc: Exception) -> None:
+        self.cache.clear()
+        self.projection_error = exc
+        log.error("audit query tables stopped at seq %d (the events are durable; replayed "
+                  "at the next commit): %r", self.projected, exc)
+
+    def _open_projection(self) -> None:
+        conn = self._require_conn()
+        head = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_events").fetchone()[0]
+        row = conn.execute(
+            f"SELECT seq FROM {projection_state.name} WHERE name = ?", (PROJECTION,)
+        ).fetchone()
+        if row is None:  # a new database, or one whose tables were committed with the events
+            conn.execute(
+                f"INSERT INTO {projection_state.name} (name, seq) VALUES (?, ?)", (PROJECTION, head)
+            )
+            self.projected = int(head)
+        else:
+            self.projected = int(row[0])
+        if self.projected < head:
+            log.warning("audit query tables at seq %d, events at %d: replaying", self.projected, head)
+            self._catch_up_sync()
+
+    def _catch_up_sync(self) -> None:
+        conn = self._require_conn()
+        try:
+            self._use_sync(conn, self._tables_sync)
+            self._catch_up(conn)
+        except Exception as exc:
+            self._projection_failed(exc)
+            raise
+        self.projection_error = None
+
+    def _catch_up(self, conn: sqlite3.Connection) -> None:
+        """Apply the stored events after the watermark, a chunk per transaction."""
+        while rows := conn.execute(_REPLAY_SQL, (self.projected, _REPLAY_CHUNK)).fetchall():
+            changes = [
+                change for r in rows
+                for change in changes_for(AuditEvent(r[0], _parse_ts(r[1]), *r[2:]))
+            ]
+            self._project(conn, changes, rows[-1][0])
+
+    def _project(self, conn: sqlite3.Connection, changes: list[Change], last: int) -> None:
+        """Apply ``changes`` (the events up to ``last``) to the query tables and move the
+        watermark to ``last``, in one transaction."""
         optimistic = True
         try:
             while True:  # at most three rounds: the third reads every row, with no cache
                 try:
-                    tables, dirty = self._transaction(conn, params, changes, optimistic=optimistic)
+                    tables, dirty = self._transaction(conn, changes, last, optimistic=optimistic)
                     break
                 except _Conflict:  # a row assumed new existed: read every row
                     optimistic = False
@@ -194,16 +334,14 @@ class SqliteCommitter:
             self.cache.clear()  # the rows applied may or may not be in the database
             raise
         self.cache.remember(tables, dirty)
-        self.wal.after_commit(conn)
+        self.projected = last
 
     def _transaction(
-        self, conn: sqlite3.Connection, params: list[tuple[Any, ...]], changes: list[Change],
-        *, optimistic: bool,
+        self, conn: sqlite3.Connection, changes: list[Change], last: int, *, optimistic: bool,
     ) -> tuple[Tables, Dirty]:
         tables, dirty = Tables(), Dirty()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(self._insert_events.sql, params)
             if changes:
                 created = Touched() if optimistic else None
                 tables, missing = self.cache.split(touched(changes, created))
@@ -222,6 +360,7 @@ class SqliteCommitter:
                 for change in changes:
                     apply_change(tables, change, dirty)
                 self._write(conn, tables, stored, dirty, created or Touched())
+            conn.execute(_WATERMARK_SQL, (last, PROJECTION))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

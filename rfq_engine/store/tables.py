@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     TIMESTAMP,
@@ -48,11 +48,13 @@ from rfq_engine.store.events import AuditEvent
 
 __all__ = [
     "EVENT_ATTRS",
+    "PROJECTION",
     "Bulk",
     "audit_events",
     "awards",
     "fills",
     "metadata",
+    "projection_state",
     "quotes",
     "rfqs",
     "row_to_award",
@@ -195,6 +197,17 @@ fills = Table(
     Index("ix_fills_dealer_id", "dealer_id"),
     Index("ix_fills_mandate", "mandate"),
     Index("ix_fills_filled_at", "filled_at"),
+)
+
+# How far the query tables above are applied, where they are committed after the events
+# (the SQLite writer: see sqlite_commit.py). One row per projection; no row means the
+# tables are committed with the events (PostgreSQL). The writer replays what is missing.
+PROJECTION: Final = "tables"  # the query tables' row in projection_state
+projection_state = Table(
+    "projection_state",
+    metadata,
+    Column("name", Text(), primary_key=True),
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
 )
 
 

@@ -17,7 +17,10 @@ moving; when N is durable, N+1 goes straight to the database.
 Where the commit is a blocking call on a thread of its own (``ThreadCommit``: SQLite), the
 writer runs it and the checkpoint's write in one hop to that thread, and the checkpoint's
 fdatasync follows in the background after the futures resolved (see checkpoint.py for why
-that is safe); otherwise the checkpoint is written, durably, after the commit returns.
+that is safe); otherwise the checkpoint is written, durably, after the commit returns. A
+``ThreadCommit`` may split off work the appenders need not wait for (``after``: SQLite's
+query tables); it runs once the tasks the futures woke have had their turn, and ``flush``
+and ``settled`` wait for it, ``depth`` does not count it.
 
 If ``commit`` raises, the head is reloaded from the store. If the store's head turns out to
 be this batch's last event the commit did land (the error came after it, e.g. a lost
@@ -61,10 +64,17 @@ HeadFn = Callable[[], Awaitable[tuple[int, str]]]
 
 @dataclass(frozen=True, slots=True)
 class ThreadCommit(Generic[P]):
-    """A store's blocking commit and the executor (one thread) it must run on."""
+    """A store's blocking commit and the executor (one thread) it must run on.
+
+    ``commit(parts)`` makes the batch's events durable; the futures resolve when it
+    returns. ``after(parts)``, if given, is the rest of the batch's work that appenders
+    need not wait for (SQLite: the query tables); it runs on the same thread once the
+    tasks the futures woke have run, and handles its own errors (an exception from it is
+    logged; the events stand). ``flush`` and ``settled`` wait for it."""
 
     executor: Executor
     commit: Callable[[list[P]], None]
+    after: Callable[[list[P]], None] | None = None
 
 
 PREPARE_CHUNK: Final = 200  # events linked and prepared between two yields to the loop
@@ -189,11 +199,13 @@ class GroupCommitWriter(Generic[P]):
         self._queue: collections.deque[_Pending] = collections.deque()
         self._committing: _Batch[P] | None = None
         self._staged: _Batch[P] | None = None
-        self._commit_task: asyncio.Future[bool] | None = None
+        self._commit_task: asyncio.Future[Any] | None = None
         self._work: asyncio.Future[None] | None = None
         self._submitted = 0
         self._processed = 0
         self._flush_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._settled = head[0]  # newest seq whose whole commit (not only its events) ended
+        self._settle_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self.stats = WriterStats()
@@ -254,6 +266,16 @@ class GroupCommitWriter(Generic[P]):
         self._flush_waiters.append((target, self.stats.failed_events, waiter))
         await waiter
 
+    async def settled(self, seq: int) -> None:
+        """Wait until the commit that made ``seq`` durable has also finished what it does
+        after that (``ThreadCommit``), or the writer stopped. For readers of what a commit
+        writes after its events: wait for ``head[0]`` to see everything acknowledged."""
+        if self._settled >= seq or self._task is None or self._task.done():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._settle_waiters.append((seq, waiter))
+        await asyncio.shield(waiter)
+
     async def close(self) -> None:
         """Drain the queue, then stop. Idempotent; survives the caller being cancelled."""
         task = self._task
@@ -306,6 +328,8 @@ class GroupCommitWriter(Generic[P]):
             log.exception("audit writer crashed")
             self._closing = True
             self._abandon(f"the audit writer crashed: {exc!r}")
+        finally:
+            self._wake_settlers(everyone=True)
 
     async def _stage(self, batch: _Batch[P] | None) -> _Batch[P] | None:
         """Link and prepare what is queued, up to batch_max, yielding between chunks.
@@ -353,7 +377,24 @@ class GroupCommitWriter(Generic[P]):
                 self._checkpoint_failed(exc)
         return True
 
-    async def _stage_while(self, commit: asyncio.Future[bool]) -> None:
+    async def _after_commit(self, batch: _Batch[P]) -> None:
+        """The store's work after a durable batch (``ThreadCommit.after``), started once
+        the tasks its futures woke have had their turn: they run without this thread
+        competing for the GIL, and the next batch is staged meanwhile."""
+        commit = self._commit
+        if not isinstance(commit, ThreadCommit) or commit.after is None:
+            return
+        await asyncio.sleep(0)
+        after = self._commit_task = asyncio.get_running_loop().run_in_executor(
+            commit.executor, commit.after, batch.parts
+        )
+        await self._stage_while(after)
+        error = after.exception()
+        if error is not None:
+            log.error("audit events %d..%d are durable; the store's work after them failed: %r",
+                      batch.events[0].seq, batch.events[-1].seq, error)
+
+    async def _stage_while(self, commit: asyncio.Future[Any]) -> None:
         """Until ``commit`` ends, link and prepare arriving events as the next batch."""
         while not commit.done():
             staged = self._staged
@@ -412,9 +453,25 @@ class GroupCommitWriter(Generic[P]):
                     pending.future.set_result(event)
             if written_with_commit and self._checkpoint is not None:
                 self._checkpoint.request_sync(self._checkpoint_failed)  # after: off the wait
+            self._committing = None  # durable: no longer counted in ``depth``
+            await self._after_commit(batch)
+            self._settled = last.seq
+            self._wake_settlers()
         self._committing = self._commit_task = None
         self._processed += len(batch)
         self._wake_flushers()
+
+    def _wake_settlers(self, *, everyone: bool = False) -> None:
+        if not self._settle_waiters:
+            return
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for seq, waiter in self._settle_waiters:
+            if everyone or seq <= self._settled:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                still.append((seq, waiter))
+        self._settle_waiters = still
 
     def _unstage(self) -> None:
         """The staged batch was linked on top of a failed one: back to the queue, unlinked."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -54,6 +55,8 @@ AT_KILL: dict[str, frozenset[str]] = {
     "award.sent": frozenset({"awarding", "confirming"}),
     "fill.durable": frozenset({"confirming"}),
     "outcome.durable": frozenset({"filled"}),
+    # the award's batch is committed, its query tables not: the read-only view merges them
+    "award.tables_pending": frozenset({"awarding"}),
 }
 RESTART_REASON = "engine restarted; no new award is made after a restart"
 
@@ -201,10 +204,17 @@ def test_kill_at_failpoint_then_recover(point: str, tmp_path: Path) -> None:
 
     if point == "rfq.submitted":
         assert [e.type for e in before.events if e.rfq_id == rfq_id] == [E.RFQ_SUBMITTED]
-    if point in {"award.durable", "award.sent"}:
+    if point in {"award.durable", "award.sent", "award.tables_pending"}:
         assert len(awarded) == 1 and not before.fills
-    if point == "award.durable":  # decided and durable, never sent: no desk has heard of it
+    if point in {"award.durable", "award.tables_pending"}:  # durable, never sent: no desk knows
         assert at_kill == [] and not before.of(E.AWARD_SENT)
+    if point == "award.tables_pending":  # the file's tables lag; the read-only view above did not
+        raw = sqlite3.connect(case.db)
+        try:
+            assert raw.execute("SELECT state FROM rfqs").fetchall() == [("open",)]
+            assert raw.execute("SELECT COUNT(*) FROM awards").fetchone() == (0,)
+        finally:
+            raw.close()
     if point == "award.sent":  # the desk booked it before the send returned
         assert [r.execution_id for r in at_kill] == awarded
     if point == "fill.durable":
@@ -225,13 +235,13 @@ def test_kill_at_failpoint_then_recover(point: str, tmp_path: Path) -> None:
     ledgers = read_ledgers(case)
     assert_recovered(before, after, ledgers)
 
-    if point == "award.durable":  # unknown to the desk: left to confirm_by, silence is a reject
+    if point in {"award.durable", "award.tables_pending"}:  # unknown to the desk: silence rejects
         assert after.rfq.state == "not_filled" and after.rfq.reason == RESTART_REASON
         [rejection] = after.of(E.EXECUTION_REJECTED)
         assert rejection["execution_id"] == awarded[0] and rejection["timeout"] is True
     if point == "rfq.sent":  # the window was cut short: the quotes are not acted on
         assert after.rfq.state == "expired"
-    elif point != "award.durable":  # run (again) or reconciled: desk-a, rank 1, always confirms
+    elif point not in {"award.durable", "award.tables_pending"}:  # desk-a, rank 1, confirms
         assert after.rfq.state == "filled"
     assert_chain_verifies(case)
 

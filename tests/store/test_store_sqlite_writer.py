@@ -187,6 +187,7 @@ async def test_a_failed_checkpoint_sync_is_counted_and_the_next_write_replaces_t
         inode = os.stat(head).st_ino
         monkeypatch.setattr(checkpoint_module.os, "fdatasync", failing_once)
         await store.append("r1", "test.x", "engine", {"i": 1})
+        await store.flush()  # the batch's commit has ended: its checkpoint sync was asked for
         checkpoint = store._checkpoint
         assert checkpoint is not None
         await checkpoint.synced()  # the background fdatasync, which fails once
@@ -269,6 +270,7 @@ async def test_a_failed_background_wal_checkpoint_is_retried_by_the_writer(tmp_p
         broken.close()
         wal._conn, working = broken, wal._conn  # every statement on it raises ProgrammingError
         await store.append("r1", E.QUOTE_RECEIVED, "d1", quote("d1", "q1"))
+        await store.flush()  # the whole commit, which asks for the checkpoint at its end
         await wal.wait_idle()
         assert wal.stats.failed == 1 and wal.stats.background == 0
         await store.append("r1", E.QUOTE_RECEIVED, "d1", quote("d1", "q2"))
