@@ -219,12 +219,17 @@ async def run(args: argparse.Namespace, tmp: str) -> None:
             appended = await append_stream(store, events, args.window)
         cpu = cpu_seconds() - cpu_before
         stats = dataclasses.replace(store.stats)
+        committer = getattr(store, "_committer", None)
+        wal = None if committer is None else dataclasses.replace(committer.wal.stats)
         latencies = await latency_phase(store)
     finally:
         await store.close()
     print(f"append     {len(sizes) / appended:,.0f} events/s sustained, every one durable "
           f"({appended:.2f} s; {stats.batches:,} commits, mean batch "
           f"{stats.events / max(stats.batches, 1):,.0f}, largest {stats.largest_batch:,})")
+    if wal is not None:
+        print(f"wal        {wal.background} checkpoints beside the writer, {wal.inline} by the "
+              f"writer itself, {wal.failed} failed; {wal.last_wal_frames:,} frames at the last")
     print(f"cpu        {cpu:.2f} s of this process's CPU for the appends, "
           f"{cpu / len(sizes) * 1e6:.0f} us/event (all threads; a database server not included)")
     print(f"latency    one awaited append on an idle store: median "
