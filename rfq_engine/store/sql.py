@@ -32,12 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Mapping,
-    Sequence,
-)
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from types import EllipsisType, TracebackType

@@ -1,23 +1,24 @@
-"""The SQLite writer's commit: a whole batch in one hop to the writer's own thread, as two
-transactions: the events, then the query tables.
+"""The SQLite writer's commit, on the writer's own thread: a batch is two transactions, the
+events, then the query tables.
 
 Why not the async engine. Through aiosqlite + SQLAlchemy async every statement is a round
 trip between the event loop and aiosqlite's thread (BEGIN, the events executemany, each
 SELECT, each upsert, COMMIT): about ten hops per batch, each costing more than the
 statement. Here a plain ``sqlite3`` connection, owned by a single-thread executor, runs
-the insert, the row loads, the projection, the upserts and the COMMIT in one
-``run_in_executor`` call. Reads stay on the async engine (WAL: they never block this).
+each transaction in one ``run_in_executor`` call. Reads stay on the async engine (WAL:
+they never block this).
 
 Events first, the query tables after. The events (the audit record, the chain) are one
-transaction with the configured ``synchronous`` (FULL: fsynced). As soon as it is committed,
-``commit_sync`` calls the writer's ``durable()``, which writes the checkpoint and resolves
-the appenders' futures from this thread, and only then applies the batch to the query
-tables (rfqs, quotes, awards, fills) in a second transaction that also moves the
-``projection_state`` watermark. A decision waits for its event's commit only, not for the
-projection's reads, upserts and index pages (measured: about half of the old single
-transaction). The second transaction runs with ``synchronous = NORMAL``: no fsync of its
-own. The WAL is written in order, so the next events commit's fsync makes it durable too;
-a power loss before that loses at most projection rows whose events are durable.
+transaction with the configured ``synchronous`` (FULL: fsynced): ``commit_events``, in
+the same hop as the checkpoint's write, after which the writer resolves the appenders'
+futures. ``project`` then applies the batch to the query tables (rfqs, quotes, awards,
+fills) in a second transaction that also moves the ``projection_state`` watermark, as a
+second job on this thread once the tasks the futures woke have run (``ThreadCommit.after``).
+A decision waits for its event's commit only, not for the projection's reads, upserts and
+index pages (measured: about half of the old single transaction). The second transaction
+runs with ``synchronous = NORMAL``: no fsync of its own. The WAL is written in order, so
+the next events commit's fsync makes it durable too; a power loss before that loses at
+most projection rows whose events are durable.
 
 The query tables are a function of the events (projection.py), so nothing is lost when they
 lag: if the process dies between the two transactions, or the second one fails (it is
@@ -37,8 +38,8 @@ plain INSERT, and if such a row did exist after all (a replayed ``rfq.submitted`
 repeated ``fill.recorded``), the INSERT's conflict rolls the transaction back and the
 batch is redone reading every row, so the result is exactly the projection's rules.
 
-Only the writer task calls ``commit`` and one at a time, so the row cache is used by one
-thread at a time.
+Only the writer task calls ``commit_events`` and ``project``, one at a time, and ``catch_up``
+runs on the same single thread, so the row cache is used by one thread at a time.
 """
 
 from __future__ import annotations
