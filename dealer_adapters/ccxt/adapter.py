@@ -63,7 +63,13 @@ from dealer_adapters.ccxt.execution import BookRoute
 from dealer_adapters.ccxt.journal import Journal, JournalEntry
 from dealer_adapters.ccxt.markets import venue_markets
 from dealer_adapters.ccxt.okx_rfq import OkxRfqRoute
-from dealer_adapters.protocol import DealerUnavailable, ExecutionLookup, ExecutionState, InboundSink
+from dealer_adapters.protocol import (
+    DealerUnavailable,
+    ExecutionLookup,
+    ExecutionState,
+    InboundSink,
+    LookupPolicy,
+)
 from rfq_engine.domain import (
     Award,
     DealerId,
@@ -86,6 +92,14 @@ from rfq_engine.domain import (
 __all__ = ["CcxtDealers"]
 
 _log = structlog.get_logger(__name__)
+
+CCXT_LOOKUP = LookupPolicy(
+    key="the venue's client order id field (dialects.py)",
+    can_query=True,
+    not_found_proves_absent=True,
+    note=("the venue, by our client order id; 'not found' only when the journal shows the "
+          "order was never placed (a venue's empty answer stays unknown)"),
+)
 
 _ROUTES: dict[str, Callable[..., Route]] = {
     "book": BookRoute, "convert": ConvertRoute, "okx_rfq": OkxRfqRoute,
@@ -212,6 +226,9 @@ class CcxtDealers:
             del dealer.quotes[quote_id]
         if dealer.route is not None:  # e.g. cancel the venue's block RFQ; never blocks the engine
             self._spawn(dealer, self._route_closed(dealer, dealer.route, message.rfq_id))
+
+    def lookup_policy(self, dealer_id: DealerId) -> LookupPolicy:
+        return CCXT_LOOKUP
 
     async def query_execution(self, dealer_id: DealerId, execution_id: ExecutionId) -> ExecutionLookup:
         dealer = self._dealers.get(dealer_id)

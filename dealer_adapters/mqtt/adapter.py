@@ -57,6 +57,7 @@ from dealer_adapters.protocol import (
     ExecutionLookup,
     ExecutionState,
     InboundSink,
+    LookupPolicy,
 )
 from rfq_engine.domain import (
     Award,
@@ -75,6 +76,13 @@ from rfq_engine.domain import (
 __all__ = ["QUERY_UNKNOWN_REASON", "MqttDealers"]
 
 _log = structlog.get_logger(__name__)
+
+MQTT_LOOKUP = LookupPolicy(
+    key="execution_id",
+    can_query=False,
+    not_found_proves_absent=False,
+    note="the wire has no lookup: only the confirm or reject the desk already sent",
+)
 
 QUERY_UNKNOWN_REASON = (
     "no confirm or reject from the dealer for this execution has reached this process (the MQTT "
@@ -174,6 +182,9 @@ class MqttDealers:
 
     async def send_closed(self, dealer_id: DealerId, message: RfqClosed) -> None:
         await self._send(dealer_id, message, need_online=False)
+
+    def lookup_policy(self, dealer_id: DealerId) -> LookupPolicy:
+        return MQTT_LOOKUP
 
     async def query_execution(self, dealer_id: DealerId, execution_id: ExecutionId) -> ExecutionLookup:
         """What the dealer said about ``execution_id`` on the wire (see the module doc)."""

@@ -44,6 +44,7 @@ from dealer_adapters.protocol import (
     ExecutionLookup,
     ExecutionState,
     InboundSink,
+    LookupPolicy,
 )
 from dealer_adapters.rest.client import DeskClient, DeskResponse, resolve_signer
 from dealer_adapters.rest.config import RestDealerConfig
@@ -82,6 +83,15 @@ from rfq_engine.domain import (
 __all__ = ["REFUSED_STATUSES", "RestDealers"]
 
 _log = structlog.get_logger(__name__)
+
+REST_LOOKUP = LookupPolicy(
+    key="client_order_id (the execution id)",
+    can_query=True,
+    not_found_proves_absent=True,
+    note=("GET /v1/orders/{client_order_id}; 404 proves absence only after the order's "
+          "expires_at, when the contract forbids the desk to accept it; no intent in the "
+          "journal proves it was never posted"),
+)
 
 REFUSED_STATUSES = frozenset({400, 401, 403, 422})
 """Answers to ``POST /v1/orders`` that mean "refused, no order was created" (contract)."""
@@ -281,6 +291,9 @@ class RestDealers:
             task.cancel()
         for quote_id in [q for q, ref in desk.quotes.items() if ref.rfq_id == message.rfq_id]:
             del desk.quotes[quote_id]
+
+    def lookup_policy(self, dealer_id: DealerId) -> LookupPolicy:
+        return REST_LOOKUP
 
     async def query_execution(self, dealer_id: DealerId, execution_id: ExecutionId) -> ExecutionLookup:
         """Ask the desk for the order by client order id (the journal says what it was).

@@ -39,6 +39,7 @@ from dealer_adapters.protocol import (
     ExecutionLookup,
     ExecutionState,
     InboundSink,
+    LookupPolicy,
 )
 from dealer_adapters.simulated.config import SimulatedDealerConfig
 from dealer_adapters.simulated.ledger import ExecutionRecord, Ledger
@@ -73,6 +74,13 @@ from rfq_engine.domain.pricing import MarketSnapshot
 __all__ = ["SimulatedDealers", "SimulatedTrade"]
 
 _log = structlog.get_logger(__name__)
+
+SIMULATED_LOOKUP = LookupPolicy(
+    key="execution_id",
+    can_query=True,
+    not_found_proves_absent=True,
+    note="the desk's own books; an id it has answered 'not found' is refused if it comes later",
+)
 
 
 def _utc_today() -> date:
@@ -270,6 +278,9 @@ class SimulatedDealers:
             self._timers.discard(pending)
         for quote_id in [q.quote_id for q in desk.quotes.values() if q.rfq_id == message.rfq_id]:
             del desk.quotes[quote_id]
+
+    def lookup_policy(self, dealer_id: DealerId) -> LookupPolicy:
+        return SIMULATED_LOOKUP
 
     async def query_execution(self, dealer_id: DealerId, execution_id: ExecutionId) -> ExecutionLookup:
         desk = self._desks.get(dealer_id)

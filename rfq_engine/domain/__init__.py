@@ -38,6 +38,7 @@ from rfq_engine.domain.messages import (
 from rfq_engine.domain.ranking import is_better, rank_quotes
 from rfq_engine.domain.rfq import (
     NDF_UNIT,
+    ClosePolicy,
     Direction,
     HedgeContext,
     Leg,
@@ -62,6 +63,7 @@ __all__ = [
     "TERMINAL",
     "TRANSITIONS",
     "Award",
+    "ClosePolicy",
     "DealerId",
     "DealerStatus",
     "Decline",

@@ -57,6 +57,8 @@ class RfqNew:
     allow_partial: bool
     deadline: datetime
     settlement: str = "cash"
+    close_policy: str = "all_answered"
+    """``deadline`` or ``all_answered`` (``domain.rfq.ClosePolicy``): when the window closes."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from rfq_engine.domain.values import decimal_str, parse_decimal, parse_positive,
 __all__ = [
     "MAX_LEGS",
     "NDF_UNIT",
+    "ClosePolicy",
     "Direction",
     "HedgeContext",
     "Leg",
@@ -67,6 +68,19 @@ class Direction(StrEnum):
 class QuoteSide(StrEnum):
     BID = "bid"
     ASK = "ask"
+
+
+class ClosePolicy(StrEnum):
+    """When the response window closes (carried to dealers in ``rfq.new``).
+
+    ``deadline``: at the deadline, always; a dealer may replace its quote until then.
+    ``all_answered``: at the deadline, or as soon as every dealer asked has answered
+    (quoted or declined), whichever is first; a replacement counts only if it arrives
+    before that close.
+    """
+
+    DEADLINE = "deadline"
+    ALL_ANSWERED = "all_answered"
 
 
 _BUY = Direction.BUY
@@ -193,6 +207,8 @@ class RfqSpec:
     tags: tuple[str, ...] = field(default=())
     require_approval: bool = False
     """A second person must approve whatever the notional (e.g. a hedge program's RFQs)."""
+    close_policy: ClosePolicy | None = None
+    """When the response window closes; None takes the mandate's ``close_policy``."""
 
     @property
     def legs(self) -> tuple[Leg, ...]:
@@ -288,6 +304,15 @@ class RfqSpec:
         settlement = _str_field(data, "settlement", "cash")
         if settlement not in {"cash", "physical"}:
             raise ValidationError("settlement", f"must be 'cash' or 'physical', got {settlement!r}")
+        raw_close = data.get("close_policy")
+        close_policy: ClosePolicy | None = None
+        if raw_close is not None:
+            try:
+                close_policy = ClosePolicy(raw_close)
+            except ValueError:
+                raise ValidationError(
+                    "close_policy", f"must be 'deadline' or 'all_answered', got {raw_close!r}"
+                ) from None
         return cls(
             package=Package(legs),
             direction=direction,
@@ -305,6 +330,7 @@ class RfqSpec:
             hedge=None if hedge is None else HedgeContext.from_dict(hedge),
             tags=tuple(tags),
             require_approval=require_approval,
+            close_policy=close_policy,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -326,5 +352,7 @@ class RfqSpec:
             "hedge": None if self.hedge is None else self.hedge.to_dict(),
             "tags": list(self.tags),
             "require_approval": self.require_approval,
+            # Written only when set, so the bytes of a spec without it are those of older stores.
+            **({} if self.close_policy is None else {"close_policy": self.close_policy.value}),
         }
 

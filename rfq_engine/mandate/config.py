@@ -40,6 +40,7 @@ from pydantic import (
 
 from rfq_engine.configtypes import STRICT, PositiveDecimalStr
 from rfq_engine.domain.instruments import InstrumentKind
+from rfq_engine.domain.rfq import ClosePolicy
 from rfq_engine.domain.values import decimal_str
 
 __all__ = ["DealerLimit", "MandateConfig"]
@@ -82,6 +83,9 @@ class MandateConfig(BaseModel):
     approval_threshold: PositiveDecimalStr | None = None
     max_hedge_ratio: PositiveDecimalStr | None = None
     approval_timeout_s: _Seconds = 900.0
+    close_policy: ClosePolicy = ClosePolicy.ALL_ANSWERED
+    """When an RFQ's response window closes unless the RFQ names its own (``deadline``:
+    always at the deadline; ``all_answered``: early once every dealer asked answered)."""
     currency: str = "USD"
     """The currency caps, limits and thresholds are written in (a label for reasons)."""
 

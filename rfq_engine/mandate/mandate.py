@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+from rfq_engine.domain.rfq import ClosePolicy
 from rfq_engine.mandate.config import MandateConfig
 from rfq_engine.mandate.rules import (
     ApprovalThreshold,
@@ -103,6 +104,11 @@ class Mandate:
     @property
     def min_quotes(self) -> int:
         return self._config.min_quotes
+
+    @property
+    def close_policy(self) -> ClosePolicy:
+        """The mandate's default response-window close policy."""
+        return self._config.close_policy
 
     @property
     def approval_timeout(self) -> timedelta:

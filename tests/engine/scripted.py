@@ -16,6 +16,7 @@ from dealer_adapters.protocol import (
     ExecutionLookup,
     ExecutionState,
     InboundSink,
+    LookupPolicy,
 )
 from rfq_engine.domain import (
     Award,
@@ -50,6 +51,12 @@ class ScriptedDealers:
     offline: set[str] = field(default_factory=set)
     hang: set[str] = field(default_factory=set)
     lookups: dict[str, ExecutionLookup] = field(default_factory=dict)
+    """Answers to ``query_execution``; an id not listed answers ``not_found`` (``absent``)."""
+    absent: ExecutionLookup = field(
+        default_factory=lambda: ExecutionLookup(ExecutionState.NOT_FOUND, reason="no such execution"))
+    policy: LookupPolicy = field(
+        default_factory=lambda: LookupPolicy("execution_id", True, True, "scripted"))
+    queries: list[str] = field(default_factory=list)
 
     @property
     def dealer_ids(self) -> tuple[DealerId, ...]:
@@ -83,7 +90,11 @@ class ScriptedDealers:
         await self._send(dealer_id, message)
 
     async def query_execution(self, dealer_id: DealerId, execution_id: ExecutionId) -> ExecutionLookup:
-        return self.lookups.get(execution_id, ExecutionLookup(ExecutionState.UNKNOWN))
+        self.queries.append(execution_id)
+        return self.lookups.get(execution_id, self.absent)
+
+    def lookup_policy(self, dealer_id: DealerId) -> LookupPolicy:
+        return self.policy
 
     # ---- helpers for tests
 
