@@ -71,6 +71,8 @@ class Award:
     quantity: Decimal
     execution_id: ExecutionId
     confirm_by: datetime
+    quantity_unit: str = ""
+    """The unit ``quantity`` is in (the RFQ's ``quantity_unit``); carried on every wire."""
 
 
 @dataclass(frozen=True, slots=True)

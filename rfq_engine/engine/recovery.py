@@ -110,7 +110,7 @@ def replay(events: list[AuditEvent]) -> RecoveredRfq:
             award = Award(rec.rfq_id, QuoteId(p["quote_id"]), DealerId(p["dealer_id"]),
                           QuoteSide(p["side"]), parse_decimal(p["price"], "price"),
                           parse_decimal(p["quantity"], "quantity"), ExecutionId(p["execution_id"]),
-                          parse_ts(p["confirm_by"], "confirm_by"))
+                          parse_ts(p["confirm_by"], "confirm_by"), rec.spec.quantity_unit)
             rec.awards[award.execution_id] = (award, int(p["rank"]))
         elif event.type == E.EXECUTION_CONFIRMED:
             rec.confirmed[ExecutionId(p["execution_id"])] = AwardOutcome(

@@ -512,7 +512,8 @@ class RfqRun:
             price = quote.price(side)
             assert price is not None and self.unit_notional is not None
             award = Award(self.rfq_id, quote.quote_id, quote.dealer_id, side, price, quantity,
-                          ExecutionId(new_id()), utc_now() + timedelta(seconds=timeout))
+                          ExecutionId(new_id()), utc_now() + timedelta(seconds=timeout),
+                          self.spec.quantity_unit)
             reason = (f"rank {rank}: best {side.value} {decimal_str(price)} of the valid quotes"
                       if rank == 1 else
                       f"rank {rank}: next best {side.value} {decimal_str(price)} after "
