@@ -15,11 +15,18 @@ from ``market()``) when the RFQ arrives. An answer due while its desk is offline
 lost, as on a dropped connection; a desk told ``rfq.closed`` before answering stays
 silent. ``close()`` cancels every pending answer.
 
-Awards: the answer is decided at once, booked in the ledger (when configured, fsynced
-in a worker thread) and delivered after ``confirm_latency_ms``. An ``execution_id`` the
-desk has answered before gets the same answer again (a new message), never a second trade.
+Awards: the answer is decided on arrival, then booked in a task of its own (it takes
+``book_latency_ms``, then the ledger write, fsynced in a worker thread, when configured)
+that a cancelled ``send_award`` never stops, and delivered ``confirm_latency_ms`` after
+the booking (unless ``lose_confirm_rate`` loses a confirm). An ``execution_id`` the desk
+has answered before gets the same answer again (a new message), never a second trade.
 Ledgers are read when the adapter is built (a torn last line is repaired), so
-``query_execution`` answers from the books before and after ``start``.
+``query_execution`` answers from the books before and after ``start``: CONFIRMED /
+REJECTED from the books, UNKNOWN while a booking is in progress or the desk is offline,
+NOT_FOUND otherwise, after which the id is fenced (a later award for it is rejected and
+never booked: ``SIMULATED_LOOKUP.not_found_proves_absent``). The fence lives as long as
+the adapter; an in-process desk restarts with the engine, so no award from before a
+restart can reach it later.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from dealer_adapters.protocol import (
 from dealer_adapters.simulated.config import SimulatedDealerConfig
 from dealer_adapters.simulated.ledger import ExecutionRecord, Ledger
 from dealer_adapters.simulated.model import (
+    REJECT_FENCED,
     DealerModel,
     DeclinePlan,
     QuotePlan,
@@ -79,7 +87,8 @@ SIMULATED_LOOKUP = LookupPolicy(
     key="execution_id",
     can_query=True,
     not_found_proves_absent=True,
-    note="the desk's own books; an id it has answered 'not found' is refused if it comes later",
+    note=("the desk's own books; UNKNOWN while a booking is in progress; an id it has answered "
+          "'not found' is fenced: an award for it later is rejected, never booked"),
 )
 
 
@@ -127,8 +136,10 @@ class _Desk:
     quotes: dict[QuoteId, SentQuote] = field(default_factory=dict)
     executions: dict[ExecutionId, ExecutionRecord] = field(default_factory=dict)
     pending_rfqs: dict[RfqId, asyncio.TimerHandle] = field(default_factory=dict)
-    booking: dict[ExecutionId, asyncio.Future[bool]] = field(default_factory=dict)
-    """Executions whose ledger write is in flight; a duplicate award waits for it."""
+    booking: dict[ExecutionId, asyncio.Task[ExecutionRecord]] = field(default_factory=dict)
+    """Executions being booked; a duplicate award waits for it, a lookup says UNKNOWN."""
+    fenced: set[ExecutionId] = field(default_factory=set)
+    """Ids a lookup was told "not found": an award for one is refused, never booked."""
 
 
 class SimulatedDealers:
@@ -154,6 +165,7 @@ class SimulatedDealers:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._timers: set[asyncio.TimerHandle] = set()
+        self._bookings: set[asyncio.Task[ExecutionRecord]] = set()
         ledgers: dict[Path, Ledger] = {}
         loaded: dict[Path, list[ExecutionRecord]] = {}
         self._desks: dict[DealerId, _Desk] = {}
@@ -194,7 +206,10 @@ class SimulatedDealers:
             self._schedule(0.0, self._announce, desk)
 
     async def close(self) -> None:
+        """Stop answering. Bookings in progress are finished first (a desk never half-books)."""
         self._closed = True
+        if self._bookings:
+            await asyncio.gather(*self._bookings, return_exceptions=True)
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
@@ -224,50 +239,110 @@ class SimulatedDealers:
         desk.pending_rfqs[message.rfq_id] = handle
 
     async def send_award(self, dealer_id: DealerId, award: Award) -> None:
+        """Hand the award to the desk; returns once the desk has booked its answer.
+
+        The booking runs in a task of its own: a caller that gives up (the engine's send
+        timeout cancels this call) never stops it, so a trade the desk books is always in
+        its books, its ledger and its answer to ``query_execution``, and its answer is still
+        delivered. The same execution id again gets the same answer (a new message), never
+        a second trade; one the desk has told a lookup it has no record of is rejected
+        (``REJECT_FENCED``) and never booked.
+        """
         desk = self._reachable(dealer_id)
         desk.received.append(award)
-        record = desk.executions.get(award.execution_id)
-        booking = desk.booking.get(award.execution_id)
-        if record is None and booking is not None:
-            # the same award again while the first is being booked: wait for that answer
-            if not await asyncio.shield(booking):
-                raise DealerUnavailable(dealer_id, "could not book the trade")
-            record = desk.executions[award.execution_id]
+        eid = award.execution_id
+        record = desk.executions.get(eid)
         if record is None:
-            record = await self._book(desk, award)
-            event = "simulated_dealer_award"
-        else:
-            event = "simulated_dealer_duplicate_award"
+            booking = desk.booking.get(eid)
+            if booking is None:
+                if eid in desk.fenced:
+                    self._refuse_fenced(desk, award)
+                    return
+                booking = self._start_booking(desk, award)
+                await asyncio.shield(booking)  # a cancelled caller leaves the booking running
+                return
+            # the same award again while the first is being booked: wait for that answer
+            try:
+                await asyncio.shield(booking)
+            except DealerUnavailable:
+                raise DealerUnavailable(dealer_id, "could not book the trade") from None
+            record = desk.executions[eid]
         _log.info(
-            event,
+            "simulated_dealer_duplicate_award",
             dealer_id=dealer_id,
             rfq_id=award.rfq_id,
-            execution_id=award.execution_id,
+            execution_id=eid,
             outcome=record.outcome.value,
             reason=record.reason,
         )
-        if not self._closed:
-            delay = desk.config.confirm_latency_ms / 1000.0
-            self._schedule(delay, self._answer_award, desk, record)
+        self._schedule_answer(desk, record)
 
-    async def _book(self, desk: _Desk, award: Award) -> ExecutionRecord:
-        """Decide the answer and make it durable before anyone can hear it."""
+    def _start_booking(self, desk: _Desk, award: Award) -> asyncio.Task[ExecutionRecord]:
+        """Decide now (last look on arrival), then book in a task the caller cannot cancel."""
         record = self._decide_award(desk, award)
-        if desk.ledger is None:
-            desk.executions[award.execution_id] = record
-            return record
-        booked = asyncio.get_running_loop().create_future()
-        desk.booking[award.execution_id] = booked
+        lose = record.confirmed and desk.model.loses_confirm()
+        assert self._loop is not None
+        task = self._loop.create_task(
+            self._book(desk, record, lose), name=f"sim-book-{desk.dealer_id}-{award.execution_id}"
+        )
+        desk.booking[award.execution_id] = task
+        self._bookings.add(task)
+        task.add_done_callback(self._booking_done)
+        return task
+
+    def _booking_done(self, task: asyncio.Task[ExecutionRecord]) -> None:
+        self._bookings.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # retrieved: logged, not lost
+            _log.warning("simulated_dealer_booking_failed", error=str(task.exception()))
+
+    async def _book(self, desk: _Desk, record: ExecutionRecord, lose_confirm: bool) -> ExecutionRecord:
+        """Take ``book_latency_ms``, make the answer durable, then let it be heard.
+
+        The record is in the desk's books exactly when it is in its ledger (when it has one),
+        before anyone can hear the answer; until then a lookup says UNKNOWN (booking in
+        progress).
+        """
+        eid = record.execution_id
         try:
-            await asyncio.to_thread(desk.ledger.append, record)
-        except OSError as exc:
-            raise DealerUnavailable(desk.dealer_id, f"could not book the trade: {exc}") from exc
-        else:
-            desk.executions[award.execution_id] = record
+            if desk.config.book_latency_ms:
+                await asyncio.sleep(desk.config.book_latency_ms / 1000.0)
+            if desk.ledger is not None:
+                try:
+                    await asyncio.to_thread(desk.ledger.append, record)
+                except OSError as exc:
+                    raise DealerUnavailable(desk.dealer_id, f"could not book the trade: {exc}") from exc
+            desk.executions[eid] = record
         finally:
-            del desk.booking[award.execution_id]
-            booked.set_result(award.execution_id in desk.executions)
+            desk.booking.pop(eid, None)
+        _log.info(
+            "simulated_dealer_award",
+            dealer_id=desk.dealer_id,
+            rfq_id=record.rfq_id,
+            execution_id=eid,
+            outcome=record.outcome.value,
+            reason=record.reason,
+        )
+        if lose_confirm:
+            _log.info("simulated_dealer_confirm_lost", dealer_id=desk.dealer_id, execution_id=eid)
+        else:
+            self._schedule_answer(desk, record)
         return record
+
+    def _schedule_answer(self, desk: _Desk, record: ExecutionRecord) -> None:
+        if not self._closed:
+            self._schedule(desk.config.confirm_latency_ms / 1000.0, self._answer_award, desk, record)
+
+    def _refuse_fenced(self, desk: _Desk, award: Award) -> None:
+        """An award for an id already reported "not found": rejected, never booked."""
+        _log.warning("simulated_dealer_fenced_award", dealer_id=desk.dealer_id, rfq_id=award.rfq_id,
+                     execution_id=award.execution_id)
+        body = {"execution_id": award.execution_id, "rfq_id": award.rfq_id, "reason": REJECT_FENCED}
+
+        def answer() -> None:
+            self._deliver(desk, "execution.reject", body)
+
+        if not self._closed:
+            self._schedule(desk.config.confirm_latency_ms / 1000.0, answer)
 
     async def send_closed(self, dealer_id: DealerId, message: RfqClosed) -> None:
         desk = self._reachable(dealer_id)
@@ -283,6 +358,10 @@ class SimulatedDealers:
         return SIMULATED_LOOKUP
 
     async def query_execution(self, dealer_id: DealerId, execution_id: ExecutionId) -> ExecutionLookup:
+        """The desk's books: CONFIRMED / REJECTED from its record; UNKNOWN while the booking is
+        in progress, when the desk is offline or not served here; NOT_FOUND when it has no
+        record and nothing in progress, and from then on the id is fenced (an award for it is
+        rejected, never booked), so the answer stays true."""
         desk = self._desks.get(dealer_id)
         if desk is None:
             return ExecutionLookup(ExecutionState.UNKNOWN, reason="not served by this adapter")
@@ -290,7 +369,13 @@ class SimulatedDealers:
             return ExecutionLookup(ExecutionState.UNKNOWN, reason="dealer offline")
         record = desk.executions.get(execution_id)
         if record is None:
-            return ExecutionLookup(ExecutionState.UNKNOWN, reason="no record of this execution")
+            if execution_id in desk.booking:
+                return ExecutionLookup(ExecutionState.UNKNOWN, reason="booking in progress")
+            desk.fenced.add(execution_id)
+            return ExecutionLookup(
+                ExecutionState.NOT_FOUND,
+                reason="no record of this execution; an award for it will be refused",
+            )
         inbound = self._execution_message(desk, record)
         if record.confirmed and isinstance(inbound, ExecutionConfirm):
             return ExecutionLookup(ExecutionState.CONFIRMED, confirm=inbound)
@@ -316,6 +401,13 @@ class SimulatedDealers:
         return tuple(
             SimulatedTrade.from_record(r) for r in self._desk(dealer_id).executions.values() if r.confirmed
         )
+
+    def executed_count(self, dealer_id: DealerId | None = None) -> int:
+        """How many trades the desk (every desk, when None) has executed: its confirmed
+        bookings, those loaded from its ledger included. A test compares it with the fills
+        the engine recorded: more here is a trade the engine does not know of."""
+        desks = self._desks.values() if dealer_id is None else (self._desk(dealer_id),)
+        return sum(1 for desk in desks for r in desk.executions.values() if r.confirmed)
 
     def quotes(self, dealer_id: DealerId) -> tuple[SentQuote, ...]:
         """Quotes the desk sent for RFQs not yet closed."""
@@ -397,7 +489,8 @@ class SimulatedDealers:
         quote_id = QuoteId(new_id())
         valid_until = utc_now() + timedelta(milliseconds=desk.config.quote_validity_ms)
         body = quote_body(rfq.rfq_id, quote_id, answer, valid_until)
-        sent = SentQuote(rfq.rfq_id, quote_id, answer.bid, answer.ask, answer.quantity, valid_until)
+        sent = SentQuote(rfq.rfq_id, quote_id, answer.bid, answer.ask, answer.quantity, valid_until,
+                         rfq.quantity_unit)
         if desk.online:
             desk.quotes[quote_id] = sent  # a quote lost on the way cannot be awarded
         self._deliver(desk, "quote", body)

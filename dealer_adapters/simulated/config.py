@@ -19,14 +19,18 @@ from typing import Annotated
 from pydantic import BaseModel, Field, model_validator
 
 from rfq_engine.configtypes import STRICT, DecimalStr, PositiveDecimalStr
-from rfq_engine.domain import InstrumentKind
+from rfq_engine.domain import NDF_UNIT, InstrumentKind
 
-__all__ = ["Rate", "SimulatedDealerConfig"]
+__all__ = ["DEFAULT_UNITS", "Rate", "SimulatedDealerConfig", "trades_unit"]
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
 """A probability in [0, 1]; strict so ``true`` or ``"0.1"`` in TOML is an error, not a guess."""
 
 Millis = Annotated[float, Field(ge=0.0, le=600_000.0, strict=True)]
+
+DEFAULT_UNITS: tuple[str, ...] = ("BTC", NDF_UNIT)
+"""What the quoting model prices per unit: BTC (spot, perpetual, future, option on BTC) and
+PH/s/day (a hashprice NDF, ``rfq_engine.domain.rfq.NDF_UNIT``)."""
 
 
 class SimulatedDealerConfig(BaseModel):
@@ -60,8 +64,20 @@ class SimulatedDealerConfig(BaseModel):
     """Chance that the desk never answers an RFQ at all (no quote, no decline)."""
     quote_validity_ms: int = Field(default=3000, ge=1, le=600_000, strict=True)
     confirm_latency_ms: Millis = 50.0
+    """From booking an award to its ``execution.confirm`` / ``execution.reject`` arriving."""
+    book_latency_ms: Millis = 0.0
+    """How long booking an award takes at the desk (before the ledger write). Set it above the
+    engine's ``send_timeout_ms`` to model a dealer slower than the engine's patience: the
+    send times out, the booking goes on, and a lookup meanwhile says UNKNOWN."""
+    lose_confirm_rate: Rate = 0.0
+    """Chance that the ``execution.confirm`` of a booked trade is lost on the way: the desk
+    executed, the engine never hears it (``query_execution`` still says CONFIRMED)."""
     instruments: tuple[InstrumentKind, ...] = Field(default=tuple(InstrumentKind), min_length=1)
     """Instrument kinds the desk quotes; a package with any other leg is declined."""
+    units: tuple[str, ...] = Field(default=DEFAULT_UNITS, min_length=1)
+    """Quantity units the desk trades (``RfqNew.quantity_unit``, compared without case): BTC
+    for the BTC instruments the model prices per coin, PH/s/day for hashprice NDFs. An RFQ in
+    another unit is declined (``unit X not traded``) and an award in one is rejected."""
     seed: int | None = Field(default=None, strict=True)
     """Seeds the desk's random draws (reproducible runs); None draws a fresh seed."""
     ledger_path: Path | None = None
@@ -76,4 +92,18 @@ class SimulatedDealerConfig(BaseModel):
             raise ValueError("skew_bps: must be at most half of spread_bps, or a two-way quote would cross")
         if len(set(self.instruments)) != len(self.instruments):
             raise ValueError("instruments: lists a kind twice")
+        folded = [u.strip().casefold() for u in self.units]
+        if not all(folded):
+            raise ValueError("units: a unit must be a non-empty string")
+        if len(set(folded)) != len(folded):
+            raise ValueError("units: lists a unit twice")
         return self
+
+    def trades_unit(self, unit: str) -> bool:
+        return trades_unit(self.units, unit)
+
+
+def trades_unit(units: tuple[str, ...], unit: str) -> bool:
+    """Whether ``unit`` is one of ``units`` (case and surrounding blanks ignored)."""
+    wanted = unit.strip().casefold()
+    return any(u.strip().casefold() == wanted for u in units)

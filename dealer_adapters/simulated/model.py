@@ -49,6 +49,7 @@ __all__ = [
     "DECLINE_NO_APPETITE",
     "DECLINE_NO_PRICE",
     "DECLINE_SIZE",
+    "REJECT_FENCED",
     "REJECT_LAST_LOOK",
     "REJECT_LATE",
     "DealerModel",
@@ -58,6 +59,7 @@ __all__ = [
     "SentQuote",
     "quote_body",
     "quote_prices",
+    "unit_not_traded",
 ]
 
 BPS = Decimal(10_000)
@@ -67,6 +69,14 @@ DECLINE_NO_APPETITE = "no appetite"
 DECLINE_NO_PRICE = "no price"
 REJECT_LAST_LOOK = "last look: price moved"
 REJECT_LATE = "award arrived after confirm_by"
+REJECT_FENCED = "execution id already reported not found"
+"""The answer to an award whose execution id the desk already told a lookup it had no
+record of: it is never booked, so that "not found" stays true."""
+
+
+def unit_not_traded(unit: str) -> str:
+    """The decline / reject reason for a quantity unit the desk does not trade."""
+    return f"unit {unit or '(none)'} not traded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +111,8 @@ class SentQuote:
     ask: Decimal | None
     quantity: Decimal
     valid_until: datetime
+    quantity_unit: str = ""
+    """The RFQ's unit: what an award on this quote is in."""
 
 
 def quote_body(rfq_id: str, quote_id: QuoteId, plan: QuotePlan, valid_until: datetime) -> dict[str, Any]:
@@ -147,6 +159,12 @@ class DealerModel:
         # processes, and two desks configured with the same seed still draw differently.
         self._rfq_rng = random.Random(f"{dealer_id}:{seed}:rfq")
         self._award_rng = random.Random(f"{dealer_id}:{seed}:award")
+        self._lose_rng = random.Random(f"{dealer_id}:{seed}:lose")
+
+    def loses_confirm(self) -> bool:
+        """Whether the confirm of a trade just booked is lost on the way (``lose_confirm_rate``);
+        its own stream, so the RFQ and award draws do not shift when it is turned on."""
+        return self._lose_rng.random() < self.config.lose_confirm_rate
 
     def plan_rfq(self, rfq: RfqNew, market: MarketSnapshot, today: date) -> RfqPlan:
         """Decide the answer to ``rfq``; ``market`` is the desk's view when it received it."""
@@ -166,6 +184,8 @@ class DealerModel:
         config = self.config
         if any(leg.instrument.kind not in config.instruments for leg in rfq.legs):
             return DeclinePlan(DECLINE_NOT_QUOTED)
+        if not config.trades_unit(rfq.quantity_unit):
+            return DeclinePlan(unit_not_traded(rfq.quantity_unit))
         quantity = rfq.quantity
         if config.max_quantity is not None and quantity > config.max_quantity:
             if not rfq.allow_partial:
@@ -185,16 +205,23 @@ class DealerModel:
     def plan_award(self, award: Award, quote: SentQuote | None, now: datetime) -> str | None:
         """The reason to reject ``award``, or None to confirm it.
 
-        A desk stands only by what it quoted: the award must name a live quote of this
-        RFQ, repeat its price on a side it quoted, and not exceed its size. Then last look.
+        A desk stands only by what it quoted: the award must be in a unit it trades (the
+        quote's unit when the award names none), name a live quote of this RFQ, repeat its
+        price on a side it quoted, and not exceed its size. Then last look.
         """
         last_look_rejects = self._award_rng.random() < self.config.last_look_reject_rate
         if now > award.confirm_by:
             return REJECT_LATE
+        unit = award.quantity_unit or (quote.quantity_unit if quote is not None else "")
+        if unit and not self.config.trades_unit(unit):
+            return unit_not_traded(unit)
         if quote is None or quote.rfq_id != award.rfq_id:
             return "unknown quote"
         if now > quote.valid_until:
             return "quote expired"
+        if (award.quantity_unit and quote.quantity_unit
+                and award.quantity_unit.strip().casefold() != quote.quantity_unit.strip().casefold()):
+            return f"unit {award.quantity_unit} does not match the quote's unit {quote.quantity_unit}"
         quoted = quote.bid if award.side is QuoteSide.BID else quote.ask
         if quoted is None:
             return f"no {award.side.value} was quoted"

@@ -71,15 +71,18 @@ def rfq(
     quantity: str = "10",
     *,
     allow_partial: bool = False,
+    quantity_unit: str = "BTC",
+    close_policy: str = "all_answered",
 ) -> RfqNew:
     return RfqNew(
         rfq_id=RfqId(new_id()),
         legs=legs if legs is not None else future_legs(),
         quantity=Decimal(quantity),
-        quantity_unit="BTC",
+        quantity_unit=quantity_unit,
         direction=direction,
         allow_partial=allow_partial,
         deadline=utc_now() + timedelta(seconds=5),
+        close_policy=close_policy,
     )
 
 
@@ -138,6 +141,7 @@ def award_for(
     price: Decimal | None = None,
     quantity: Decimal | None = None,
     confirm_by: datetime | None = None,
+    quantity_unit: str = "BTC",
 ) -> Award:
     """The award the engine would send for ``quote`` (overridable to test the desk's checks)."""
     quoted = quote.price(side)
@@ -151,4 +155,5 @@ def award_for(
         quantity=quantity if quantity is not None else quote.quantity,
         execution_id=ExecutionId(execution_id or new_id()),
         confirm_by=confirm_by or utc_now() + timedelta(seconds=2),
+        quantity_unit=quantity_unit,
     )

@@ -174,9 +174,9 @@ async def test_ledger_survives_a_restart(tmp_path: Path):
         assert rejected.state is ExecutionState.REJECTED
         assert rejected.reason == REJECT_LAST_LOOK
         unknown = await sim2.query_execution(A, ExecutionId("never-awarded"))
-        assert unknown.state is ExecutionState.UNKNOWN
+        assert unknown.state is ExecutionState.NOT_FOUND
         # a desk only knows its own trades
-        assert (await sim2.query_execution(B, award_a.execution_id)).state is ExecutionState.UNKNOWN
+        assert (await sim2.query_execution(B, award_a.execution_id)).state is ExecutionState.NOT_FOUND
 
         await sim2.send_award(A, award_a)  # the engine re-sends after its own restart
         again = await inbox2.get(ExecutionConfirm)

@@ -96,6 +96,12 @@ def test_last_look_stream_is_independent_of_the_rfq_stream():
         ("instruments", ["swaption"]),
         ("instruments", []),
         ("online", "yes"),
+        ("book_latency_ms", -1),
+        ("book_latency_ms", "100"),
+        ("lose_confirm_rate", 2.0),
+        ("units", []),
+        ("units", ["BTC", "btc"]),
+        ("units", [""]),
     ],
 )
 def test_config_errors_name_the_field(field, value):
@@ -120,6 +126,8 @@ def test_config_defaults_and_decimal_strings():
     assert config.spread_bps == Decimal("12.5") and config.max_quantity == Decimal(50)
     assert config.quote_validity_ms == 3000 and config.online
     assert [k.value for k in config.instruments] == ["future", "option"]
+    assert config.units == ("BTC", "PH/s/day")
+    assert (config.book_latency_ms, config.lose_confirm_rate) == (0.0, 0.0)
 
 
 def test_decline_plan_reason_for_unquoted_instruments():
