@@ -19,12 +19,24 @@ Timing: nothing the engine awaits blocks on the venue. ``send_rfq`` starts a quo
 execution task and returns; answers reach the engine through the sink.
 
 Exactly once (the development guide's invariant): an award's client order id is derived
-from its execution id; the intent is journaled (fsynced) before the order call; a call
-whose fate is unknown is reconciled by looking the order up, never sent again; a duplicate
-award, a restart and ``query_execution`` all answer from the journal. An execution still
-unresolved when the confirm window closes keeps being reconciled in the background for
+from its execution id and sent in the venue's own field (``dialects.py``); the intent is
+journaled (fsynced) before the order call; a call whose fate is unknown is reconciled by
+looking the order up by that field, never sent again; a duplicate award, a restart and
+``query_execution`` all answer from the journal. An execution still unresolved when the
+confirm window closes keeps being reconciled in the background for
 ``reconcile_timeout_ms``; whatever it finds is journaled and sent (the engine audits a
-late confirm), and an order never found is recorded as never placed.
+late confirm). An order the venue never shows stays unresolved: "not found at the venue"
+proves nothing (a lost reply, a look-up window, a venue that does not map the key), so it
+is never recorded as a reject; it is logged for a person and looked up again on restart.
+
+``query_execution`` answers (``dealer_adapters.protocol.ExecutionState``):
+- CONFIRMED / REJECTED: the journal's outcome, or what one look-up at the venue found;
+- NOT_FOUND: only when the journal proves the order was never placed: no intent was ever
+  journaled for the id and no award for it is in flight. The answer fences the id (a fence
+  line is journaled first), so a later award with it is refused and never placed;
+- UNKNOWN: everything else: an award in flight, an intent whose order the venue does not
+  show, a venue that cannot be reached, a journaled fill whose confirm does not validate, a
+  dealer this adapter does not serve.
 
 Failures: a venue that cannot be reached at start leaves its dealer offline and retried
 every ``reconnect_interval_ms``. An ``AuthenticationError`` anywhere marks the dealer
@@ -39,7 +51,6 @@ import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +69,7 @@ from dealer_adapters.ccxt.common import (
 )
 from dealer_adapters.ccxt.config import CcxtDealerConfig
 from dealer_adapters.ccxt.convert import ConvertRoute
+from dealer_adapters.ccxt.dialects import derive_key, dialect_for
 from dealer_adapters.ccxt.exchange import ExchangeSetupError, create_exchange
 from dealer_adapters.ccxt.execution import BookRoute
 from dealer_adapters.ccxt.journal import Journal, JournalEntry
@@ -93,13 +105,40 @@ __all__ = ["CcxtDealers"]
 
 _log = structlog.get_logger(__name__)
 
-CCXT_LOOKUP = LookupPolicy(
-    key="the venue's client order id field (dialects.py)",
-    can_query=True,
-    not_found_proves_absent=True,
-    note=("the venue, by our client order id; 'not found' only when the journal shows the "
-          "order was never placed (a venue's empty answer stays unknown)"),
-)
+_NOT_FOUND_NOTE = ("'not found' only when the journal shows the order was never placed, and the id "
+                   "is then fenced; an order the venue cannot find stays unknown")
+
+
+def lookup_policy_for(config: CcxtDealerConfig) -> LookupPolicy:
+    """How one ccxt dealer can be asked about an execution (``LookupPolicy``).
+
+    ``not_found_proves_absent`` is True for every mode: NOT_FOUND comes from the journal
+    alone (no intent, and the id fenced), never from a venue's empty answer.
+    ``can_query`` is True where the venue can be asked by our key: a book venue with a
+    dialect, OKX convert (``clTReqId``), the OKX block RFQ (its rfq and quote ids). A
+    convert dealer elsewhere has no look-up: it repeats the journal only, and an unknown
+    outcome there waits for a person. (A book venue with no dialect is refused by the
+    config, so it never gets this far.)
+    """
+    dialect = dialect_for(config.exchange)
+    if config.mode == "book":
+        if dialect is None:
+            return LookupPolicy(key="none (no idempotency-key dialect)", can_query=False,
+                                not_found_proves_absent=True,
+                                note="refused by the config; " + _NOT_FOUND_NOTE)
+        return LookupPolicy(
+            key=f"{dialect.venue} {dialect.field}", can_query=True, not_found_proves_absent=True,
+            note=f"the venue, by {dialect.lookup_call}; {_NOT_FOUND_NOTE}")
+    if config.mode == "okx_rfq":
+        return LookupPolicy(key="OKX block RFQ rfqId + quoteId", can_query=True, not_found_proves_absent=True,
+                            note="the venue, by privateGetRfqTrades / privateGetRfqRfqs; " + _NOT_FOUND_NOTE)
+    if config.exchange == "okx":
+        return LookupPolicy(key="OKX convert clTReqId", can_query=True, not_found_proves_absent=True,
+                            note="the venue, by fetchConvertTrade(clTReqId); " + _NOT_FOUND_NOTE)
+    return LookupPolicy(key="none (the journal only)", can_query=False, not_found_proves_absent=True,
+                        note=(f"{config.exchange} convert has no look-up by our id: the journal's "
+                              f"outcome only; {_NOT_FOUND_NOTE}"))
+
 
 _ROUTES: dict[str, Callable[..., Route]] = {
     "book": BookRoute, "convert": ConvertRoute, "okx_rfq": OkxRfqRoute,
@@ -119,6 +158,7 @@ class _Dealer:
     config: CcxtDealerConfig
     journal: Journal
     entries: dict[ExecutionId, JournalEntry]
+    policy: LookupPolicy
     exchange: Any = None
     route: Route | None = None
     online: bool = False
@@ -156,7 +196,8 @@ class CcxtDealers:
                 loaded[path] = journals[path].load()
             entries = {ExecutionId(eid): entry for (did, eid), entry in loaded[path].items()
                        if did == dealer_id}
-            self._dealers[DealerId(dealer_id)] = _Dealer(DealerId(dealer_id), config, journals[path], entries)
+            self._dealers[DealerId(dealer_id)] = _Dealer(DealerId(dealer_id), config, journals[path], entries,
+                                                         lookup_policy_for(config))
 
     # --- DealerAdapter -----------------------------------------------------------------------
 
@@ -228,16 +269,28 @@ class CcxtDealers:
             self._spawn(dealer, self._route_closed(dealer, dealer.route, message.rfq_id))
 
     def lookup_policy(self, dealer_id: DealerId) -> LookupPolicy:
-        return CCXT_LOOKUP
+        dealer = self._dealers.get(dealer_id)
+        if dealer is None:
+            return LookupPolicy(key="none", can_query=False, not_found_proves_absent=False,
+                                note="not served by this adapter")
+        return dealer.policy
 
     async def query_execution(self, dealer_id: DealerId, execution_id: ExecutionId) -> ExecutionLookup:
+        """What became of ``execution_id`` (the states are in the module docstring)."""
         dealer = self._dealers.get(dealer_id)
         if dealer is None:
             return ExecutionLookup(ExecutionState.UNKNOWN, reason="not served by this adapter")
+        running = dealer.executions.get(execution_id)
+        if running is not None and not running.done():
+            return ExecutionLookup(ExecutionState.UNKNOWN, reason="the award is being executed now")
         entry = dealer.entries.get(execution_id)
-        if entry is None:
-            return ExecutionLookup(ExecutionState.UNKNOWN, reason="no record of this execution")
-        if entry.outcome is None and entry.intent is not None and dealer.route is not None and dealer.online:
+        if entry is None or (entry.intent is None and entry.outcome is None):
+            return await self._not_found(dealer, execution_id)
+        if entry.outcome is None and entry.intent is not None:
+            if dealer.route is None or not dealer.online:
+                return ExecutionLookup(ExecutionState.UNKNOWN, reason=(
+                    "an order was placed (intent journaled) and the venue cannot be asked now: "
+                    f"dealer offline ({dealer.down_reason or 'not connected'})"))
             try:
                 found = await dealer.route.lookup(entry.intent)
             except Exception as exc:
@@ -246,14 +299,42 @@ class CcxtDealers:
             if found is not None:
                 await self._finish(dealer, entry.intent["award"], found, deliver=False)
         if entry.outcome is None:
-            return ExecutionLookup(ExecutionState.UNKNOWN, reason="order not found at the venue yet")
+            assert entry.intent is not None
+            return ExecutionLookup(ExecutionState.UNKNOWN, reason=(
+                f"an order was placed (intent journaled, client order id "
+                f"{entry.intent.get('client_order_id')}) and the venue does not show it (yet): "
+                "not proof that it never traded"))
         outcome = Outcome.from_record(entry.outcome)
         award = entry.outcome["award"]
         if outcome.confirmed:
             confirm = self._parse(dealer, "execution.confirm", self._confirm_body(award, outcome))
             if isinstance(confirm, ExecutionConfirm):
                 return ExecutionLookup(ExecutionState.CONFIRMED, confirm=confirm)
+            # a fill is journaled but its confirm does not validate: never answer "rejected"
+            detail = confirm.reason if isinstance(confirm, InboundRejected) else "unreadable"
+            return ExecutionLookup(ExecutionState.UNKNOWN, reason=(
+                f"the journal records a fill ({outcome.dealer_trade_id}) whose confirm does not "
+                f"validate: {detail}"))
         return ExecutionLookup(ExecutionState.REJECTED, reason=outcome.reason)
+
+    async def _not_found(self, dealer: _Dealer, execution_id: ExecutionId) -> ExecutionLookup:
+        """NOT_FOUND, once the id is fenced durably: no award with it will ever be placed."""
+        entry = dealer.entries.setdefault(execution_id, JournalEntry())
+        if not entry.fenced:
+            fence = {"kind": "fence", "dealer_id": dealer.dealer_id, "execution_id": execution_id,
+                     "reason": "answered not found to query_execution", "ts": format_ts(utc_now())}
+            entry.notes.append(fence)  # before the write: an award arriving meanwhile is refused
+            try:
+                await asyncio.to_thread(dealer.journal.append, fence)
+            except OSError as exc:
+                entry.notes.remove(fence)
+                return ExecutionLookup(ExecutionState.UNKNOWN, reason=(
+                    f"no order was placed, but the fence could not be journaled ({exc}): not answering "
+                    "not found"))
+            _log.info("ccxt_execution_fenced", dealer_id=dealer.dealer_id, execution_id=execution_id)
+        return ExecutionLookup(ExecutionState.NOT_FOUND, reason=(
+            "no order intent in the journal: no order was ever placed for this execution id, "
+            "and the id is now fenced (an award with it is refused)"))
 
     # --- testing and operations hooks ---------------------------------------------------------
 
@@ -402,6 +483,12 @@ class CcxtDealers:
             _log.info("ccxt_duplicate_award", dealer_id=dealer.dealer_id, execution_id=award.execution_id)
             self._deliver_outcome(dealer, entry.outcome["award"], Outcome.from_record(entry.outcome))
             return
+        if entry is not None and entry.intent is None and entry.fenced:
+            _log.warning("ccxt_fenced_award_refused", dealer_id=dealer.dealer_id,
+                         execution_id=award.execution_id)
+            self._deliver_outcome(dealer, award_ref, Outcome.reject(
+                award.price, "this execution id was answered 'not found' (fenced): never placed"))
+            return
         loop = asyncio.get_running_loop()
         window_end = loop.time() + (award.confirm_by - utc_now()).total_seconds()
         route = dealer.route
@@ -447,7 +534,13 @@ class CcxtDealers:
         left = award.confirm_by - utc_now()
         if left < timedelta(milliseconds=dealer.config.confirm_margin_ms):
             return Outcome.reject(award.price, "too little time left before confirm_by to execute safely")
-        cid = client_id(award.execution_id, dealer.config.client_order_prefix, dealer.config.order_id_max_len)
+        dialect = dialect_for(dealer.config.exchange)
+        if dialect is not None:
+            cid = derive_key(dialect, award.execution_id, dealer.config.client_order_prefix,
+                             dealer.config.client_order_id_max_len)
+        else:  # a convert dealer on a venue with no dialect: the id never travels in an order field
+            cid = client_id(award.execution_id, dealer.config.client_order_prefix,
+                            dealer.config.order_id_max_len)
         prepared = await route.prepare(award, sent, rfq, cid)
         if isinstance(prepared, str):
             return Outcome.reject(award.price, prepared)
@@ -488,14 +581,18 @@ class CcxtDealers:
             self._on_error(dealer, exc)
             return
         if outcome is None:
-            if self._closed or route is None or not route.can_lookup:
-                _log.error("ccxt_execution_needs_manual_reconciliation", dealer_id=dealer.dealer_id,
-                           execution_id=intent["execution_id"], client_order_id=intent.get("client_order_id"),
-                           alert=True)
-                return
-            outcome = Outcome.reject(
-                Decimal(intent["award"]["price"]),
-                "the order was not found at the venue by its client order id: recorded as never placed")
+            # not found is not proof: the intent stays unresolved (UNKNOWN to query_execution),
+            # is looked up again on every restart, and waits for a person
+            _log.error("ccxt_execution_needs_manual_reconciliation", dealer_id=dealer.dealer_id,
+                       execution_id=intent["execution_id"], client_order_id=intent.get("client_order_id"),
+                       field=intent.get("client_order_field"),
+                       detail=("adapter closed" if self._closed else
+                               "no look-up at this venue" if route is None or not route.can_lookup else
+                               f"not found at the venue within reconcile_timeout_ms="
+                               f"{dealer.config.reconcile_timeout_ms}; left unresolved, never recorded "
+                               "as a reject"),
+                       alert=True)
+            return
         if outcome.confirmed:
             _log.error("ccxt_execution_resolved_late", dealer_id=dealer.dealer_id,
                        execution_id=intent["execution_id"], dealer_trade_id=outcome.dealer_trade_id,

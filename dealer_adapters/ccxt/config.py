@@ -28,6 +28,11 @@ accepted the quote before the award. On the award the adapter re-walks the book,
 the price the award would now get moved *against* the quote by more than this, it rejects
 the award instead of sending an order. It can only make the desk stricter, never accept
 what the mandate refused; keep it at or below the mandate's ``price_tolerance_bps``.
+
+A ``book`` dealer needs its venue in ``dialects.py`` (the field that carries our client
+order id, and the look-up by it): a venue without an entry is a config error, with no
+opt-out, because an order whose reply is lost there could not be found again and the award
+could not be executed exactly once.
 """
 
 from __future__ import annotations
@@ -39,23 +44,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from dealer_adapters.ccxt.dialects import DEFAULT_KEY_LEN, DIALECTS, dialect_for
 from rfq_engine.configtypes import STRICT, DecimalStr
 
-__all__ = ["CLIENT_ORDER_ID_MAX_LEN", "CcxtDealerConfig"]
+__all__ = ["CcxtDealerConfig"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EXCHANGE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
-
-CLIENT_ORDER_ID_MAX_LEN: dict[str, int] = {
-    "okx": 32,  # clOrdId: letters and digits, 1-32, starting with a letter
-    "binance": 36,  # newClientOrderId
-    "binanceusdm": 36,
-    "binancecoinm": 36,
-    "bybit": 36,  # orderLinkId
-    "deribit": 64,  # label
-    "bitget": 50,
-}
-"""Longest client order id each venue takes; others default to 32 (letters and digits only)."""
 
 class CcxtDealerConfig(BaseModel):
     """One exchange account presented to the engine as one dealer."""
@@ -97,7 +92,8 @@ class CcxtDealerConfig(BaseModel):
     client_order_prefix: str = "rfq"
     """Start of every client order id (letters and digits); the rest is derived from the execution id."""
     client_order_id_max_len: int | None = Field(default=None, ge=8, le=64, strict=True)
-    """Longest client order id the venue takes; default per exchange (32 when unknown)."""
+    """Length of the derived client order id (default 32); at most what the venue's field
+    takes (``dialects.py``)."""
     confirm_margin_ms: int = Field(default=100, ge=0, le=60_000, strict=True)
     """An award with less than this left before ``confirm_by`` is rejected, never sent."""
     reconcile_interval_ms: int = Field(default=250, ge=10, le=60_000, strict=True)
@@ -158,10 +154,23 @@ class CcxtDealerConfig(BaseModel):
             raise ValueError("mode: 'okx_rfq' needs exchange = 'okx'")
         if self.mode == "okx_rfq" and not self.rfq_counterparties:
             raise ValueError("rfq_counterparties: OKX block RFQ needs at least one maker")
+        dialect = dialect_for(self.exchange)
+        if self.mode == "book" and dialect is None:
+            raise ValueError(
+                f"exchange: {self.exchange!r} has no idempotency-key dialect "
+                f"(dealer_adapters/ccxt/dialects.py knows {', '.join(sorted(DIALECTS))}): a book "
+                "dealer there could not look a timed-out order up by our key, so an award could "
+                "not be executed exactly once; it is refused")
+        if (dialect is not None and self.client_order_id_max_len is not None
+                and self.client_order_id_max_len > dialect.max_len):
+            raise ValueError(f"client_order_id_max_len: {dialect.venue} {dialect.field} takes at most "
+                             f"{dialect.max_len} characters")
         return self
 
     @property
     def order_id_max_len(self) -> int:
-        if self.client_order_id_max_len is not None:
-            return self.client_order_id_max_len
-        return CLIENT_ORDER_ID_MAX_LEN.get(self.exchange, 32)
+        """Length of the derived client order id for this dealer."""
+        dialect = dialect_for(self.exchange)
+        if dialect is not None:
+            return dialect.key_len(self.client_order_id_max_len)
+        return self.client_order_id_max_len or DEFAULT_KEY_LEN

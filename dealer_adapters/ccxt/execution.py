@@ -24,6 +24,14 @@ Execution (``prepare`` then ``place``), exactly once:
 4. the order is read back until the venue reports it closed; its filled amount, average
    price and fee make the outcome. A partial fill is a confirm for the filled quantity.
 
+The client order id travels in the venue's own field (``dialects.py``: OKX ``clOrdId``,
+Deribit ``label``, Bybit ``orderLinkId``, Binance ``newClientOrderId``), never in ccxt's
+unified ``clientOrderId``, which ccxt does not map on every venue (issue 12: on Deribit it
+was dropped, so a look-up by it never found the order). A look-up uses the venue's own
+call for that field (``Dialect.find``) and the market context journaled with the intent.
+A venue without a dialect gets no ``BookRoute`` (the config refuses it; the route refuses
+again, for an exchange built by a custom factory).
+
 Errors of the order call (``classify``): a network error or timeout is reconciled by
 looking the order up by client order id, never by sending it again; a rate limit waits
 ``rate_limit_backoff_ms`` and then does the same; insufficient funds or an invalid order
@@ -59,6 +67,8 @@ from dealer_adapters.ccxt.common import (
     describe_error,
 )
 from dealer_adapters.ccxt.config import CcxtDealerConfig
+from dealer_adapters.ccxt.dialects import Dialect, dialect_for
+from dealer_adapters.ccxt.exchange import ExchangeSetupError
 from dealer_adapters.ccxt.markets import LegMarket, NoMarket, VenueMarket, resolve_legs
 from rfq_engine.domain import Award, QuoteSide, RfqId, RfqNew, Side, decimal_str, format_ts, utc_now
 from rfq_engine.domain.venue import (
@@ -168,6 +178,12 @@ class BookRoute:
     can_lookup = True
 
     def __init__(self, exchange: Any, config: CcxtDealerConfig, markets: list[VenueMarket]) -> None:
+        dialect = dialect_for(str(exchange.id))
+        if dialect is None:
+            raise ExchangeSetupError(
+                f"exchange {exchange.id!r} has no idempotency-key dialect "
+                "(dealer_adapters/ccxt/dialects.py): a book dealer there cannot execute exactly once")
+        self.dialect: Dialect = dialect
         self.exchange = exchange
         self.config = config
         self.markets = markets
@@ -287,6 +303,8 @@ class BookRoute:
             "amount": decimal_str(contracts),
             "limit_price": decimal_str(fill.limit_price),
             "client_order_id": client_id,
+            "client_order_field": self.dialect.field,
+            "venue_lookup": self.dialect.context(market),
             "contract_size": decimal_str(market.contract_size),
             "ratio": decimal_str(leg.ratio),
             "quoted_leg_price": decimal_str(quoted_leg),
@@ -297,7 +315,7 @@ class BookRoute:
     async def place(self, intent: dict[str, Any]) -> Outcome | None:
         """One ``create_order``; then read the order back until it is closed."""
         price = Decimal(intent["award"]["price"])
-        params = {"clientOrderId": intent["client_order_id"], "timeInForce": "IOC"}
+        params = {self.dialect.field: intent["client_order_id"], "timeInForce": "IOC"}
         try:
             order = await self.exchange.create_order(intent["symbol"], "limit", intent["side"],
                                                      intent["amount"], intent["limit_price"], params)
@@ -326,7 +344,7 @@ class BookRoute:
                 if order_id:
                     order = await self.exchange.fetch_order(order_id, intent["symbol"])
                 else:
-                    order = await self._fetch_by_client_id(intent)
+                    order = await self._find_one(intent) or {}
             except Exception as exc:
                 if classify(exc) is ErrorKind.AUTH:
                     raise
@@ -339,20 +357,45 @@ class BookRoute:
                 await asyncio.sleep(self.config.reconcile_interval_ms / 1000)
         return outcome
 
-    async def _fetch_by_client_id(self, intent: dict[str, Any]) -> dict[str, Any]:
-        order: dict[str, Any] = await self.exchange.fetch_order(
-            None, intent["symbol"], {"clientOrderId": intent["client_order_id"]})
-        return order
+    def _lookup_context(self, intent: dict[str, Any]) -> dict[str, Any]:
+        """The journaled look-up context, or (an intent journaled before it was recorded) the
+        same built from the market loaded now."""
+        context = intent.get("venue_lookup")
+        if isinstance(context, dict):
+            return context
+        market = next((m for m in self.markets if m.symbol == intent["symbol"]), None)
+        if market is None:
+            raise LookupError(f"{self.venue}: market {intent['symbol']} is not loaded: "
+                              "cannot look the order up")
+        return self.dialect.context(market)
+
+    async def _find_one(self, intent: dict[str, Any]) -> dict[str, Any] | None:
+        """The one order the venue has under our key; None when it has none. Raises when the
+        call fails, or when the venue holds several orders under the key (it cannot be told
+        which is ours: left for a person, never guessed)."""
+        key = intent["client_order_id"]
+        orders = await self.dialect.find(self.exchange, key, self._lookup_context(intent))
+        ids = {str(o.get("id") or "") for o in orders}
+        if len(ids) > 1:
+            _log.error("ccxt_client_order_id_ambiguous", exchange=self.venue, client_order_id=key,
+                       field=self.dialect.field, order_ids=sorted(ids), alert=True)
+            raise LookupError(f"{self.venue}: {len(ids)} orders carry {self.dialect.field}={key}")
+        return orders[0] if orders else None
 
     async def lookup(self, intent: dict[str, Any]) -> Outcome | None:
-        """One look-up by client order id: the outcome, or None (not found yet, or the call failed)."""
+        """One look-up by our key in the venue's field: the outcome, or None (not found yet,
+        still open, or the call failed: nothing is proven either way)."""
         try:
-            order = await self._fetch_by_client_id(intent)
+            order = await self._find_one(intent)
         except Exception as exc:
             if classify(exc) is ErrorKind.AUTH:
                 raise
-            _log.info("ccxt_reconcile_lookup", exchange=self.venue,
+            _log.info("ccxt_reconcile_lookup", exchange=self.venue, field=self.dialect.field,
                       client_order_id=intent["client_order_id"], result=describe_error(exc, 120))
+            return None
+        if order is None:
+            _log.info("ccxt_reconcile_lookup", exchange=self.venue, field=self.dialect.field,
+                      client_order_id=intent["client_order_id"], result="not found")
             return None
         return order_outcome(order, intent, self.venue)
 

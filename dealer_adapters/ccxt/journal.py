@@ -9,7 +9,9 @@ start the journal is read back:
 - an execution with an outcome answers every duplicate award and ``query_execution``
   with that same outcome;
 - an execution with an intent but no outcome is *unresolved*: the order may or may not
-  have reached the venue, so it is looked up by its client order id and never sent again.
+  have reached the venue, so it is looked up by its client order id and never sent again;
+- a *fence* line (no intent) records that ``query_execution`` answered "not found" for an
+  execution id: an award with that id is refused, never placed, so the answer stays true.
 
 Several dealers may share one file (each line names its dealer). One process writes a
 file at a time. A torn last line (a crash mid-write: its call was never made, or its
@@ -46,6 +48,11 @@ class JournalEntry:
     @property
     def unresolved(self) -> bool:
         return self.intent is not None and self.outcome is None
+
+    @property
+    def fenced(self) -> bool:
+        """``query_execution`` answered "not found" for this id: it must never be placed."""
+        return any(note.get("kind") == "fence" for note in self.notes)
 
 
 class Journal:

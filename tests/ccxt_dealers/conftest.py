@@ -1,4 +1,5 @@
-"""Fixtures: a fake OKX on a free local port, and exchange dealers pointed at it."""
+"""Fixtures: a fake OKX and a fake Deribit on free local ports, and exchange dealers
+pointed at them."""
 
 from __future__ import annotations
 
@@ -26,11 +27,15 @@ from rfq_engine.domain import (
     new_id,
     utc_now,
 )
+from tests.ccxt_dealers.fake_deribit import API_KEY as DERIBIT_KEY
+from tests.ccxt_dealers.fake_deribit import SECRET as DERIBIT_SECRET
+from tests.ccxt_dealers.fake_deribit import FakeDeribit
 from tests.ccxt_dealers.fake_okx import API_KEY, FakeOkx
 
 FUTURE_EXPIRY = date.today() + timedelta(days=40)
 OPTION_EXPIRY = date.today() + timedelta(days=30)
 ENV = {"T_OKX_KEY": API_KEY, "T_OKX_SECRET": "secret", "T_OKX_PASS": "pass"}
+DERIBIT_ENV = {"T_DERIBIT_KEY": DERIBIT_KEY, "T_DERIBIT_SECRET": DERIBIT_SECRET}
 
 
 class Inbox:
@@ -103,6 +108,31 @@ def config(server: FakeOkx, tmp_path: Path, **overrides: Any) -> CcxtDealerConfi
     return CcxtDealerConfig.model_validate(data)
 
 
+@pytest.fixture
+async def deribit(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDeribit]:
+    """The fake Deribit with a BTC_USDC spot book: bids 0.05 @ 40000, 0.1 @ 39990; asks
+    0.05 @ 40010, 0.1 @ 40020 (amounts in BTC)."""
+    for key, value in DERIBIT_ENV.items():
+        monkeypatch.setenv(key, value)
+    server = FakeDeribit()
+    server.set_book("BTC_USDC", bids=[("40000", "0.05"), ("39990", "0.1")],
+                    asks=[("40010", "0.05"), ("40020", "0.1")])
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def deribit_config(server: FakeDeribit, tmp_path: Path, **overrides: Any) -> CcxtDealerConfig:
+    data: dict[str, Any] = {
+        "exchange": "deribit", "api_key_env": "T_DERIBIT_KEY", "secret_env": "T_DERIBIT_SECRET",
+        "urls": {"rest": server.url}, "enable_rate_limit": False, "timeout_ms": 2000,
+        "journal_path": str(tmp_path / "deribit.journal"), "taker_fee": "0.0005",
+        "reconcile_interval_ms": 50, "reconcile_timeout_ms": 2000,
+    }
+    data.update(overrides)
+    return CcxtDealerConfig.model_validate(data)
+
+
 Make = Callable[..., Any]
 
 
@@ -115,8 +145,9 @@ async def make_dealers(tmp_path: Path) -> AsyncIterator[Make]:
         dealers = CcxtDealers({DealerId(k): v for k, v in configs.items()})
         inbox = Inbox()
         made.append(dealers)
-        for ex_cfg in configs.values():
-            assert ex_cfg.exchange == "okx"
+        for ex_cfg in configs.values():  # never a real venue from the tests
+            assert ex_cfg.exchange in ("okx", "deribit")
+            assert ex_cfg.urls is not None and str(ex_cfg.urls["rest"]).startswith("http://127.0.0.1:")
         await dealers.start(inbox)
         for dealer in configs:
             dealers.exchange(DealerId(dealer)).timeout_on_exit = 0  # no 250 ms pause on close in tests
