@@ -20,7 +20,10 @@ engine as ``ExecutionConfirm`` / ``ExecutionReject``. When the outcome is unknow
 network error, 5xx, a malformed or ``pending`` answer) the order is asked for by client
 order id, every ``reconcile_interval_ms`` until ``confirm_by + reconcile_grace_ms``; an
 execution id the journal has seen is never posted again, also after a restart.
-``query_execution`` asks the desk for the order the same way (recovery).
+``query_execution`` asks the desk for the order the same way (recovery, and the engine's
+reconciliation of an unknown outcome); which answer is which ``ExecutionState`` is in its
+docstring and in ``docs/dealers-rest.md``. An execution id it answered NOT_FOUND is
+fenced: an award for it later is rejected, never posted.
 
 ``rfq.closed`` is not sent (a REST desk's quotes expire on their own); it cancels the
 RFQ's outstanding quote requests and forgets its quotes.
@@ -33,6 +36,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -57,6 +61,7 @@ from dealer_adapters.rest.parsing import (
     confirm_message,
     decline_message,
     decode_object,
+    error_code,
     error_reason,
     parse_order,
     parse_quote,
@@ -77,10 +82,18 @@ from rfq_engine.domain import (
     RfqId,
     RfqNew,
     ValidationError,
+    format_ts,
     utc_now,
 )
 
-__all__ = ["REFUSED_STATUSES", "RestDealers"]
+__all__ = [
+    "NOT_FOUND_CODE",
+    "REFUSED_STATUSES",
+    "REJECT_FENCED",
+    "REST_LOOKUP",
+    "UNSUPPORTED_UNIT_CODE",
+    "RestDealers",
+]
 
 _log = structlog.get_logger(__name__)
 
@@ -88,10 +101,19 @@ REST_LOOKUP = LookupPolicy(
     key="client_order_id (the execution id)",
     can_query=True,
     not_found_proves_absent=True,
-    note=("GET /v1/orders/{client_order_id}; 404 proves absence only after the order's "
-          "expires_at, when the contract forbids the desk to accept it; no intent in the "
-          "journal proves it was never posted"),
+    note=("GET /v1/orders/{client_order_id}; a 404 not_found proves absence only past the "
+          "order's expires_at + clock_skew_ms, when the contract forbids the desk to accept it; "
+          "no intent in the journal (nothing being recorded) proves it was never posted"),
 )
+
+NOT_FOUND_CODE = "not_found"
+"""The ``error`` of the desk's 404 for an order it has no record of; a 404 without it (a
+proxy, a wrong path) is not the desk's answer and proves nothing."""
+UNSUPPORTED_UNIT_CODE = "unsupported_unit"
+"""The ``error`` of a desk's 422 for a quantity unit it does not trade."""
+REJECT_FENCED = "execution id already reported not found; no order sent"
+"""The reject of an award whose execution id ``query_execution`` already answered NOT_FOUND
+(no intent in the journal): it is never posted, so that answer stays true."""
 
 REFUSED_STATUSES = frozenset({400, 401, 403, 422})
 """Answers to ``POST /v1/orders`` that mean "refused, no order was created" (contract)."""
@@ -112,6 +134,7 @@ class _QuoteRef:
 
     rfq_id: RfqId
     sides: dict[QuoteSide, _SideRef]
+    quantity_unit: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +157,8 @@ class _Status:
 
     status: int
     reason: str
+    code: str = ""
+    """The answer's ``error`` code (``not_found``...), when it has one."""
 
 
 @dataclass(eq=False)
@@ -148,6 +173,8 @@ class _Desk:
     quotes: OrderedDict[QuoteId, _QuoteRef] = field(default_factory=OrderedDict)
     rfq_tasks: dict[RfqId, set[asyncio.Task[None]]] = field(default_factory=dict)
     order_tasks: dict[ExecutionId, asyncio.Task[None]] = field(default_factory=dict)
+    fenced: set[ExecutionId] = field(default_factory=set)
+    """Ids ``query_execution`` answered NOT_FOUND for (no intent): never posted afterwards."""
 
     @property
     def call_timeout(self) -> float:
@@ -256,6 +283,11 @@ class RestDealers:
             _log.info("rest_duplicate_award_reconciled", dealer_id=dealer_id, execution_id=eid)
             self._spawn_order(desk, eid, self._reconcile_and_deliver(desk, known))
             return
+        if eid in desk.fenced:
+            _log.warning("rest_fenced_award", dealer_id=dealer_id, execution_id=eid)
+            refusal = reject_message(desk.dealer_id, eid, award.rfq_id, REJECT_FENCED, utc_now())
+            asyncio.get_running_loop().call_soon(self._emit, refusal)  # after the send returns
+            return
         ref = desk.quotes.get(award.quote_id)
         side = None if ref is None or ref.rfq_id != award.rfq_id else ref.sides.get(award.side)
         if side is None:
@@ -275,6 +307,7 @@ class RestDealers:
             sign=side.mapping.sign,
             confirm_by=award.confirm_by,
             recorded_at=utc_now(),
+            quantity_unit=award.quantity_unit or (ref.quantity_unit if ref is not None else ""),
         )
         recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         recorded.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -296,20 +329,33 @@ class RestDealers:
         return REST_LOOKUP
 
     async def query_execution(self, dealer_id: DealerId, execution_id: ExecutionId) -> ExecutionLookup:
-        """Ask the desk for the order by client order id (the journal says what it was).
+        """What became of the order for ``execution_id`` (``docs/dealers-rest.md``, "Lookups").
 
-        CONFIRMED / REJECTED from the desk's answer; when the desk cannot say (no such order,
-        pending, unreachable), the journal's recorded outcome if any, else UNKNOWN.
+        - No intent in the journal, none being recorded: NOT_FOUND (never posted), and the id
+          is fenced: an award for it later is rejected, never posted. An intent still being
+          written: UNKNOWN.
+        - The desk answers ``filled`` / ``rejected``: CONFIRMED / REJECTED.
+        - Otherwise the journal's recorded outcome, if any; else
+        - ``404 not_found`` once the clock is past ``expires_at + clock_skew_ms``: NOT_FOUND
+          (the desk refuses the order from then on);
+        - ``404`` earlier (or without ``not_found``), ``pending``, another status, a timeout,
+          an unreachable desk, an unreadable answer, the adapter not started: UNKNOWN.
         """
         desk = self._desks.get(dealer_id)
         if desk is None:
             return ExecutionLookup(ExecutionState.UNKNOWN, reason="not served by this adapter")
         intent = desk.intents.get(execution_id)
         if intent is None:
+            running = desk.order_tasks.get(execution_id)
+            if running is not None and not running.done():
+                return ExecutionLookup(ExecutionState.UNKNOWN, reason="the order intent is being recorded")
+            desk.fenced.add(execution_id)
             return ExecutionLookup(
-                ExecutionState.UNKNOWN, reason="no order intent in the journal: no order was sent for it"
+                ExecutionState.NOT_FOUND,
+                reason="no order intent in the journal: no order was ever posted for it (now fenced)",
             )
         why = "adapter not started"
+        absent = False
         if desk.client is not None and not self._closed:
             try:
                 async with asyncio.timeout(desk.call_timeout):
@@ -324,14 +370,23 @@ class RestDealers:
                     return self._lookup(desk, intent, self._outcome(intent, order))
                 if isinstance(order, DeskOrder):
                     why = "order pending at the desk"
+                elif order.status == 404 and order.code == NOT_FOUND_CODE:
+                    proof_at = intent.confirm_by + timedelta(milliseconds=desk.config.clock_skew_ms)
+                    absent = utc_now() > proof_at
+                    why = (f"the desk has no order {intent.client_order_id} and it is past expires_at "
+                           f"+ clock_skew_ms ({format_ts(proof_at)}): the desk refuses it from now on"
+                           if absent else
+                           f"the desk has no order {intent.client_order_id} yet; it may still arrive "
+                           f"until expires_at + clock_skew_ms ({format_ts(proof_at)})")
                 elif order.status == 404:
-                    why = f"the desk has no order {intent.client_order_id}"
+                    why = (f"desk answered {order.reason} without error {NOT_FOUND_CODE!r}: "
+                           "not the desk's answer")
                 else:
                     why = f"desk error {order.reason}"
         recorded = desk.outcomes.get(execution_id)
         if recorded is not None:
             return self._lookup(desk, intent, recorded)
-        return ExecutionLookup(ExecutionState.UNKNOWN, reason=why)
+        return ExecutionLookup(ExecutionState.NOT_FOUND if absent else ExecutionState.UNKNOWN, reason=why)
 
     # --- quotes ------------------------------------------------------------------------------
 
@@ -391,7 +446,7 @@ class RestDealers:
             self._emit(rejected_message(desk.dealer_id, rfq.rfq_id, f"quote: {exc}", quote_id, received_at))
             self._decline(desk, rfq.rfq_id, f"unusable quote: {exc}")
             return
-        desk.quotes[quote.quote_id] = _QuoteRef(rfq.rfq_id, sides)
+        desk.quotes[quote.quote_id] = _QuoteRef(rfq.rfq_id, sides, rfq.quantity_unit)
         while len(desk.quotes) > _MAX_QUOTES:
             desk.quotes.popitem(last=False)
         self._emit(quote)
@@ -410,6 +465,9 @@ class RestDealers:
             except DeskAnswerError as exc:
                 return _Failure(f"malformed answer: {exc.reason}", exc.raw, malformed=True)
         if response.status == 422:
+            if error_code(response) == UNSUPPORTED_UNIT_CODE:
+                unit = request.body.get("quantity_unit") or "(none)"
+                return _Failure(f"unit {unit} not traded by the desk ({error_reason(response)})")
             return _Failure(f"declined by the desk ({error_reason(response)})")
         return _Failure(f"desk error {error_reason(response)}")
 
@@ -466,6 +524,9 @@ class RestDealers:
             log.exception("rest_order_outcome_unknown")
             return None
         if response.status in REFUSED_STATUSES:
+            if error_code(response) == UNSUPPORTED_UNIT_CODE:
+                unit = intent.quantity_unit or "(none)"
+                return _Refused(f"unit {unit} not traded by the desk ({error_reason(response)})")
             return _Refused(error_reason(response))
         try:
             order = self._read_order(desk, intent, response)
@@ -482,7 +543,7 @@ class RestDealers:
     def _read_order(self, desk: _Desk, intent: OrderIntent, response: DeskResponse) -> DeskOrder | _Status:
         """The order in a 2xx answer; any other answer as a ``_Status``."""
         if response.status not in (200, 201, 202):
-            return _Status(response.status, error_reason(response))
+            return _Status(response.status, error_reason(response), error_code(response))
         data = decode_object(response, "order")
         return parse_order(data, intent.client_order_id, raw=response.text)
 

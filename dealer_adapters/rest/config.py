@@ -222,6 +222,12 @@ class RestDealerConfig(BaseModel):
     for by client order id."""
     reconcile_grace_ms: Millis = Field(default=5000, ge=0, le=600_000)
     """How long past the award's ``confirm_by`` an unknown order is still asked for."""
+    clock_skew_ms: Millis = Field(default=30_000, ge=0, le=600_000)
+    """How far the desk's clock may be from ours (the HMAC replay window is 30 s). The desk
+    refuses an order that reaches it after the order's ``expires_at`` by its own clock, so a
+    ``404 not_found`` for an order proves it absent only once our clock is past
+    ``expires_at + clock_skew_ms``; before that a 404 proves nothing (``query_execution``
+    says UNKNOWN)."""
     instruments: dict[InstrumentKind, str] = Field(default_factory=dict)
     """A name template per instrument kind (see the module docstring)."""
     instrument_overrides: dict[str, str] = Field(default_factory=dict)

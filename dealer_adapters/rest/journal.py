@@ -62,6 +62,9 @@ class OrderIntent:
     """Engine price = sign * desk price."""
     confirm_by: datetime
     recorded_at: datetime
+    quantity_unit: str = ""
+    """The unit ``quantity`` is in (the award's, i.e. the RFQ's ``quantity_unit``); empty only
+    on lines written before the field existed."""
 
     def order_body(self) -> dict[str, Any]:
         """The ``POST /v1/orders`` body (``docs/dealers-rest.md``)."""
@@ -71,6 +74,7 @@ class OrderIntent:
             "side": self.side.value,
             "price": decimal_str(self.price),
             "quantity": decimal_str(self.quantity),
+            "quantity_unit": self.quantity_unit,
             "time_in_force": "fok",
             "expires_at": format_ts(self.confirm_by),
         }
@@ -93,6 +97,7 @@ class OrderIntent:
             "sign": self.sign,
             "confirm_by": format_ts(self.confirm_by),
             "recorded_at": format_ts(self.recorded_at),
+            "quantity_unit": self.quantity_unit,
         }
 
     @classmethod
@@ -112,6 +117,7 @@ class OrderIntent:
             sign=int(sign),
             confirm_by=parse_ts(data["confirm_by"], "confirm_by"),
             recorded_at=parse_ts(data["recorded_at"], "recorded_at"),
+            quantity_unit=str(data.get("quantity_unit", "")),
         )
 
 

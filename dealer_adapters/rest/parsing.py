@@ -51,6 +51,7 @@ __all__ = [
     "confirm_message",
     "decline_message",
     "decode_object",
+    "error_code",
     "error_reason",
     "parse_order",
     "parse_quote",
@@ -184,6 +185,16 @@ def parse_order(data: Mapping[str, Any], client_order_id: str, *, raw: str = "")
         return DeskOrder(echoed, status)
     except ValidationError as exc:
         raise DeskAnswerError(str(exc), raw) from None
+
+
+def error_code(response: DeskResponse) -> str:
+    """The ``error`` code of an error answer (``{"error": "not_found", ...}``), else ``""``."""
+    try:
+        data = json.loads(response.text)
+    except ValueError:
+        return ""
+    code = data.get("error") if isinstance(data, Mapping) else None
+    return code if isinstance(code, str) else ""
 
 
 def error_reason(response: DeskResponse) -> str:

@@ -98,8 +98,10 @@ def plan_quote(config: RestDealerConfig, rfq: RfqNew) -> QuotePlan | str:
     }[rfq.direction]
     base: dict[str, Any] = {
         "quantity": decimal_str(rfq.quantity),
+        "quantity_unit": rfq.quantity_unit,
         "allow_partial": rfq.allow_partial,
         "respond_by": format_ts(rfq.deadline),
+        "close_policy": rfq.close_policy,
     }
 
     def leg_side(leg: Leg, package_side: Side) -> Side:

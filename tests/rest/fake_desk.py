@@ -5,9 +5,16 @@ base URL's path), and checks every request's auth on its own (bearer token, or t
 headers recomputed here from the raw request, independently of the adapter's code).
 
 Behaviours are plain attributes a test sets (latency, an error status, a malformed body, a
-hang, expired quotes, rejections, an order that hangs and then fills). It records what it
-saw: quote requests, POSTs and GETs per ``client_order_id`` (so a test can assert that no
-second order was placed), the TCP peers (one session, reused), auth failures.
+hang, expired quotes, rejections, an order that hangs and then fills, an order executed
+whose reply is lost, lookups answered 503 for a while). It records what it saw: quote
+requests, POSTs and GETs per ``client_order_id`` (so a test can assert that no second order
+was placed), orders it refused, how many it executed, the TCP peers (one session,
+reused), auth failures.
+
+As the contract requires, it trades only its ``units`` (a quote request or an order in
+another unit is answered ``422 unsupported_unit``), refuses an order that reaches it after
+the order's ``expires_at`` (``422 order_expired``, no order created: a later GET is a 404),
+and never executes an order after its ``expires_at``.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -70,14 +77,23 @@ class FakeOrder:
         return out
 
 
+def _ts(value: object) -> datetime:
+    """An ISO 8601 UTC timestamp from a request (a missing one is the distant past)."""
+    if not isinstance(value, str):
+        return datetime.min.replace(tzinfo=UTC)
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
 
 
 class FakeDesk:
-    def __init__(self, *, auth: str = "bearer", bid: str = "39990", ask: str = "40010") -> None:
+    def __init__(self, *, auth: str = "bearer", bid: str = "39990", ask: str = "40010",
+                 units: tuple[str, ...] = ("BTC", "PH/s/day")) -> None:
         assert auth in ("bearer", "hmac")
         self.auth = auth
+        self.units = units
         self.token, self.key, self.secret = TOKEN, KEY, SECRET
         self.bid = Decimal(bid)
         self.ask = Decimal(ask)
@@ -91,12 +107,21 @@ class FakeDesk:
         self.expire_quotes = False
         self.order_hang_s = 0.0
         self.order_reject_reason: str | None = None
+        self.lose_order_reply = False
+        """Execute the order, then drop the connection without answering."""
+        self._gets_fail_until = 0.0
+        self.get_hang = False
+        """Hold every GET until ``release()`` (the client's read timeout fires first)."""
+        self.get_raw: str | None = None
+        """Answer every GET with this text (status 200): unreadable on purpose."""
         # records
         self.quote_requests: list[dict[str, Any]] = []
         self.quotes: dict[str, FakeQuote] = {}
         self.orders: dict[str, FakeOrder] = {}
         self.order_posts: Counter[str] = Counter()
         self.order_gets: Counter[str] = Counter()
+        self.refused_orders: list[tuple[str, str]] = []
+        """(client_order_id, error code) of orders refused with no order created."""
         self.auth_failures: list[str] = []
         self.peers: set[tuple[str, int]] = set()
         self.quote_arrived = asyncio.Event()
@@ -132,6 +157,18 @@ class FakeDesk:
     def release(self) -> None:
         """Let every hung handler finish."""
         self._release.set()
+
+    def fail_gets_for(self, seconds: float) -> None:
+        """Answer every ``GET /v1/orders/...`` with 503 for ``seconds`` from now (0 ends it)."""
+        self._gets_fail_until = time.monotonic() + seconds
+
+    @property
+    def executed_count(self) -> int:
+        """Orders the desk executed (filled): what the engine's fills must add up to."""
+        return sum(1 for order in self.orders.values() if order.status == "filled")
+
+    def trades_unit(self, unit: object) -> bool:
+        return isinstance(unit, str) and unit.casefold() in {u.casefold() for u in self.units}
 
     # --- auth --------------------------------------------------------------------------
 
@@ -185,6 +222,10 @@ class FakeDesk:
             return _error(400, "bad_request", "side and quantity (a string) are required")
         if ("instrument" in body) == ("legs" in body):
             return _error(400, "bad_request", "name an instrument or legs")
+        if not isinstance(body.get("quantity_unit"), str):
+            return _error(400, "bad_request", "quantity_unit (a string) is required")
+        if not self.trades_unit(body["quantity_unit"]):
+            return _error(422, "unsupported_unit", f"unit {body['quantity_unit']} not traded")
         quote = FakeQuote(
             quote_id=f"Q-{new_id()[:8]}",
             request=body,
@@ -224,6 +265,14 @@ class FakeDesk:
                 return _error(400, "bad_request", f"{key} must be a string")
         if body.get("time_in_force") != "fok":
             return _error(400, "bad_request", "only fok orders")
+        if not isinstance(body.get("quantity_unit"), str):
+            return _error(400, "bad_request", "quantity_unit (a string) is required")
+        if utc_now() > _ts(body.get("expires_at")):  # too late: no order is created, ever
+            self.refused_orders.append((coid, "order_expired"))
+            return _error(422, "order_expired", "the order reached the desk after its expires_at")
+        if not self.trades_unit(body["quantity_unit"]):
+            self.refused_orders.append((coid, "unsupported_unit"))
+            return _error(422, "unsupported_unit", f"unit {body['quantity_unit']} not traded")
         order = FakeOrder(coid, body)
         self.orders[coid] = order
         # Decided in its own task: a client that gives up on the answer does not stop the trade.
@@ -231,6 +280,8 @@ class FakeDesk:
         self._deciding.add(task)
         task.add_done_callback(self._deciding.discard)
         await asyncio.shield(task)
+        if self.lose_order_reply and request.transport is not None:
+            request.transport.abort()  # executed; the reply never reaches the client
         return web.json_response(order.answer())
 
     async def _decide_after(self, order: FakeOrder, hang_s: float) -> None:
@@ -248,8 +299,8 @@ class FakeDesk:
             reason = "unknown quote"
         elif quote.expired or utc_now() > quote.expires_at:
             reason = "quote expired"
-        elif utc_now() > datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00")):
-            reason = "order arrived after its expires_at"
+        elif utc_now() > _ts(body["expires_at"]):
+            reason = "not decided before its expires_at"
         else:
             quoted = quote.ask if body["side"] == "buy" else quote.bid
             if quoted is None or Decimal(body["price"]) != quoted:
@@ -267,6 +318,12 @@ class FakeDesk:
         coid = request.match_info["client_order_id"]
         self.order_gets[coid] += 1
         self.order_looked_up.set()
+        if self.get_hang:
+            await self._release.wait()
+        if time.monotonic() < self._gets_fail_until:
+            return _error(503, "unavailable", "order service down")
+        if self.get_raw is not None:
+            return web.Response(text=self.get_raw, content_type="application/json")
         order = self.orders.get(coid)
         if order is None:
             return _error(404, "not_found", f"no order {coid}")

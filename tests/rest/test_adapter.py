@@ -106,8 +106,8 @@ async def test_an_intent_without_an_order_is_never_posted_later(
     adapter, _ = await started(make_adapter, desk, tmp_path, reconcile_grace_ms=0)
     lookup = await adapter.query_execution("desk", eid)  # type: ignore[arg-type]
     assert lookup.state is ExecutionState.UNKNOWN and "no order" in lookup.reason
-    unknown = await adapter.query_execution("desk", ExecutionId(new_id()))  # type: ignore[arg-type]
-    assert unknown.state is ExecutionState.UNKNOWN and "no order intent" in unknown.reason
+    never = await adapter.query_execution("desk", ExecutionId(new_id()))  # type: ignore[arg-type]
+    assert never.state is ExecutionState.NOT_FOUND and "no order intent" in never.reason
 
     await adapter.send_award("desk", award_for_intent(eid))  # type: ignore[arg-type]
     await asyncio.wait_for(desk.order_looked_up.wait(), 5)

@@ -85,12 +85,19 @@ def test_instrument_keys_round_trip() -> None:
     ({"read_timeout_ms": 1500.5}, "read_timeout_ms"),
     ({"read_timeout_ms": 0}, "read_timeout_ms"),
     ({"two_way": "both"}, "two_way"),
+    ({"clock_skew_ms": -1}, "clock_skew_ms"),
+    ({"clock_skew_ms": 700_000}, "clock_skew_ms"),
+    ({"clock_skew_ms": 1.5}, "clock_skew_ms"),
     ({"client_order_id_prefix": "a/b"}, "client_order_id_prefix"),
     ({"colour": "red"}, "colour"),
 ])
 def test_bad_settings_name_the_field(change: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
         make(**change)
+
+
+def test_the_clock_skew_allowance_defaults_to_the_replay_window() -> None:
+    assert make().clock_skew_ms == 30_000 and make(clock_skew_ms=0).clock_skew_ms == 0
 
 
 def test_state_dir_is_required() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +18,7 @@ from dealer_adapters.rest.parsing import (
     DeskAnswerError,
     OrderStatus,
     decode_object,
+    error_code,
     error_reason,
     parse_order,
     parse_quote,
@@ -189,6 +191,31 @@ def test_a_leg_against_the_package_side_flips_the_sign() -> None:
     assert side.to_engine(Decimal(40010)) == Decimal(-40010)
 
 
+def test_quote_requests_carry_the_unit_and_the_close_policy() -> None:
+    [request] = plan().requests
+    assert (request.body["quantity_unit"], request.body["close_policy"]) == ("BTC", "all_answered")
+    [request] = plan(quantity_unit="PH/s/day", close_policy="deadline").requests
+    assert (request.body["quantity_unit"], request.body["close_policy"]) == ("PH/s/day", "deadline")
+    for made in plan(direction=Direction.TWO_WAY).requests:  # every request of a two-way RFQ
+        assert made.body["quantity_unit"] == "BTC"
+
+
+def test_error_codes() -> None:
+    assert error_code(DeskResponse(404, '{"error": "not_found", "message": "no order"}')) == "not_found"
+    assert error_code(DeskResponse(404, "404: Not Found")) == ""
+    assert error_code(DeskResponse(404, '{"error": 7}')) == ""
+    assert error_code(DeskResponse(422, '["unsupported_unit"]')) == ""
+
+
+def test_a_journal_line_from_before_quantity_unit_loads(tmp_path: Path) -> None:
+    line = intent().to_dict()
+    del line["quantity_unit"]
+    path = tmp_path / "desk.orders.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    intents, _ = Journal(path).load()
+    assert intents["e-1"].quantity_unit == "" and intents["e-1"] == intent()
+
+
 def test_two_way_per_side_and_single_call() -> None:
     legs = (Leg(DEC_FUT, Side.BUY),)
     per_side = plan(legs=legs, direction=Direction.TWO_WAY)
@@ -246,7 +273,12 @@ def test_journal_round_trip_and_torn_last_line(tmp_path: Path) -> None:
     assert set(journal.load()[0]) == {"e-1", "e-2"}
     assert intent().order_body() == {
         "client_order_id": "rfq-e-1", "quote_id": "Q-a", "side": "sell", "price": "39990.5",
-        "quantity": "10", "time_in_force": "fok", "expires_at": "2026-11-21T10:00:02.000000Z"}
+        "quantity": "10", "quantity_unit": "", "time_in_force": "fok",
+        "expires_at": "2026-11-21T10:00:02.000000Z"}  # a line from before quantity_unit
+    with_unit = replace(intent("e-3"), quantity_unit="BTC")
+    assert with_unit.order_body()["quantity_unit"] == "BTC"
+    journal.append(with_unit)
+    assert journal.load()[0]["e-3"] == with_unit
 
 
 def test_a_corrupt_journal_line_is_an_error_naming_the_line(tmp_path: Path) -> None:
