@@ -26,15 +26,22 @@ Send outcomes: acknowledged by the broker -> returns; no connection ->
 acknowledged -> ``DeliveryUncertain`` (a ``ConnectionError``): for an award the engine
 then keeps listening for a confirm until ``confirm_by``, as the dealer may have it.
 
-``query_execution``: the wire protocol has no query message, so the adapter answers from
-what the dealer has already said. It remembers the first verified ``execution.confirm``
-and ``execution.reject`` per execution id; a confirm it holds is CONFIRMED, a reject
-REJECTED, anything else UNKNOWN (recovery then listens for the answer until
-``confirm_by``). Why it remembers: after an engine restart, the persistent session
-delivers what the dealer published while the engine was down as soon as the adapter
-connects, which is before recovery has rebuilt the RFQs, so the engine itself drops such
-a confirm as "unknown rfq_id"; recovery then asks ``query_execution`` and gets it here.
-The adapter reports the dealer's words; whether they match the award is the engine's call.
+``query_execution`` (docs/dealer-protocol.md, "Execution queries"): first from what the
+dealer has already said. The adapter remembers the first verified ``execution.confirm``
+(or else ``execution.reject``) per execution id, and answers CONFIRMED / REJECTED (NOT_FOUND
+for a reject marked ``not_found``) from it without asking. Why it remembers: after an
+engine restart, the persistent session delivers what the dealer published while the
+engine was down as soon as the adapter connects, which is before recovery has rebuilt the
+RFQs, so the engine itself drops such a confirm as "unknown rfq_id"; recovery then asks
+``query_execution`` and gets it here. Otherwise, for a dealer whose latest ``status``
+lists ``execution.query`` in ``features``, it publishes an ``execution.query`` on the
+dealer's ``award`` topic and waits (``query_timeout_ms``) for the dealer's answer, an
+``execution.confirm`` / ``execution.reject`` for that id, which is handed to the engine
+like any other. Anything else is UNKNOWN: no feature, dealer offline, no connection, the
+query could not be sent, no answer in time, the connection dropped while waiting.
+``lookup_policy`` follows the feature: can_query and not_found_proves_absent (the dealer
+fences an id it answered "not found") only for a dealer that advertises it. The adapter
+reports the dealer's words; whether they match the award is the engine's call.
 """
 
 from __future__ import annotations
@@ -51,7 +58,14 @@ import structlog
 
 from dealer_adapters.mqtt.config import DEFAULT_ENGINE_USER, MqttBrokerConfig, MqttDealerConfig
 from dealer_adapters.mqtt.connection import MqttLink, NotConnected
-from dealer_adapters.mqtt.envelope import Topics, encode_message, verify_inbound
+from dealer_adapters.mqtt.envelope import (
+    FEATURE_EXECUTION_QUERY,
+    EngineMessage,
+    ExecutionQuery,
+    Topics,
+    encode_message,
+    verify_inbound_ext,
+)
 from dealer_adapters.protocol import (
     DealerUnavailable,
     ExecutionLookup,
@@ -67,13 +81,13 @@ from rfq_engine.domain import (
     ExecutionId,
     ExecutionReject,
     InboundRejected,
-    Outbound,
     RfqClosed,
+    RfqId,
     RfqNew,
     new_id,
 )
 
-__all__ = ["QUERY_UNKNOWN_REASON", "MqttDealers"]
+__all__ = ["MQTT_LOOKUP", "MQTT_QUERY_LOOKUP", "QUERY_UNKNOWN_REASON", "MqttDealers"]
 
 _log = structlog.get_logger(__name__)
 
@@ -81,14 +95,24 @@ MQTT_LOOKUP = LookupPolicy(
     key="execution_id",
     can_query=False,
     not_found_proves_absent=False,
-    note="the wire has no lookup: only the confirm or reject the desk already sent",
+    note="the desk does not advertise execution.query: only the confirm or reject it already sent",
 )
+"""A dealer whose ``status`` does not list ``execution.query`` (or sent no status yet)."""
+MQTT_QUERY_LOOKUP = LookupPolicy(
+    key="execution_id",
+    can_query=True,
+    not_found_proves_absent=True,
+    note=("execution.query on the desk's award topic; a desk that answers 'not found' fences the id "
+          "(an award for it later is rejected, never executed)"),
+)
+"""A dealer whose latest ``status`` lists ``execution.query`` in ``features``."""
 
 QUERY_UNKNOWN_REASON = (
-    "no confirm or reject from the dealer for this execution has reached this process (the MQTT "
-    "protocol has no query message); listen for it until confirm_by"
+    "no confirm or reject from the dealer for this execution has reached this process, and the "
+    "dealer does not advertise execution.query, so it cannot be asked"
 )
 _EXECUTIONS_MAX = 100_000
+_QueryKey = tuple[DealerId, ExecutionId]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +150,13 @@ class MqttDealers:
         self._sync_waiters: dict[str, asyncio.Future[None]] = {}
         self._status: dict[DealerId, DealerStatus] = {}
         self._changed = asyncio.Event()
-        self._answers: OrderedDict[tuple[DealerId, ExecutionId], ExecutionConfirm | ExecutionReject] = (
-            OrderedDict())
+        self._answers: OrderedDict[_QueryKey, ExecutionConfirm | ExecutionReject] = OrderedDict()
+        self._not_found: set[_QueryKey] = set()
+        """Held rejects that were the dealer's "not found" answer."""
+        self._features: dict[DealerId, tuple[str, ...]] = {}
+        self._queries: dict[_QueryKey, list[asyncio.Future[ExecutionLookup | None]]] = {}
+        self._award_rfqs: OrderedDict[_QueryKey, RfqId] = OrderedDict()
+        """The RFQ of each award sent from this process (an ``execution.query`` names it)."""
         self._sink: InboundSink | None = None
         self._link: MqttLink | None = None
         self._closed = False
@@ -178,22 +207,83 @@ class MqttDealers:
         await self._send(dealer_id, message, need_online=True)
 
     async def send_award(self, dealer_id: DealerId, award: Award) -> None:
+        self._award_rfqs[(dealer_id, award.execution_id)] = award.rfq_id
+        while len(self._award_rfqs) > _EXECUTIONS_MAX:
+            self._award_rfqs.popitem(last=False)
         await self._send(dealer_id, award, need_online=True)
 
     async def send_closed(self, dealer_id: DealerId, message: RfqClosed) -> None:
         await self._send(dealer_id, message, need_online=False)
 
     def lookup_policy(self, dealer_id: DealerId) -> LookupPolicy:
-        return MQTT_LOOKUP
+        """``MQTT_QUERY_LOOKUP`` for a dealer whose latest status advertises
+        ``execution.query``, else ``MQTT_LOOKUP``."""
+        return MQTT_QUERY_LOOKUP if self.supports_query(dealer_id) else MQTT_LOOKUP
 
-    async def query_execution(self, dealer_id: DealerId, execution_id: ExecutionId) -> ExecutionLookup:
-        """What the dealer said about ``execution_id`` on the wire (see the module doc)."""
-        answer = self._answers.get((dealer_id, execution_id))
+    def supports_query(self, dealer_id: DealerId) -> bool:
+        """Whether the dealer's latest verified ``status`` lists ``execution.query``."""
+        return FEATURE_EXECUTION_QUERY in self._features.get(dealer_id, ())
+
+    async def query_execution(self, dealer_id: DealerId, execution_id: ExecutionId, *,
+                              rfq_id: RfqId | None = None, timeout: float | None = None) -> ExecutionLookup:
+        """What became of ``execution_id`` at ``dealer_id`` (see the module doc).
+
+        CONFIRMED (with the confirm) / REJECTED / NOT_FOUND from the answer the dealer already
+        sent or sends to the query; UNKNOWN when it cannot be asked or did not answer within
+        ``timeout`` seconds (default ``query_timeout_ms``). ``rfq_id`` goes into the query
+        (default: the RFQ of the award, when this process sent it). Never raises.
+        """
+        key = (dealer_id, execution_id)
+        held = self._held(key)
+        if held is not None:
+            return held
+        if dealer_id not in self._dealers:
+            return ExecutionLookup(ExecutionState.UNKNOWN, reason="not served by this adapter")
+        if not self.supports_query(dealer_id):
+            return ExecutionLookup(ExecutionState.UNKNOWN, reason=QUERY_UNKNOWN_REASON)
+        if not self.is_online(dealer_id):
+            why = "not connected to the MQTT broker" if not self.connected else "the dealer is offline"
+            return ExecutionLookup(ExecutionState.UNKNOWN, reason=f"cannot ask: {why}")
+        wait = self._config.query_timeout_ms / 1000 if timeout is None else timeout
+        future: asyncio.Future[ExecutionLookup | None] = asyncio.get_running_loop().create_future()
+        waiters = self._queries.setdefault(key, [])
+        waiters.append(future)
+        try:
+            query = ExecutionQuery(execution_id, rfq_id or self._award_rfqs.get(key))
+            try:
+                await self._send(dealer_id, query, need_online=True)
+            except (DealerUnavailable, ConnectionError, TimeoutError) as exc:
+                early = future.result() if future.done() else None
+                if early is not None:  # answered all the same
+                    return early
+                return ExecutionLookup(ExecutionState.UNKNOWN,
+                                       reason=f"the execution.query could not be sent: {exc}")
+            try:
+                async with asyncio.timeout(wait):
+                    answer = await future
+            except TimeoutError:
+                return ExecutionLookup(ExecutionState.UNKNOWN,
+                                       reason=f"no answer to execution.query within {wait:g}s")
+        finally:
+            waiters.remove(future)
+            if not waiters and self._queries.get(key) is waiters:
+                del self._queries[key]
+        if answer is None:
+            return ExecutionLookup(ExecutionState.UNKNOWN,
+                                   reason="the connection to the broker dropped before the dealer answered")
+        return answer
+
+    def _held(self, key: _QueryKey) -> ExecutionLookup | None:
+        """The lookup the dealer's held answer for ``key`` gives, None when there is none."""
+        answer = self._answers.get(key)
         if isinstance(answer, ExecutionConfirm):
             return ExecutionLookup(ExecutionState.CONFIRMED, confirm=answer)
         if isinstance(answer, ExecutionReject):
+            if key in self._not_found:
+                return ExecutionLookup(ExecutionState.NOT_FOUND,
+                                       reason=answer.reason or "the dealer has no record of this execution")
             return ExecutionLookup(ExecutionState.REJECTED, reason=answer.reason or "rejected by the dealer")
-        return ExecutionLookup(ExecutionState.UNKNOWN, reason=QUERY_UNKNOWN_REASON)
+        return None
 
     # ------------------------------------------------------------------ observability
 
@@ -231,7 +321,7 @@ class MqttDealers:
 
     # ------------------------------------------------------------------ internals
 
-    async def _send(self, dealer_id: DealerId, message: Outbound, *, need_online: bool) -> None:
+    async def _send(self, dealer_id: DealerId, message: EngineMessage, *, need_online: bool) -> None:
         dealer = self._dealers.get(dealer_id)
         if dealer is None:
             raise DealerUnavailable(dealer_id, "not served by this adapter")
@@ -245,7 +335,8 @@ class MqttDealers:
             why = "no status received from the dealer" if status is None else "the dealer's status is offline"
             raise DealerUnavailable(dealer_id, f"dealer offline: {why}")
         msg_id, payload = encode_message(message, dealer_id=dealer_id, secret=dealer.secret)
-        topic = self._topics.topic(dealer_id, "award" if isinstance(message, Award) else "rfq")
+        topic = self._topics.topic(dealer_id, "award" if isinstance(message, Award | ExecutionQuery)
+                                   else "rfq")
         try:
             await link.publish(topic, payload)
         except NotConnected as exc:
@@ -283,9 +374,9 @@ class MqttDealers:
         if parsed is None or dealer is None:
             _log.warning("mqtt.unexpected_topic", topic=topic)
             return
-        inbound = verify_inbound(bytes(payload), topic_dealer=dealer.dealer_id, kind=parsed[1],
-                                 secret=dealer.secret, received_at=received_at,
-                                 max_bytes=self._config.max_message_bytes)
+        inbound, extensions = verify_inbound_ext(
+            bytes(payload), topic_dealer=dealer.dealer_id, kind=parsed[1], secret=dealer.secret,
+            received_at=received_at, max_bytes=self._config.max_message_bytes)
         if isinstance(inbound, InboundRejected):
             _log.warning("mqtt.inbound_rejected", dealer_id=dealer.dealer_id, topic=topic,
                          reason=inbound.reason, msg_id=inbound.msg_id)
@@ -295,20 +386,42 @@ class MqttDealers:
                 # the retained copy of the status we hold, sent again on re-subscribe: not news
                 return
             self._status[dealer.dealer_id] = inbound
-            _log.info("mqtt.dealer_status", dealer_id=dealer.dealer_id, online=inbound.online)
+            self._features[dealer.dealer_id] = extensions.features
+            _log.info("mqtt.dealer_status", dealer_id=dealer.dealer_id, online=inbound.online,
+                      features=list(extensions.features))
             self._notify()
         elif isinstance(inbound, ExecutionConfirm | ExecutionReject):
-            key = (dealer.dealer_id, inbound.execution_id)
-            held = self._answers.get(key)
-            # the first confirm wins (a confirm is a trade); a reject is kept until one comes
-            if held is None or (isinstance(inbound, ExecutionConfirm) and isinstance(held, ExecutionReject)):
-                self._answers[key] = inbound
-                while len(self._answers) > _EXECUTIONS_MAX:
-                    self._answers.popitem(last=False)
+            self._hold(dealer.dealer_id, inbound, not_found=extensions.not_found)
         if self._sink is not None:
             self._sink(inbound)
 
+    def _hold(self, dealer_id: DealerId, answer: ExecutionConfirm | ExecutionReject, *,
+              not_found: bool) -> None:
+        """Remember the dealer's answer for its execution id and wake the queries waiting on it."""
+        key = (dealer_id, answer.execution_id)
+        held = self._answers.get(key)
+        # the first confirm wins (a confirm is a trade); a reject is kept until one comes
+        if held is None or (isinstance(answer, ExecutionConfirm) and isinstance(held, ExecutionReject)):
+            self._answers[key] = answer
+            if not_found and isinstance(answer, ExecutionReject):
+                self._not_found.add(key)
+            else:
+                self._not_found.discard(key)
+            while len(self._answers) > _EXECUTIONS_MAX:
+                evicted, _ = self._answers.popitem(last=False)
+                self._not_found.discard(evicted)
+        waiters = self._queries.get(key)
+        if waiters:
+            lookup = self._held(key)
+            for future in waiters:
+                if not future.done():
+                    future.set_result(lookup)
+
     def _disconnected(self) -> None:
+        for waiters in self._queries.values():  # their answer may never come: UNKNOWN
+            for future in waiters:
+                if not future.done():
+                    future.set_result(None)
         self._notify()
 
     def _notify(self) -> None:

@@ -17,35 +17,56 @@ What it does:
   desks (``dealer_adapters.simulated.model``: a reference price from the market plus a
   spread and skew, sizes, declines, silence, latency), and ``award`` with a confirm or a
   reject (it stands only by what it quoted, then applies its last-look reject rate);
+- trades only the quantity units in ``quoting.units``: an RFQ in another unit is declined
+  (``unit X not traded``), an award in another unit (or not the quote's) is rejected;
 - books each answered award before answering (in its JSONL ledger when
   ``ledger_path`` is set) and repeats the very same answer for the same
-  ``execution_id``: one trade per award, however often the award arrives.
+  ``execution_id``: one trade per award, however often the award arrives;
+- answers ``execution.query`` (a project extension, advertised as
+  ``"features": ["execution.query"]`` in its ``status``; ``answer_queries=False`` turns
+  it off): the answer it gave that execution id again (a new ``msg_id``), after its
+  booking when one is in progress; with no record, ``execution.reject`` with
+  ``"not_found": true``, and from then on the id is *fenced*: an award for it is rejected
+  (``REJECT_FENCED``), never booked. With a ledger the fence is durable too (``<ledger
+  path>.fenced``, fsynced before the answer), so it holds across restarts;
+- ``quoting.book_latency_ms`` is how long booking an award takes (a query meanwhile is
+  answered once it is booked); ``quoting.lose_confirm_rate`` simulates "executed, but the confirm was lost": the trade
+  is booked and counted, its ``execution.confirm`` is not published (a ``lost`` event); an
+  ``execution.query`` or a repeated award gets it;
+- counts what it executed: ``executed_count()`` (confirmed bookings, those in its ledger
+  from earlier runs included), ``executions()``.
 
 Outgoing messages go through an outbox: a message that cannot be published because the
 connection is down is published after the reconnect, with the same ``msg_id`` (so the
-engine drops a copy that did get through), until its own deadline passes (a quote: the
-RFQ's deadline; an execution answer: the award's ``confirm_by``), after which it is
-dropped, since the engine no longer waits for it.
+engine drops a copy that did get through). A quote is dropped once the RFQ's deadline
+has passed (the engine no longer takes it); an execution answer is never dropped: the
+engine treats an award with no answer as an unknown outcome and keeps listening.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import structlog
 
+from dealer_adapters.jsonlog import JsonLog, dumps_line
 from dealer_adapters.mqtt.config import MqttBrokerConfig
 from dealer_adapters.mqtt.connection import DeliveryUncertain, MqttLink, NotConnected
 from dealer_adapters.mqtt.envelope import (
     ENGINE_TOPICS,
+    FEATURE_EXECUTION_QUERY,
+    NOT_FOUND_REASON,
     EnvelopeError,
+    ExecutionQuery,
     Topics,
     build_envelope,
     encode_envelope,
@@ -54,7 +75,14 @@ from dealer_adapters.mqtt.envelope import (
 )
 from dealer_adapters.simulated.config import SimulatedDealerConfig
 from dealer_adapters.simulated.ledger import ExecutionRecord, Ledger
-from dealer_adapters.simulated.model import DealerModel, DeclinePlan, QuotePlan, SentQuote, quote_body
+from dealer_adapters.simulated.model import (
+    REJECT_FENCED,
+    DealerModel,
+    DeclinePlan,
+    QuotePlan,
+    SentQuote,
+    quote_body,
+)
 from rfq_engine.domain import (
     Award,
     DealerId,
@@ -65,12 +93,13 @@ from rfq_engine.domain import (
     RfqNew,
     ValidationError,
     decimal_str,
+    format_ts,
     new_id,
     utc_now,
 )
 from rfq_engine.domain.pricing import MarketSnapshot
 
-__all__ = ["BotEvent", "DealerBot"]
+__all__ = ["BotEvent", "DealerBot", "fence_path"]
 
 _log = structlog.get_logger(__name__)
 _SEEN_MAX = 100_000
@@ -80,12 +109,20 @@ def _utc_today() -> date:
     return utc_now().date()
 
 
+def fence_path(ledger_path: Path) -> Path:
+    """The desk's durable fences beside its ledger: ``<ledger>.fenced`` (JSON lines)."""
+    return ledger_path.with_name(ledger_path.name + ".fenced")
+
+
 @dataclass(frozen=True, slots=True)
 class BotEvent:
     """What the bot did, for listeners (tests, a desk's own monitoring)."""
 
     kind: str
-    """``received``, ``refused``, ``published``, ``dropped``."""
+    """``received``, ``refused``, ``published``, ``dropped``; ``executed`` (a trade booked),
+    ``lost`` (a confirm not published: ``lose_confirm_rate``), ``fenced`` (an id answered
+    "not found" to a query, from now on never executed), ``fenced_award`` (an award for a
+    fenced id, rejected)."""
     msg_type: str = ""
     msg_id: str = ""
     rfq_id: str = ""
@@ -107,7 +144,8 @@ class DealerBot:
     """One dealer desk on MQTT. ``start()`` connects; ``close()`` says goodbye and disconnects.
 
     ``market()`` is the desk's view of the market when it prices an RFQ. ``secret`` is
-    the HMAC key it shares with the engine.
+    the HMAC key it shares with the engine. ``answer_queries`` advertises and answers
+    ``execution.query``; without it the desk ignores queries, as one that predates them.
     """
 
     def __init__(
@@ -120,6 +158,7 @@ class DealerBot:
         quoting: SimulatedDealerConfig,
         market: Callable[[], MarketSnapshot],
         clock_today: Callable[[], date] = _utc_today,
+        answer_queries: bool = True,
     ) -> None:
         self.dealer_id = dealer_id
         self._secret = secret
@@ -131,14 +170,24 @@ class DealerBot:
         self._model = DealerModel(dealer_id, quoting)
         self._topics = Topics(broker.prefix)
         self._status_topic = self._topics.topic(dealer_id, "status")
+        self._answer_queries = answer_queries
         self._ledger = None if quoting.ledger_path is None else Ledger(quoting.ledger_path)
+        self._fence_log = None if quoting.ledger_path is None else JsonLog(fence_path(quoting.ledger_path))
         self._executions: dict[ExecutionId, ExecutionRecord] = {}
+        self._fenced: set[ExecutionId] = set()
         if self._ledger is not None:
             for record in self._ledger.load():
                 if record.dealer_id == dealer_id:
                     self._executions[record.execution_id] = record
+        if self._fence_log is not None:
+            for _, line in self._fence_log.lines():
+                entry = json.loads(line)
+                if entry.get("dealer_id") == dealer_id:
+                    self._fenced.add(ExecutionId(str(entry["execution_id"])))
         self._answers: dict[ExecutionId, _Outgoing] = {}
         self._booking: set[ExecutionId] = set()
+        self._queried: dict[ExecutionId, RfqId | None] = {}
+        """Queries that arrived while their award was being booked: answered once it is."""
         self._quotes: dict[QuoteId, SentQuote] = {}
         self._pending: dict[RfqId, asyncio.TimerHandle] = {}
         self._timers: set[asyncio.TimerHandle] = set()
@@ -158,6 +207,19 @@ class DealerBot:
     @property
     def connected(self) -> bool:
         return self._link is not None and self._link.ready
+
+    def executed_count(self) -> int:
+        """How many trades the desk has executed (confirmed bookings; with a ledger, those of
+        earlier runs too). One per award that traded, however often it was awarded or asked."""
+        return sum(1 for record in self._executions.values() if record.confirmed)
+
+    def executions(self) -> tuple[ExecutionRecord, ...]:
+        """Every award the desk has answered (confirmed and rejected), in booking order."""
+        return tuple(self._executions.values())
+
+    def is_fenced(self, execution_id: ExecutionId) -> bool:
+        """Whether the desk answered "not found" for ``execution_id`` (it will never execute it)."""
+        return execution_id in self._fenced
 
     async def start(self, *, wait: bool = True) -> bool:
         """Connect (and keep reconnecting); returns whether the first connection is up."""
@@ -201,7 +263,9 @@ class DealerBot:
     # ------------------------------------------------------------------ status
 
     def _status_payload(self, *, online: bool) -> bytes:
-        body = {"online": online, "instruments": [k.value for k in self._quoting.instruments]}
+        body: dict[str, Any] = {"online": online, "instruments": [k.value for k in self._quoting.instruments]}
+        if self._answer_queries:
+            body["features"] = [FEATURE_EXECUTION_QUERY]
         envelope = build_envelope("status", body, dealer_id=self.dealer_id, secret=self._secret)
         return encode_envelope(envelope)
 
@@ -243,7 +307,7 @@ class DealerBot:
         self._seen[envelope.msg_id] = None
         if len(self._seen) > _SEEN_MAX:
             self._seen.popitem(last=False)
-        rfq_id = message_.rfq_id
+        rfq_id = message_.rfq_id or ""
         self._emit(BotEvent("received", envelope.type, envelope.msg_id, rfq_id))
         _log.info("dealer.received", dealer_id=self.dealer_id, type=envelope.type, rfq_id=rfq_id,
                   msg_id=envelope.msg_id)
@@ -253,6 +317,8 @@ class DealerBot:
             self._on_award(message_)
         elif isinstance(message_, RfqClosed):
             self._on_closed(message_)
+        elif isinstance(message_, ExecutionQuery):
+            self._on_query(message_)
 
     def _refuse(self, reason: str, msg_id: str = "") -> None:
         _log.warning("dealer.message_refused", dealer_id=self.dealer_id, reason=reason, msg_id=msg_id)
@@ -285,7 +351,7 @@ class DealerBot:
         valid_until = utc_now() + timedelta(milliseconds=self._quoting.quote_validity_ms)
         body = quote_body(rfq.rfq_id, quote_id, answer, valid_until)
         self._quotes[quote_id] = SentQuote(rfq.rfq_id, quote_id, answer.bid, answer.ask, answer.quantity,
-                                           valid_until)
+                                           valid_until, rfq.quantity_unit)
         self._send("quote", body, rfq.rfq_id, rfq.deadline)
 
     def _on_closed(self, closed: RfqClosed) -> None:
@@ -304,33 +370,59 @@ class DealerBot:
             return
         record = self._executions.get(award.execution_id)
         if record is not None:  # booked in an earlier run (ledger): answer as booked
-            self._schedule_answer(record, award.confirm_by)
+            self._schedule_answer(record, lose=False)
             return
         if award.execution_id in self._booking:
             return  # its answer follows once booked
+        if award.execution_id in self._fenced:
+            self._refuse_fenced(award)
+            return
         self._booking.add(award.execution_id)
         task = asyncio.get_running_loop().create_task(self._book(award))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _refuse_fenced(self, award: Award) -> None:
+        """An award for an id this desk answered "not found": rejected, never booked."""
+        _log.warning("dealer.fenced_award", dealer_id=self.dealer_id, rfq_id=award.rfq_id,
+                     execution_id=award.execution_id)
+        self._emit(BotEvent("fenced_award", "award", rfq_id=award.rfq_id, detail=award.execution_id))
+        body = {"execution_id": award.execution_id, "rfq_id": award.rfq_id, "reason": REJECT_FENCED}
+        self._send("execution.reject", body, award.rfq_id, None)
+
     async def _book(self, award: Award) -> None:
         now = utc_now()
         reason = self._model.plan_award(award, self._quotes.get(award.quote_id), now)
         record = ExecutionRecord.for_award(self.dealer_id, award, reason, now)
+        lose = record.confirmed and self._model.loses_confirm()
+        eid = award.execution_id
+        if self._quoting.book_latency_ms:  # a slow booking system: a query meanwhile waits for it
+            await asyncio.sleep(self._quoting.book_latency_ms / 1000)
         try:
             if self._ledger is not None:
                 await asyncio.to_thread(self._ledger.append, record)  # durable before any answer
-            self._executions[award.execution_id] = record
         except OSError:
-            _log.exception("dealer.booking_failed", dealer_id=self.dealer_id, execution_id=award.execution_id)
-            return  # no answer: the engine counts silence as a reject at confirm_by
-        finally:
-            self._booking.discard(award.execution_id)
+            _log.exception("dealer.booking_failed", dealer_id=self.dealer_id, execution_id=eid)
+            self._booking.discard(eid)
+            # not booked, so not executed and no answer; a query waiting for it is told
+            # "not found" (and the id fenced) rather than left hanging
+            if eid in self._queried:
+                del self._queried[eid]
+                await self._not_found(eid, award.rfq_id)
+            return
+        self._executions[eid] = record
+        self._booking.discard(eid)
         _log.info("dealer.award", dealer_id=self.dealer_id, execution_id=award.execution_id,
                   outcome=record.outcome.value, reason=record.reason)
-        self._schedule_answer(record, award.confirm_by)
+        if record.confirmed:
+            self._emit(BotEvent("executed", "award", rfq_id=record.rfq_id, detail=record.execution_id))
+        self._schedule_answer(record, lose=lose)
+        if award.execution_id in self._queried:  # asked while booking: the answer, now
+            del self._queried[award.execution_id]
+            self._queue(self._answer_message(record))
 
-    def _schedule_answer(self, record: ExecutionRecord, confirm_by: datetime) -> None:
+    def _answer_message(self, record: ExecutionRecord) -> _Outgoing:
+        """The desk's answer to the award ``record`` booked, as a new message (a new msg_id)."""
         if record.confirmed:
             msg_type = "execution.confirm"
             body: dict[str, Any] = {
@@ -345,9 +437,17 @@ class DealerBot:
             msg_type = "execution.reject"
             body = {"execution_id": record.execution_id, "rfq_id": record.rfq_id, "reason": record.reason}
         envelope = build_envelope(msg_type, body, dealer_id=self.dealer_id, secret=self._secret)
-        outgoing = _Outgoing(self._topics.for_type(self.dealer_id, msg_type), encode_envelope(envelope),
-                             msg_type, envelope["msg_id"], record.rfq_id, confirm_by)
+        return _Outgoing(self._topics.for_type(self.dealer_id, msg_type), encode_envelope(envelope),
+                         msg_type, envelope["msg_id"], record.rfq_id, None)
+
+    def _schedule_answer(self, record: ExecutionRecord, *, lose: bool) -> None:
+        outgoing = self._answer_message(record)
         self._answers[record.execution_id] = outgoing
+        if lose:  # executed, but the confirm never leaves the desk
+            _log.info("dealer.confirm_lost", dealer_id=self.dealer_id, execution_id=record.execution_id)
+            self._emit(BotEvent("lost", outgoing.msg_type, outgoing.msg_id, record.rfq_id,
+                                record.execution_id))
+            return
         delay = self._quoting.confirm_latency_ms / 1000
         holder: list[asyncio.TimerHandle] = []
 
@@ -357,6 +457,45 @@ class DealerBot:
 
         holder.append(asyncio.get_running_loop().call_later(delay, fire))
         self._timers.add(holder[0])
+
+    # ------------------------------------------------------------------ execution.query
+
+    def _on_query(self, query: ExecutionQuery) -> None:
+        """Answer truthfully: the booked answer again; after the booking in progress; or
+        "not found", fencing the id first."""
+        if not self._answer_queries:
+            _log.info("dealer.query_ignored", dealer_id=self.dealer_id, execution_id=query.execution_id)
+            return
+        eid = query.execution_id
+        record = self._executions.get(eid)
+        if record is not None:
+            self._queue(self._answer_message(record))
+        elif eid in self._booking:
+            self._queried[eid] = query.rfq_id
+        else:
+            task = asyncio.get_running_loop().create_task(self._not_found(eid, query.rfq_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _not_found(self, execution_id: ExecutionId, rfq_id: RfqId | None) -> None:
+        """Fence ``execution_id`` (in memory at once, then durably), then say "not found"."""
+        first = execution_id not in self._fenced
+        self._fenced.add(execution_id)  # from this instant no award for it is booked
+        if first:
+            _log.info("dealer.fenced", dealer_id=self.dealer_id, execution_id=execution_id)
+            self._emit(BotEvent("fenced", "execution.query", rfq_id=rfq_id or "", detail=execution_id))
+            if self._fence_log is not None:
+                line = dumps_line({"dealer_id": self.dealer_id, "execution_id": execution_id,
+                                   "fenced_at": format_ts(utc_now())})
+                try:
+                    await asyncio.to_thread(self._fence_log.append, line)
+                except OSError:  # the fence holds in this run, but could not be made durable: stay silent
+                    _log.exception("dealer.fence_failed", dealer_id=self.dealer_id, execution_id=execution_id)
+                    return
+        body: dict[str, Any] = {"execution_id": execution_id, "reason": NOT_FOUND_REASON, "not_found": True}
+        if rfq_id:
+            body["rfq_id"] = rfq_id
+        self._send("execution.reject", body, rfq_id or "", None)
 
     # ------------------------------------------------------------------ outbound
 

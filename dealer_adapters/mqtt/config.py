@@ -137,6 +137,10 @@ class MqttBrokerConfig(BaseModel):
     """Disable Nagle's algorithm on the socket. Leave it on: without it a QoS 1 round
     trip waits on delayed ACKs (about 88 ms on loopback instead of about 0.5 ms; see
     docs/performance.md). It exists so the benchmark can show the difference."""
+    query_timeout_ms: int = Field(default=3000, ge=10, le=120_000, strict=True)
+    """Engine only: how long ``query_execution`` waits for a dealer's answer to an
+    ``execution.query`` before it says UNKNOWN (keep it below the engine's
+    ``lookup_timeout_ms``, default 5000)."""
     tls: MqttTlsConfig | None = None
 
     @field_validator("prefix")

@@ -19,6 +19,20 @@ dealer, the signature, ``sent_at``, and (``verify_inbound``) the body through th
 shared ``parse_body`` with decimals required to be JSON strings. Whether a quote is
 late, for an unknown RFQ, a duplicate, or a confirm that does not match its award is the
 engine's call, not this module's.
+
+The project's extensions of the contract (docs/dealer-protocol.md, "Extensions") live
+here too, because ``rfq_engine.domain``'s shared bodies know only the contract:
+
+- ``rfq.new`` carries ``close_policy`` and ``award`` carries ``quantity_unit``
+  (``outbound_body`` adds them; ``parse_outbound_body`` reads them, with defaults for an
+  engine that does not send them);
+- ``execution.query`` (engine -> dealer, on ``.../award``, ``ExecutionQuery``): what
+  became of an execution id; the dealer answers with its ``execution.confirm`` or
+  ``execution.reject`` again, or an ``execution.reject`` with ``"not_found": true``;
+- ``status.features`` lists the extensions a dealer speaks (``FEATURE_EXECUTION_QUERY``).
+
+``verify_inbound_ext`` returns the extension fields of an inbound message
+(``InboundExtensions``) beside the domain message.
 """
 
 from __future__ import annotations
@@ -34,9 +48,11 @@ from typing import Any, Literal
 
 from rfq_engine.domain import (
     Award,
+    ClosePolicy,
     DealerId,
     Direction,
     ExecutionId,
+    ExecutionReject,
     Inbound,
     InboundRejected,
     Leg,
@@ -62,18 +78,25 @@ from rfq_engine.domain.values import parse_decimal, require
 __all__ = [
     "DEALER_TOPICS",
     "ENGINE_TOPICS",
+    "FEATURE_EXECUTION_QUERY",
+    "NOT_FOUND_REASON",
     "PROTOCOL_VERSION",
+    "EngineMessage",
     "Envelope",
     "EnvelopeError",
+    "ExecutionQuery",
+    "InboundExtensions",
     "TopicKind",
     "Topics",
     "build_envelope",
     "encode_envelope",
     "encode_message",
     "open_envelope",
+    "outbound_body",
     "parse_outbound_body",
     "sign",
     "verify_inbound",
+    "verify_inbound_ext",
 ]
 
 PROTOCOL_VERSION = 1
@@ -82,9 +105,16 @@ RAW_LIMIT = 2000
 
 TopicKind = Literal["rfq", "award", "quote", "execution", "status"]
 
+FEATURE_EXECUTION_QUERY = "execution.query"
+"""The ``status.features`` entry of a dealer that answers ``execution.query`` (and fences
+an id it answered "not found")."""
+NOT_FOUND_REASON = "unknown execution"
+"""The ``reason`` of a dealer's "not found" answer (``execution.reject`` with ``not_found``)."""
+_MAX_FEATURES = 64
+
 ENGINE_TOPICS: dict[str, frozenset[str]] = {
     "rfq": frozenset({"rfq.new", "rfq.closed"}),
-    "award": frozenset({"award"}),
+    "award": frozenset({"award", "execution.query"}),
 }
 """Engine -> dealer: the message types each topic carries."""
 DEALER_TOPICS: dict[str, frozenset[str]] = {
@@ -141,6 +171,34 @@ class EnvelopeError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutionQuery:
+    """``execution.query`` (engine -> dealer, on ``.../award``; a project extension): what
+    became of ``execution_id``? ``rfq_id`` is the award's RFQ when the engine knows it (an
+    engine that restarted may not); a dealer answers from its own records either way."""
+
+    execution_id: ExecutionId
+    rfq_id: RfqId | None = None
+
+
+EngineMessage = Outbound | ExecutionQuery
+"""Everything the engine sends a dealer: the contract's messages and ``execution.query``."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundExtensions:
+    """The extension fields of one verified inbound message (defaults when absent)."""
+
+    not_found: bool = False
+    """``execution.reject``: the dealer has no record of the execution id (and, when it
+    advertises ``execution.query``, fences it: it will never execute it)."""
+    features: tuple[str, ...] = ()
+    """``status``: the extensions the dealer speaks (``FEATURE_EXECUTION_QUERY``)."""
+
+
+_NO_EXTENSIONS = InboundExtensions()
+
+
+@dataclass(frozen=True, slots=True)
 class Envelope:
     """A verified envelope: the signature matched and the fields have their types."""
 
@@ -183,9 +241,30 @@ def encode_envelope(envelope: Mapping[str, Any]) -> bytes:
     return canonical_json(envelope).encode("utf-8")
 
 
-def encode_message(message: Outbound | Inbound, *, dealer_id: str, secret: bytes) -> tuple[str, bytes]:
-    """``(msg_id, payload)`` for a domain message, signed with the dealer's secret."""
-    envelope = build_envelope(message_type(message), body_to_dict(message), dealer_id=dealer_id,
+def outbound_body(message: EngineMessage | Inbound) -> dict[str, Any]:
+    """The wire ``body`` of a message: the contract's (``body_to_dict``) plus this project's
+    extension fields: ``close_policy`` on ``rfq.new``, ``quantity_unit`` on ``award`` (when
+    the award names it), and the ``execution.query`` body."""
+    if isinstance(message, ExecutionQuery):
+        body: dict[str, Any] = {"execution_id": message.execution_id}
+        if message.rfq_id:
+            body["rfq_id"] = message.rfq_id
+        return body
+    body = body_to_dict(message)
+    if isinstance(message, RfqNew):
+        body["close_policy"] = str(message.close_policy)
+    elif isinstance(message, Award) and message.quantity_unit:
+        body["quantity_unit"] = message.quantity_unit
+    return body
+
+
+def _message_type(message: EngineMessage | Inbound) -> str:
+    return "execution.query" if isinstance(message, ExecutionQuery) else message_type(message)
+
+
+def encode_message(message: EngineMessage | Inbound, *, dealer_id: str, secret: bytes) -> tuple[str, bytes]:
+    """``(msg_id, payload)`` for a message (``outbound_body``), signed with the dealer's secret."""
+    envelope = build_envelope(_message_type(message), outbound_body(message), dealer_id=dealer_id,
                               secret=secret)
     return envelope["msg_id"], encode_envelope(envelope)
 
@@ -309,6 +388,20 @@ def verify_inbound(
 
     Never raises: every failure becomes an ``InboundRejected`` the engine audits.
     """
+    return verify_inbound_ext(payload, topic_dealer=topic_dealer, kind=kind, secret=secret,
+                              received_at=received_at, max_bytes=max_bytes)[0]
+
+
+def verify_inbound_ext(
+    payload: bytes,
+    *,
+    topic_dealer: DealerId,
+    kind: str,
+    secret: bytes,
+    received_at: datetime,
+    max_bytes: int = 65_536,
+) -> tuple[Inbound, InboundExtensions]:
+    """``verify_inbound``, plus the message's extension fields (defaults for a rejection)."""
     allowed = DEALER_TOPICS.get(kind)
     try:
         if allowed is None:
@@ -322,8 +415,15 @@ def verify_inbound(
                 if value is not None and not isinstance(value, str):
                     raise ValidationError(f"body.{key}",
                                           f"must be a decimal string, got a JSON {_json_kind(value)}")
+            extensions = _extensions(envelope.type, envelope.body)
+            if extensions.not_found and "rfq_id" not in envelope.body:
+                # a "not found" answer to a query that named no RFQ: the dealer cannot know it
+                return ExecutionReject(
+                    ExecutionId(_id(envelope.body, "execution_id")), RfqId(""), topic_dealer,
+                    str(envelope.body.get("reason", ""))[:500], received_at, envelope.msg_id,
+                ), extensions
             return parse_body(envelope.type, envelope.body, dealer_id=topic_dealer,
-                              msg_id=envelope.msg_id, received_at=received_at)
+                              msg_id=envelope.msg_id, received_at=received_at), extensions
         except ValidationError as exc:
             rfq = envelope.body.get("rfq_id")
             raise EnvelopeError(str(exc), msg_id=envelope.msg_id,
@@ -337,7 +437,22 @@ def verify_inbound(
             exc.msg_id,
             None if exc.rfq_id is None else RfqId(exc.rfq_id),
             raw,
-        )
+        ), _NO_EXTENSIONS
+
+
+def _extensions(msg_type: str, body: Mapping[str, Any]) -> InboundExtensions:
+    """The extension fields of a dealer message's body; raises ``ValidationError``."""
+    if msg_type == "execution.reject" and "not_found" in body:
+        if not isinstance(body["not_found"], bool):
+            raise ValidationError("body.not_found", "must be true or false")
+        return InboundExtensions(not_found=body["not_found"]) if body["not_found"] else _NO_EXTENSIONS
+    if msg_type == "status" and "features" in body:
+        features = body["features"]
+        if (not isinstance(features, list) or len(features) > _MAX_FEATURES
+                or not all(isinstance(f, str) and 0 < len(f) <= _MAX_ID for f in features)):
+            raise ValidationError("body.features", "must be a list of feature names (strings)")
+        return InboundExtensions(features=tuple(features))
+    return _NO_EXTENSIONS
 
 
 def _json_kind(value: object) -> str:
@@ -376,10 +491,20 @@ def _decimal_text(body: Mapping[str, Any], key: str) -> object:
     return value
 
 
-def parse_outbound_body(msg_type: str, body: Mapping[str, Any], *, dealer_id: DealerId) -> Outbound:
-    """What a dealer does with an engine message's ``body``: ``RfqNew``, ``Award`` or ``RfqClosed``.
+def _opt_text(body: Mapping[str, Any], key: str, default: str) -> str:
+    if key not in body:
+        return default
+    return _id(body, key)
 
-    Raises ``ValidationError`` naming the field.
+
+def parse_outbound_body(msg_type: str, body: Mapping[str, Any], *, dealer_id: DealerId) -> EngineMessage:
+    """What a dealer does with an engine message's ``body``: ``RfqNew``, ``Award``,
+    ``RfqClosed`` or ``ExecutionQuery``.
+
+    The extension fields are optional, for an engine that does not send them:
+    ``rfq.new.close_policy`` (default ``all_answered``: the window may close early) and
+    ``award.quantity_unit`` (default ``""``: the RFQ's unit). Raises ``ValidationError``
+    naming the field.
     """
     if msg_type == "rfq.new":
         raw_legs = require(body, "legs", "body")
@@ -402,6 +527,7 @@ def parse_outbound_body(msg_type: str, body: Mapping[str, Any], *, dealer_id: De
             allow_partial=_bool(body, "allow_partial"),
             deadline=parse_ts(require(body, "deadline", "body"), "body.deadline"),
             settlement=settlement,
+            close_policy=_close_policy(body),
         )
     if msg_type == "award":
         raw_side = require(body, "side", "body")
@@ -418,8 +544,21 @@ def parse_outbound_body(msg_type: str, body: Mapping[str, Any], *, dealer_id: De
             quantity=parse_positive(_decimal_text(body, "quantity"), "body.quantity"),
             execution_id=ExecutionId(_id(body, "execution_id")),
             confirm_by=parse_ts(require(body, "confirm_by", "body"), "body.confirm_by"),
+            quantity_unit=_opt_text(body, "quantity_unit", ""),
         )
+    if msg_type == "execution.query":
+        rfq_id = _opt_text(body, "rfq_id", "")
+        return ExecutionQuery(ExecutionId(_id(body, "execution_id")), RfqId(rfq_id) if rfq_id else None)
     if msg_type == "rfq.closed":
         outcome = _id(body, "outcome")
         return RfqClosed(RfqId(_id(body, "rfq_id")), outcome, _bool(body, "you_won"))
     raise ValidationError("type", f"unknown engine message type {msg_type!r}")
+
+
+def _close_policy(body: Mapping[str, Any]) -> str:
+    raw = body.get("close_policy", ClosePolicy.ALL_ANSWERED.value)
+    try:
+        return ClosePolicy(raw).value
+    except ValueError:
+        raise ValidationError("body.close_policy",
+                              f"must be 'deadline' or 'all_answered', got {raw!r}") from None

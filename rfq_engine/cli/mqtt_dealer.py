@@ -5,6 +5,7 @@ The file (deploy/mosquitto/dealer.example.toml is a complete example)::
     [dealer]
     id = "desk-a"                       # its broker user name, client id and topic segment
     secret_env = "RFQ_DEALER_SECRET"    # HMAC key shared with the engine
+    # answer_queries = true             # advertise and answer execution.query (default)
 
     [mqtt]                              # the broker: same keys as the engine's [mqtt]
     host = "127.0.0.1"
@@ -14,6 +15,7 @@ The file (deploy/mosquitto/dealer.example.toml is a complete example)::
     [quoting]                           # the quoting model: the [dealers.simulated] table
     spread_bps = "20"
     last_look_reject_rate = 0.05
+    units = ["BTC", "PH/s/day"]         # quantity units it trades; others are declined
 
     [market]                            # the desk's reference prices: the engine's [market]
     spot = { BTC = "40000" }
@@ -37,7 +39,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from dealer_adapters.mqtt.config import MqttBrokerConfig, check_name, read_env
@@ -57,6 +59,9 @@ class DealerSection(BaseModel):
     """The dealer id the engine knows this desk by (also its broker user and client id)."""
     secret_env: str
     """Environment variable holding the HMAC key shared with the engine (>= 16 bytes)."""
+    answer_queries: bool = Field(default=True, strict=True)
+    """Advertise (``status.features``) and answer ``execution.query``; false plays a desk
+    that predates it (the engine then cannot ask it what became of an award)."""
 
     @field_validator("id")
     @classmethod
@@ -127,7 +132,8 @@ async def _serve(config: DealerFile, secret: bytes, password: str | None) -> int
 
     market = config.market
     bot = DealerBot(DealerId(config.dealer.id), secret=secret, broker=config.mqtt, password=password,
-                    quoting=config.quoting, market=lambda: market.to_snapshot(utc_now()))
+                    quoting=config.quoting, market=lambda: market.to_snapshot(utc_now()),
+                    answer_queries=config.dealer.answer_queries)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -30,7 +30,7 @@ from dealer_adapters.mqtt.brokerconf import BrokerFiles, find_tool, write_broker
 from dealer_adapters.mqtt.config import MqttBrokerConfig, MqttDealerConfig
 from dealer_adapters.mqtt.envelope import Topics, build_envelope, encode_envelope
 from dealer_adapters.simulated.config import SimulatedDealerConfig
-from rfq_engine.domain import DealerId
+from rfq_engine.domain import DealerId, Inbound
 from rfq_engine.domain.pricing import MarketSnapshot
 from rfq_engine.engine import EngineConfig, EngineEvent, RfqEngine
 from rfq_engine.mandate import Mandate
@@ -163,6 +163,7 @@ class World:
         self.market: MarketSnapshot = snapshot()
         self.engines: list[EngineHandle] = []
         self.bots: list[DealerBot] = []
+        self.adapters: list[MqttDealers] = []
         self.processes: list[asyncio.subprocess.Process] = []
         self._stack = contextlib.AsyncExitStack()
         files = write_broker_files(
@@ -214,7 +215,21 @@ class World:
         self.engines.append(handle)
         return handle
 
-    async def bot(self, desk_id: str, **quoting: Any) -> DealerBot:
+    async def adapter(self, sink: Callable[[Inbound], None], *, dealers: tuple[str, ...] | None = None,
+                      **broker: Any) -> MqttDealers:
+        """A bare engine-side ``MqttDealers`` (no engine) handing every inbound message to ``sink``;
+        one at a time per world (its client id is the engine's)."""
+        ids = dealers or tuple(self.desks)
+        adapter = MqttDealers(
+            self.broker_config(**broker),
+            {DealerId(d): MqttDealerConfig(secret_env=self.desks[d].secret_env) for d in ids},
+            environ=self.environ(),
+        )
+        self.adapters.append(adapter)
+        await adapter.start(sink)
+        return adapter
+
+    async def bot(self, desk_id: str, *, answer_queries: bool = True, **quoting: Any) -> DealerBot:
         desk = self.desks[desk_id]
         settings: dict[str, Any] = {"latency_ms": 20, "latency_jitter_ms": 0, "confirm_latency_ms": 5,
                                     "seed": len(self.bots) + 1}
@@ -223,7 +238,7 @@ class World:
         bot = DealerBot(DealerId(desk_id), secret=desk.secret.encode(),
                         broker=self.broker_config(password_env=None),
                         password=desk.password, quoting=SimulatedDealerConfig.model_validate(settings),
-                        market=lambda: market)
+                        market=lambda: market, answer_queries=answer_queries)
         self.bots.append(bot)
         assert await bot.start(), "the bot did not connect"
         return bot
@@ -270,6 +285,9 @@ class World:
         for handle in self.engines:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(handle.engine.stop(), 15)
+        for adapter in self.adapters:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(adapter.close(), 10)
         for bot in self.bots:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(bot.close(), 10)

@@ -13,21 +13,30 @@ from typing import Any
 import pytest
 
 from dealer_adapters.mqtt.envelope import (
+    ENGINE_TOPICS,
+    FEATURE_EXECUTION_QUERY,
+    NOT_FOUND_REASON,
+    ExecutionQuery,
+    InboundExtensions,
     Topics,
     build_envelope,
     encode_envelope,
     encode_message,
     open_envelope,
+    outbound_body,
     parse_outbound_body,
     sign,
     verify_inbound,
+    verify_inbound_ext,
 )
 from rfq_engine.domain import (
     Award,
     DealerId,
+    DealerStatus,
     Direction,
     ExecutionConfirm,
     ExecutionId,
+    ExecutionReject,
     InboundRejected,
     Leg,
     Quote,
@@ -240,3 +249,77 @@ def test_the_worked_signing_example_in_the_protocol_docs_is_right() -> None:
     opened = open_envelope(wire.group(1).encode(), topic_dealer=message["dealer_id"],
                            allowed_types=frozenset({message["type"]}), secret=secret.group(1).encode())
     assert opened.msg_id == message["msg_id"]
+
+
+# --------------------------------------------------------------------------- project extensions
+
+
+def test_the_extension_fields_travel_and_round_trip() -> None:
+    leg = Leg.from_dict({"instrument": {"kind": "future", "underlying": "BTC", "quote_ccy": "USD",
+                                        "expiry": "2026-12-25"}, "side": "sell"}, "leg")
+    rfq = RfqNew(RfqId("r-1"), (leg,), Decimal(100), "BTC", Direction.SELL, True, NOW + timedelta(seconds=5),
+                 close_policy="deadline")
+    award = Award(RfqId("r-1"), QuoteId("q-1"), DealerId("desk-a"), QuoteSide.BID, Decimal("39950.5"),
+                  Decimal(100), ExecutionId("e-1"), NOW + timedelta(seconds=2), quantity_unit="BTC")
+    query = ExecutionQuery(ExecutionId("e-1"), RfqId("r-1"))
+    assert outbound_body(rfq)["close_policy"] == "deadline"
+    assert outbound_body(rfq)["quantity_unit"] == "BTC"
+    assert outbound_body(award)["quantity_unit"] == "BTC"
+    assert outbound_body(query) == {"execution_id": "e-1", "rfq_id": "r-1"}
+    assert outbound_body(ExecutionQuery(ExecutionId("e-2"))) == {"execution_id": "e-2"}
+    for message, kind in ((rfq, "rfq"), (award, "award"), (query, "award")):
+        _, payload = encode_message(message, dealer_id="desk-a", secret=SECRET)
+        opened = open_envelope(payload, topic_dealer="desk-a", allowed_types=ENGINE_TOPICS[kind],
+                               secret=SECRET)
+        assert parse_outbound_body(opened.type, opened.body, dealer_id=DealerId("desk-a")) == message
+    wire = json.loads(encode_message(query, dealer_id="desk-a", secret=SECRET)[1])
+    assert wire["type"] == "execution.query"
+
+
+def test_an_engine_that_sends_no_extension_fields_gets_the_defaults() -> None:
+    body = {"rfq_id": "r", "legs": [{"instrument": {"kind": "spot", "underlying": "BTC", "quote_ccy": "USD"},
+                                     "side": "buy"}],
+            "quantity": "1", "quantity_unit": "BTC", "direction": "buy", "allow_partial": False,
+            "deadline": "2026-11-21T10:00:05.000000Z"}
+    rfq = parse_outbound_body("rfq.new", body, dealer_id=DealerId("d"))
+    assert isinstance(rfq, RfqNew) and rfq.close_policy == "all_answered"
+    with pytest.raises(ValidationError, match=r"body\.close_policy: must be 'deadline' or 'all_answered'"):
+        parse_outbound_body("rfq.new", {**body, "close_policy": "whenever"}, dealer_id=DealerId("d"))
+    award = parse_outbound_body("award", {"rfq_id": "r", "quote_id": "q", "side": "bid", "price": "1",
+                                          "quantity": "1", "execution_id": "e",
+                                          "confirm_by": "2026-11-21T10:00:00Z"}, dealer_id=DealerId("d"))
+    assert isinstance(award, Award) and award.quantity_unit == ""
+    with pytest.raises(ValidationError, match=r"body\.execution_id"):
+        parse_outbound_body("execution.query", {"rfq_id": "r"}, dealer_id=DealerId("d"))
+
+
+def verify_ext(msg_type: str, body: dict[str, Any], kind: str) -> tuple[Any, InboundExtensions]:
+    return verify_inbound_ext(encode_envelope(envelope(msg_type, body)), topic_dealer=DealerId("desk-a"),
+                              kind=kind, secret=SECRET, received_at=NOW)
+
+
+def test_a_not_found_answer_and_the_status_features_are_read() -> None:
+    message, ext = verify_ext("execution.reject", {"execution_id": "e-1", "rfq_id": "r-1",
+                                                   "reason": NOT_FOUND_REASON, "not_found": True},
+                              "execution")
+    assert isinstance(message, ExecutionReject) and ext.not_found and message.reason == NOT_FOUND_REASON
+    message, ext = verify_ext("execution.reject", {"execution_id": "e-1", "not_found": True}, "execution")
+    assert isinstance(message, ExecutionReject) and ext.not_found and message.rfq_id == ""  # no RFQ named
+    message, ext = verify_ext("execution.reject", {"execution_id": "e-1", "rfq_id": "r-1",
+                                                   "reason": "last look"}, "execution")
+    assert isinstance(message, ExecutionReject) and not ext.not_found
+    message, ext = verify_ext("execution.reject", {"execution_id": "e-1"}, "execution")  # needs rfq_id
+    assert isinstance(message, InboundRejected) and "body.rfq_id" in message.reason
+    message, ext = verify_ext("execution.reject",
+                              {"execution_id": "e-1", "rfq_id": "r-1", "not_found": "yes"}, "execution")
+    assert isinstance(message, InboundRejected) and "body.not_found: must be true or false" in message.reason
+    message, ext = verify_ext("status", {"online": True, "features": [FEATURE_EXECUTION_QUERY, "x"]},
+                              "status")
+    assert isinstance(message, DealerStatus) and ext.features == (FEATURE_EXECUTION_QUERY, "x")
+    message, ext = verify_ext("status", {"online": True}, "status")
+    assert isinstance(message, DealerStatus) and ext.features == ()
+    message, ext = verify_ext("status", {"online": True, "features": "execution.query"}, "status")
+    assert isinstance(message, InboundRejected) and "body.features" in message.reason
+    # a dealer cannot send a query: it travels engine -> dealer only
+    message, _ = verify_ext("execution.query", {"execution_id": "e-1"}, "execution")
+    assert isinstance(message, InboundRejected)
