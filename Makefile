@@ -23,7 +23,7 @@ demo: install
 	$(BIN)/rfq demo
 
 lint: install
-	$(BIN)/ruff check rfq_engine dealer_adapters tests bench
+	$(BIN)/ruff check rfq_engine dealer_adapters dealer_tools tests bench
 
 typecheck: install
 	$(BIN)/mypy

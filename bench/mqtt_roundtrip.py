@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiomqtt
 
-from dealer_adapters.mqtt.brokerconf import find_tool, write_broker_files
 from dealer_adapters.mqtt.config import MqttBrokerConfig
 from dealer_adapters.mqtt.connection import MqttLink
 from dealer_adapters.mqtt.envelope import Topics, build_envelope, encode_envelope
+from dealer_tools.brokerconf import find_tool, write_broker_files
 
 
 def free_port() -> int:

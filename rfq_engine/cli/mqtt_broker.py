@@ -9,8 +9,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from dealer_adapters.mqtt.brokerconf import BrokerConfigError, BrokerFiles, BrokerTls, write_broker_files
 from dealer_adapters.mqtt.config import MqttBrokerConfig, MqttDealerConfig, read_env
+from dealer_tools.brokerconf import BrokerConfigError, BrokerFiles, BrokerTls, write_broker_files
 from rfq_engine.config import AppConfig, ConfigError, load_config
 from rfq_engine.domain import ValidationError
 

@@ -127,7 +127,7 @@ def run_dealer_file(path: str) -> int:
 
 
 async def _serve(config: DealerFile, secret: bytes, password: str | None) -> int:
-    from dealer_adapters.mqtt.bot import DealerBot
+    from dealer_tools.bot import DealerBot
     from rfq_engine.domain import DealerId, utc_now
 
     market = config.market

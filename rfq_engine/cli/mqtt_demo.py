@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dealer_adapters.mqtt.brokerconf import INSTALL_HINT, find_tool
+from dealer_tools.brokerconf import INSTALL_HINT, find_tool
 from rfq_engine.cli.demo import run_demo_rfqs, verify_demo_store
 from rfq_engine.cli.live import LiveView
 from rfq_engine.config import parse_config

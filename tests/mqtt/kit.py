@@ -25,11 +25,11 @@ from typing import Any
 import aiomqtt
 
 from dealer_adapters.mqtt.adapter import MqttDealers
-from dealer_adapters.mqtt.bot import BotEvent, DealerBot
-from dealer_adapters.mqtt.brokerconf import BrokerFiles, find_tool, write_broker_files
 from dealer_adapters.mqtt.config import MqttBrokerConfig, MqttDealerConfig
 from dealer_adapters.mqtt.envelope import Topics, build_envelope, encode_envelope
 from dealer_adapters.simulated.config import SimulatedDealerConfig
+from dealer_tools.bot import BotEvent, DealerBot
+from dealer_tools.brokerconf import BrokerFiles, find_tool, write_broker_files
 from rfq_engine.domain import DealerId, Inbound
 from rfq_engine.domain.pricing import MarketSnapshot
 from rfq_engine.engine import EngineConfig, EngineEvent, RfqEngine

@@ -12,16 +12,16 @@ from pydantic import ValidationError as PydanticValidationError
 
 from dealer_adapters.factory import DealerSpec, build_adapters
 from dealer_adapters.mqtt.adapter import QUERY_UNKNOWN_REASON, MqttDealers
-from dealer_adapters.mqtt.brokerconf import (
+from dealer_adapters.mqtt.config import MqttBrokerConfig, MqttDealerConfig
+from dealer_adapters.protocol import DealerUnavailable, ExecutionState
+from dealer_adapters.simulated import SimulatedDealers
+from dealer_tools.brokerconf import (
     TEMPLATES,
     render_acl,
     render_config,
     template_text,
     write_broker_files,
 )
-from dealer_adapters.mqtt.config import MqttBrokerConfig, MqttDealerConfig
-from dealer_adapters.protocol import DealerUnavailable, ExecutionState
-from dealer_adapters.simulated import SimulatedDealers
 from rfq_engine.config import ConfigError, parse_config
 from rfq_engine.domain import DealerId, ExecutionId, RfqClosed, RfqId, ValidationError
 from tests.engine.conftest import snapshot

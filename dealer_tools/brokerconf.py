@@ -70,7 +70,7 @@ class BrokerFiles:
 
 
 def template_text(name: str) -> str:
-    return resources.files("dealer_adapters.mqtt").joinpath("templates", name).read_text(encoding="utf-8")
+    return resources.files("dealer_tools").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 def find_tool(name: str) -> str | None:

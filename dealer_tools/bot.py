@@ -1,5 +1,8 @@
 """The reference dealer bot: one OTC desk speaking the wire protocol over MQTT.
 
+Part of ``dealer_tools`` (the far side of the wire): it uses ``dealer_adapters.mqtt``'s
+envelope, config and connection, and the simulated desks' quoting model, never the engine.
+
 ``rfq dealer --config dealer.toml`` runs it. It is what a desk starts from when it
 integrates, and what the tests and ``rfq demo --mqtt`` use as a remote dealer.
 
@@ -30,9 +33,9 @@ What it does:
   (``REJECT_FENCED``), never booked. With a ledger the fence is durable too (``<ledger
   path>.fenced``, fsynced before the answer), so it holds across restarts;
 - ``quoting.book_latency_ms`` is how long booking an award takes (a query meanwhile is
-  answered once it is booked); ``quoting.lose_confirm_rate`` simulates "executed, but the confirm was lost": the trade
-  is booked and counted, its ``execution.confirm`` is not published (a ``lost`` event); an
-  ``execution.query`` or a repeated award gets it;
+  answered once it is booked); ``quoting.lose_confirm_rate`` simulates "executed, but the
+  confirm was lost": the trade is booked and counted, its ``execution.confirm`` is not
+  published (a ``lost`` event); an ``execution.query`` or a repeated award gets it;
 - counts what it executed: ``executed_count()`` (confirmed bookings, those in its ledger
   from earlier runs included), ``executions()``.
 
