@@ -115,6 +115,11 @@ REJECT_FENCED = "execution id already reported not found; no order sent"
 """The reject of an award whose execution id ``query_execution`` already answered NOT_FOUND
 (no intent in the journal): it is never posted, so that answer stays true."""
 
+def _unit_refused(unit: str, response: DeskResponse) -> str:
+    """The reason for a desk's ``422 unsupported_unit`` (a quote request or an order)."""
+    return f"unit {unit or '(none)'} not traded by the desk ({error_reason(response)})"
+
+
 REFUSED_STATUSES = frozenset({400, 401, 403, 422})
 """Answers to ``POST /v1/orders`` that mean "refused, no order was created" (contract)."""
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
@@ -466,8 +471,7 @@ class RestDealers:
                 return _Failure(f"malformed answer: {exc.reason}", exc.raw, malformed=True)
         if response.status == 422:
             if error_code(response) == UNSUPPORTED_UNIT_CODE:
-                unit = request.body.get("quantity_unit") or "(none)"
-                return _Failure(f"unit {unit} not traded by the desk ({error_reason(response)})")
+                return _Failure(_unit_refused(str(request.body.get("quantity_unit") or ""), response))
             return _Failure(f"declined by the desk ({error_reason(response)})")
         return _Failure(f"desk error {error_reason(response)}")
 
@@ -525,8 +529,7 @@ class RestDealers:
             return None
         if response.status in REFUSED_STATUSES:
             if error_code(response) == UNSUPPORTED_UNIT_CODE:
-                unit = intent.quantity_unit or "(none)"
-                return _Refused(f"unit {unit} not traded by the desk ({error_reason(response)})")
+                return _Refused(_unit_refused(intent.quantity_unit, response))
             return _Refused(error_reason(response))
         try:
             order = self._read_order(desk, intent, response)

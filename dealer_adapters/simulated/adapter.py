@@ -165,7 +165,6 @@ class SimulatedDealers:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._timers: set[asyncio.TimerHandle] = set()
-        self._bookings: set[asyncio.Task[ExecutionRecord]] = set()
         ledgers: dict[Path, Ledger] = {}
         loaded: dict[Path, list[ExecutionRecord]] = {}
         self._desks: dict[DealerId, _Desk] = {}
@@ -208,8 +207,9 @@ class SimulatedDealers:
     async def close(self) -> None:
         """Stop answering. Bookings in progress are finished first (a desk never half-books)."""
         self._closed = True
-        if self._bookings:
-            await asyncio.gather(*self._bookings, return_exceptions=True)
+        bookings = [task for desk in self._desks.values() for task in desk.booking.values()]
+        if bookings:
+            await asyncio.gather(*bookings, return_exceptions=True)
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
@@ -286,12 +286,11 @@ class SimulatedDealers:
             self._book(desk, record, lose), name=f"sim-book-{desk.dealer_id}-{award.execution_id}"
         )
         desk.booking[award.execution_id] = task
-        self._bookings.add(task)
         task.add_done_callback(self._booking_done)
         return task
 
-    def _booking_done(self, task: asyncio.Task[ExecutionRecord]) -> None:
-        self._bookings.discard(task)
+    @staticmethod
+    def _booking_done(task: asyncio.Task[ExecutionRecord]) -> None:
         if not task.cancelled() and task.exception() is not None:  # retrieved: logged, not lost
             _log.warning("simulated_dealer_booking_failed", error=str(task.exception()))
 

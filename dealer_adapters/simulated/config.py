@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, model_validator
 from rfq_engine.configtypes import STRICT, DecimalStr, PositiveDecimalStr
 from rfq_engine.domain import NDF_UNIT, InstrumentKind
 
-__all__ = ["DEFAULT_UNITS", "Rate", "SimulatedDealerConfig", "trades_unit"]
+__all__ = ["DEFAULT_UNITS", "Rate", "SimulatedDealerConfig"]
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
 """A probability in [0, 1]; strict so ``true`` or ``"0.1"`` in TOML is an error, not a guess."""
@@ -100,10 +100,6 @@ class SimulatedDealerConfig(BaseModel):
         return self
 
     def trades_unit(self, unit: str) -> bool:
-        return trades_unit(self.units, unit)
-
-
-def trades_unit(units: tuple[str, ...], unit: str) -> bool:
-    """Whether ``unit`` is one of ``units`` (case and surrounding blanks ignored)."""
-    wanted = unit.strip().casefold()
-    return any(u.strip().casefold() == wanted for u in units)
+        """Whether ``unit`` is one of ``units`` (case and surrounding blanks ignored)."""
+        wanted = unit.strip().casefold()
+        return any(u.strip().casefold() == wanted for u in self.units)
