@@ -117,15 +117,10 @@ def lookup_policy_for(config: CcxtDealerConfig) -> LookupPolicy:
     ``can_query`` is True where the venue can be asked by our key: a book venue with a
     dialect, OKX convert (``clTReqId``), the OKX block RFQ (its rfq and quote ids). A
     convert dealer elsewhere has no look-up: it repeats the journal only, and an unknown
-    outcome there waits for a person. (A book venue with no dialect is refused by the
-    config, so it never gets this far.)
+    outcome there waits for a person. (The config refuses a book venue with no dialect.)
     """
     dialect = dialect_for(config.exchange)
-    if config.mode == "book":
-        if dialect is None:
-            return LookupPolicy(key="none (no idempotency-key dialect)", can_query=False,
-                                not_found_proves_absent=True,
-                                note="refused by the config; " + _NOT_FOUND_NOTE)
+    if config.mode == "book" and dialect is not None:
         return LookupPolicy(
             key=f"{dialect.venue} {dialect.field}", can_query=True, not_found_proves_absent=True,
             note=f"the venue, by {dialect.lookup_call}; {_NOT_FOUND_NOTE}")
@@ -136,7 +131,7 @@ def lookup_policy_for(config: CcxtDealerConfig) -> LookupPolicy:
         return LookupPolicy(key="OKX convert clTReqId", can_query=True, not_found_proves_absent=True,
                             note="the venue, by fetchConvertTrade(clTReqId); " + _NOT_FOUND_NOTE)
     return LookupPolicy(key="none (the journal only)", can_query=False, not_found_proves_absent=True,
-                        note=(f"{config.exchange} convert has no look-up by our id: the journal's "
+                        note=(f"{config.exchange} {config.mode} has no look-up by our id: the journal's "
                               f"outcome only; {_NOT_FOUND_NOTE}"))
 
 
