@@ -39,7 +39,7 @@ class EventType(StrEnum):
     RFQ_STATE_CHANGED = "rfq.state_changed"
     # {"stage": "pre_trade", "passed": bool, "verdicts": [{"rule", "passed", "reason"}]}
     MANDATE_CHECKED = "mandate.checked"
-    # {"notional": str, "threshold": str}
+    # {"notional": str, "reason": str, "expires_at": ts}
     APPROVAL_REQUESTED = "approval.requested"
     # {"approver": str}
     APPROVAL_GRANTED = "approval.granted"
@@ -72,10 +72,27 @@ class EventType(StrEnum):
     # award(s) were made, priced off the hot path right after the decision was durable (TCA)
     AWARD_REFERENCE = "award.reference_recorded"
     # {"execution_id", "dealer_id", "price", "quantity", "dealer_trade_id", "msg_id"|None,
-    #  "source": "dealer"|"reconciled"}
+    #  "source": "dealer"|"reconciled", "attempts"?: int}
+    #  (``reconciled``: the dealer's answer to ``query_execution`` after an unknown outcome)
     EXECUTION_CONFIRMED = "execution.confirmed"
-    # {"execution_id", "dealer_id", "reason", "msg_id"|None, "timeout": bool}
+    # {"execution_id", "dealer_id", "reason", "msg_id"|None, "timeout": bool,
+    #  "source"?: "dealer"|"reconciled"|"undelivered", "attempts"?: int}
     EXECUTION_REJECTED = "execution.rejected"
+    # {"execution_id", "dealer_id", "reason", "lookup": {"key", "can_query",
+    #  "not_found_proves_absent"}, "reconcile_by": ts}: the award's outcome is unknown (no
+    #  answer by confirm_by, a send that timed out, a restart); it is being asked about, and
+    #  nothing else is awarded for its quantity meanwhile
+    EXECUTION_UNKNOWN = "execution.unknown"
+    # {"execution_id", "dealer_id", "reason", "attempts": int, "last_lookup": state|None,
+    #  "last_error"|None}: reconciliation could not settle it by reconcile_by; the RFQ waits
+    #  ``unresolved`` with the exposure reserved until the dealer answers or a person resolves it
+    EXECUTION_UNRESOLVED = "execution.unresolved"
+    # {"execution_id", "dealer_id", "executed": bool, "quantity"|None, "price"|None,
+    #  "dealer_trade_id", "evidence", "resolved_by"}: a person's decision on an unknown outcome
+    EXECUTION_RESOLVED = "execution.resolved"
+    # {"closed_at": ts, "deadline": ts, "policy": "deadline"|"all_answered", "reason"}:
+    #  when the response window actually closed
+    WINDOW_CLOSED = "window.closed"
     # {"fill_id", "execution_id", "dealer_id", "mandate", "price", "quantity", "notional",
     #  "dealer_trade_id", "last_date"|None}
     FILL_RECORDED = "fill.recorded"
