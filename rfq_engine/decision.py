@@ -37,6 +37,7 @@ def build_decision_record(events: Sequence[AuditEvent]) -> dict[str, Any]:
         "rfq_id": events[0].rfq_id, "state": "created", "reason": "", "spec": None,
         "submitted_at": None, "notional": None, "reference": None, "pre_trade": [],
         "approval": {}, "dealers_asked": [], "send_failures": {}, "deadline": None,
+        "window": None,
         "quotes": [], "declines": [], "ranking": [], "rejected_at_ranking": [],
         "min_quotes": None, "awards": [], "fills": [], "filled_quantity": "0",
         "average_price": None, "slippage_bps": None, "tca": None, "cancel": None, "messages_rejected": [],
@@ -85,20 +86,55 @@ def build_decision_record(events: Sequence[AuditEvent]) -> dict[str, Any]:
                           min_quotes=p.get("min_quotes"), side=side)
             if p.get("reference") is not None:
                 record["reference"] = p["reference"]
+        elif event.type == E.WINDOW_CLOSED:
+            record["window"] = {"closed_at": p.get("closed_at"), "policy": p.get("policy"),
+                                "reason": p.get("reason"), "deadline": p.get("deadline")}
         elif event.type == E.AWARD_DECIDED:
-            entry = {**p, "decided_at": format_ts(event.ts), "outcome": "pending"}
+            entry = {**p, "decided_at": format_ts(event.ts), "outcome": "pending",
+                     "path": ["decided"]}
             awards[p["execution_id"]] = entry
             record["awards"].append(entry)
         elif event.type == E.AWARD_REFERENCE:
             for execution_id in p.get("execution_ids", []):
                 if execution_id in awards:
                     awards[execution_id]["reference"] = p["reference"]
+        elif event.type == E.AWARD_SENT and p.get("execution_id") in awards:
+            if p.get("error"):
+                awards[p["execution_id"]]["path"].append(f"send failed: {p['error']}")
         elif event.type == E.EXECUTION_CONFIRMED and p["execution_id"] in awards:
-            awards[p["execution_id"]].update(outcome="confirmed", confirmed_at=format_ts(event.ts),
-                                             dealer_trade_id=p.get("dealer_trade_id"))
+            a = awards[p["execution_id"]]
+            a.update(outcome="confirmed", confirmed_at=format_ts(event.ts),
+                     dealer_trade_id=p.get("dealer_trade_id"))
+            a["path"].append("confirmed by the dealer's lookup" if p.get("source") == "reconciled"
+                             else "confirmed by the dealer")
         elif event.type == E.EXECUTION_REJECTED and p["execution_id"] in awards:
-            awards[p["execution_id"]].update(outcome="timed_out" if p.get("timeout") else "rejected",
-                                             reject_reason=p.get("reason"))
+            a = awards[p["execution_id"]]
+            a.update(outcome="timed_out" if p.get("timeout") else "rejected",
+                     reject_reason=p.get("reason"))
+            a["path"].append(f"rejected: {p.get('reason')}")
+        elif event.type == E.EXECUTION_UNKNOWN and p["execution_id"] in awards:
+            a = awards[p["execution_id"]]
+            a.update(outcome="unknown")
+            a["path"].append(f"outcome unknown ({p.get('reason')}); asking the dealer until "
+                             f"{p.get('reconcile_by')}")
+        elif event.type == E.EXECUTION_UNRESOLVED and p["execution_id"] in awards:
+            a = awards[p["execution_id"]]
+            a.update(outcome="unresolved")
+            a["path"].append(f"unresolved after {p.get('attempts')} question(s): {p.get('reason')}")
+        elif event.type == E.EXECUTION_RESOLVED and p["execution_id"] in awards:
+            a = awards[p["execution_id"]]
+            executed = bool(p.get("executed"))
+            a.update(outcome="confirmed" if executed else "rejected",
+                     resolution={k: p.get(k) for k in ("executed", "quantity", "price",
+                                                       "dealer_trade_id", "evidence",
+                                                       "resolved_by")})
+            if executed:
+                a["dealer_trade_id"] = p.get("dealer_trade_id")
+            else:
+                a["reject_reason"] = f"resolved by {p.get('resolved_by')}: not executed"
+            a["path"].append(f"resolved by {p.get('resolved_by')}: "
+                             f"{'executed' if executed else 'not executed'} "
+                             f"(evidence: {p.get('evidence')})")
         elif event.type == E.FILL_RECORDED:
             record["fills"].append({**p, "at": format_ts(event.ts)})
             filled_qty += Decimal(p["quantity"])
@@ -150,6 +186,10 @@ def render_decision_record(record: dict[str, Any]) -> str:
     if record["approval"]:
         out.append(_line("approval", record["approval"]))
     out.append(_line("dealers asked", ", ".join(record["dealers_asked"]) or "none"))
+    window = record.get("window")
+    if window:
+        out.append(_line("window closed", f"{window['closed_at']} ({window['reason']}; policy "
+                                          f"{window['policy']}, deadline {window['deadline']})"))
     for dealer, why in record["send_failures"].items():
         out.append(_line("  not reached", f"{dealer}: {why}"))
     out.append("  quotes:")
@@ -173,6 +213,8 @@ def render_decision_record(record: dict[str, Any]) -> str:
         out.append(f"  award #{a['rank']} -> {a['dealer_id']} {a['side']} {a['price']} x {a['quantity']}"
                    f"  ({a['reason']}; cover {a.get('cover_price')})  -> {a['outcome']}"
                    + (f": {a['reject_reason']}" if a.get("reject_reason") else ""))
+        if len(a.get("path", ())) > 1:
+            out.append(f"    path: {' -> '.join(a['path'])}")
     for f in record["fills"]:
         out.append(f"  fill {f['dealer_id']} {f['quantity']} @ {f['price']}  trade {f['dealer_trade_id']}")
     out.append(_line("filled", f"{record['filled_quantity']}  avg {record['average_price']}"

@@ -4,10 +4,15 @@
        │              │               │          │  ▲           │    ├──► partially_filled
        │              │               │          │  └───────────┘    └──► not_filled
        └──► rejected  └──► expired    └──► not_filled / expired
+                                                   confirming ──► unresolved ──► filled,
+                                                                 partially_filled, not_filled
     any non-terminal state ──► cancelled, failed
 
 ``confirming -> awarding`` is the fallback to the next best quote after a last-look
-reject or a confirm timeout. Every transition is an audit event (the engine writes it).
+reject, or after an unknown outcome was reconciled as "not executed".
+``confirming -> unresolved``: an award's outcome could not be reconciled in time; the RFQ
+waits (non-terminal, exposure reserved) until the dealer or a person settles it, then ends
+with what it filled. Every transition is an audit event (the engine writes it).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class RfqState(StrEnum):
     OPEN = "open"
     AWARDING = "awarding"
     CONFIRMING = "confirming"
+    UNRESOLVED = "unresolved"
     FILLED = "filled"
     PARTIALLY_FILLED = "partially_filled"
     NOT_FILLED = "not_filled"
@@ -51,8 +57,9 @@ TRANSITIONS: dict[RfqState, frozenset[RfqState]] = {
     S.AWARDING: frozenset({S.CONFIRMING, S.NOT_FILLED, S.PARTIALLY_FILLED, S.EXPIRED}) | _ALWAYS,
     # A confirm can still arrive after a cancel was asked for: the confirming state may end
     # filled/partially_filled even then (the dealer traded), or cancelled if nothing filled.
-    S.CONFIRMING: frozenset({S.AWARDING, S.FILLED, S.PARTIALLY_FILLED, S.NOT_FILLED, S.EXPIRED})
-    | _ALWAYS,
+    S.CONFIRMING: frozenset({S.AWARDING, S.UNRESOLVED, S.FILLED, S.PARTIALLY_FILLED,
+                             S.NOT_FILLED, S.EXPIRED}) | _ALWAYS,
+    S.UNRESOLVED: frozenset({S.FILLED, S.PARTIALLY_FILLED, S.NOT_FILLED}) | _ALWAYS,
     **{state: frozenset() for state in TERMINAL},
 }
 

@@ -41,6 +41,16 @@ class PendingAward:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     timer: asyncio.TimerHandle | None = None
+    unknown: bool = False
+    """``execution.unknown`` was audited: the outcome is being reconciled."""
+    unresolved: bool = False
+    """``execution.unresolved`` was audited: reconciliation gave up; a person may resolve."""
+    resolving: bool = False
+    """A person's resolution is being made durable; nothing else may settle it meanwhile."""
+    attempts: int = 0
+    last_error: str | None = None
+    send_error: str | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def resolve(self, outcome: AwardOutcome) -> bool:
         """Settle once; later answers (a duplicate confirm, a late reject) are refused."""
@@ -49,7 +59,14 @@ class PendingAward:
         if self.timer is not None:
             self.timer.cancel()
         self.outcome.set_result(outcome)
+        self.changed.set()
         return True
+
+    async def decided(self) -> None:
+        """Until the outcome is known or the award is escalated to unresolved."""
+        while not (self.outcome.done() or self.unresolved):
+            self.changed.clear()
+            await self.changed.wait()
 
 
 def award_payload(award: Award, *, rank: int, reason: str, cover: Decimal | None) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import BaseModel, Field
 
 from rfq_engine.configtypes import STRICT
@@ -23,4 +25,19 @@ class EngineConfig(BaseModel):
     send_timeout_ms: int = Field(1000, ge=10, le=60_000)
     """A send the transport has not taken within this is treated as failed for that dealer."""
     lookup_timeout_ms: int = Field(5000, ge=10, le=120_000)
-    """Recovery: how long to wait for a dealer to say what became of an execution."""
+    """How long one question to a dealer about an execution (``query_execution``) may take."""
+    reconcile_timeout_ms: int = Field(60_000, ge=0, le=86_400_000)
+    """Unknown outcome: how long past ``confirm_by`` the engine keeps asking the dealer
+    (with backoff) before the award is ``unresolved`` and waits for the dealer or a person.
+    The default leaves room for the REST contract's proof of absence (a 404 counts only
+    past ``expires_at`` + the desk's ``clock_skew_ms``, 30 s by default)."""
+    reconcile_backoff_ms: int = Field(250, ge=10, le=60_000)
+    """First pause between two questions about an unknown outcome; doubles each time."""
+    reconcile_backoff_max_ms: int = Field(5000, ge=10, le=600_000)
+    """Longest pause between two questions before ``reconcile_by``."""
+    reconcile_slow_interval_ms: int = Field(30_000, ge=100, le=3_600_000)
+    """Once unresolved: how often the dealer is still asked, until it or a person answers."""
+
+    @property
+    def reconcile_timeout(self) -> timedelta:
+        return timedelta(milliseconds=self.reconcile_timeout_ms)

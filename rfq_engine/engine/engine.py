@@ -35,6 +35,7 @@ from rfq_engine.domain import (
     new_id,
 )
 from rfq_engine.domain.pricing import package_notional
+from rfq_engine.engine.awards import AwardOutcome
 from rfq_engine.engine.config import EngineConfig
 from rfq_engine.engine.context import Listener, Services
 from rfq_engine.engine.errors import (
@@ -44,6 +45,7 @@ from rfq_engine.engine.errors import (
     NotPermitted,
     UnknownRfq,
 )
+from rfq_engine.engine.resolution import Resolution
 from rfq_engine.engine.risk import RiskBook
 from rfq_engine.engine.run import RfqRun
 from rfq_engine.mandate import Mandate
@@ -287,26 +289,58 @@ class RfqEngine:
         run.request_cancel(text)
 
     async def approve(self, rfq_id: str, *, approver: str) -> None:
-        run = self._run(rfq_id)
-        if run.state is not RfqState.PENDING_APPROVAL:
-            raise InvalidState(f"rfq {rfq_id} is {run.state.value}, not pending approval")
-        if approver == run.spec.requester:
-            raise NotPermitted("an RFQ must be approved by someone other than its requester")
-        run.grant(approver)
+        """Four eyes: the first decision (approve or refuse) wins, synchronously; a second,
+        concurrent one raises ``InvalidState``. Returns once the decision is durable."""
+        run = self._approvable(rfq_id, approver, "approved")
+        if not run.grant(approver):
+            raise InvalidState(f"rfq {rfq_id}: the approval was already decided")
+        await self.services.audit(rfq_id, E.APPROVAL_GRANTED, {"approver": approver},
+                                  actor=approver)
 
     async def refuse(self, rfq_id: str, *, approver: str, reason: str) -> None:
+        run = self._approvable(rfq_id, approver, "refused")
+        if not run.refuse(approver, reason):
+            raise InvalidState(f"rfq {rfq_id}: the approval was already decided")
+        await self.services.audit(rfq_id, E.APPROVAL_REFUSED,
+                                  {"approver": approver, "reason": reason}, actor=approver)
+
+    def _approvable(self, rfq_id: str, approver: str, verb: str) -> RfqRun:
         run = self._run(rfq_id)
         if run.state is not RfqState.PENDING_APPROVAL:
             raise InvalidState(f"rfq {rfq_id} is {run.state.value}, not pending approval")
         if approver == run.spec.requester:
-            raise NotPermitted("an RFQ must be refused by someone other than its requester")
-        run.refuse(approver, reason)
+            raise NotPermitted(f"an RFQ must be {verb} by someone other than its requester")
+        return run
 
-    async def wait(self, rfq_id: str, timeout: float | None = None) -> RfqState:
-        """Wait until the RFQ is terminal; returns its final state."""
+    async def resolve_execution(self, rfq_id: str, resolution: Resolution) -> AwardOutcome:
+        """A person's decision on an award whose outcome is unknown or unresolved: durable
+        (``execution.resolved``) before this returns; the first decision wins, a second
+        or one for an award the dealer already settled raises ``InvalidState``."""
+        run = self._runs.get(RfqId(rfq_id))
+        if run is None:
+            row = await self.services.store.get_rfq(rfq_id)
+            if row is None:
+                raise UnknownRfq(rfq_id)
+            raise InvalidState(f"rfq {rfq_id} is {row.state}: no award of it is waiting for "
+                               "a resolution")
+        return await run.resolve_execution(resolution)
+
+    async def wait(self, rfq_id: str, timeout: float | None = None, *,
+                   until_unresolved: bool = False) -> RfqState:
+        """Wait until the RFQ is terminal; returns its final state. With
+        ``until_unresolved``, also return when it waits ``unresolved`` (an award whose
+        outcome only the dealer or a person can settle: one-shot commands stop there)."""
         run = self._runs.get(RfqId(rfq_id))
         if run is not None:
-            await asyncio.wait_for(run.done.wait(), timeout)
+            waits = [asyncio.ensure_future(run.done.wait())]
+            if until_unresolved:
+                waits.append(asyncio.ensure_future(run.waiting_unresolved.wait()))
+            try:
+                await asyncio.wait_for(asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED),
+                                       timeout)
+            finally:
+                for w in waits:
+                    w.cancel()
             return run.state
         if rfq_id in self._closed:
             return self._closed[rfq_id]

@@ -3,6 +3,7 @@
     RfqError (domain)
     └── EngineError
         ├── UnknownRfq        no RFQ with that id
+        ├── UnknownExecution  the RFQ has no award with that execution id
         ├── NotPermitted      the actor may not do this (e.g. approve one's own RFQ)
         ├── InvalidState      the RFQ is not in a state that allows this (e.g. approve when open)
         ├── InvalidRequest    a request the engine cannot run (unknown dealer or mandate); names the field
@@ -19,6 +20,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidState",
     "NotPermitted",
+    "UnknownExecution",
     "UnknownRfq",
 ]
 
@@ -34,6 +36,16 @@ class UnknownRfq(EngineError, KeyError):
 
     def __str__(self) -> str:
         return f"unknown rfq {self.rfq_id}"
+
+
+class UnknownExecution(EngineError, KeyError):
+    def __init__(self, rfq_id: str, execution_id: str) -> None:
+        super().__init__(f"rfq {rfq_id} has no award {execution_id}")
+        self.rfq_id = rfq_id
+        self.execution_id = execution_id
+
+    def __str__(self) -> str:
+        return f"rfq {self.rfq_id} has no award {self.execution_id}"
 
 
 class NotPermitted(EngineError):

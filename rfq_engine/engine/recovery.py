@@ -7,11 +7,13 @@ What happens to an RFQ found open after a crash, by the state it was left in:
   (if the approval had been granted already, it opens now).
 - ``open``: the response window was interrupted and the quotes are not acted on: it ends
   ``expired``, and every dealer asked is told so.
-- ``awarding`` / ``confirming``: each award that was decided but not settled is reconciled,
-  never re-awarded: a confirm already audited becomes its fill if the fill is missing; else
-  the dealer is asked (``query_execution``); if it cannot say, the engine keeps listening
-  for the confirm until the award's ``confirm_by`` and counts silence as a reject. Then the
-  RFQ ends with what it filled. No new award is made after a restart.
+- ``awarding`` / ``confirming`` / ``unresolved``: each award that was decided but not
+  settled is reconciled, never re-awarded: a confirm (or a person's resolution) already
+  audited becomes its fill if the fill is missing; every other award's outcome is
+  *unknown* and goes through the unknown-outcome rule (``engine.reconcile``): the dealer is
+  asked at once and then with backoff; silence is never a reject. An award that cannot be
+  settled leaves the RFQ ``unresolved`` (waiting for the dealer or a person). Then the RFQ
+  ends with what it filled. No new award is made after a restart.
 
 Fills are keyed by execution id, so a fill is never recorded twice for one award.
 
@@ -32,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from dealer_adapters.protocol import ExecutionState
 from rfq_engine.domain import (
     Award,
     DealerId,
@@ -42,12 +43,11 @@ from rfq_engine.domain import (
     RfqId,
     RfqSpec,
     RfqState,
-    decimal_str,
     parse_decimal,
     parse_ts,
     utc_now,
 )
-from rfq_engine.engine.awards import AwardOutcome, PendingAward, check_confirm
+from rfq_engine.engine.awards import AwardOutcome, PendingAward
 from rfq_engine.engine.run import RfqRun
 from rfq_engine.store.base import EventFilter
 from rfq_engine.store.events import AuditEvent
@@ -80,6 +80,8 @@ class RecoveredRfq:
     awards: dict[ExecutionId, tuple[Award, int]] = field(default_factory=dict)
     confirmed: dict[ExecutionId, AwardOutcome] = field(default_factory=dict)
     rejected: set[ExecutionId] = field(default_factory=set)
+    unknown: set[ExecutionId] = field(default_factory=set)
+    unresolved: set[ExecutionId] = field(default_factory=set)
     filled: dict[ExecutionId, tuple[Decimal, Decimal, str]] = field(default_factory=dict)
 
 
@@ -118,6 +120,19 @@ def replay(events: list[AuditEvent]) -> RecoveredRfq:
                 str(p.get("dealer_trade_id", "")))
         elif event.type == E.EXECUTION_REJECTED:
             rec.rejected.add(ExecutionId(p["execution_id"]))
+        elif event.type == E.EXECUTION_UNKNOWN:
+            rec.unknown.add(ExecutionId(p["execution_id"]))
+        elif event.type == E.EXECUTION_UNRESOLVED:
+            rec.unresolved.add(ExecutionId(p["execution_id"]))
+        elif event.type == E.EXECUTION_RESOLVED:
+            eid = ExecutionId(p["execution_id"])
+            if p.get("executed"):
+                rec.confirmed[eid] = AwardOutcome(
+                    True, Decimal(p["quantity"]), Decimal(p["price"]),
+                    f"resolved by {p.get('resolved_by')}: executed",
+                    str(p.get("dealer_trade_id", "")))
+            else:
+                rec.rejected.add(eid)
         elif event.type == E.FILL_RECORDED:
             rec.filled[ExecutionId(p["execution_id"])] = (
                 Decimal(p["quantity"]), Decimal(p["price"]), str(p.get("dealer_trade_id", "")))
@@ -152,6 +167,7 @@ async def recover_open_rfqs(engine: RfqEngine, *, resume_pending_approval: bool 
             continue
         run = RfqRun(s, rec.rfq_id, rec.spec, mandate, notional=rec.notional, reference=None,
                      state=rec.state)
+        run.ready.clear()  # until its awards are rebuilt (a person's resolve waits for it)
         run.sent_to = tuple(d for d in rec.sent_to if d in s.adapters)
         run.approval_expires = rec.approval_expires
         if rec.cancel_reason is not None:
@@ -212,15 +228,25 @@ async def _resume(run: RfqRun, rec: RecoveredRfq) -> None:
     with structlog.contextvars.bound_contextvars(rfq_id=run.rfq_id):
         try:
             await _resume_inner(run, rec)
+        except asyncio.CancelledError:
+            if run.unsettled and not run.state.is_terminal:
+                await asyncio.shield(run.park_unsettled("engine stopped during recovery"))
+            raise
         except Exception as exc:
             log.exception("recovery.failed")
-            if not run.state.is_terminal:
+            if run.unsettled and not run.state.is_terminal:
+                await run.park_unsettled(f"recovery failed: {type(exc).__name__}: {exc}")
+            elif not run.state.is_terminal:
                 await run._finish(RfqState.FAILED, f"recovery failed: {type(exc).__name__}: {exc}")
         finally:
+            run.stop_side_tasks()
+            run.ready.set()
             run.done.set()
 
 
 async def _resume_inner(run: RfqRun, rec: RecoveredRfq) -> None:
+    if run.state in (RfqState.CREATED, RfqState.PENDING_APPROVAL, RfqState.OPEN):
+        run.ready.set()  # no award to rebuild
     if run.state is RfqState.CREATED:
         # Nothing reached a dealer: price it again and run it from the pre-trade check.
         try:
@@ -238,70 +264,42 @@ async def _resume_inner(run: RfqRun, rec: RecoveredRfq) -> None:
         await run._finish(RfqState.EXPIRED,
                           "engine restarted during the response window; quotes were not acted on")
         return
-    # awarding / confirming: settle every award that was decided, never make a new one.
+    # awarding / confirming / unresolved: settle every award that was decided, never make
+    # a new one.
     unsettled = [eid for eid in rec.awards if eid not in rec.rejected and eid not in rec.filled]
     if unsettled and run.state is RfqState.AWARDING:
         run._transition(RfqState.CONFIRMING, "recovery: award(s) decided before the restart")
-    await asyncio.gather(*(_settle_after_restart(run, rec, eid) for eid in unsettled))
-    reason = "engine restarted; no new award is made after a restart"
-    if run.filled_quantity >= run.spec.quantity:
-        await run._finish(RfqState.FILLED, "filled (awards settled after a restart)")
-    elif run.filled_quantity > 0:
-        await run._finish(RfqState.PARTIALLY_FILLED,
-                          f"filled {decimal_str(run.filled_quantity)} of "
-                          f"{decimal_str(run.spec.quantity)}; {reason}")
-    else:
-        await run._finish(RfqState.NOT_FILLED, reason)
+    pendings = [p for p in [await _settle_after_restart(run, rec, eid) for eid in unsettled]
+                if p is not None]
+    run.ready.set()
+    await asyncio.gather(*(p.decided() for p in pendings))
+    for pending in pendings:
+        if pending.outcome.done():
+            await run._settle(pending)
+    why = "engine restarted; no new award is made after a restart"
+    if run.unsettled:
+        why = await run.await_unresolved()
+    await run.finish_with_fills(why, "filled (awards settled after a restart)")
 
 
-async def _settle_after_restart(run: RfqRun, rec: RecoveredRfq, eid: ExecutionId) -> None:
+async def _settle_after_restart(run: RfqRun, rec: RecoveredRfq, eid: ExecutionId
+                                ) -> PendingAward | None:
+    """A confirmed award's fill now; any other award as unknown, under reconciliation."""
     award, rank = rec.awards[eid]
     s = run.s
-    if eid in rec.confirmed:  # confirmed before the crash, fill not yet recorded
+    if eid in rec.confirmed:  # confirmed (or resolved executed) before the crash, no fill yet
         await run.record_fill(award, rec.confirmed[eid])
         run.resolved[eid] = rec.confirmed[eid]
-        return
-    adapter = s.adapters.get(award.dealer_id)
-    lookup_state = ExecutionState.UNKNOWN
-    if adapter is not None:
-        try:
-            lookup = await asyncio.wait_for(adapter.query_execution(award.dealer_id, eid),
-                                            s.config.lookup_timeout_ms / 1000)
-            lookup_state = lookup.state
-            problem = (None if lookup.confirm is None
-                       else check_confirm(award, lookup.confirm))
-            if problem is not None:
-                log.error("recovery.lookup_mismatch", execution_id=eid, problem=problem)
-            if (lookup.state is ExecutionState.CONFIRMED and lookup.confirm is not None
-                    and problem is None):
-                c = lookup.confirm
-                outcome = AwardOutcome(True, c.quantity, c.price, "confirmed", c.dealer_trade_id)
-                s.audit(run.rfq_id, E.EXECUTION_CONFIRMED, {
-                    "execution_id": eid, "dealer_id": award.dealer_id,
-                    "price": decimal_str(c.price), "quantity": decimal_str(c.quantity),
-                    "dealer_trade_id": c.dealer_trade_id, "msg_id": None, "source": "reconciled"})
-                await run.record_fill(award, outcome)
-                run.resolved[eid] = outcome
-                return
-            if lookup.state is ExecutionState.REJECTED:
-                s.audit(run.rfq_id, E.EXECUTION_REJECTED, {
-                    "execution_id": eid, "dealer_id": award.dealer_id, "msg_id": None,
-                    "reason": f"reconciled after restart: {lookup.reason or 'rejected'}",
-                    "timeout": False})
-                run.resolved[eid] = AwardOutcome(False, Decimal(0), award.price, "rejected")
-                return
-        except Exception as exc:  # the dealer could not be asked: fall back to confirm_by
-            log.warning("recovery.lookup_failed", execution_id=eid, error=str(exc))
-    # Unknown: listen for the confirm until confirm_by, then count silence as a reject.
+        return None
     left = (award.confirm_by - utc_now()).total_seconds()
-    pending = PendingAward(award, Decimal(0), rank, run.loop.time() + max(left, 0.0))
+    pending = PendingAward(award, Decimal(0), rank, run.loop.time() + left)
     if run.unit_notional is not None:
         pending.notional = award.quantity * run.unit_notional
+    pending.unknown = eid in rec.unknown
+    pending.unresolved = eid in rec.unresolved
     run.pending[eid] = pending
     s.risk.reserve_award(eid, award.dealer_id, pending.notional)
-    pending.timer = run.loop.call_at(pending.deadline_mono, run._confirm_timed_out, pending)
-    log.info("recovery.awaiting_confirm", execution_id=eid, lookup=lookup_state.value,
-             seconds=round(max(left, 0.0), 3))
-    await pending.outcome
-    await run._settle(pending)
-
+    log.info("recovery.reconciling", execution_id=eid, unresolved=pending.unresolved,
+             confirm_by_in=round(left, 3))
+    run.start_reconcile(pending, "the engine restarted before the award's outcome was known")
+    return pending

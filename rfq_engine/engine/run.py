@@ -1,9 +1,11 @@
 """One RFQ's lifecycle, from pre-trade check to the outcome sent to every dealer.
 
     submit ─► pre-trade mandate check ─► (approval) ─► open: send to every dealer at once
-      ─► collect until the deadline (monotonic) or every dealer answered
+      ─► collect until the deadline (monotonic), or every dealer answered (close policy)
       ─► rank the valid quotes ─► award the best (write-ahead) ─► last look
-      ─► on reject/timeout the next best, still valid and within mandate ─► fill
+      ─► confirm: fill; explicit reject: the next best, still valid and within mandate;
+         no answer: *unknown*, reconciled with the dealer (``reconcile``) before anything
+         else is awarded, ``unresolved`` (waiting for the dealer or a person) if it cannot be
       ─► tell every dealer the outcome
 
 Every state change goes through ``_transition`` (the table in ``domain.states``) and is an
@@ -43,9 +45,12 @@ from rfq_engine.domain import (
     new_id,
     utc_now,
 )
-from rfq_engine.engine import lastlook, selection
+from rfq_engine.domain.rfq import ClosePolicy
+from rfq_engine.engine import lastlook, reconcile, selection
 from rfq_engine.engine.awards import AwardOutcome, PendingAward, award_payload, check_confirm
 from rfq_engine.engine.context import Services
+from rfq_engine.engine.errors import UnknownExecution
+from rfq_engine.engine.resolution import Resolution, resolve_pending, settled_conflict
 from rfq_engine.engine.selection import Candidates, QuoteJudge
 from rfq_engine.engine.validation import check_quote
 from rfq_engine.mandate import Mandate, PreTradeContext, Verdict, all_passed
@@ -56,6 +61,8 @@ __all__ = ["RfqRun"]
 
 log = structlog.get_logger("rfq_engine.run")
 ZERO = Decimal(0)
+# Award sends that outlived send_timeout_ms: never cancelled (the dealer may be booking).
+_SENDS_IN_FLIGHT: set[asyncio.Task[None]] = set()
 _OUTCOME_WIRE = {
     RfqState.FILLED: "filled",
     RfqState.PARTIALLY_FILLED: "filled",
@@ -65,6 +72,12 @@ _OUTCOME_WIRE = {
     RfqState.REJECTED: "not_filled",
     RfqState.FAILED: "not_filled",
 }
+
+
+def _send_finished(task: asyncio.Task[None]) -> None:
+    _SENDS_IN_FLIGHT.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.info("award.send_failed", error=str(task.exception()) or type(task.exception()).__name__)
 
 
 def _quote_fields(q: Quote) -> dict[str, Any]:
@@ -123,6 +136,11 @@ class RfqRun:
         self.approval_expires: datetime | None = None
         self.parked = False  # engine stopping: left pending in the store, resumed on restart
         self._wake = asyncio.Event()
+        self.unreachable: set[DealerId] = set()
+        self.waiting_unresolved = asyncio.Event()  # in ``unresolved``, waiting for a settlement
+        self.ready = asyncio.Event()  # recovery clears it until the awards are rebuilt
+        self.ready.set()
+        self.window_closed_mono: float | None = None
         self._lookups: set[asyncio.Task[None]] = set()
         self.done = asyncio.Event()
         self.final_reason = ""
@@ -250,6 +268,13 @@ class RfqRun:
             self.s.audit(self.rfq_id, E.MESSAGE_REJECTED, {**base, "reason": why},
                          actor=confirm.dealer_id)
             return
+        if pending.resolving:  # a person's decision on it is being recorded and goes first
+            self.s.audit(self.rfq_id, E.MESSAGE_REJECTED, {
+                **base, "reason": "confirm arrived while a person's resolution of this "
+                                  "execution was being recorded; review the resolution"},
+                actor=confirm.dealer_id)
+            log.error("execution.resolution_contradicted", execution_id=confirm.execution_id)
+            return
         problem = check_confirm(pending.award, confirm)
         if problem is not None:
             self.s.audit(self.rfq_id, E.MESSAGE_REJECTED, {**base, "reason": problem},
@@ -267,7 +292,8 @@ class RfqRun:
         pending = self.pending.get(reject.execution_id)
         base = {"dealer_id": reject.dealer_id, "msg_id": reject.msg_id,
                 "execution_id": reject.execution_id}
-        if pending is None or pending.outcome.done() or pending.award.dealer_id != reject.dealer_id:
+        if pending is None or pending.outcome.done() or pending.award.dealer_id != reject.dealer_id \
+                or pending.resolving:
             self.s.audit(self.rfq_id, E.MESSAGE_REJECTED,
                          {**base, "reason": "reject for no pending award of this dealer"},
                          actor=reject.dealer_id)
@@ -283,25 +309,44 @@ class RfqRun:
 
     def _answered(self, dealer: DealerId) -> None:
         self.responded.add(dealer)
-        if self.responded >= set(self.sent_to) and self.sent_to:
+        if self.sent_to and self._may_close_early():
             self._wake.set()
 
     # ----------------------------------------------------------------- commands
 
     def request_cancel(self, reason: str) -> None:
+        """Cancel: nothing new is awarded. Awards in last look, or whose outcome is
+        unknown, are still settled (a confirm is a trade); the RFQ then ends."""
         if self.cancel_reason is None:
             self.cancel_reason = reason or "cancelled"
         if not self.approval.done():
             self.approval.set_result((False, "cancelled", reason))
         self._wake.set()
 
-    def grant(self, approver: str) -> None:
-        if not self.approval.done():
-            self.approval.set_result((True, approver, ""))
+    def grant(self, approver: str) -> bool:
+        """Decide the approval (first decision wins); False when already decided."""
+        if self.approval.done():
+            return False
+        self.approval.set_result((True, approver, ""))
+        return True
 
-    def refuse(self, approver: str, reason: str) -> None:
-        if not self.approval.done():
-            self.approval.set_result((False, approver, reason))
+    def refuse(self, approver: str, reason: str) -> bool:
+        if self.approval.done():
+            return False
+        self.approval.set_result((False, approver, reason))
+        return True
+
+    async def resolve_execution(self, resolution: Resolution) -> AwardOutcome:
+        """A person's decision on an award whose outcome is unknown (``engine.resolution``)."""
+        await self.ready.wait()
+        pending = self.pending.get(resolution.execution_id)
+        if pending is None:
+            earlier = self.resolved.get(resolution.execution_id)
+            if earlier is not None:
+                raise settled_conflict(resolution.execution_id, earlier)
+            raise UnknownExecution(self.rfq_id, resolution.execution_id)
+        return await resolve_pending(self.s, self.rfq_id, self.spec.requester, pending,
+                                     resolution)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -310,20 +355,45 @@ class RfqRun:
             try:
                 await self._lifecycle()
             except asyncio.CancelledError:
-                if not self.state.is_terminal and not self.parked:
+                if self.unsettled and not self.state.is_terminal:
+                    await asyncio.shield(self.park_unsettled("engine stopped"))
+                elif not self.state.is_terminal and not self.parked:
                     await asyncio.shield(self._abort("engine stopped while the RFQ was running"))
                 raise
             except Exception as exc:
                 log.exception("rfq.failed")
-                if not self.state.is_terminal:
+                if self.unsettled and not self.state.is_terminal:
+                    await self.park_unsettled(f"internal error: {type(exc).__name__}: {exc}")
+                elif not self.state.is_terminal:
                     await self._abort(f"internal error: {type(exc).__name__}: {exc}")
             finally:
-                for pending in self.pending.values():
-                    if pending.timer is not None:
-                        pending.timer.cancel()
-                for task in self._lookups:
-                    task.cancel()
+                self.stop_side_tasks()
                 self.done.set()
+
+    def stop_side_tasks(self) -> None:
+        """Timers and side tasks (reconciliation, TCA) end with the RFQ's task."""
+        for pending in self.pending.values():
+            if pending.timer is not None:
+                pending.timer.cancel()
+        for task in self._lookups:
+            task.cancel()
+
+    @property
+    def unsettled(self) -> list[PendingAward]:
+        """Awards sent whose outcome is not known (in last look, unknown or unresolved)."""
+        return [p for p in self.pending.values() if not p.outcome.done()]
+
+    async def park_unsettled(self, reason: str) -> None:
+        """Never end an RFQ while an award's outcome is unknown: leave it non-terminal in the
+        store; recovery resumes the reconciliation on restart."""
+        self.parked = True
+        try:
+            await self.s.audit(self.rfq_id, E.RFQ_PARKED, {
+                "reason": f"{reason}: {len(self.unsettled)} award(s) with an outcome not yet "
+                          "known; reconciliation resumes on restart",
+                "execution_ids": [p.award.execution_id for p in self.unsettled]})
+        except Exception:
+            log.exception("rfq.park_failed")
 
     async def _abort(self, reason: str) -> None:
         target = RfqState.FAILED
@@ -396,14 +466,13 @@ class RfqRun:
         except TimeoutError:
             await self._finish(RfqState.EXPIRED, "no approval before the approval deadline")
             return False
+        # The approval.granted / approval.refused event is written by the engine's
+        # approve/refuse call, durable before that call returns.
         if granted:
-            self.s.audit(self.rfq_id, E.APPROVAL_GRANTED, {"approver": who}, actor=who)
             return True
         if who == "cancelled":
             await self._finish(RfqState.CANCELLED, reason or "cancelled while pending approval")
         else:
-            self.s.audit(self.rfq_id, E.APPROVAL_REFUSED, {"approver": who, "reason": reason},
-                         actor=who)
             await self._finish(RfqState.REJECTED, f"approval refused by {who}: {reason}")
         return False
 
@@ -416,7 +485,7 @@ class RfqRun:
         await self._transition(RfqState.OPEN, f"sending to {len(self.spec.dealers)} dealers")
         message = RfqNew(self.rfq_id, self.spec.legs, self.spec.quantity, self.spec.quantity_unit,
                          self.spec.direction, self.spec.allow_partial, self.deadline,
-                         self.spec.settlement)
+                         self.spec.settlement, self.close_policy.value)
         failed: dict[str, str] = {}
 
         async def send(dealer: DealerId) -> None:
@@ -425,6 +494,7 @@ class RfqRun:
                     await self.s.adapters[dealer].send_rfq(dealer, message)
             except (DealerUnavailable, TimeoutError, OSError) as exc:
                 failed[dealer] = str(exc) or type(exc).__name__
+                self.unreachable.add(dealer)
                 self._answered(dealer)  # absent: do not wait for it
 
         await asyncio.gather(*(send(d) for d in self.spec.dealers))
@@ -434,17 +504,42 @@ class RfqRun:
         })
         failpoints.hit("rfq.sent")
 
+    @property
+    def close_policy(self) -> ClosePolicy:
+        """The RFQ's own close policy, else its mandate's."""
+        return self.spec.close_policy or self.mandate.close_policy
+
+    def _may_close_early(self) -> bool:
+        """``all_answered``: once every dealer answered. ``deadline``: a dealer may replace
+        its quote until the deadline, so only when no dealer could be reached at all."""
+        if self.cancel_reason is not None:
+            return True
+        if self.close_policy is ClosePolicy.DEADLINE:
+            return bool(self.sent_to) and self.unreachable >= set(self.sent_to)
+        return self.responded >= set(self.sent_to)
+
     async def _collect(self) -> None:
-        while self.cancel_reason is None and not self.responded >= set(self.sent_to):
+        reason = "deadline reached"
+        while True:
+            if self._may_close_early():
+                reason = ("cancel requested" if self.cancel_reason is not None
+                          else "no dealer could be reached" if self.unreachable >= set(self.sent_to)
+                          else "every dealer answered")
+                break
             remaining = self.deadline_mono - self.loop.time()
             if remaining <= 0:
-                return
+                break
             self._wake.clear()
             try:
                 async with asyncio.timeout(remaining):
                     await self._wake.wait()
             except TimeoutError:
-                return
+                break
+        self.window_closed_mono = self.loop.time()
+        self.s.audit(self.rfq_id, E.WINDOW_CLOSED, {
+            "closed_at": format_ts(utc_now()),
+            "deadline": None if self.deadline is None else format_ts(self.deadline),
+            "policy": self.close_policy.value, "reason": reason})
 
     # ----------------------------------------------------------------- ranking and awards
 
@@ -464,7 +559,8 @@ class RfqRun:
         """Award, await last look, fall back to the next best, until done or out of quotes."""
         rounds = 0
         why_short = "no valid quote left to award"
-        while self.remaining > 0 and candidates and self.cancel_reason is None:
+        while self.remaining > 0 and candidates and self.cancel_reason is None \
+                and not self.unsettled:
             rounds += 1
             if rounds > self.s.config.max_award_rounds:
                 why_short = f"stopped after {self.s.config.max_award_rounds} award rounds"
@@ -473,12 +569,33 @@ class RfqRun:
             if not batch:
                 break
             await self._award(batch, candidates)
-            if self.remaining > 0 and candidates and self.cancel_reason is None:
+            if self.remaining > 0 and candidates and self.cancel_reason is None \
+                    and not self.unsettled:
                 self._transition(RfqState.AWARDING, "falling back to the next best quote")
-        if self.cancel_reason is not None:
+        if self.unsettled:
+            why_short = await self.await_unresolved()
+        elif self.cancel_reason is not None:
             why_short = f"cancel requested: {self.cancel_reason}"
-        if self.remaining == 0:
-            await self._finish(RfqState.FILLED, "filled")
+        await self.finish_with_fills(why_short)
+
+    async def await_unresolved(self) -> str:
+        """Wait in ``unresolved`` until every escalated award is settled (a late dealer
+        answer, the slow reconciliation, or a person); nothing new is awarded after."""
+        unresolved = self.unsettled
+        self.waiting_unresolved.set()
+        if self.state is not RfqState.UNRESOLVED:
+            self._transition(RfqState.UNRESOLVED,
+                             f"{len(unresolved)} award(s) with an unknown outcome could not be "
+                             "reconciled: waiting for the dealer or a person")
+        await asyncio.gather(*(asyncio.shield(p.outcome) for p in unresolved))
+        for pending in unresolved:
+            await self._settle(pending)
+        return "an award's outcome was unresolved; nothing more is awarded after it"
+
+    async def finish_with_fills(self, why_short: str, filled: str = "filled") -> None:
+        """End the RFQ with what it filled."""
+        if self.filled_quantity >= self.spec.quantity:
+            await self._finish(RfqState.FILLED, filled)
         elif self.filled_quantity > 0:
             await self._finish(RfqState.PARTIALLY_FILLED,
                                f"filled {decimal_str(self.filled_quantity)} of "
@@ -535,23 +652,35 @@ class RfqRun:
         else:
             await asyncio.gather(*(self._send_award(p) for p in awarded))
         failpoints.hit("award.sent")
-        await asyncio.gather(*(p.outcome for p in awarded))
+        await asyncio.gather(*(p.decided() for p in awarded))
         for pending in awarded:
-            await self._settle(pending)
+            if pending.outcome.done():
+                await self._settle(pending)
 
     async def _send_award(self, pending: PendingAward) -> None:
+        """Send one award. The send runs as its own task, shielded: a send slower than
+        ``send_timeout_ms`` (or an RFQ that stops meanwhile) never cancels work the dealer
+        side has started. Only ``DealerUnavailable`` proves it never left; any other failure
+        leaves the outcome unknown until confirm_by, then it is reconciled."""
         award = pending.award
         pending.timer = self.loop.call_at(pending.deadline_mono, self._confirm_timed_out, pending)
         error: str | None = None
         undelivered = False
+        send = self.loop.create_task(
+            self.s.adapters[award.dealer_id].send_award(award.dealer_id, award))
+        _SENDS_IN_FLIGHT.add(send)
+        send.add_done_callback(_send_finished)
         try:
             async with asyncio.timeout(self.s.config.send_timeout_ms / 1000):
-                await self.s.adapters[award.dealer_id].send_award(award.dealer_id, award)
+                await asyncio.shield(send)
         except DealerUnavailable as exc:
             error, undelivered = str(exc), True
-        except (TimeoutError, OSError) as exc:
-            # The transport may still deliver it: keep waiting for a confirm until confirm_by.
+        except TimeoutError:
+            error = (f"send not finished within {self.s.config.send_timeout_ms} ms; it carries "
+                     "on, the outcome is unknown until the dealer answers")
+        except Exception as exc:  # in flight when it failed: the dealer may have it
             error = str(exc) or type(exc).__name__
+        pending.send_error = None if undelivered else error
         self.s.audit(self.rfq_id, E.AWARD_SENT,
                      {"execution_id": award.execution_id, "dealer_id": award.dealer_id,
                       "error": error})
@@ -566,7 +695,14 @@ class RfqRun:
         if pending.outcome.done():
             return
         pending.timer = None
-        self._spawn(lastlook.lookup_after_timeout(self, pending))
+        reason = "no confirm or reject by confirm_by"
+        if pending.send_error:
+            reason += f" (the send failed in flight: {pending.send_error})"
+        self.start_reconcile(pending, reason)
+
+    def start_reconcile(self, pending: PendingAward, reason: str) -> None:
+        """The unknown-outcome rule for ``pending`` (``engine.reconcile``), as a side task."""
+        self._spawn(reconcile.reconcile(self.s, self.rfq_id, pending, reason))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """A side task of this RFQ, cancelled when the RFQ ends."""

@@ -19,7 +19,9 @@ Rules (payload keys: see ``EventType`` in events.py):
 - ``quotes.ranked``: ``valid`` + rank for each ranking entry, ``rejected`` + reason for each
   rejected entry, on quotes that exist.
 - ``award.decided`` inserts an award ``pending``; ``execution.confirmed`` ->
-  ``confirmed``; ``execution.rejected`` -> ``rejected`` + reason.
+  ``confirmed``; ``execution.rejected`` -> ``rejected`` + reason; ``execution.unknown`` ->
+  ``unknown``; ``execution.unresolved`` -> ``unresolved`` + reason;
+  ``execution.resolved`` -> ``confirmed`` or ``rejected`` with "resolved by ...".
 - ``fill.recorded`` inserts a fill (filled_at = event ts) and adds its quantity to the
   rfq's filled_quantity; a repeated fill_id is ignored so it is never counted twice.
 
@@ -313,6 +315,23 @@ def _execution_rejected(rfq_id: str, ts: datetime, payload: Mapping[str, Any]) -
     return [AwardStatusSet(_text(payload, "execution_id"), "rejected", reason)]
 
 
+def _execution_unknown(rfq_id: str, ts: datetime, payload: Mapping[str, Any]) -> list[Change]:
+    return [AwardStatusSet(_text(payload, "execution_id"), "unknown", None)]
+
+
+def _execution_unresolved(rfq_id: str, ts: datetime, payload: Mapping[str, Any]) -> list[Change]:
+    reason = _opt_text(payload, "reason")
+    return [AwardStatusSet(_text(payload, "execution_id"), "unresolved", reason)]
+
+
+def _execution_resolved(rfq_id: str, ts: datetime, payload: Mapping[str, Any]) -> list[Change]:
+    executed = payload.get("executed") is True
+    who = _opt_text(payload, "resolved_by")
+    reason = f"resolved by {who}: {'executed' if executed else 'not executed'}"
+    return [AwardStatusSet(_text(payload, "execution_id"),
+                           "confirmed" if executed else "rejected", reason)]
+
+
 def _fill_recorded(rfq_id: str, ts: datetime, payload: Mapping[str, Any]) -> list[Change]:
     raw_last = payload.get("last_date")
     last: date | None = None if raw_last is None else parse_date(raw_last, "last_date")
@@ -341,6 +360,9 @@ _BUILDERS = {
     EventType.AWARD_DECIDED.value: _award_decided,
     EventType.EXECUTION_CONFIRMED.value: _execution_confirmed,
     EventType.EXECUTION_REJECTED.value: _execution_rejected,
+    EventType.EXECUTION_UNKNOWN.value: _execution_unknown,
+    EventType.EXECUTION_UNRESOLVED.value: _execution_unresolved,
+    EventType.EXECUTION_RESOLVED.value: _execution_resolved,
     EventType.FILL_RECORDED.value: _fill_recorded,
 }
 

@@ -69,8 +69,6 @@ async def test_a_lost_confirm_is_reconciled_without_a_second_trade(build: Build)
     assert sims.executed_count() == len(fills)
 
 
-@pytest.mark.xfail(reason="needs the engine's unknown-outcome reconciliation (issue 12): the engine "
-                          "still counts an UNKNOWN lookup at confirm_by as a reject", strict=False)
 async def test_a_dealer_slower_than_the_send_timeout_is_never_traded_twice(build: Build) -> None:
     # "slow" books for 800 ms: the send times out at 100 ms, confirm_by passes at 300 ms while
     # a lookup says UNKNOWN (booking in progress); the trade is done at 800 ms.

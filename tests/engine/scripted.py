@@ -57,6 +57,11 @@ class ScriptedDealers:
     policy: LookupPolicy = field(
         default_factory=lambda: LookupPolicy("execution_id", True, True, "scripted"))
     queries: list[str] = field(default_factory=list)
+    asked: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    """Each ``query_execution`` as it happens, for tests that await the n-th question."""
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    """A send to a ``hang`` dealer waits for this (never set: it never returns)."""
+    cancelled_sends: int = 0
 
     @property
     def dealer_ids(self) -> tuple[DealerId, ...]:
@@ -75,7 +80,11 @@ class ScriptedDealers:
         if dealer in self.offline:
             raise DealerUnavailable(dealer, "offline")
         if dealer in self.hang:
-            await asyncio.Event().wait()  # a transport that never returns
+            try:  # a transport that does not return until released
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.cancelled_sends += 1
+                raise
         sent = Sent(dealer, message)
         self.log.append(sent)
         self.outbox.put_nowait(sent)
@@ -91,6 +100,7 @@ class ScriptedDealers:
 
     async def query_execution(self, dealer_id: DealerId, execution_id: ExecutionId) -> ExecutionLookup:
         self.queries.append(execution_id)
+        self.asked.put_nowait(execution_id)
         return self.lookups.get(execution_id, self.absent)
 
     def lookup_policy(self, dealer_id: DealerId) -> LookupPolicy:

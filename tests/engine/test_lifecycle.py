@@ -199,7 +199,7 @@ async def test_timeout_asks_the_dealer_before_falling_back(make_harness) -> None
     assert await h.engine.wait(rfq_id, 5) is RfqState.FILLED
     assert len(h.dealers.sent(Award)) == 1  # no fallback award to d2
     confirmed = await h.payloads(rfq_id, "execution.confirmed")
-    assert [c["source"] for c in confirmed] == ["reconciled_at_timeout"]
+    assert [c["source"] for c in confirmed] == ["reconciled"]
     assert [(f.dealer_id, f.dealer_trade_id) for f in await h.store.fills(rfq_id)] == [("d1", "VENUE-1")]
 
 

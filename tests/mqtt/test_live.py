@@ -190,6 +190,10 @@ async def _confirm_wrong_price(r: Rogue, e: dict[str, Any]) -> None:
     await r.signed("execution", "execution.confirm", {
         "execution_id": body["execution_id"], "rfq_id": body["rfq_id"], "quote_id": body["quote_id"],
         "price": wrong, "quantity": body["quantity"], "dealer_trade_id": "ROGUE-1"})
+    # A confirm at another price proves nothing either way (it is refused, and the outcome
+    # stays unknown: no fallback on it); the desk then rejects the award outright.
+    await r.signed("execution", "execution.reject", {
+        "execution_id": body["execution_id"], "rfq_id": body["rfq_id"], "reason": "price moved"})
 
 
 CASES = {

@@ -308,7 +308,7 @@ def test_rejected_award_is_not_re_awarded_after_restart(tmp_path: Path) -> None:
     assert_recovered(before, after, read_ledgers(case))
     [rejection] = after.of(E.EXECUTION_REJECTED)
     assert rejection["execution_id"] == eid and rejection["timeout"] is False
-    assert rejection["reason"].startswith("reconciled after restart: ")
+    assert rejection["reason"].startswith("reconciled: the dealer reports it rejected")
     assert (after.rfq.state, after.rfq.reason) == ("not_filled", RESTART_REASON)
     assert_chain_verifies(case)
 

@@ -199,8 +199,6 @@ async def test_executed_with_the_reply_lost_is_one_fill(
     assert (lossy.executed_count, backup.executed_count) == (1, 0) and backup.order_posts == {}
 
 
-@pytest.mark.xfail(reason="needs the engine's unknown-outcome reconciliation (issue 12): the engine "
-                          "still counts an UNKNOWN lookup at confirm_by as a reject", strict=False)
 async def test_executed_reply_lost_and_lookups_down_is_never_traded_twice(
     make_desk: MakeDesk, make_adapter: Any, make_engine: MakeEngine, tmp_path: Path
 ) -> None:
