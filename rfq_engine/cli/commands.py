@@ -22,6 +22,13 @@ __all__ = ["check_rfq_against_config", "dispatch", "exit_code", "load_rfq_file"]
 
 DEMO_STORE = "sqlite+aiosqlite:///rfq-demo.db"
 EXIT_OK, EXIT_ERROR, EXIT_NOT_FILLED, EXIT_PARTIAL, EXIT_TAMPERED = 0, 1, 2, 3, 4
+EXIT_UNRESOLVED = 5
+"""An award's outcome is unknown and could not be reconciled: do NOT re-send the size; a
+person resolves it (``rfq resolve``, runbooks/unresolved-execution.md)."""
+UNRESOLVED_HINT = ("rfq: an award's outcome could not be reconciled with the dealer: the RFQ "
+                   "is left `unresolved` with its exposure reserved. Do not re-send it. Find "
+                   "out from the dealer and record it with `rfq resolve` (or run `rfq serve`, "
+                   "which keeps asking); see runbooks/unresolved-execution.md.")
 
 
 def _fail(message: str) -> int:
@@ -34,6 +41,8 @@ def exit_code(state: RfqState) -> int:
         return EXIT_OK
     if state is RfqState.PARTIALLY_FILLED:
         return EXIT_PARTIAL
+    if state is RfqState.UNRESOLVED:
+        return EXIT_UNRESOLVED
     return EXIT_NOT_FILLED
 
 
@@ -131,7 +140,7 @@ async def _request(config: AppConfig, spec: RfqSpec, store_url: str | None, *,
         rfq_id = await app.engine.submit(spec)
         holder["id"] = rfq_id
         view.watch(rfq_id)
-        done = asyncio.ensure_future(app.engine.wait(rfq_id))
+        done = asyncio.ensure_future(app.engine.wait(rfq_id, until_unresolved=True))
         approval = asyncio.ensure_future(pending.wait())
         await asyncio.wait({done, approval}, return_when=asyncio.FIRST_COMPLETED)
         if not done.done():
@@ -143,6 +152,8 @@ async def _request(config: AppConfig, spec: RfqSpec, store_url: str | None, *,
             await done
         approval.cancel()
         state = done.result()
+        if state is RfqState.UNRESOLVED:
+            print(UNRESOLVED_HINT, file=sys.stderr)
         await view.close()
         await app.store.flush()
         record = build_decision_record(await app.store.events(EventFilter(rfq_id=rfq_id)))
@@ -161,7 +172,7 @@ async def _recover(config: AppConfig, store_url: str | None) -> int:
         from rfq_engine.engine.recovery import recover_open_rfqs
 
         recovered = await recover_open_rfqs(app.engine, resume_pending_approval=False)
-        states = [await app.engine.wait(r) for r in recovered]
+        states = [await app.engine.wait(r, until_unresolved=True) for r in recovered]
         waiting = await app.store.rfqs(states=[RfqState.PENDING_APPROVAL.value])
     finally:
         await app.close()
@@ -171,6 +182,9 @@ async def _recover(config: AppConfig, store_url: str | None) -> int:
           + ("none left open" if not waiting else f"{len(waiting)} left pending approval"))
     for row in waiting:
         print(f"{row.rfq_id}  pending_approval (left for an engine where an approver can act)")
+    if RfqState.UNRESOLVED in states:
+        print(UNRESOLVED_HINT, file=sys.stderr)
+        return EXIT_UNRESOLVED
     return EXIT_OK
 
 

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rfq_engine.cli.cmd_serve",
     "rfq_engine.cli.cmd_hedge",
     "rfq_engine.cli.cmd_mqtt",
+    "rfq_engine.cli.cmd_resolve",
 )
 """Feature command modules. Each defines ``add_parsers(subparsers)``, which imports only
 argparse-level things and registers its parsers with ``set_defaults(handler=fn)``; ``fn(args)

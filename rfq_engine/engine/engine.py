@@ -149,8 +149,10 @@ class RfqEngine:
         await self.services.store.flush()
 
     def _parked(self, task: asyncio.Task[None]) -> bool:
+        """Left non-terminal on stop, for recovery: waiting for approval (a person) or in
+        ``unresolved`` (a dealer or a person): stopping it at once parks it."""
         run = self._task_runs.get(task)
-        return run is not None and run.parked
+        return run is not None and (run.parked or run.waiting_unresolved.is_set())
 
     async def kill_switch(self, *, actor: str, reason: str) -> list[RfqId]:
         """Halt new RFQs and cancel every open one; returns the ids it cancelled.
