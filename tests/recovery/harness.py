@@ -56,6 +56,11 @@ class DeskSettings:
     latency_ms: int = 20
     confirm_latency_ms: int = 30
     last_look_reject_rate: float = 0.0
+    book_latency_ms: int = 0
+    """Booking slower than the engine's ``send_timeout_ms``: the send times out, the desk
+    books on, a lookup meanwhile answers UNKNOWN."""
+    lose_confirm_rate: float = 0.0
+    """The desk executes and its confirm is lost on the way (a lost reply)."""
 
 
 def default_desks(*, latency_ms: int = 20, confirm_latency_ms: int = 30) -> dict[str, DeskSettings]:
@@ -75,10 +80,12 @@ class Case:
     db: Path
     checkpoint: Path
     ledgers: Mapping[str, Path]
+    store_url: str | None = None
+    """A PostgreSQL store (``postgresql+asyncpg://...``); None: SQLite at ``db``."""
 
     @property
     def url(self) -> str:
-        return f"sqlite+aiosqlite:///{self.db}"
+        return self.store_url or f"sqlite+aiosqlite:///{self.db}"
 
 
 def make_case(
@@ -87,6 +94,9 @@ def make_case(
     desks: Mapping[str, DeskSettings] | None = None,
     window_ms: int = 400,
     confirm_timeout_ms: int = 600,
+    send_timeout_ms: int = 500,
+    store_url: str | None = None,
+    engine_extra: Sequence[str] = (),
 ) -> Case:
     """Write the config TOML and the RFQ JSON: 3 simulated desks with ledgers, fixed seeds,
     no latency jitter, min_quotes 1, a SQLite store in ``root``."""
@@ -99,10 +109,12 @@ def make_case(
         f"default_window_ms = {window_ms}",
         f"confirm_timeout_ms = {confirm_timeout_ms}",
         "min_quote_validity_ms = 50",
-        "send_timeout_ms = 500",
+        f"send_timeout_ms = {send_timeout_ms}",
+        *engine_extra,
         "",
         "[store]",
-        f"url = {json.dumps(f'sqlite+aiosqlite:///{db}')}",
+        f"url = {json.dumps(store_url or f'sqlite+aiosqlite:///{db}')}",
+        f"checkpoint_path = {json.dumps(str(checkpoint))}",
         "",
         "[logging]",
         'level = "WARNING"',
@@ -137,6 +149,8 @@ def make_case(
             f'spread_bps = "{desk.spread_bps}"',
             f"confirm_latency_ms = {desk.confirm_latency_ms}",
             f"last_look_reject_rate = {float(desk.last_look_reject_rate)}",
+            f"book_latency_ms = {desk.book_latency_ms}",
+            f"lose_confirm_rate = {float(desk.lose_confirm_rate)}",
             f"seed = {seed}",
             f"ledger_path = {json.dumps(str(ledgers[dealer]))}",
         ]
@@ -150,7 +164,7 @@ def make_case(
         "direction": "sell", "quantity": "10", "quantity_unit": "BTC", "dealers": list(desks),
         "requester": "alice", "mandate": "treasury", "window_ms": window_ms,
     }), encoding="utf-8")
-    return Case(root, config, rfq, db, checkpoint, ledgers)
+    return Case(root, config, rfq, db, checkpoint, ledgers, store_url)
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -197,13 +211,7 @@ def wait_for_event(case: Case, event_type: str, proc: subprocess.Popen[str],
     deadline = time.monotonic() + timeout_s
     delay = 0.002
     while True:
-        try:
-            with contextlib.closing(sqlite3.connect(f"file:{case.db}?mode=ro", uri=True,
-                                                    timeout=1.0)) as conn:
-                row = conn.execute("SELECT rfq_id FROM audit_events WHERE type = ? ORDER BY seq LIMIT 1",
-                                   (event_type,)).fetchone()
-        except sqlite3.OperationalError:  # no database file or no tables yet
-            row = None
+        row = _first_event(case, event_type)
         if row is not None:
             return str(row[0])
         if proc.poll() is not None:
@@ -212,6 +220,32 @@ def wait_for_event(case: Case, event_type: str, proc: subprocess.Popen[str],
             raise AssertionError(f"no {event_type} in {case.db} within {timeout_s} s")
         time.sleep(delay)
         delay = min(delay * 1.5, 0.02)
+
+
+def _first_event(case: Case, event_type: str) -> tuple[Any, ...] | None:
+    query = "SELECT rfq_id FROM audit_events WHERE type = {} ORDER BY seq LIMIT 1"
+    if case.store_url is not None:
+        import asyncpg
+
+        async def pg() -> tuple[Any, ...] | None:
+            dsn = case.store_url.replace("postgresql+asyncpg://", "postgresql://")  # type: ignore[union-attr]
+            conn = await asyncpg.connect(dsn, timeout=5)
+            try:
+                found = await conn.fetchrow(query.format("$1"), event_type)
+            except asyncpg.UndefinedTableError:
+                return None
+            finally:
+                await conn.close()
+            return None if found is None else tuple(found)
+
+        return asyncio.run(pg())
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{case.db}?mode=ro", uri=True,
+                                                timeout=1.0)) as conn:
+            result: tuple[Any, ...] | None = conn.execute(query.format("?"), (event_type,)).fetchone()
+            return result
+    except sqlite3.OperationalError:  # no database file or no tables yet
+        return None
 
 
 # --- what the processes left behind ---------------------------------------------------------

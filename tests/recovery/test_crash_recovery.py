@@ -174,8 +174,8 @@ def assert_recovered(before: StoreView, after: StoreView, ledgers: list[Executio
     # (5) The dealers' books: at most one trade per execution, only for durable awards, and
     #     the store's fills are exactly the dealers' confirmed trades. Exact equality holds
     #     because every desk is online at the restart, so query_execution answers every
-    #     award the desk booked (a desk that could not be asked would leave its award to
-    #     confirm_by and silence would count as a reject).
+    #     award (a desk that could not be asked would leave its award unresolved, never
+    #     rejected by silence).
     booked = [r.execution_id for r in ledgers]
     assert len(booked) == len(set(booked)), f"a desk executed an award twice: {booked}"
     assert set(booked) <= set(award_ids), "a desk executed an award the store never recorded"
