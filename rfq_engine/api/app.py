@@ -1,8 +1,8 @@
 """The aiohttp application of ``rfq serve``: API under ``/api/v1``, web UI, ops endpoints.
 
 Errors are JSON ``{"error", "reason", "field"?}``: 400 malformed, 401, 403, 404, 409
-(wrong state or reused Idempotency-Key), 422 validation (the field named), 503 halted.
-Bad input never becomes a 500.
+(wrong state or reused Idempotency-Key), 422 validation (the field named, an unknown one
+too), 503 halted. Bad input never becomes a 500 (``body`` reads hostile JSON).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from aiohttp.web_request import BaseRequest
 from rfq_engine.api import audit, hedge, ops, rfqs, stream
 from rfq_engine.api.auth import PRINCIPAL, TokenIndex, authenticate
 from rfq_engine.api.config import ApiConfig
+from rfq_engine.api.idempotency import IdempotencyMap
 from rfq_engine.api.metrics import Metrics
 from rfq_engine.api.openapi import openapi_document
 from rfq_engine.api.serialize import error, json_response
@@ -48,12 +49,30 @@ class RedactingAccessLogger(AccessLogger):
         super().log(request, response, time)
 
 
+_KINDS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+def _as_json(request: web.Request, exc: web.HTTPException) -> web.StreamResponse | None:
+    """aiohttp's own plain-text errors under ``/api/`` (a body over the size limit, an
+    unknown route, a wrong method) in the API's JSON error format."""
+    if exc.status < 400 or exc.content_type == "application/json" \
+            or not request.path.startswith("/api/"):
+        return None
+    response = error(exc.status, _KINDS.get(exc.status, "error"), exc.text or exc.reason)
+    if "Allow" in exc.headers:
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        converted = _as_json(request, exc)
+        if converted is None:
+            raise
+        return converted
     except ValidationError as exc:
         return error(422, "validation", exc.reason, exc.field)
     except UnknownRfq:
@@ -98,6 +117,8 @@ def create_web_app(app: App, api: ApiConfig, *, metrics: Metrics | None = None) 
     web_app = web.Application(middlewares=[errors, _auth_middleware(TokenIndex(api))],
                               client_max_size=1024 * 1024)
     web_app[rfqs.APP_KEY] = app
+    web_app[rfqs.IDEMPOTENCY_KEY] = IdempotencyMap(ttl_s=api.idempotency_ttl_s,
+                                                   max_keys=api.idempotency_keys)
     web_app[ops.METRICS_KEY] = metrics or Metrics(app.engine)
     web_app[stream.QUEUE_KEY] = api.stream_queue
     web_app.add_routes(rfqs.routes)

@@ -9,9 +9,10 @@ import json
 from aiohttp import web
 
 from rfq_engine.api.auth import require
+from rfq_engine.api.body import query_int
 from rfq_engine.api.rfqs import APP_KEY
 from rfq_engine.api.serialize import error, json_response
-from rfq_engine.domain import ValidationError, parse_ts
+from rfq_engine.domain import parse_ts
 from rfq_engine.store import EventFilter
 
 __all__ = ["routes"]
@@ -19,22 +20,16 @@ __all__ = ["routes"]
 routes = web.RouteTableDef()
 
 
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number a store holds (a signed 64-bit integer)."""
+
+
 def _filter(request: web.Request, *, default_limit: int | None) -> EventFilter:
     q = request.query
     limit = default_limit
     if "limit" in q:
-        try:
-            limit = int(q["limit"])
-        except ValueError:
-            raise ValidationError("limit", "must be a whole number") from None
-        if not 1 <= limit <= 10_000:
-            raise ValidationError("limit", "must be 1..10000")
-    after = 0
-    if "after_seq" in q:
-        try:
-            after = int(q["after_seq"])
-        except ValueError:
-            raise ValidationError("after_seq", "must be a whole number") from None
+        limit = query_int(request, "limit", 0, 1, 10_000)
+    after = query_int(request, "after_seq", 0, 0, MAX_SEQ)
     return EventFilter(
         rfq_id=q.get("rfq_id"), after_seq=after, types=q.getall("type", []) or None,
         actor=q.get("actor"),

@@ -45,6 +45,11 @@ class ApiConfig(BaseModel):
     users: list[ApiUser] = []
     stream_queue: int = Field(2000, ge=10, le=1_000_000)
     """Events buffered per WebSocket client; a client that falls further behind is dropped."""
+    idempotency_ttl_s: int = Field(600, ge=1, le=7 * 86400)
+    """How long a decided ``Idempotency-Key`` is remembered in memory (a forgotten one still
+    replays, from the store)."""
+    idempotency_keys: int = Field(10_000, ge=1, le=1_000_000)
+    """At most this many decided keys are remembered; the oldest is forgotten first."""
 
     @model_validator(mode="after")
     def _unique(self) -> ApiConfig:

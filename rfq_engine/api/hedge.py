@@ -6,32 +6,38 @@ the API, the web UI's chart and ``rfq hedge scenario --json`` give the same numb
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
+from decimal import Decimal, DecimalException
 from typing import Any
 
 from aiohttp import web
 
 from rfq_engine.api.auth import require
+from rfq_engine.api.body import read_json
 from rfq_engine.api.serialize import json_response
-from rfq_engine.domain import ValidationError, parse_decimal
-from rfq_engine.hedging.scenario import ndf_table, scenario_table
+from rfq_engine.domain import ValidationError
+from rfq_engine.domain.values import ENTRY_BOUNDS, check_fields, parse_decimal
+from rfq_engine.hedging.scenario import NdfSide, ndf_table, scenario_table
 
 __all__ = ["routes"]
 
 routes = web.RouteTableDef()
 MAX_POINTS = 200
+PRICE_FIELDS = frozenset({"strategy", "spot", "cost", "quantity", "prices", "future_price", "put",
+                          "call", "premium", "hedge_ratio"})
+NDF_FIELDS = frozenset({"strategy", "unit_price", "hashrate_ph", "days", "settle_rates", "side",
+                        "hedge_ratio", "power_mw", "power_price", "opex_only"})
+"""The keys of each kind of scenario; any other is a 422 naming it."""
 
 
 def _dec(body: dict[str, Any], key: str, default: str | None = None) -> Decimal:
     value = body.get(key, default)
     if value is None:
         raise ValidationError(key, "is required")
-    return parse_decimal(value, key)
+    return parse_decimal(value, key, ENTRY_BOUNDS)
 
 
 def _opt(body: dict[str, Any], key: str) -> Decimal | None:
-    return None if body.get(key) is None else parse_decimal(body[key], key)
+    return None if body.get(key) is None else parse_decimal(body[key], key, ENTRY_BOUNDS)
 
 
 def _series(body: dict[str, Any], key: str) -> list[Decimal]:
@@ -40,37 +46,62 @@ def _series(body: dict[str, Any], key: str) -> list[Decimal]:
         raise ValidationError(key, "must be a non-empty list of decimal strings")
     if len(values) > MAX_POINTS:
         raise ValidationError(key, f"at most {MAX_POINTS} points")
-    return [parse_decimal(v, f"{key}[{i}]") for i, v in enumerate(values)]
+    return [parse_decimal(v, f"{key}[{i}]", ENTRY_BOUNDS) for i, v in enumerate(values)]
+
+
+def _strike(body: dict[str, Any], key: str) -> str | None:
+    """A strike as given (``"35000"`` or ``"87.5%"`` of spot), its number held to the bounds."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ValidationError(key, "must be a price like \"35000\" or a percentage of spot like "
+                              "\"87.5%\"")
+    text = str(value).strip()
+    parse_decimal(text[:-1] if text.endswith("%") else text, key, ENTRY_BOUNDS)
+    return text
+
+
+def _flag(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise ValidationError(key, "must be true or false")
+    return value
+
+
+def _table(body: dict[str, Any]) -> dict[str, Any]:
+    strategy = body.get("strategy")
+    if strategy == "ndf":
+        check_fields(body, NDF_FIELDS)
+        days = body.get("days")
+        if isinstance(days, bool) or not isinstance(days, int):
+            raise ValidationError("days", "must be a whole number of days")
+        side = body.get("side", "short")
+        if not isinstance(side, str) or side not in {s.value for s in NdfSide}:
+            raise ValidationError("side", "must be 'short' (selling hashprice) or 'long'")
+        return ndf_table(
+            unit_price=_dec(body, "unit_price"), hashrate_ph=_dec(body, "hashrate_ph"), days=days,
+            settle_rates=_series(body, "settle_rates"), side=NdfSide(side),
+            hedge_ratio=_opt(body, "hedge_ratio"), power_mw=_opt(body, "power_mw"),
+            power_price=_opt(body, "power_price"), opex_only=_flag(body, "opex_only"))
+    if strategy in ("future", "put", "collar", "unhedged"):
+        check_fields(body, PRICE_FIELDS)
+        return scenario_table(
+            strategy=str(strategy), spot=_dec(body, "spot"), cost=_dec(body, "cost", "0"),
+            quantity=_dec(body, "quantity", "1"), prices=_series(body, "prices"),
+            future_price=_opt(body, "future_price"), put_strike=_strike(body, "put"),
+            call_strike=_strike(body, "call"), premium=_dec(body, "premium", "0"),
+            hedge_ratio=_dec(body, "hedge_ratio", "1"))
+    raise ValidationError("strategy", "must be one of future, put, collar, unhedged, ndf")
 
 
 @routes.post("/api/v1/hedge/scenario")
 @require("hedge:read")
 async def scenario(request: web.Request) -> web.Response:
+    body = await read_json(request)
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text='{"error":"bad_request","reason":"body is not valid JSON"}',
-                                 content_type="application/json") from None
-    if not isinstance(body, dict):
-        raise ValidationError("body", "must be a JSON object")
-    strategy = body.get("strategy")
-    if strategy == "ndf":
-        days = body.get("days")
-        if isinstance(days, bool) or not isinstance(days, int):
-            raise ValidationError("days", "must be a whole number of days")
-        table = ndf_table(
-            unit_price=_dec(body, "unit_price"), hashrate_ph=_dec(body, "hashrate_ph"), days=days,
-            settle_rates=_series(body, "settle_rates"), side=str(body.get("side", "short")),
-            hedge_ratio=_opt(body, "hedge_ratio"), power_mw=_opt(body, "power_mw"),
-            power_price=_opt(body, "power_price"), opex_only=bool(body.get("opex_only", False)))
-    elif strategy in ("future", "put", "collar", "unhedged"):
-        table = scenario_table(
-            strategy=str(strategy), spot=_dec(body, "spot"), cost=_dec(body, "cost", "0"),
-            quantity=_dec(body, "quantity", "1"), prices=_series(body, "prices"),
-            future_price=_opt(body, "future_price"),
-            put_strike=None if body.get("put") is None else str(body["put"]),
-            call_strike=None if body.get("call") is None else str(body["call"]),
-            premium=_dec(body, "premium", "0"), hedge_ratio=_dec(body, "hedge_ratio", "1"))
-    else:
-        raise ValidationError("strategy", "must be one of future, put, collar, unhedged, ndf")
+        table = _table(body)
+    except DecimalException:  # bounded inputs whose products still exceed 50 digits
+        raise ValidationError("body", "the numbers are too far apart to compute this scenario "
+                              "exactly") from None
     return json_response(table)

@@ -23,6 +23,26 @@ def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, 
             "required": required if required is not None else list(props)}
 
 
+def _strict(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """A request body: any other key is a 422 naming it."""
+    return {**_obj(props, required), "additionalProperties": False}
+
+
+DEC_IN = {"type": "string", "maxLength": 100,
+          "description": "decimal as a string (exponent notation allowed): at most 28 "
+                         "significant digits and 1E-30 <= |x| < 1E+31, or 0"}
+TEXT = {"type": "string", "maxLength": 64}
+STRIKE = {"type": "string", "maxLength": 101,
+          "description": "a price, or a percentage of spot like \"87.5%\""}
+_PLAIN: dict[str, Any] = {"underlying": TEXT, "quote_ccy": TEXT}
+INSTRUMENT_KEYS: dict[str, dict[str, Any]] = {
+    "spot": _PLAIN, "perpetual": _PLAIN, "future": {**_PLAIN, "expiry": STR},
+    "option": {**_PLAIN, "expiry": STR, "strike": DEC_IN,
+               "option_type": {"enum": ["put", "call"]}},
+    "hashprice_ndf": {**_PLAIN, "start": STR, "days": {"type": "integer"}},
+}
+
+
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"error": STR, "reason": STR, "field": STR}, ["error", "reason"]),
     "RfqSummary": _obj({
@@ -52,15 +72,41 @@ SCHEMAS: dict[str, Any] = {
         "decision": {"type": ["object", "null"],
                      "description": "the decision record: every quote with rank, each rule's "
                                     "verdict and reason, the winner and why"}})]},
-    "CreateRfq": {"type": "object", "required": ["legs", "direction", "quantity", "dealers"],
-                  "properties": {
-                      "legs": {"type": "array", "minItems": 1, "items": {"type": "object"}},
-                      "direction": {"enum": ["buy", "sell", "two_way"]},
-                      "private_side": {"enum": ["buy", "sell"]}, "quantity": DEC,
-                      "quantity_unit": STR, "dealers": {"type": "array", "items": STR},
-                      "window_ms": {"type": "integer"}, "allow_partial": {"type": "boolean"},
-                      "mandate": STR, "limit_price": DEC, "client_rfq_id": STR,
-                      "hedge": {"type": "object"}}},
+    "Instrument": {"oneOf": [_strict({"kind": {"const": kind}, **INSTRUMENT_KEYS[kind]},
+                                     ["kind", *INSTRUMENT_KEYS[kind]])
+                             for kind in INSTRUMENT_KEYS]},
+    "Leg": _strict({"instrument": _ref("Instrument"), "side": {"enum": ["buy", "sell"]},
+                    "ratio": DEC_IN}, ["instrument", "side"]),
+    "CreateRfq": _strict({
+        "legs": {"type": "array", "minItems": 1, "maxItems": 4, "items": _ref("Leg")},
+        "direction": {"enum": ["buy", "sell", "two_way"]},
+        "private_side": {"enum": ["buy", "sell"]}, "quantity": DEC_IN,
+        "quantity_unit": TEXT, "dealers": {"type": "array", "items": STR},
+        "requester": {**TEXT, "description": "the caller; any other name is a 403"},
+        "window_ms": {"type": "integer"}, "allow_partial": {"type": "boolean"},
+        "mandate": TEXT, "limit_price": DEC_IN,
+        "client_rfq_id": {"type": "string", "maxLength": 200,
+                          "description": "the Idempotency-Key header, if both are given"},
+        "settlement": {"enum": ["cash", "physical"]},
+        "hedge": _strict({"forecast_quantity": DEC_IN, "hedged_quantity": DEC_IN,
+                          "period": TEXT}, ["forecast_quantity"]),
+        "tags": {"type": "array", "maxItems": 16, "items": TEXT},
+        "require_approval": {"type": "boolean"},
+        "close_policy": {"enum": ["deadline", "all_answered"]}},
+        ["legs", "direction", "quantity", "dealers"]),
+    "PriceScenario": _strict({
+        "strategy": {"enum": ["future", "put", "collar", "unhedged"]}, "spot": DEC_IN,
+        "cost": DEC_IN, "quantity": DEC_IN, "prices": {"type": "array", "items": DEC_IN},
+        "future_price": DEC_IN, "put": STRIKE, "call": STRIKE, "premium": DEC_IN,
+        "hedge_ratio": DEC_IN}, ["strategy", "spot", "prices"]),
+    "NdfScenario": _strict({
+        "strategy": {"const": "ndf"}, "unit_price": DEC_IN, "hashrate_ph": DEC_IN,
+        "days": {"type": "integer"}, "settle_rates": {"type": "array", "items": DEC_IN},
+        "side": {"enum": ["short", "long"]}, "hedge_ratio": DEC_IN, "power_mw": DEC_IN,
+        "power_price": DEC_IN, "opex_only": {"type": "boolean"}},
+        ["strategy", "unit_price", "hashrate_ph", "days", "settle_rates"]),
+    "Reason": _strict({"reason": {"type": "string", "maxLength": 1000}}, []),
+    "NoFields": _strict({}, []),
     "AuditEvent": _obj({"seq": {"type": "integer"}, "ts": TS, "rfq_id": NSTR, "type": STR,
                         "actor": STR, "payload": {"type": "object"}, "prev_hash": STR,
                         "hash": STR}),
@@ -87,6 +133,13 @@ def _resp(schema: dict[str, Any] | None, text: str) -> dict[str, Any]:
 ERR = {code: _resp(_ref("Error"), text) for code, text in {
     "401": "no valid bearer token", "403": "the role may not do this",
     "422": "validation error naming the field"}.items()}
+BAD_BODY = {code: _resp(_ref("Error"), text) for code, text in {
+    "400": "not UTF-8, not JSON, a number over 100 digits, nesting over 32 levels, or not an "
+           "object", "413": "body over 1 MiB"}.items()}
+
+
+def _body(schema: str, required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": _ref(schema)}}}
 RFQ_ID = [{"name": "rfq_id", "in": "path", "required": True, "schema": STR}]
 
 
@@ -96,11 +149,10 @@ def openapi_document() -> dict[str, Any]:
             "post": {"summary": "Create an RFQ (traders). Idempotency-Key makes a retry return "
                                 "the same RFQ (200 + Idempotent-Replayed), never a second one.",
                      "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": STR}],
-                     "requestBody": {"required": True, "content": {"application/json": {
-                         "schema": _ref("CreateRfq")}}},
+                     "requestBody": _body("CreateRfq"),
                      "responses": {"201": _resp(_ref("Rfq"), "created"),
                                    "200": _resp(_ref("Rfq"), "replay of an earlier request"),
-                                   "400": _resp(_ref("Error"), "malformed JSON"),
+                                   **BAD_BODY,
                                    "409": _resp(_ref("Error"), "key reused for another request"),
                                    "503": _resp(_ref("Error"), "halted by the kill switch"),
                                    **ERR}},
@@ -145,14 +197,17 @@ def openapi_document() -> dict[str, Any]:
                 "200": _resp(_obj({"halted": {"type": "boolean"}, "reason": NSTR}), "status"),
                 **ERR}},
             "post": {"summary": "Kill switch (admin): refuse new RFQs and cancel open ones",
+                     "requestBody": _body("Reason"),
                      "responses": {"200": _resp(_obj({"halted": {"type": "boolean"},
                                                       "reason": STR,
                                                       "cancelled": {"type": "array",
                                                                     "items": STR}}), "halted"),
-                                   **ERR}}},
+                                   **BAD_BODY, **ERR}}},
         "/api/v1/admin/resume": {"post": {"summary": "Accept new RFQs again (admin)",
+                                          "requestBody": _body("NoFields", False),
                                           "responses": {"200": _resp(_obj({"halted": {
-                                              "type": "boolean"}}), "resumed"), **ERR}}},
+                                              "type": "boolean"}}), "resumed"),
+                                              **BAD_BODY, **ERR}}},
         "/api/v1/stream": {"get": {"summary": "WebSocket of live RFQ, quote, award and fill "
                                               "events (?token= for browsers)",
                                    "responses": {"101": {"description": "switching protocols"},
@@ -162,27 +217,21 @@ def openapi_document() -> dict[str, Any]:
         "summary": "Hedged vs unhedged revenue and P&L across prices at expiry (strategy "
                    "future/put/collar), or NDF outcomes at settlement rates (strategy ndf)",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["strategy"],
-            "properties": {"strategy": {"enum": ["future", "put", "collar", "ndf"]},
-                           "spot": DEC, "cost": DEC, "quantity": DEC,
-                           "prices": {"type": "array", "items": DEC}, "put": STR, "call": STR,
-                           "premium": DEC, "hedge_ratio": DEC, "unit_price": DEC,
-                           "hashrate_ph": DEC, "days": {"type": "integer"},
-                           "settle_rates": {"type": "array", "items": DEC},
-                           "power_mw": DEC, "power_price": DEC,
-                           "opex_only": {"type": "boolean"}}}}}},
+            "oneOf": [_ref("PriceScenario"), _ref("NdfScenario")]}}}},
         "responses": {"200": _resp(_obj({"rows": {"type": "array"},
                                          "chart": {"type": "object"}}), "the table and chart"),
-                      "400": _resp(_ref("Error"), "malformed JSON"), **ERR}}}
+                      **BAD_BODY, **ERR}}}
     for action in ("cancel", "approve", "refuse"):
         paths[f"/api/v1/rfqs/{{rfq_id}}/{action}"] = {"post": {
             "summary": {"cancel": "Cancel (own RFQs; admin any)",
                         "approve": "Approve (approvers; never one's own)",
                         "refuse": "Refuse with a reason (approvers)"}[action],
             "parameters": RFQ_ID,
+            "requestBody": _body("NoFields" if action == "approve" else "Reason",
+                                 action == "refuse"),
             "responses": {"202": _resp({"type": "object"}, "accepted"),
                           "404": _resp(_ref("Error"), "unknown"),
-                          "409": _resp(_ref("Error"), "wrong state"), **ERR}}}
+                          "409": _resp(_ref("Error"), "wrong state"), **BAD_BODY, **ERR}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "rfq-engine API", "version": "1"},

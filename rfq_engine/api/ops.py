@@ -8,10 +8,12 @@ from datetime import timedelta
 from aiohttp import web
 
 from rfq_engine.api.auth import PERMISSIONS, PRINCIPAL, require
+from rfq_engine.api.body import read_json
 from rfq_engine.api.metrics import Metrics
-from rfq_engine.api.rfqs import APP_KEY
-from rfq_engine.api.serialize import error, json_response
+from rfq_engine.api.rfqs import APP_KEY, reason_field
+from rfq_engine.api.serialize import json_response
 from rfq_engine.domain import parse_ts, utc_now
+from rfq_engine.domain.values import check_fields
 from rfq_engine.scorecard import SCORECARD_EVENT_TYPES, dealer_scorecards
 from rfq_engine.store import EventFilter
 
@@ -103,10 +105,9 @@ async def halt_status(request: web.Request) -> web.Response:
 async def halt(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     principal = request[PRINCIPAL]
-    data = await request.json() if request.can_read_body else {}
-    reason = str(data.get("reason", "")).strip() if isinstance(data, dict) else ""
-    if not reason:
-        return error(422, "validation", "the kill switch needs a reason", "reason")
+    data = await read_json(request, optional=True)
+    check_fields(data, ("reason",))
+    reason = reason_field(data, missing="the kill switch needs a reason")
     cancelled = await app.engine.kill_switch(actor=principal.name, reason=reason)
     return json_response({"halted": True, "reason": reason, "cancelled": cancelled})
 
@@ -116,5 +117,6 @@ async def halt(request: web.Request) -> web.Response:
 async def resume(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     principal = request[PRINCIPAL]
+    check_fields(await read_json(request, optional=True), ())
     await app.engine.resume(actor=principal.name)
     return json_response({"halted": False})

@@ -1,36 +1,52 @@
-"""``/api/v1/rfqs``: create (idempotent), list, get, cancel, approve, refuse."""
+"""``/api/v1/rfqs``: create (idempotent), list, get, cancel, approve, refuse.
+
+Bodies are strict: an unknown key is a 422 naming it (``legs[0].sde``), decimals are held
+to the entry bounds (``rfq_engine.domain.values.ENTRY_BOUNDS``) and a ``reason`` to
+``MAX_REASON`` characters.
+"""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
 from rfq_engine.api.auth import PRINCIPAL, require
+from rfq_engine.api.body import query_int, read_json
+from rfq_engine.api.idempotency import Claim, IdempotencyMap, Named
 from rfq_engine.api.serialize import error, json_response, row
 from rfq_engine.app import App
 from rfq_engine.decision import build_decision_record
-from rfq_engine.domain import RfqSpec, RfqState
+from rfq_engine.domain import RfqSpec, RfqState, ValidationError
+from rfq_engine.domain.rfq import MAX_KEY
+from rfq_engine.domain.values import check_fields
 from rfq_engine.store import EventFilter
 
-__all__ = ["routes"]
+__all__ = ["APP_KEY", "IDEMPOTENCY_KEY", "MAX_REASON", "reason_field", "routes"]
 
 routes = web.RouteTableDef()
 APP_KEY: web.AppKey[App] = web.AppKey("rfq_app", App)
+IDEMPOTENCY_KEY: web.AppKey[IdempotencyMap] = web.AppKey("idempotency", IdempotencyMap)
 MAX_LIMIT = 1000
+MAX_REASON = 1000
+REPLAYED = "Idempotent-Replayed"
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text='{"error":"bad_request","reason":"body is not valid JSON"}',
-                                 content_type="application/json") from None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text='{"error":"bad_request","reason":"body must be a JSON object"}',
-                                 content_type="application/json")
-    return data
+def reason_field(data: Mapping[str, Any], *, missing: str | None = None) -> str:
+    """The body's ``reason``: a string of at most ``MAX_REASON`` characters; when it is
+    required, ``missing`` says why."""
+    value = data.get("reason")
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValidationError("reason", f"must be a string, got {type(value).__name__}")
+    if len(value) > MAX_REASON:
+        raise ValidationError("reason", f"at most {MAX_REASON} characters, got {len(value)}")
+    text = value.strip()
+    if missing is not None and not text:
+        raise ValidationError("reason", missing)
+    return text
 
 
 async def rfq_view(app: App, rfq_id: str) -> dict[str, Any] | None:
@@ -48,16 +64,54 @@ async def rfq_view(app: App, rfq_id: str) -> dict[str, Any] | None:
     }
 
 
+async def _earlier(app: App, user: str, key: str) -> Named | None:
+    """The RFQ stored (or being submitted) under ``key`` before this process remembered it."""
+    rfq_id = await app.engine.lookup_client_rfq(user, key)
+    if rfq_id is None:
+        return None
+    found = await app.store.get_rfq(rfq_id)
+    if found is None:
+        await app.store.flush()
+        found = await app.store.get_rfq(rfq_id)
+    if found is not None:
+        return Named(rfq_id, dict(found.spec))
+    run = app.engine.live(rfq_id)
+    return Named(rfq_id, run.spec.to_dict() if run is not None else {})
+
+
+async def _decide(request: web.Request, spec: RfqSpec, key: str) -> tuple[Named, bool]:
+    """What ``key`` names, and whether this request created it (module ``idempotency``)."""
+    app = request.app[APP_KEY]
+    keys = request.app[IDEMPOTENCY_KEY]
+    while True:
+        claim: Claim | Named = keys.claim(spec.requester, key)
+        if isinstance(claim, Named):
+            return claim, False
+        if not claim.owner:
+            named = await claim.wait()
+            if named is not None:
+                return named, False
+            continue  # the request deciding it failed: decide again
+        try:
+            earlier = await _earlier(app, spec.requester, key)
+            named = earlier or Named(await app.engine.submit(spec), spec.to_dict())
+        except BaseException:
+            keys.abandon(claim)
+            raise
+        keys.decide(claim, named)
+        return named, earlier is None
+
+
 @routes.post("/api/v1/rfqs")
 @require("rfq:create")
 async def create_rfq(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     principal = request[PRINCIPAL]
-    data = await _body(request)
+    data = await read_json(request)
     key = request.headers.get("Idempotency-Key")
     if key is not None:
-        if not key.strip() or len(key) > 200:
-            return error(422, "validation", "must be 1..200 characters", "Idempotency-Key")
+        if not key.strip() or len(key) > MAX_KEY:
+            return error(422, "validation", f"must be 1..{MAX_KEY} characters", "Idempotency-Key")
         if data.get("client_rfq_id") not in (None, key):
             return error(422, "validation", "differs from the Idempotency-Key header",
                          "client_rfq_id")
@@ -65,22 +119,23 @@ async def create_rfq(request: web.Request) -> web.Response:
     if data.get("requester") not in (None, principal.name):
         return error(403, "forbidden", "an RFQ is requested in one's own name", "requester")
     data["requester"] = principal.name
-    spec = RfqSpec.from_dict(data, default_window_ms=app.config.engine.default_window_ms)
-    replay = None
-    if spec.client_rfq_id is not None:
-        replay = await app.engine.lookup_client_rfq(principal.name, spec.client_rfq_id)
-        if replay is not None:
-            earlier = await app.store.get_rfq(replay)
-            if earlier is not None and dict(earlier.spec) != spec.to_dict():
-                return error(409, "conflict", "this Idempotency-Key was used for a different "
-                             "request", "Idempotency-Key")
-    rfq_id = replay or await app.engine.submit(spec)
+    spec = RfqSpec.from_dict(data, default_window_ms=app.config.engine.default_window_ms,
+                             strict=True)
+    rfq_id: str
+    if spec.client_rfq_id is None:
+        rfq_id, created = await app.engine.submit(spec), True
+    else:
+        named, created = await _decide(request, spec, spec.client_rfq_id)
+        if named.spec != spec.to_dict():
+            return error(409, "conflict", "this Idempotency-Key was used for a different "
+                         "request", "Idempotency-Key")
+        rfq_id = named.rfq_id
     await app.store.flush()
     view = await rfq_view(app, rfq_id)
     headers = {"Location": f"/api/v1/rfqs/{rfq_id}"}
-    if replay is not None:
-        headers["Idempotent-Replayed"] = "true"
-    return json_response(view, status=200 if replay else 201, headers=headers)
+    if not created:
+        headers[REPLAYED] = "true"
+    return json_response(view, status=201 if created else 200, headers=headers)
 
 
 @routes.get("/api/v1/rfqs")
@@ -92,12 +147,7 @@ async def list_rfqs(request: web.Request) -> web.Response:
         unknown = [s for s in states if s not in {x.value for x in RfqState}]
         if unknown:
             return error(422, "validation", f"unknown state {unknown[0]!r}", "state")
-    try:
-        limit = int(request.query.get("limit", "200"))
-    except ValueError:
-        return error(422, "validation", "must be a whole number", "limit")
-    if not 1 <= limit <= MAX_LIMIT:
-        return error(422, "validation", f"must be 1..{MAX_LIMIT}", "limit")
+    limit = query_int(request, "limit", 200, 1, MAX_LIMIT)
     rows = await app.store.rfqs(states=states, limit=None)
     requester = request.query.get("requester")
     mandate = request.query.get("mandate")
@@ -122,7 +172,9 @@ async def cancel_rfq(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     principal = request[PRINCIPAL]
     rfq_id = request.match_info["rfq_id"]
-    data = await _body(request) if request.can_read_body else {}
+    data = await read_json(request, optional=True)
+    check_fields(data, ("reason",))
+    reason = reason_field(data) or f"cancelled by {principal.name}"
     found = await app.store.get_rfq(rfq_id)
     if found is None:
         return error(404, "not_found", "no such RFQ")
@@ -130,7 +182,6 @@ async def cancel_rfq(request: web.Request) -> web.Response:
         return error(403, "forbidden", "a trader may cancel only their own RFQs")
     if app.engine.live(rfq_id) is None:
         return error(409, "conflict", f"the RFQ is {found.state}; only a live RFQ can be cancelled")
-    reason = str(data.get("reason", "")) or f"cancelled by {principal.name}"
     await app.engine.cancel(rfq_id, actor=principal.name, reason=reason)
     return json_response({"rfq_id": rfq_id, "cancel_requested": True, "reason": reason},
                          status=202)
@@ -140,7 +191,9 @@ async def _approval(request: web.Request, grant: bool) -> web.Response:
     app = request.app[APP_KEY]
     principal = request[PRINCIPAL]
     rfq_id = request.match_info["rfq_id"]
-    data = await _body(request) if request.can_read_body else {}
+    data = await read_json(request, optional=True)
+    check_fields(data, () if grant else ("reason",))
+    reason = "" if grant else reason_field(data, missing="a refusal needs a reason")
     if app.engine.live(rfq_id) is None:  # the live run is the authority; the store lags it
         found = await app.store.get_rfq(rfq_id)
         if found is None:
@@ -149,9 +202,6 @@ async def _approval(request: web.Request, grant: bool) -> web.Response:
     if grant:  # InvalidState (409) / NotPermitted (403) come from the engine
         await app.engine.approve(rfq_id, approver=principal.name)
     else:
-        reason = str(data.get("reason", "")).strip()
-        if not reason:
-            return error(422, "validation", "a refusal needs a reason", "reason")
         await app.engine.refuse(rfq_id, approver=principal.name, reason=reason)
     return json_response({"rfq_id": rfq_id, "approved": grant, "by": principal.name}, status=202)
 

@@ -1,7 +1,9 @@
 """Instruments an RFQ leg can name, exactly as the dealer protocol carries them.
 
 Each is a small frozen value; ``instrument_from_dict`` validates the wire form and
-``instrument_to_dict`` writes it back, so ``from(to(x)) == x``.
+``instrument_to_dict`` writes it back, so ``from(to(x)) == x``. With ``strict`` (a request
+from outside: the API) a key the kind does not have is an error and the strike is held to
+the entry bounds of decimals.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from rfq_engine.domain.errors import ValidationError
-from rfq_engine.domain.values import decimal_str, parse_date, parse_positive, require
+from rfq_engine.domain.values import (
+    ENTRY_BOUNDS,
+    STORED_BOUNDS,
+    check_fields,
+    decimal_str,
+    parse_date,
+    parse_positive,
+    require,
+)
 
 __all__ = [
     "Future",
@@ -111,15 +121,30 @@ def _code(data: Mapping[str, Any], key: str, prefix: str) -> str:
     return value.strip().upper()
 
 
-def instrument_from_dict(data: object, prefix: str = "instrument") -> Instrument:
+_COMMON = ("kind", "underlying", "quote_ccy")
+FIELDS: dict[InstrumentKind, frozenset[str]] = {
+    InstrumentKind.SPOT: frozenset(_COMMON),
+    InstrumentKind.PERPETUAL: frozenset(_COMMON),
+    InstrumentKind.FUTURE: frozenset((*_COMMON, "expiry")),
+    InstrumentKind.OPTION: frozenset((*_COMMON, "expiry", "strike", "option_type")),
+    InstrumentKind.HASHPRICE_NDF: frozenset((*_COMMON, "start", "days")),
+}
+"""The keys of each kind's wire form."""
+
+
+def instrument_from_dict(data: object, prefix: str = "instrument", *,
+                         strict: bool = False) -> Instrument:
     if not isinstance(data, Mapping):
         raise ValidationError(prefix, f"must be an object, got {type(data).__name__}")
     raw_kind = require(data, "kind", prefix)
     try:
         kind = InstrumentKind(raw_kind)
-    except ValueError:
+    except (ValueError, TypeError):
         allowed = ", ".join(k.value for k in InstrumentKind)
-        raise ValidationError(f"{prefix}.kind", f"unknown kind {raw_kind!r}; one of {allowed}") from None
+        raise ValidationError(f"{prefix}.kind", f"unknown kind {str(raw_kind)[:64]!r}; one of "
+                              f"{allowed}") from None
+    if strict:
+        check_fields(data, FIELDS[kind], prefix)
     underlying = _code(data, "underlying", prefix)
     quote_ccy = _code(data, "quote_ccy", prefix)
     if kind is InstrumentKind.SPOT:
@@ -135,11 +160,12 @@ def instrument_from_dict(data: object, prefix: str = "instrument") -> Instrument
     expiry = parse_date(require(data, "expiry", prefix), f"{prefix}.expiry")
     if kind is InstrumentKind.FUTURE:
         return Future(underlying, quote_ccy, expiry)
-    strike = parse_positive(require(data, "strike", prefix), f"{prefix}.strike")
+    strike = parse_positive(require(data, "strike", prefix), f"{prefix}.strike",
+                            ENTRY_BOUNDS if strict else STORED_BOUNDS)
     raw_type = require(data, "option_type", prefix)
     try:
         option_type = OptionType(raw_type)
-    except ValueError:
+    except (ValueError, TypeError):
         raise ValidationError(f"{prefix}.option_type", f"must be 'put' or 'call', got {raw_type!r}") from None
     return Option(underlying, quote_ccy, expiry, strike, option_type)
 

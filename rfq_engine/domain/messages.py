@@ -21,6 +21,7 @@ from rfq_engine.domain.errors import ValidationError
 from rfq_engine.domain.ids import DealerId, ExecutionId, QuoteId, RfqId
 from rfq_engine.domain.rfq import Direction, Leg, QuoteSide
 from rfq_engine.domain.values import (
+    ENTRY_BOUNDS,
     decimal_str,
     format_ts,
     parse_decimal,
@@ -236,7 +237,7 @@ def _text(body: Mapping[str, Any], key: str, *, max_len: int = 200) -> str:
 
 def _opt_price(body: Mapping[str, Any], key: str) -> Decimal | None:
     value = body.get(key)
-    return None if value is None else parse_decimal(value, f"body.{key}")
+    return None if value is None else parse_decimal(value, f"body.{key}", ENTRY_BOUNDS)
 
 
 def parse_body(
@@ -259,7 +260,7 @@ def parse_body(
             quote_id=QuoteId(_text(body, "quote_id")),
             bid=bid,
             ask=ask,
-            quantity=parse_positive(require(body, "quantity", "body"), "body.quantity"),
+            quantity=parse_positive(require(body, "quantity", "body"), "body.quantity", ENTRY_BOUNDS),
             valid_until=parse_ts(require(body, "valid_until", "body"), "body.valid_until"),
             received_at=received_at,
             msg_id=msg_id,
@@ -275,8 +276,8 @@ def parse_body(
             rfq_id=RfqId(_text(body, "rfq_id")),
             quote_id=QuoteId(_text(body, "quote_id")),
             dealer_id=dealer_id,
-            price=parse_decimal(require(body, "price", "body"), "body.price"),
-            quantity=parse_positive(require(body, "quantity", "body"), "body.quantity"),
+            price=parse_decimal(require(body, "price", "body"), "body.price", ENTRY_BOUNDS),
+            quantity=parse_positive(require(body, "quantity", "body"), "body.quantity", ENTRY_BOUNDS),
             dealer_trade_id=_text(body, "dealer_trade_id"),
             received_at=received_at,
             msg_id=msg_id,

@@ -29,7 +29,16 @@ from rfq_engine.domain.instruments import (
     instrument_to_dict,
     last_date,
 )
-from rfq_engine.domain.values import decimal_str, parse_decimal, parse_positive, require
+from rfq_engine.domain.values import (
+    ENTRY_BOUNDS,
+    STORED_BOUNDS,
+    DecimalBounds,
+    check_fields,
+    decimal_str,
+    parse_decimal,
+    parse_positive,
+    require,
+)
 
 __all__ = [
     "MAX_LEGS",
@@ -48,6 +57,23 @@ MAX_LEGS = 4
 NDF_UNIT = "PH/s/day"
 MIN_WINDOW_MS = 50
 MAX_WINDOW_MS = 600_000
+MAX_KEY = 200
+"""Longest ``client_rfq_id`` (the API's Idempotency-Key)."""
+MAX_TEXT = 64
+"""Longest ``quantity_unit``, ``mandate``, ``settlement``, hedge ``period`` and tag (strict)."""
+MAX_TAGS = 16
+
+SPEC_FIELDS = frozenset({
+    "legs", "direction", "private_side", "quantity", "quantity_unit", "dealers", "requester",
+    "mandate", "window_ms", "allow_partial", "client_rfq_id", "limit_price", "settlement",
+    "hedge", "tags", "require_approval", "close_policy"})
+"""Every key of an RFQ's JSON form (``RfqSpec.to_dict``)."""
+LEG_FIELDS = frozenset({"instrument", "side", "ratio"})
+HEDGE_FIELDS = frozenset({"forecast_quantity", "hedged_quantity", "period"})
+
+
+def _bounds(strict: bool) -> DecimalBounds:
+    return ENTRY_BOUNDS if strict else STORED_BOUNDS
 
 
 class Side(StrEnum):
@@ -94,16 +120,20 @@ class Leg:
     ratio: Decimal = Decimal(1)
 
     @classmethod
-    def from_dict(cls, data: object, prefix: str) -> Leg:
+    def from_dict(cls, data: object, prefix: str, *, strict: bool = False) -> Leg:
         if not isinstance(data, Mapping):
             raise ValidationError(prefix, f"must be an object, got {type(data).__name__}")
-        instrument = instrument_from_dict(require(data, "instrument", prefix), f"{prefix}.instrument")
+        if strict:
+            check_fields(data, LEG_FIELDS, prefix)
+        instrument = instrument_from_dict(require(data, "instrument", prefix), f"{prefix}.instrument",
+                                          strict=strict)
         raw_side = require(data, "side", prefix)
         try:
             side = Side(raw_side)
         except ValueError:
-            raise ValidationError(f"{prefix}.side", f"must be 'buy' or 'sell', got {raw_side!r}") from None
-        ratio = parse_positive(data.get("ratio", "1"), f"{prefix}.ratio")
+            raise ValidationError(f"{prefix}.side",
+                                  f"must be 'buy' or 'sell', got {str(raw_side)[:64]!r}") from None
+        ratio = parse_positive(data.get("ratio", "1"), f"{prefix}.ratio", _bounds(strict))
         return cls(instrument, side, ratio)
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,17 +182,22 @@ class HedgeContext:
     period: str | None = None
 
     @classmethod
-    def from_dict(cls, data: object, prefix: str = "hedge") -> HedgeContext:
+    def from_dict(cls, data: object, prefix: str = "hedge", *, strict: bool = False) -> HedgeContext:
         if not isinstance(data, Mapping):
             raise ValidationError(prefix, "must be an object")
-        hedged = parse_decimal(data.get("hedged_quantity", "0"), f"{prefix}.hedged_quantity")
+        if strict:
+            check_fields(data, HEDGE_FIELDS, prefix)
+        bounds = _bounds(strict)
+        hedged = parse_decimal(data.get("hedged_quantity", "0"), f"{prefix}.hedged_quantity", bounds)
         if hedged < 0:
             raise ValidationError(f"{prefix}.hedged_quantity", "must not be negative")
         period = data.get("period")
-        if period is not None and not isinstance(period, str):
+        if period is not None and (not isinstance(period, str)
+                                   or (strict and len(period) > MAX_TEXT)):
             raise ValidationError(f"{prefix}.period", "must be a string like '2026-12'")
         return cls(
-            parse_positive(require(data, "forecast_quantity", prefix), f"{prefix}.forecast_quantity"),
+            parse_positive(require(data, "forecast_quantity", prefix), f"{prefix}.forecast_quantity",
+                           bounds),
             hedged,
             period,
         )
@@ -175,14 +210,17 @@ class HedgeContext:
         }
 
 
-def _str_field(data: Mapping[str, Any], key: str, default: str | None = None) -> str:
+def _str_field(data: Mapping[str, Any], key: str, default: str | None = None,
+               max_len: int | None = None) -> str:
     value = data.get(key)
     if value is None:
         value = default
     if value is None:
         raise ValidationError(key, "is required")
     if not isinstance(value, str) or not value.strip():
-        raise ValidationError(key, f"must be a non-empty string, got {value!r}")
+        raise ValidationError(key, f"must be a non-empty string, got {str(value)[:64]!r}")
+    if max_len is not None and len(value) > max_len:
+        raise ValidationError(key, f"at most {max_len} characters, got {len(value)}")
     return value.strip()
 
 
@@ -239,22 +277,34 @@ class RfqSpec:
         return QuoteSide.BID if self.requester_side is Side.SELL else QuoteSide.ASK
 
     @classmethod
-    def from_dict(cls, data: object, *, default_window_ms: int = 5000) -> RfqSpec:
-        """Validate a request (JSON-decoded). Every error names its field."""
+    def from_dict(cls, data: object, *, default_window_ms: int = 5000,
+                  strict: bool = False) -> RfqSpec:
+        """Validate a request (JSON-decoded). Every error names its field.
+
+        ``strict`` is for a request from outside (the API): an unknown key anywhere is an
+        error, decimals are held to ``ENTRY_BOUNDS`` and free-text fields to ``MAX_TEXT``
+        (``client_rfq_id`` to ``MAX_KEY``). Without it (a spec the engine wrote, read back)
+        the rules are those the spec was written under.
+        """
         if not isinstance(data, Mapping):
             raise ValidationError("rfq", f"must be a JSON object, got {type(data).__name__}")
+        if strict:
+            check_fields(data, SPEC_FIELDS)
+        bounds = _bounds(strict)
+        text_len = MAX_TEXT if strict else None
         raw_legs = require(data, "legs")
         if not isinstance(raw_legs, list) or not raw_legs:
             raise ValidationError("legs", "must be a non-empty list of legs")
         if len(raw_legs) > MAX_LEGS:
             raise ValidationError("legs", f"at most {MAX_LEGS} legs per package, got {len(raw_legs)}")
-        legs = tuple(Leg.from_dict(leg, f"legs[{i}]") for i, leg in enumerate(raw_legs))
+        legs = tuple(Leg.from_dict(leg, f"legs[{i}]", strict=strict)
+                     for i, leg in enumerate(raw_legs))
         raw_direction = require(data, "direction")
         try:
             direction = Direction(raw_direction)
         except ValueError:
             raise ValidationError(
-                "direction", f"must be 'buy', 'sell' or 'two_way', got {raw_direction!r}"
+                "direction", f"must be 'buy', 'sell' or 'two_way', got {str(raw_direction)[:64]!r}"
             ) from None
         private_side: Side | None = None
         if direction is Direction.TWO_WAY:
@@ -268,9 +318,9 @@ class RfqSpec:
                 ) from None
         elif data.get("private_side") is not None:
             raise ValidationError("private_side", "only a two_way RFQ has a private side")
-        quantity = parse_positive(require(data, "quantity"), "quantity")
+        quantity = parse_positive(require(data, "quantity"), "quantity", bounds)
         is_ndf = any(isinstance(leg.instrument, HashpriceNdf) for leg in legs)
-        unit = _str_field(data, "quantity_unit", NDF_UNIT if is_ndf else None)
+        unit = _str_field(data, "quantity_unit", NDF_UNIT if is_ndf else None, text_len)
         if is_ndf and unit != NDF_UNIT:
             raise ValidationError("quantity_unit", f"a hashprice NDF is sized in {NDF_UNIT}, got {unit!r}")
         raw_dealers = require(data, "dealers")
@@ -278,6 +328,9 @@ class RfqSpec:
             raise ValidationError("dealers", "must be a non-empty list of dealer ids")
         if not all(isinstance(d, str) and d.strip() for d in raw_dealers):
             raise ValidationError("dealers", "every dealer id must be a non-empty string")
+        if strict and (len(raw_dealers) > 100 or any(len(d) > MAX_KEY for d in raw_dealers)):
+            raise ValidationError("dealers", f"at most 100 dealer ids of at most {MAX_KEY} "
+                                  "characters")
         if len(set(raw_dealers)) != len(raw_dealers):
             raise ValidationError("dealers", "lists a dealer twice")
         window_ms = data.get("window_ms", default_window_ms)
@@ -293,15 +346,19 @@ class RfqSpec:
         client_rfq_id = data.get("client_rfq_id")
         if client_rfq_id is not None and (not isinstance(client_rfq_id, str) or not client_rfq_id):
             raise ValidationError("client_rfq_id", "must be a non-empty string")
+        if strict and client_rfq_id is not None and len(client_rfq_id) > MAX_KEY:
+            raise ValidationError("client_rfq_id", f"at most {MAX_KEY} characters")
         limit = data.get("limit_price")
         hedge = data.get("hedge")
         tags = data.get("tags", [])
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise ValidationError("tags", "must be a list of strings")
+        if strict and (len(tags) > MAX_TAGS or any(len(t) > MAX_TEXT for t in tags)):
+            raise ValidationError("tags", f"at most {MAX_TAGS} tags of at most {MAX_TEXT} characters")
         require_approval = data.get("require_approval", False)
         if not isinstance(require_approval, bool):
             raise ValidationError("require_approval", "must be true or false")
-        settlement = _str_field(data, "settlement", "cash")
+        settlement = _str_field(data, "settlement", "cash", text_len)
         if settlement not in {"cash", "physical"}:
             raise ValidationError("settlement", f"must be 'cash' or 'physical', got {settlement!r}")
         raw_close = data.get("close_policy")
@@ -311,7 +368,8 @@ class RfqSpec:
                 close_policy = ClosePolicy(raw_close)
             except ValueError:
                 raise ValidationError(
-                    "close_policy", f"must be 'deadline' or 'all_answered', got {raw_close!r}"
+                    "close_policy",
+                    f"must be 'deadline' or 'all_answered', got {str(raw_close)[:64]!r}"
                 ) from None
         return cls(
             package=Package(legs),
@@ -319,15 +377,15 @@ class RfqSpec:
             quantity=quantity,
             quantity_unit=unit,
             dealers=tuple(DealerId(d.strip()) for d in raw_dealers),
-            requester=_str_field(data, "requester", "anonymous"),
-            mandate=_str_field(data, "mandate", "default"),
+            requester=_str_field(data, "requester", "anonymous", text_len),
+            mandate=_str_field(data, "mandate", "default", text_len),
             window_ms=window_ms,
             allow_partial=allow_partial,
             client_rfq_id=client_rfq_id,
             private_side=private_side,
-            limit_price=None if limit is None else parse_decimal(limit, "limit_price"),
+            limit_price=None if limit is None else parse_decimal(limit, "limit_price", bounds),
             settlement=settlement,
-            hedge=None if hedge is None else HedgeContext.from_dict(hedge),
+            hedge=None if hedge is None else HedgeContext.from_dict(hedge, strict=strict),
             tags=tuple(tags),
             require_approval=require_approval,
             close_policy=close_policy,

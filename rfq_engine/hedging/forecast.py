@@ -23,7 +23,7 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Any
 
 from rfq_engine.domain.errors import ValidationError
-from rfq_engine.domain.values import decimal_str, parse_decimal
+from rfq_engine.domain.values import ENTRY_BOUNDS, decimal_str, parse_decimal
 
 __all__ = [
     "BLOCK_SUBSIDY",
@@ -71,7 +71,7 @@ def parse_hashrate(value: object, field: str = "hashrate") -> Decimal:
             if not number_text:
                 break
             try:
-                number = parse_decimal(number_text, field)
+                number = parse_decimal(number_text, field, ENTRY_BOUNDS)
             except ValidationError:
                 break
             if number <= 0:

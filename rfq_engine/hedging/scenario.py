@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Any
 
 from rfq_engine.domain.errors import ValidationError
-from rfq_engine.domain.values import decimal_str, parse_decimal
+from rfq_engine.domain.values import ENTRY_BOUNDS, decimal_str, parse_decimal
 
 __all__ = [
     "CENT",
@@ -77,11 +77,11 @@ class Strike:
         if isinstance(raw, Strike):
             return raw
         if isinstance(raw, str) and raw.strip().endswith("%"):
-            number = parse_decimal(raw.strip()[:-1].strip(), field)
+            number = parse_decimal(raw.strip()[:-1].strip(), field, ENTRY_BOUNDS)
             if not 0 < number < 1000:
                 raise ValidationError(field, f"a percentage of spot must be in (0%, 1000%), got {raw!r}")
             return cls(number, True)
-        number = parse_decimal(raw, field)
+        number = parse_decimal(raw, field, ENTRY_BOUNDS)
         if number <= 0:
             raise ValidationError(field, f"must be a positive price (quote currency per unit) or a "
                                   f"percentage of spot like '87.5%', got {raw!r}")
