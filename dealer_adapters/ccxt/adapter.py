@@ -20,7 +20,8 @@ execution task and returns; answers reach the engine through the sink.
 
 Exactly once (the development guide's invariant): an award's client order id is derived
 from its execution id and sent in the venue's own field (``dialects.py``); the intent is
-journaled (fsynced) before the order call; a call whose fate is unknown is reconciled by
+journaled (fsynced; ``dealer_adapters.journal``, lines as ``journal.py`` has them) before
+the order call; a call whose fate is unknown is reconciled by
 looking the order up by that field, never sent again; a duplicate award, a restart and
 ``query_execution`` all answer from the journal. An execution still unresolved when the
 confirm window closes keeps being reconciled in the background for
@@ -75,73 +76,47 @@ from dealer_adapters.ccxt.execution import BookRoute
 from dealer_adapters.ccxt.journal import Journal, JournalEntry
 from dealer_adapters.ccxt.markets import venue_markets
 from dealer_adapters.ccxt.okx_rfq import OkxRfqRoute
-from dealer_adapters.protocol import (
-    DealerUnavailable,
-    ExecutionLookup,
-    ExecutionState,
-    InboundSink,
-    LookupPolicy,
+from dealer_adapters.ccxt.wire import (
+    INSTRUMENTS,
+    award_ref,
+    intent_record,
+    lookup_policy_for,
+    outcome_message,
+    outcome_record,
+    plan_quote_body,
 )
+from dealer_adapters.common import (
+    NOT_SERVED,
+    cancel_all,
+    check_startable,
+    not_served,
+    parse_inbound,
+    reachable,
+    status_body,
+    track,
+)
+from dealer_adapters.protocol import ExecutionLookup, ExecutionState, InboundSink, LookupPolicy
 from rfq_engine.domain import (
     Award,
     DealerId,
     ExecutionConfirm,
     ExecutionId,
-    Inbound,
     InboundRejected,
     QuoteId,
     RfqClosed,
     RfqId,
     RfqNew,
-    ValidationError,
     decimal_str,
-    format_ts,
     new_id,
-    parse_body,
     utc_now,
 )
 
-__all__ = ["CcxtDealers"]
+__all__ = ["CcxtDealers", "lookup_policy_for"]
 
 _log = structlog.get_logger(__name__)
 
-_NOT_FOUND_NOTE = ("'not found' only when the journal shows the order was never placed, and the id "
-                   "is then fenced; an order the venue cannot find stays unknown")
-
-
-def lookup_policy_for(config: CcxtDealerConfig) -> LookupPolicy:
-    """How one ccxt dealer can be asked about an execution (``LookupPolicy``).
-
-    ``not_found_proves_absent`` is True for every mode: NOT_FOUND comes from the journal
-    alone (no intent, and the id fenced), never from a venue's empty answer.
-    ``can_query`` is True where the venue can be asked by our key: a book venue with a
-    dialect, OKX convert (``clTReqId``), the OKX block RFQ (its rfq and quote ids). A
-    convert dealer elsewhere has no look-up: it repeats the journal only, and an unknown
-    outcome there waits for a person. (The config refuses a book venue with no dialect.)
-    """
-    dialect = dialect_for(config.exchange)
-    if config.mode == "book" and dialect is not None:
-        return LookupPolicy(
-            key=f"{dialect.venue} {dialect.field}", can_query=True, not_found_proves_absent=True,
-            note=f"the venue, by {dialect.lookup_call}; {_NOT_FOUND_NOTE}")
-    if config.mode == "okx_rfq":
-        return LookupPolicy(key="OKX block RFQ rfqId + quoteId", can_query=True, not_found_proves_absent=True,
-                            note="the venue, by privateGetRfqTrades / privateGetRfqRfqs; " + _NOT_FOUND_NOTE)
-    if config.exchange == "okx":
-        return LookupPolicy(key="OKX convert clTReqId", can_query=True, not_found_proves_absent=True,
-                            note="the venue, by fetchConvertTrade(clTReqId); " + _NOT_FOUND_NOTE)
-    return LookupPolicy(key="none (the journal only)", can_query=False, not_found_proves_absent=True,
-                        note=(f"{config.exchange} {config.mode} has no look-up by our id: the journal's "
-                              f"outcome only; {_NOT_FOUND_NOTE}"))
-
-
 _ROUTES: dict[str, Callable[..., Route]] = {
     "book": BookRoute, "convert": ConvertRoute, "okx_rfq": OkxRfqRoute,
-}
-_INSTRUMENTS = {
-    "book": ("spot", "perpetual", "future", "option"),
-    "convert": ("spot",),
-    "okx_rfq": ("spot", "perpetual", "future", "option"),
 }
 _CLOSE_GRACE_S = 10.0
 """On close, executions in flight get this long to finish their order call before being cancelled."""
@@ -152,7 +127,7 @@ class _Dealer:
     dealer_id: DealerId
     config: CcxtDealerConfig
     journal: Journal
-    entries: dict[ExecutionId, JournalEntry]
+    """Its executions (shared with the dealers of the same journal file)."""
     policy: LookupPolicy
     exchange: Any = None
     route: Route | None = None
@@ -164,6 +139,9 @@ class _Dealer:
     quotes: dict[QuoteId, SentQuote] = field(default_factory=dict)
     executions: dict[ExecutionId, asyncio.Task[None]] = field(default_factory=dict)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def entry(self, execution_id: ExecutionId) -> JournalEntry | None:
+        return self.journal.get(self.dealer_id, execution_id)
 
 
 class CcxtDealers:
@@ -182,16 +160,13 @@ class CcxtDealers:
         self._sink: InboundSink | None = None
         self._closed = False
         journals: dict[Path, Journal] = {}
-        loaded: dict[Path, dict[tuple[str, str], JournalEntry]] = {}
         self._dealers: dict[DealerId, _Dealer] = {}
         for dealer_id, config in dealers.items():
             path = config.journal_path.resolve()
             if path not in journals:
                 journals[path] = Journal(path)
-                loaded[path] = journals[path].load()
-            entries = {ExecutionId(eid): entry for (did, eid), entry in loaded[path].items()
-                       if did == dealer_id}
-            self._dealers[DealerId(dealer_id)] = _Dealer(DealerId(dealer_id), config, journals[path], entries,
+                journals[path].restore()
+            self._dealers[DealerId(dealer_id)] = _Dealer(DealerId(dealer_id), config, journals[path],
                                                          lookup_policy_for(config))
 
     # --- DealerAdapter -----------------------------------------------------------------------
@@ -202,8 +177,7 @@ class CcxtDealers:
 
     async def start(self, sink: InboundSink) -> None:
         """Create each dealer's exchange and load its markets; a venue that fails stays offline."""
-        if self._closed:
-            raise RuntimeError("CcxtDealers was closed; build a new one")
+        check_startable("CcxtDealers", self._closed)
         self._sink = sink
         await asyncio.gather(*(self._connect(d) for d in self._dealers.values()))
 
@@ -219,9 +193,8 @@ class CcxtDealers:
             _done, pending = await asyncio.wait(running, timeout=_CLOSE_GRACE_S)
             for task in pending:
                 task.cancel()
-        tasks = [t for d in self._dealers.values() for t in (*d.loops.values(), *d.background,
-                                                             *d.executions.values())]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(t for d in self._dealers.values() for t in (*d.loops.values(), *d.background,
+                                                                     *d.executions.values()))
         await asyncio.gather(*(self._close_exchange(d) for d in self._dealers.values()))
 
     def is_online(self, dealer_id: DealerId) -> bool:
@@ -265,20 +238,17 @@ class CcxtDealers:
 
     def lookup_policy(self, dealer_id: DealerId) -> LookupPolicy:
         dealer = self._dealers.get(dealer_id)
-        if dealer is None:
-            return LookupPolicy(key="none", can_query=False, not_found_proves_absent=False,
-                                note="not served by this adapter")
-        return dealer.policy
+        return NOT_SERVED if dealer is None else dealer.policy
 
     async def query_execution(self, dealer_id: DealerId, execution_id: ExecutionId) -> ExecutionLookup:
         """What became of ``execution_id`` (the states are in the module docstring)."""
         dealer = self._dealers.get(dealer_id)
         if dealer is None:
-            return ExecutionLookup(ExecutionState.UNKNOWN, reason="not served by this adapter")
+            return not_served()
         running = dealer.executions.get(execution_id)
         if running is not None and not running.done():
             return ExecutionLookup(ExecutionState.UNKNOWN, reason="the award is being executed now")
-        entry = dealer.entries.get(execution_id)
+        entry = dealer.entry(execution_id)
         if entry is None or (entry.intent is None and entry.outcome is None):
             return await self._not_found(dealer, execution_id)
         if entry.outcome is None and entry.intent is not None:
@@ -300,9 +270,8 @@ class CcxtDealers:
                 f"{entry.intent.get('client_order_id')}) and the venue does not show it (yet): "
                 "not proof that it never traded"))
         outcome = Outcome.from_record(entry.outcome)
-        award = entry.outcome["award"]
         if outcome.confirmed:
-            confirm = self._parse(dealer, "execution.confirm", self._confirm_body(award, outcome))
+            confirm = parse_inbound(dealer.dealer_id, *outcome_message(entry.outcome["award"], outcome))
             if isinstance(confirm, ExecutionConfirm):
                 return ExecutionLookup(ExecutionState.CONFIRMED, confirm=confirm)
             # a fill is journaled but its confirm does not validate: never answer "rejected"
@@ -314,18 +283,13 @@ class CcxtDealers:
 
     async def _not_found(self, dealer: _Dealer, execution_id: ExecutionId) -> ExecutionLookup:
         """NOT_FOUND, once the id is fenced durably: no award with it will ever be placed."""
-        entry = dealer.entries.setdefault(execution_id, JournalEntry())
-        if not entry.fenced:
-            fence = {"kind": "fence", "dealer_id": dealer.dealer_id, "execution_id": execution_id,
-                     "reason": "answered not found to query_execution", "ts": format_ts(utc_now())}
-            entry.notes.append(fence)  # before the write: an award arriving meanwhile is refused
-            try:
-                await asyncio.to_thread(dealer.journal.append, fence)
-            except OSError as exc:
-                entry.notes.remove(fence)
+        entry = dealer.entry(execution_id)
+        if entry is None or not entry.fenced:
+            # fenced at once (an award arriving during the write is refused), then journaled
+            if not await dealer.journal.fence(dealer.dealer_id, execution_id,
+                                              "answered not found to query_execution"):
                 return ExecutionLookup(ExecutionState.UNKNOWN, reason=(
-                    f"no order was placed, but the fence could not be journaled ({exc}): not answering "
-                    "not found"))
+                    "no order was placed, but the fence could not be journaled: not answering not found"))
             _log.info("ccxt_execution_fenced", dealer_id=dealer.dealer_id, execution_id=execution_id)
         return ExecutionLookup(ExecutionState.NOT_FOUND, reason=(
             "no order intent in the journal: no order was ever placed for this execution id, "
@@ -338,7 +302,7 @@ class CcxtDealers:
         return self._dealers[dealer_id].exchange
 
     def journal_entry(self, dealer_id: DealerId, execution_id: ExecutionId) -> JournalEntry | None:
-        return self._dealers[dealer_id].entries.get(execution_id)
+        return self._dealers[dealer_id].entry(execution_id)
 
     async def idle(self) -> None:
         """Wait until no quoting, execution or background task is running (tests, shutdown)."""
@@ -374,10 +338,11 @@ class CcxtDealers:
         _log.info("ccxt_dealer_online", dealer_id=dealer.dealer_id, exchange=config.exchange,
                   mode=config.mode, markets=len(markets))
         self._set_online(dealer, True, "")
-        for execution_id, entry in dealer.entries.items():
+        for entry in dealer.journal.executions(dealer.dealer_id):
             if entry.unresolved and entry.intent is not None:
                 _log.warning("ccxt_unresolved_execution_on_start", dealer_id=dealer.dealer_id,
-                             execution_id=execution_id, client_order_id=entry.intent.get("client_order_id"))
+                             execution_id=entry.execution_id,
+                             client_order_id=entry.intent.get("client_order_id"))
                 self._spawn(dealer, self._reconcile_later(dealer, entry.intent))
 
     async def _reconnect_later(self, dealer: _Dealer) -> None:
@@ -451,16 +416,8 @@ class CcxtDealers:
 
     def _send_quote(self, dealer: _Dealer, rfq: RfqNew, plan: QuotePlan) -> None:
         quote_id = QuoteId(new_id())
-        body: dict[str, Any] = {
-            "rfq_id": rfq.rfq_id,
-            "quote_id": quote_id,
-            "quantity": decimal_str(plan.quantity),
-            "valid_until": format_ts(plan.valid_until),
-        }
-        for side in plan.sides:
-            body[side.side.value] = decimal_str(side.price)
         dealer.quotes[quote_id] = SentQuote(rfq.rfq_id, quote_id, plan)
-        self._deliver(dealer, "quote", body)
+        self._deliver(dealer, "quote", plan_quote_body(rfq.rfq_id, quote_id, plan))
 
     def _decline(self, dealer: _Dealer, rfq: RfqNew, reason: str) -> None:
         self._deliver(dealer, "quote.decline", {"rfq_id": rfq.rfq_id, "reason": reason[:500]})
@@ -468,20 +425,15 @@ class CcxtDealers:
     # --- execution -------------------------------------------------------------------------------
 
     async def _execute(self, dealer: _Dealer, award: Award) -> None:
-        award_ref = {
-            "rfq_id": award.rfq_id, "quote_id": award.quote_id, "side": award.side.value,
-            "price": decimal_str(award.price), "quantity": decimal_str(award.quantity),
-            "execution_id": award.execution_id, "confirm_by": format_ts(award.confirm_by),
-        }
-        entry = dealer.entries.get(award.execution_id)
+        ref, eid = award_ref(award), award.execution_id
+        entry = dealer.entry(eid)
         if entry is not None and entry.outcome is not None:
-            _log.info("ccxt_duplicate_award", dealer_id=dealer.dealer_id, execution_id=award.execution_id)
+            _log.info("ccxt_duplicate_award", dealer_id=dealer.dealer_id, execution_id=eid)
             self._deliver_outcome(dealer, entry.outcome["award"], Outcome.from_record(entry.outcome))
             return
         if entry is not None and entry.intent is None and entry.fenced:
-            _log.warning("ccxt_fenced_award_refused", dealer_id=dealer.dealer_id,
-                         execution_id=award.execution_id)
-            self._deliver_outcome(dealer, award_ref, Outcome.reject(
+            _log.warning("ccxt_fenced_award_refused", dealer_id=dealer.dealer_id, execution_id=eid)
+            self._deliver_outcome(dealer, ref, Outcome.reject(
                 award.price, "this execution id was answered 'not found' (fenced): never placed"))
             return
         loop = asyncio.get_running_loop()
@@ -491,26 +443,32 @@ class CcxtDealers:
             if entry is not None and entry.intent is not None:  # an earlier attempt's intent: reconcile only
                 intent = entry.intent
             else:
-                prepared = await self._prepare(dealer, route, award, award_ref)
+                dealer.journal.begin(dealer.dealer_id, eid)
+                try:
+                    prepared = await self._prepare(dealer, route, award, ref)
+                finally:
+                    dealer.journal.abandon(dealer.dealer_id, eid)  # refused, or the checks failed
                 if isinstance(prepared, Outcome):
-                    await self._finish(dealer, award_ref, prepared)
+                    await self._finish(dealer, ref, prepared)
                     return
                 intent = prepared
                 assert route is not None
+                dealer.journal.mark_sent(dealer.dealer_id, eid)
                 outcome = await route.place(intent)
                 if outcome is not None:
-                    await self._finish(dealer, award_ref, outcome)
+                    await self._finish(dealer, ref, outcome)
                     return
+                dealer.journal.mark_unknown(dealer.dealer_id, eid, "the order call's fate is unknown")
             outcome = await self._reconcile(dealer, intent, until=window_end)
         except Exception as exc:
             if classify(exc) is ErrorKind.AUTH:
                 self._mark_down(dealer, exc)
-                await self._finish(dealer, award_ref, Outcome.reject(
+                await self._finish(dealer, ref, Outcome.reject(
                     award.price, f"authentication failed: {describe_error(exc, 200)}"))
                 return
             raise
         if outcome is not None:
-            await self._finish(dealer, award_ref, outcome)
+            await self._finish(dealer, ref, outcome)
             return
         _log.error("ccxt_execution_unresolved", dealer_id=dealer.dealer_id, execution_id=award.execution_id,
                    client_order_id=intent.get("client_order_id"),
@@ -518,7 +476,7 @@ class CcxtDealers:
         self._spawn(dealer, self._reconcile_later(dealer, intent))
 
     async def _prepare(self, dealer: _Dealer, route: Route | None, award: Award,
-                       award_ref: dict[str, Any]) -> dict[str, Any] | Outcome:
+                       ref: dict[str, Any]) -> dict[str, Any] | Outcome:
         """The venue-side checks, then the intent, durable: an ``Outcome`` when refused."""
         if route is None or not dealer.online:
             return Outcome.reject(award.price, f"dealer offline: {dealer.down_reason or 'not connected'}")
@@ -539,13 +497,11 @@ class CcxtDealers:
         prepared = await route.prepare(award, sent, rfq, cid)
         if isinstance(prepared, str):
             return Outcome.reject(award.price, prepared)
-        intent = {**prepared, "kind": "intent", "dealer_id": dealer.dealer_id,
-                  "execution_id": award.execution_id, "award": award_ref, "ts": format_ts(utc_now())}
+        intent = intent_record(dealer.dealer_id, ref, prepared)
         try:
-            await asyncio.to_thread(dealer.journal.append, intent)
-        except OSError as exc:
+            await dealer.journal.record_intent(dealer.dealer_id, award.execution_id, intent)
+        except (OSError, ValueError) as exc:
             return Outcome.reject(award.price, f"could not journal the order intent, nothing sent: {exc}")
-        dealer.entries.setdefault(award.execution_id, JournalEntry()).intent = intent
         _log.info("ccxt_order_intent", dealer_id=dealer.dealer_id, execution_id=award.execution_id,
                   client_order_id=cid, route=intent.get("route"))
         return intent
@@ -594,39 +550,21 @@ class CcxtDealers:
                        alert=True)
         await self._finish(dealer, intent["award"], outcome)
 
-    async def _finish(self, dealer: _Dealer, award_ref: dict[str, Any], outcome: Outcome,
+    async def _finish(self, dealer: _Dealer, ref: Mapping[str, Any], outcome: Outcome,
                       *, deliver: bool = True) -> None:
-        """Journal the outcome (fsynced), remember it, then tell the engine."""
-        execution_id = ExecutionId(award_ref["execution_id"])
-        record = {"kind": "outcome", "dealer_id": dealer.dealer_id, "execution_id": execution_id,
-                  "award": award_ref, **outcome.to_record(), "ts": format_ts(utc_now())}
-        try:
-            await asyncio.to_thread(dealer.journal.append, record)
-        except OSError:
-            _log.exception("ccxt_journal_outcome_failed", dealer_id=dealer.dealer_id,
-                           execution_id=execution_id)
-        dealer.entries.setdefault(execution_id, JournalEntry()).outcome = record
+        """Journal the outcome (fsynced, deduplicated), then tell the engine the answer that stands."""
+        execution_id = ExecutionId(ref["execution_id"])
+        record = await dealer.journal.record_outcome(dealer.dealer_id, execution_id,
+                                                     outcome_record(dealer.dealer_id, ref, outcome))
+        ref, outcome = record["award"], Outcome.from_record(record)
         _log.info("ccxt_execution_outcome", dealer_id=dealer.dealer_id, execution_id=execution_id,
                   confirmed=outcome.confirmed, quantity=decimal_str(outcome.quantity),
                   reason=outcome.reason, dealer_trade_id=outcome.dealer_trade_id)
         if deliver:
-            self._deliver_outcome(dealer, award_ref, outcome)
+            self._deliver_outcome(dealer, ref, outcome)
 
-    @staticmethod
-    def _confirm_body(award_ref: Mapping[str, Any], outcome: Outcome) -> dict[str, Any]:
-        return {
-            "execution_id": award_ref["execution_id"], "rfq_id": award_ref["rfq_id"],
-            "quote_id": award_ref["quote_id"], "price": decimal_str(outcome.price),
-            "quantity": decimal_str(outcome.quantity), "dealer_trade_id": outcome.dealer_trade_id or "-",
-        }
-
-    def _deliver_outcome(self, dealer: _Dealer, award_ref: Mapping[str, Any], outcome: Outcome) -> None:
-        if outcome.confirmed:
-            self._deliver(dealer, "execution.confirm", self._confirm_body(award_ref, outcome))
-        else:
-            self._deliver(dealer, "execution.reject", {
-                "execution_id": award_ref["execution_id"], "rfq_id": award_ref["rfq_id"],
-                "reason": outcome.reason or "rejected"})
+    def _deliver_outcome(self, dealer: _Dealer, ref: Mapping[str, Any], outcome: Outcome) -> None:
+        self._deliver(dealer, *outcome_message(ref, outcome))
 
     async def _route_closed(self, dealer: _Dealer, route: Route, rfq_id: RfqId) -> None:
         try:
@@ -637,42 +575,19 @@ class CcxtDealers:
     # --- plumbing --------------------------------------------------------------------------------
 
     def _spawn(self, dealer: _Dealer, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        dealer.background.add(task)
-        task.add_done_callback(dealer.background.discard)
+        track(asyncio.create_task(coro), dealer.background, dealer_id=dealer.dealer_id)
 
     def _reachable(self, dealer_id: DealerId) -> _Dealer:
-        dealer = self._dealers.get(dealer_id)
-        if dealer is None:
-            raise DealerUnavailable(dealer_id, "not served by this adapter")
-        if self._closed:
-            raise DealerUnavailable(dealer_id, "adapter closed")
-        if self._sink is None:
-            raise DealerUnavailable(dealer_id, "adapter not started")
-        if not dealer.online:
-            raise DealerUnavailable(dealer_id, f"dealer offline: {dealer.down_reason}")
-        return dealer
+        return reachable(self._dealers, dealer_id, closed=self._closed, started=self._sink is not None,
+                         offline=lambda d: "" if d.online else f"dealer offline: {d.down_reason}")
 
     def _announce(self, dealer: _Dealer) -> None:
-        if self._sink is None or self._closed:
-            return
-        body = {"online": dealer.online, "instruments": list(_INSTRUMENTS[dealer.config.mode])}
-        self._sink(self._parse(dealer, "status", body))
+        self._deliver(dealer, "status", status_body(dealer.online, INSTRUMENTS[dealer.config.mode]))
 
     def _deliver(self, dealer: _Dealer, msg_type: str, body: dict[str, Any]) -> None:
-        if self._sink is None or self._closed:
-            return
-        self._sink(self._parse(dealer, msg_type, body))
-
-    @staticmethod
-    def _parse(dealer: _Dealer, msg_type: str, body: dict[str, Any]) -> Inbound:
-        msg_id, now = new_id(), utc_now()
-        try:
-            return parse_body(msg_type, body, dealer_id=dealer.dealer_id, msg_id=msg_id, received_at=now)
-        except ValidationError as exc:  # only if a route produced something off-protocol
-            rfq_id = body.get("rfq_id")
-            return InboundRejected(dealer.dealer_id, str(exc), now, msg_id,
-                                   RfqId(rfq_id) if isinstance(rfq_id, str) else None)
+        """``body`` to the engine, parsed as the wire would (off-protocol: ``InboundRejected``)."""
+        if self._sink is not None and not self._closed:
+            self._sink(parse_inbound(dealer.dealer_id, msg_type, body))
 
     async def __aenter__(self) -> CcxtDealers:
         return self

@@ -7,7 +7,8 @@
 - ``classify``: ccxt's exception hierarchy mapped to what the adapter does about it. It
   reads the class names along the exception's MRO, so this module never imports ccxt
   (importing it costs half a second and ~100 MB: only a configured dealer pays that);
-- ``client_id``: a deterministic client order id from an execution id.
+- ``client_id``: a deterministic client order id from an execution id;
+- ``describe_error``: the shared ``dealer_adapters.common.describe_error``, re-exported.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
+from dealer_adapters.common import describe_error
 from rfq_engine.domain import Award, QuoteId, QuoteSide, RfqId, RfqNew, decimal_str
 
 __all__ = [
@@ -69,12 +71,6 @@ def classify(exc: BaseException) -> ErrorKind:
     if "NetworkError" in names or isinstance(exc, TimeoutError | OSError):
         return ErrorKind.RETRYABLE
     return ErrorKind.UNKNOWN
-
-
-def describe_error(exc: BaseException, limit: int = 300) -> str:
-    """``InsufficientFunds: okx {...}``, cut to ``limit`` characters (for reasons and logs)."""
-    text = f"{type(exc).__name__}: {exc}".strip()
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _ALNUM = re.compile(r"[^A-Za-z0-9]")

@@ -1,9 +1,9 @@
-"""The execution journal: an append-only, fsynced JSONL file of intents and outcomes.
+"""The ccxt dealers' execution journal: their records in the shared execution journal.
 
 Why it exists: one award must become at most one order at the venue, also across a
-timeout, a reconnect or a restart. Before any order-placing call the adapter appends an
+timeout, a reconnect or a restart. Before any order-placing call the adapter records an
 *intent* line (execution id, client order id, market, side, amount, limit price) and
-waits for the fsync; when it knows how the call ended it appends an *outcome* line. On
+waits for the fsync; when it knows how the call ended it records an *outcome* line. On
 start the journal is read back:
 
 - an execution with an outcome answers every duplicate award and ``query_execution``
@@ -13,77 +13,57 @@ start the journal is read back:
 - a *fence* line (no intent) records that ``query_execution`` answered "not found" for an
   execution id: an award with that id is refused, never placed, so the answer stays true.
 
-Several dealers may share one file (each line names its dealer). One process writes a
-file at a time. A torn last line (a crash mid-write: its call was never made, or its
-outcome is re-learned by reconciliation) is dropped and cut from the file; any other bad
-line is an error naming the file and line.
+The tracking, the file and its errors are ``dealer_adapters.journal``'s; this module is
+the line format: ``{"v": 1, "kind": "intent" | "outcome" | "fence", "dealer_id",
+"execution_id", ...}``, the intent and outcome records kept whole (routes add their own
+fields), lines of another kind kept as notes. Several dealers may share one file.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from dealer_adapters.jsonlog import JsonLog, dumps_line
+from dealer_adapters.journal import Execution, ExecutionJournal, Fence, JournalError, Line
+from rfq_engine.domain import ExecutionId, format_ts
 
 __all__ = ["JOURNAL_VERSION", "Journal", "JournalEntry", "JournalError"]
 
 JOURNAL_VERSION = 1
 
-
-class JournalError(Exception):
-    """The journal file cannot be read (corrupt line, wrong version)."""
-
-
-@dataclass(slots=True)
-class JournalEntry:
-    """What the journal knows about one execution id of one dealer."""
-
-    intent: dict[str, Any] | None = None
-    outcome: dict[str, Any] | None = None
-    notes: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def unresolved(self) -> bool:
-        return self.intent is not None and self.outcome is None
-
-    @property
-    def fenced(self) -> bool:
-        """``query_execution`` answered "not found" for this id: it must never be placed."""
-        return any(note.get("kind") == "fence" for note in self.notes)
+Record = dict[str, Any]
+JournalEntry = Execution[Record, Record]
+"""What the journal knows about one execution id of one dealer (``intent`` and ``outcome``
+are the journaled records)."""
 
 
-class Journal:
-    """One JSONL file (``dealer_adapters.jsonlog``). ``append`` blocks (write + fsync): call
-    it via ``asyncio.to_thread``."""
+class Journal(ExecutionJournal[Record, Record]):
+    """One JSONL file, possibly shared by several dealers (each line names its dealer)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._log = JsonLog(path)
+    VERSION = JOURNAL_VERSION
 
-    def load(self) -> dict[tuple[str, str], JournalEntry]:
+    def decode(self, data: dict[str, Any]) -> Line[Record, Record]:
+        dealer_id, execution_id = str(data["dealer_id"]), ExecutionId(str(data["execution_id"]))
+        kind = data["kind"]
+        if kind == "intent":
+            return Line(dealer_id, execution_id, intent=data)
+        if kind == "outcome":
+            return Line(dealer_id, execution_id, outcome=data)
+        if kind == "fence":
+            return Line(dealer_id, execution_id, fence=True)
+        return Line(dealer_id, execution_id, note=data)
+
+    def encode(self, record: Record | Fence) -> dict[str, Any]:
+        if isinstance(record, Fence):
+            return {"kind": "fence", "dealer_id": record.dealer_id, "execution_id": record.execution_id,
+                    "reason": record.reason, "ts": format_ts(record.at)}
+        return record
+
+    def confirmed(self, outcome: Record) -> bool:
+        return bool(outcome["confirmed"])
+
+    def trade_id(self, outcome: Record) -> str:
+        return str(outcome.get("dealer_trade_id", ""))
+
+    def load(self) -> dict[tuple[str, ExecutionId], JournalEntry]:
         """Entries keyed by ``(dealer_id, execution_id)``; a missing file is an empty journal."""
-        entries: dict[tuple[str, str], JournalEntry] = {}
-        for number, line in self._log.lines():
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict) or record.get("v") != JOURNAL_VERSION:
-                    raise ValueError(f"not a version {JOURNAL_VERSION} record")
-                key = (str(record["dealer_id"]), str(record["execution_id"]))
-                kind = record["kind"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise JournalError(f"{self.path}:{number}: bad journal line: {exc}") from exc
-            entry = entries.setdefault(key, JournalEntry())
-            if kind == "intent":
-                entry.intent = record
-            elif kind == "outcome":
-                entry.outcome = record
-            else:
-                entry.notes.append(record)
-        return entries
-
-    def append(self, record: dict[str, Any]) -> None:
-        """Write one line and fsync it; returns once the record is durable."""
-        self._log.append(dumps_line({"v": JOURNAL_VERSION, **record}))
+        return dict(self.restore())

@@ -56,6 +56,7 @@ from datetime import datetime
 import aiomqtt
 import structlog
 
+from dealer_adapters.common import not_served, reachable
 from dealer_adapters.mqtt.config import DEFAULT_ENGINE_USER, MqttBrokerConfig, MqttDealerConfig
 from dealer_adapters.mqtt.connection import MqttLink, NotConnected
 from dealer_adapters.mqtt.envelope import (
@@ -238,7 +239,7 @@ class MqttDealers:
         if held is not None:
             return held
         if dealer_id not in self._dealers:
-            return ExecutionLookup(ExecutionState.UNKNOWN, reason="not served by this adapter")
+            return not_served()
         if not self.supports_query(dealer_id):
             return ExecutionLookup(ExecutionState.UNKNOWN, reason=QUERY_UNKNOWN_REASON)
         if not self.is_online(dealer_id):
@@ -322,12 +323,9 @@ class MqttDealers:
     # ------------------------------------------------------------------ internals
 
     async def _send(self, dealer_id: DealerId, message: EngineMessage, *, need_online: bool) -> None:
-        dealer = self._dealers.get(dealer_id)
-        if dealer is None:
-            raise DealerUnavailable(dealer_id, "not served by this adapter")
+        dealer = reachable(self._dealers, dealer_id, closed=self._closed, started=self._link is not None)
         link = self._link
-        if self._closed or link is None:
-            raise DealerUnavailable(dealer_id, "adapter closed" if self._closed else "adapter not started")
+        assert link is not None
         if not link.ready:
             raise DealerUnavailable(dealer_id, f"not connected to the MQTT broker ({link.last_error})")
         if need_online and not self.is_online(dealer_id):

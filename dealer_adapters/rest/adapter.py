@@ -13,10 +13,11 @@ in time, nothing the desk can be asked for); a malformed answer is also handed o
 ``InboundRejected`` with its raw text. A desk that answers late never holds the RFQ up.
 
 Orders: ``send_award`` turns the award into one fill-or-kill order on the desk's quote with
-``client_order_id = prefix + execution_id``. Its intent is fsynced to the journal before the
-call (``journal.py``); if that fails, nothing is sent and the award is undeliverable
-(``DealerUnavailable``). The answer (filled / rejected with the desk's reason) reaches the
-engine as ``ExecutionConfirm`` / ``ExecutionReject``. When the outcome is unknown (timeout,
+``client_order_id = prefix + execution_id``. Its intent is fsynced to the desk's execution
+journal before the call (``dealer_adapters.journal``, lines as ``journal.py`` has them); if
+that fails, nothing is sent and the award is undeliverable (``DealerUnavailable``). The
+answer (filled / rejected with the desk's reason) reaches the engine as
+``ExecutionConfirm`` / ``ExecutionReject``. When the outcome is unknown (timeout,
 network error, 5xx, a malformed or ``pending`` answer) the order is asked for by client
 order id, every ``reconcile_interval_ms`` until ``confirm_by + reconcile_grace_ms``; an
 execution id the journal has seen is never posted again, also after a restart.
@@ -43,6 +44,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from dealer_adapters.common import cancel_all, check_startable, describe_error, not_served, reachable
 from dealer_adapters.protocol import (
     DealerUnavailable,
     ExecutionLookup,
@@ -50,30 +52,32 @@ from dealer_adapters.protocol import (
     InboundSink,
     LookupPolicy,
 )
-from dealer_adapters.rest.client import DeskClient, DeskResponse, resolve_signer
+from dealer_adapters.rest.client import DeskClient, resolve_signer
 from dealer_adapters.rest.config import RestDealerConfig
 from dealer_adapters.rest.journal import Journal, OrderIntent, OrderOutcome
 from dealer_adapters.rest.parsing import (
     DeskAnswerError,
     DeskOrder,
     DeskQuote,
-    OrderStatus,
-    confirm_message,
+    DeskStatus,
     decline_message,
     decode_object,
     error_code,
     error_reason,
-    parse_order,
+    execution_lookup,
+    execution_message,
+    order_outcome,
     parse_quote,
     quote_message,
+    read_order,
     reject_message,
     rejected_message,
+    unit_refused,
 )
 from dealer_adapters.rest.planning import PlannedRequest, QuotePlan, SideMap, plan_quote
 from rfq_engine.domain import (
     Award,
     DealerId,
-    ExecutionConfirm,
     ExecutionId,
     Inbound,
     QuoteId,
@@ -115,11 +119,6 @@ REJECT_FENCED = "execution id already reported not found; no order sent"
 """The reject of an award whose execution id ``query_execution`` already answered NOT_FOUND
 (no intent in the journal): it is never posted, so that answer stays true."""
 
-def _unit_refused(unit: str, response: DeskResponse) -> str:
-    """The reason for a desk's ``422 unsupported_unit`` (a quote request or an order)."""
-    return f"unit {unit or '(none)'} not traded by the desk ({error_reason(response)})"
-
-
 REFUSED_STATUSES = frozenset({400, 401, 403, 422})
 """Answers to ``POST /v1/orders`` that mean "refused, no order was created" (contract)."""
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
@@ -156,30 +155,17 @@ class _Refused:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Status:
-    """An answer that is not an order (404, 5xx...): says nothing of the order's outcome."""
-
-    status: int
-    reason: str
-    code: str = ""
-    """The answer's ``error`` code (``not_found``...), when it has one."""
-
-
 @dataclass(eq=False)
 class _Desk:
     dealer_id: DealerId
     config: RestDealerConfig
     journal: Journal
-    intents: dict[ExecutionId, OrderIntent]
-    outcomes: dict[ExecutionId, OrderOutcome]
+    """Its orders: intents, outcomes, fences (ids answered NOT_FOUND: never posted afterwards)."""
     session: aiohttp.ClientSession | None = None
     client: DeskClient | None = None
     quotes: OrderedDict[QuoteId, _QuoteRef] = field(default_factory=OrderedDict)
     rfq_tasks: dict[RfqId, set[asyncio.Task[None]]] = field(default_factory=dict)
     order_tasks: dict[ExecutionId, asyncio.Task[None]] = field(default_factory=dict)
-    fenced: set[ExecutionId] = field(default_factory=set)
-    """Ids ``query_execution`` answered NOT_FOUND for (no intent): never posted afterwards."""
 
     @property
     def call_timeout(self) -> float:
@@ -187,6 +173,14 @@ class _Desk:
 
     def client_order_id(self, execution_id: ExecutionId) -> str:
         return f"{self.config.client_order_id_prefix}{execution_id}"
+
+    def intent(self, execution_id: ExecutionId) -> OrderIntent | None:
+        entry = self.journal.get(self.dealer_id, execution_id)
+        return None if entry is None else entry.intent
+
+    def outcome(self, execution_id: ExecutionId) -> OrderOutcome | None:
+        entry = self.journal.get(self.dealer_id, execution_id)
+        return None if entry is None else entry.outcome
 
 
 class RestDealers:
@@ -209,9 +203,9 @@ class RestDealers:
         self._closed = False
         self._desks: dict[DealerId, _Desk] = {}
         for dealer_id, config in dealers.items():
-            journal = Journal(config.state_dir / f"{dealer_id}.orders.jsonl")
-            intents, outcomes = journal.load()
-            self._desks[DealerId(dealer_id)] = _Desk(DealerId(dealer_id), config, journal, intents, outcomes)
+            journal = Journal(config.state_dir / f"{dealer_id}.orders.jsonl", dealer_id)
+            journal.restore()
+            self._desks[DealerId(dealer_id)] = _Desk(DealerId(dealer_id), config, journal)
 
     # --- DealerAdapter ---------------------------------------------------------------------
 
@@ -221,8 +215,7 @@ class RestDealers:
 
     async def start(self, sink: InboundSink) -> None:
         """Open one HTTP session per desk. A missing secret is a ``ValueError`` naming it."""
-        if self._closed:
-            raise RuntimeError("RestDealers was closed; build a new one")
+        check_startable("RestDealers", self._closed)
         if self._sink is not None:
             return
         signers = {d: resolve_signer(d, desk.config.auth, self._environ) for d, desk in self._desks.items()}
@@ -241,11 +234,7 @@ class RestDealers:
     async def close(self) -> None:
         self._closed = True
         tasks = [t for desk in self._desks.values() for ts in desk.rfq_tasks.values() for t in ts]
-        tasks += [t for desk in self._desks.values() for t in desk.order_tasks.values()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks + [t for desk in self._desks.values() for t in desk.order_tasks.values()])
         for desk in self._desks.values():
             desk.client = None
             if desk.session is not None:
@@ -283,12 +272,12 @@ class RestDealers:
         if running is not None and not running.done():
             _log.info("rest_duplicate_award_in_flight", dealer_id=dealer_id, execution_id=eid)
             return
-        known = desk.intents.get(eid)
-        if known is not None:
+        entry = desk.journal.get(dealer_id, eid)
+        if entry is not None and entry.intent is not None:
             _log.info("rest_duplicate_award_reconciled", dealer_id=dealer_id, execution_id=eid)
-            self._spawn_order(desk, eid, self._reconcile_and_deliver(desk, known))
+            self._spawn_order(desk, eid, self._reconcile_and_deliver(desk, entry.intent))
             return
-        if eid in desk.fenced:
+        if entry is not None and entry.fenced:
             _log.warning("rest_fenced_award", dealer_id=dealer_id, execution_id=eid)
             refusal = reject_message(desk.dealer_id, eid, award.rfq_id, REJECT_FENCED, utc_now())
             asyncio.get_running_loop().call_soon(self._emit, refusal)  # after the send returns
@@ -316,6 +305,7 @@ class RestDealers:
         )
         recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         recorded.add_done_callback(lambda f: f.cancelled() or f.exception())
+        desk.journal.begin(dealer_id, eid)  # PENDING: a lookup now says "being recorded"
         self._spawn_order(desk, eid, self._execute(desk, intent, recorded))
         try:
             await asyncio.shield(recorded)
@@ -348,13 +338,13 @@ class RestDealers:
         """
         desk = self._desks.get(dealer_id)
         if desk is None:
-            return ExecutionLookup(ExecutionState.UNKNOWN, reason="not served by this adapter")
-        intent = desk.intents.get(execution_id)
+            return not_served()
+        entry = desk.journal.get(dealer_id, execution_id)
+        intent = None if entry is None else entry.intent
         if intent is None:
-            running = desk.order_tasks.get(execution_id)
-            if running is not None and not running.done():
+            if entry is not None and entry.pending:
                 return ExecutionLookup(ExecutionState.UNKNOWN, reason="the order intent is being recorded")
-            desk.fenced.add(execution_id)
+            await desk.journal.fence(dealer_id, execution_id, "answered not found to query_execution")
             return ExecutionLookup(
                 ExecutionState.NOT_FOUND,
                 reason="no order intent in the journal: no order was ever posted for it (now fenced)",
@@ -365,14 +355,14 @@ class RestDealers:
             try:
                 async with asyncio.timeout(desk.call_timeout):
                     response = await desk.client.get_order(intent.client_order_id)
-                order = self._read_order(desk, intent, response)
+                order = read_order(response, intent.client_order_id)
             except DeskAnswerError as exc:
                 why = f"unreadable answer from the desk: {exc.reason}"
             except _TRANSPORT_ERRORS as exc:
-                why = f"desk unreachable: {_describe(exc)}"
+                why = f"desk unreachable: {describe_error(exc, None)}"
             else:
                 if isinstance(order, DeskOrder) and order.final:
-                    return self._lookup(desk, intent, self._outcome(intent, order))
+                    return execution_lookup(desk.dealer_id, intent, order_outcome(intent.execution_id, order))
                 if isinstance(order, DeskOrder):
                     why = "order pending at the desk"
                 elif order.status == 404 and order.code == NOT_FOUND_CODE:
@@ -388,9 +378,9 @@ class RestDealers:
                            "not the desk's answer")
                 else:
                     why = f"desk error {order.reason}"
-        recorded = desk.outcomes.get(execution_id)
+        recorded = desk.outcome(execution_id)
         if recorded is not None:
-            return self._lookup(desk, intent, recorded)
+            return execution_lookup(desk.dealer_id, intent, recorded)
         return ExecutionLookup(ExecutionState.NOT_FOUND if absent else ExecutionState.UNKNOWN, reason=why)
 
     # --- quotes ------------------------------------------------------------------------------
@@ -400,7 +390,7 @@ class RestDealers:
             await self._quote_inner(desk, rfq, plan)
         except Exception as exc:  # a bug here must not leave the RFQ waiting for this desk
             _log.exception("rest_quote_failed", dealer_id=desk.dealer_id, rfq_id=rfq.rfq_id)
-            self._decline(desk, rfq.rfq_id, f"adapter error: {_describe(exc)}")
+            self._decline(desk, rfq.rfq_id, f"adapter error: {describe_error(exc, None)}")
 
     async def _quote_inner(self, desk: _Desk, rfq: RfqNew, plan: QuotePlan | str) -> None:
         if isinstance(plan, str):
@@ -462,7 +452,7 @@ class RestDealers:
         try:
             response = await desk.client.request_quote(request.body)
         except _TRANSPORT_ERRORS as exc:
-            return _Failure(f"request failed: {_describe(exc)}")
+            return _Failure(f"request failed: {describe_error(exc, None)}")
         if response.status in (200, 201):
             try:
                 data = decode_object(response, "quote")
@@ -471,7 +461,7 @@ class RestDealers:
                 return _Failure(f"malformed answer: {exc.reason}", exc.raw, malformed=True)
         if response.status == 422:
             if error_code(response) == UNSUPPORTED_UNIT_CODE:
-                return _Failure(_unit_refused(str(request.body.get("quantity_unit") or ""), response))
+                return _Failure(unit_refused(str(request.body.get("quantity_unit") or ""), response))
             return _Failure(f"declined by the desk ({error_reason(response)})")
         return _Failure(f"desk error {error_reason(response)}")
 
@@ -492,25 +482,26 @@ class RestDealers:
 
     async def _execute(self, desk: _Desk, intent: OrderIntent, recorded: asyncio.Future[None]) -> None:
         """Intent on disk, then the one ``POST /v1/orders``, then its answer to the engine."""
+        eid = intent.execution_id
         try:
-            await asyncio.to_thread(desk.journal.append, intent)
-        except OSError as exc:
-            _log.error("rest_order_intent_failed", dealer_id=desk.dealer_id,
-                       execution_id=intent.execution_id, error=str(exc))
-            recorded.set_exception(exc)
+            await desk.journal.record_intent(desk.dealer_id, eid, intent)
+        except (OSError, ValueError) as exc:
+            _log.error("rest_order_intent_failed", dealer_id=desk.dealer_id, execution_id=eid, error=str(exc))
+            recorded.set_exception(OSError(str(exc)))
             return
         except BaseException:  # cancelled (the adapter is closing): the order is not sent
             recorded.set_exception(OSError("adapter closing"))
             raise
-        desk.intents[intent.execution_id] = intent
         recorded.set_result(None)
+        desk.journal.mark_sent(desk.dealer_id, eid)
         answer = await self._post_order(desk, intent)
         if isinstance(answer, DeskOrder) and answer.final:
-            await self._settle(desk, intent, self._outcome(intent, answer))
+            await self._settle(desk, intent, order_outcome(eid, answer))
         elif isinstance(answer, _Refused):
-            await self._settle(desk, intent, OrderOutcome(
-                intent.execution_id, False, utc_now(), reason=f"order refused: {answer.reason}"))
+            await self._settle(desk, intent, OrderOutcome(eid, False, utc_now(),
+                                                          reason=f"order refused: {answer.reason}"))
         else:  # unknown or pending: ask for it, never post it again
+            desk.journal.mark_unknown(desk.dealer_id, eid, "no final answer to the order")
             await self._reconcile_and_deliver(desk, intent)
 
     async def _post_order(self, desk: _Desk, intent: OrderIntent) -> DeskOrder | _Refused | None:
@@ -522,37 +513,30 @@ class RestDealers:
             async with asyncio.timeout(desk.call_timeout):
                 response = await desk.client.place_order(intent.order_body())
         except _TRANSPORT_ERRORS as exc:
-            log.warning("rest_order_outcome_unknown", error=_describe(exc))
+            log.warning("rest_order_outcome_unknown", error=describe_error(exc, None))
             return None
         except Exception:  # whatever went wrong, the order may have left: ask, never resend
             log.exception("rest_order_outcome_unknown")
             return None
         if response.status in REFUSED_STATUSES:
             if error_code(response) == UNSUPPORTED_UNIT_CODE:
-                return _Refused(_unit_refused(intent.quantity_unit, response))
+                return _Refused(unit_refused(intent.quantity_unit, response))
             return _Refused(error_reason(response))
         try:
-            order = self._read_order(desk, intent, response)
+            order = read_order(response, intent.client_order_id)
         except DeskAnswerError as exc:
             log.warning("rest_order_answer_malformed", error=exc.reason)
             self._emit(rejected_message(desk.dealer_id, intent.rfq_id, f"order answer: {exc.reason}",
                                         exc.raw, utc_now()))
             return None
-        if isinstance(order, _Status):  # 404, 5xx, 409...: the outcome is not known
+        if isinstance(order, DeskStatus):  # 404, 5xx, 409...: the outcome is not known
             log.warning("rest_order_outcome_unknown", error=order.reason)
             return None
         return order
 
-    def _read_order(self, desk: _Desk, intent: OrderIntent, response: DeskResponse) -> DeskOrder | _Status:
-        """The order in a 2xx answer; any other answer as a ``_Status``."""
-        if response.status not in (200, 201, 202):
-            return _Status(response.status, error_reason(response), error_code(response))
-        data = decode_object(response, "order")
-        return parse_order(data, intent.client_order_id, raw=response.text)
-
     async def _reconcile_and_deliver(self, desk: _Desk, intent: OrderIntent) -> None:
         """Ask for the order until it is final or ``confirm_by + reconcile_grace_ms``; deliver it."""
-        recorded = desk.outcomes.get(intent.execution_id)
+        recorded = desk.outcome(intent.execution_id)
         if recorded is not None:  # answered before: the same answer again (a new message)
             self._deliver_outcome(desk, intent, recorded)
             return
@@ -566,7 +550,7 @@ class RestDealers:
             try:
                 async with asyncio.timeout(desk.call_timeout):
                     response = await desk.client.get_order(intent.client_order_id)
-                order = self._read_order(desk, intent, response)
+                order = read_order(response, intent.client_order_id)
             except DeskAnswerError as exc:
                 log.warning("rest_order_lookup_malformed", error=exc.reason)
                 if not reported:
@@ -574,10 +558,10 @@ class RestDealers:
                     self._emit(rejected_message(desk.dealer_id, intent.rfq_id, f"order lookup: {exc.reason}",
                                                 exc.raw, utc_now()))
             except _TRANSPORT_ERRORS as exc:
-                log.info("rest_order_lookup_failed", error=_describe(exc))
+                log.info("rest_order_lookup_failed", error=describe_error(exc, None))
             else:
                 if isinstance(order, DeskOrder) and order.final:
-                    await self._settle(desk, intent, self._outcome(intent, order))
+                    await self._settle(desk, intent, order_outcome(intent.execution_id, order))
                     return
                 log.info("rest_order_not_final",
                          status=order.status.value if isinstance(order, DeskOrder) else order.reason)
@@ -586,59 +570,24 @@ class RestDealers:
                 return
             await asyncio.sleep(config.reconcile_interval_ms / 1000)
 
-    def _outcome(self, intent: OrderIntent, order: DeskOrder) -> OrderOutcome:
-        if order.status is OrderStatus.FILLED:
-            return OrderOutcome(intent.execution_id, True, utc_now(), price=order.price,
-                                quantity=order.quantity, trade_id=order.trade_id)
-        return OrderOutcome(intent.execution_id, False, utc_now(), reason=order.reason)
-
     async def _settle(self, desk: _Desk, intent: OrderIntent, outcome: OrderOutcome) -> None:
-        """Journal the desk's answer (for lookups after a restart), then hand it to the engine."""
-        if intent.execution_id not in desk.outcomes:
-            desk.outcomes[intent.execution_id] = outcome
-            try:
-                await asyncio.to_thread(desk.journal.append, outcome)
-            except OSError as exc:  # the answer still reaches the engine; the desk stays the truth
-                _log.warning("rest_order_outcome_not_journaled", dealer_id=desk.dealer_id,
-                             execution_id=intent.execution_id, error=str(exc))
+        """Journal the desk's answer (for lookups after a restart), then hand it to the engine
+        (the answer that stands: the first one journaled)."""
+        outcome = await desk.journal.record_outcome(desk.dealer_id, intent.execution_id, outcome)
         self._deliver_outcome(desk, intent, outcome)
 
     def _deliver_outcome(self, desk: _Desk, intent: OrderIntent, outcome: OrderOutcome) -> None:
         try:
-            message: Inbound = self._execution_message(desk, intent, outcome)
+            message = execution_message(desk.dealer_id, intent, outcome)
         except ValidationError as exc:
             message = rejected_message(desk.dealer_id, intent.rfq_id, f"order answer: {exc}", None, utc_now())
         self._emit(message)
 
-    def _execution_message(self, desk: _Desk, intent: OrderIntent, outcome: OrderOutcome) -> Inbound:
-        now = utc_now()
-        if outcome.filled:
-            assert outcome.price is not None and outcome.quantity is not None
-            return confirm_message(desk.dealer_id, intent.execution_id, intent.rfq_id, intent.quote_id,
-                                   intent.to_engine(outcome.price), outcome.quantity, outcome.trade_id, now)
-        return reject_message(desk.dealer_id, intent.execution_id, intent.rfq_id, outcome.reason, now)
-
-    def _lookup(self, desk: _Desk, intent: OrderIntent, outcome: OrderOutcome) -> ExecutionLookup:
-        if not outcome.filled:
-            return ExecutionLookup(ExecutionState.REJECTED, reason=outcome.reason)
-        try:
-            message = self._execution_message(desk, intent, outcome)
-        except ValidationError as exc:
-            return ExecutionLookup(ExecutionState.UNKNOWN, reason=f"unreadable fill: {exc}")
-        assert isinstance(message, ExecutionConfirm)
-        return ExecutionLookup(ExecutionState.CONFIRMED, confirm=message)
-
     # --- internals ---------------------------------------------------------------------------
 
     def _reachable(self, dealer_id: DealerId) -> _Desk:
-        desk = self._desks.get(dealer_id)
-        if desk is None:
-            raise DealerUnavailable(dealer_id, "not served by this adapter")
-        if self._closed:
-            raise DealerUnavailable(dealer_id, "adapter closed")
-        if self._sink is None or desk.client is None:
-            raise DealerUnavailable(dealer_id, "adapter not started")
-        return desk
+        return reachable(self._desks, dealer_id, closed=self._closed, started=self._sink is not None,
+                         offline=lambda desk: "" if desk.client is not None else "adapter not started")
 
     def _decline(self, desk: _Desk, rfq_id: RfqId, reason: str) -> None:
         _log.info("rest_quote_declined", dealer_id=desk.dealer_id, rfq_id=rfq_id, reason=reason)
@@ -648,9 +597,3 @@ class RestDealers:
         if self._sink is not None and not self._closed:
             self._sink(message)
 
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    if isinstance(exc, TimeoutError) and not text:
-        return "timed out"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

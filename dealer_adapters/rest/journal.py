@@ -1,4 +1,4 @@
-"""The order-intent journal of one REST desk: an append-only, fsynced JSONL file.
+"""The order journal of one REST desk: its records in the shared execution journal.
 
 Why it exists: one award must be one order at the desk, across timeouts, retries and
 restarts. Before an order leaves the process its intent (client order id, the desk's quote
@@ -8,21 +8,21 @@ only asked for (``GET /v1/orders/{client_order_id}``). After a restart the journ
 lets ``query_execution`` find the order and read its answer.
 
 The desk's final answer is appended as an ``outcome`` line, so a refusal that left no
-order at the desk (HTTP 4xx) is still known after a restart. One process at a time writes
-a file; a torn last line (a crash mid-write) is dropped on load, any other bad line is an
-error naming the file and line.
+order at the desk (HTTP 4xx) is still known after a restart. The intent/outcome tracking,
+the file and its error handling are ``dealer_adapters.journal``'s; this module is the
+line format (``{"v": 1, "type": "intent" | "outcome", ...}``, one file per desk, so the
+lines name no dealer). Fences are not lines here: they live as long as the adapter.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from dealer_adapters.jsonlog import JsonLog, dumps_line
+from dealer_adapters.journal import ExecutionJournal, Fence, JournalError, Line
 from rfq_engine.domain import (
     ExecutionId,
     QuoteId,
@@ -37,10 +37,6 @@ from rfq_engine.domain import (
 __all__ = ["JOURNAL_VERSION", "Journal", "JournalError", "OrderIntent", "OrderOutcome"]
 
 JOURNAL_VERSION = 1
-
-
-class JournalError(Exception):
-    """The journal cannot be read (a corrupt line, an unknown version)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,36 +159,40 @@ class OrderOutcome:
         )
 
 
-class Journal:
-    """One JSONL file (``dealer_adapters.jsonlog``). ``append`` blocks (write + fsync): call
-    it through ``asyncio.to_thread``."""
+class Journal(ExecutionJournal[OrderIntent, OrderOutcome]):
+    """The desk's journal file; ``dealer_id`` names the desk in what it knows (its lines do
+    not). ``append`` blocks (write + fsync): the adapter goes through ``record_intent`` /
+    ``record_outcome``, which run it in a worker thread."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._log = JsonLog(path)
+    DURABLE_FENCES = False
+
+    def __init__(self, path: Path, dealer_id: str = "") -> None:
+        super().__init__(path)
+        self.dealer_id = dealer_id
+
+    def decode(self, data: dict[str, Any]) -> Line[OrderIntent, OrderOutcome]:
+        if data.get("type") == "intent":
+            intent = OrderIntent.from_dict(data)
+            return Line(self.dealer_id, intent.execution_id, intent=intent)
+        if data.get("type") == "outcome":
+            outcome = OrderOutcome.from_dict(data)
+            return Line(self.dealer_id, outcome.execution_id, outcome=outcome)
+        raise ValueError(f"unknown record type {data.get('type')!r}")
+
+    def encode(self, record: OrderIntent | OrderOutcome | Fence) -> dict[str, Any]:
+        if isinstance(record, Fence):
+            raise TypeError("a REST desk's journal keeps no fence lines")
+        return record.to_dict()
+
+    def confirmed(self, outcome: OrderOutcome) -> bool:
+        return outcome.filled
+
+    def trade_id(self, outcome: OrderOutcome) -> str:
+        return outcome.trade_id
 
     def load(self) -> tuple[dict[ExecutionId, OrderIntent], dict[ExecutionId, OrderOutcome]]:
-        """Every intent and outcome, by execution id; a missing file is an empty journal (a
-        torn last line, an order never sent, is dropped)."""
-        intents: dict[ExecutionId, OrderIntent] = {}
-        outcomes: dict[ExecutionId, OrderOutcome] = {}
-        for number, line in self._log.lines():
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict) or record.get("v") != JOURNAL_VERSION:
-                    raise ValueError("not a version 1 journal record")
-                if record.get("type") == "intent":
-                    intent = OrderIntent.from_dict(record)
-                    intents[intent.execution_id] = intent
-                elif record.get("type") == "outcome":
-                    outcome = OrderOutcome.from_dict(record)
-                    outcomes[outcome.execution_id] = outcome
-                else:
-                    raise ValueError(f"unknown record type {record.get('type')!r}")
-            except (ValueError, KeyError, TypeError) as exc:
-                raise JournalError(f"{self.path}:{number}: bad journal line: {exc}") from exc
-        return intents, outcomes
-
-    def append(self, record: OrderIntent | OrderOutcome) -> None:
-        """Write one line and fsync it (and the directory when the file is new)."""
-        self._log.append(dumps_line(record.to_dict()))
+        """Every intent and outcome in the file, by execution id (a missing file is an empty
+        journal; a torn last line, an order never sent, is dropped)."""
+        lines = self.read()
+        return ({line.execution_id: line.intent for line in lines if line.intent is not None},
+                {line.execution_id: line.outcome for line in lines if line.outcome is not None})

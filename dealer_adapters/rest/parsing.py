@@ -5,8 +5,10 @@ wrong (``quote.bid: must be a decimal string like "39990.5", got a JSON float``)
 raw answer kept (cut short) for the audit log. Prices and quantities must be JSON strings
 holding decimals; a JSON float is refused, never converted.
 
-The domain messages are built through the shared ``parse_body``, exactly as the MQTT
-transport builds them, so the engine sees the same shapes whatever the transport.
+The domain messages are built through the shared ``parse_body``
+(``dealer_adapters.common``), exactly as the MQTT transport builds them, so the engine sees
+the same shapes whatever the transport. An order's journaled outcome becomes the engine's
+confirm or reject, and a lookup's answer, here too.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from dealer_adapters.common import RAW_MAX, confirm_body, parse_wire, quote_body, reject_body, rejected
+from dealer_adapters.protocol import ExecutionLookup, ExecutionState
 from dealer_adapters.rest.client import DeskResponse
+from dealer_adapters.rest.journal import OrderIntent, OrderOutcome
 from rfq_engine.domain import (
     DealerId,
     Decline,
@@ -32,13 +37,10 @@ from rfq_engine.domain import (
     QuoteId,
     RfqId,
     ValidationError,
-    decimal_str,
-    format_ts,
-    new_id,
-    parse_body,
     parse_decimal,
     parse_positive,
     parse_ts,
+    utc_now,
 )
 from rfq_engine.domain.values import require
 
@@ -47,21 +49,25 @@ __all__ = [
     "DeskAnswerError",
     "DeskOrder",
     "DeskQuote",
+    "DeskStatus",
     "OrderStatus",
     "confirm_message",
     "decline_message",
     "decode_object",
     "error_code",
     "error_reason",
+    "execution_lookup",
+    "execution_message",
+    "order_outcome",
     "parse_order",
     "parse_quote",
     "quote_message",
+    "read_order",
     "reject_message",
     "rejected_message",
+    "unit_refused",
 ]
 
-RAW_MAX = 500
-"""How much of a bad answer is kept for the audit log."""
 _ID_MAX = 128
 _REASON_MAX = 300
 
@@ -106,6 +112,16 @@ class DeskOrder:
     @property
     def final(self) -> bool:
         return self.status is not OrderStatus.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class DeskStatus:
+    """An answer that is not an order (404, 5xx...): says nothing of the order's outcome."""
+
+    status: int
+    reason: str
+    code: str = ""
+    """The answer's ``error`` code (``not_found``...), when it has one."""
 
 
 def decode_object(response: DeskResponse, what: str) -> Mapping[str, Any]:
@@ -187,6 +203,22 @@ def parse_order(data: Mapping[str, Any], client_order_id: str, *, raw: str = "")
         raise DeskAnswerError(str(exc), raw) from None
 
 
+def read_order(response: DeskResponse, client_order_id: str) -> DeskOrder | DeskStatus:
+    """The order in a 2xx answer (``DeskAnswerError`` when unreadable); any other answer as a
+    ``DeskStatus``."""
+    if response.status not in (200, 201, 202):
+        return DeskStatus(response.status, error_reason(response), error_code(response))
+    return parse_order(decode_object(response, "order"), client_order_id, raw=response.text)
+
+
+def order_outcome(execution_id: ExecutionId, order: DeskOrder) -> OrderOutcome:
+    """A final order as the journal's outcome."""
+    if order.status is OrderStatus.FILLED:
+        return OrderOutcome(execution_id, True, utc_now(), price=order.price, quantity=order.quantity,
+                            trade_id=order.trade_id)
+    return OrderOutcome(execution_id, False, utc_now(), reason=order.reason)
+
+
 def error_code(response: DeskResponse) -> str:
     """The ``error`` code of an error answer (``{"error": "not_found", ...}``), else ``""``."""
     try:
@@ -213,12 +245,12 @@ def error_reason(response: DeskResponse) -> str:
     return f"HTTP {response.status}" + (f": {message[:_REASON_MAX]}" if message else "")
 
 
+def unit_refused(unit: str, response: DeskResponse) -> str:
+    """The reason for a desk's ``422 unsupported_unit`` (a quote request or an order)."""
+    return f"unit {unit or '(none)'} not traded by the desk ({error_reason(response)})"
+
+
 # --- domain messages ---------------------------------------------------------------------
-
-
-def _parse(msg_type: str, body: dict[str, Any], dealer_id: DealerId, received_at: datetime) -> Inbound:
-    """Through the shared body parser, with a fresh ``msg_id`` (each message is new)."""
-    return parse_body(msg_type, body, dealer_id=dealer_id, msg_id=new_id(), received_at=received_at)
 
 
 def quote_message(
@@ -232,24 +264,15 @@ def quote_message(
     received_at: datetime,
 ) -> Quote:
     """A ``Quote`` in the engine's orientation; raises ``ValidationError`` naming the field."""
-    body: dict[str, Any] = {
-        "rfq_id": rfq_id,
-        "quote_id": quote_id,
-        "quantity": decimal_str(quantity),
-        "valid_until": format_ts(valid_until),
-    }
-    if bid is not None:
-        body["bid"] = decimal_str(bid)
-    if ask is not None:
-        body["ask"] = decimal_str(ask)
-    message = _parse("quote", body, dealer_id, received_at)
+    body = quote_body(rfq_id, quote_id, quantity, valid_until, bid=bid, ask=ask)
+    message = parse_wire("quote", body, dealer_id, received_at)
     assert isinstance(message, Quote)
     return message
 
 
 def decline_message(dealer_id: DealerId, rfq_id: RfqId, reason: str, received_at: datetime) -> Decline:
     body = {"rfq_id": rfq_id, "reason": reason}
-    message = _parse("quote.decline", body, dealer_id, received_at)
+    message = parse_wire("quote.decline", body, dealer_id, received_at)
     assert isinstance(message, Decline)
     return message
 
@@ -264,15 +287,8 @@ def confirm_message(
     trade_id: str,
     received_at: datetime,
 ) -> ExecutionConfirm:
-    body = {
-        "execution_id": execution_id,
-        "rfq_id": rfq_id,
-        "quote_id": quote_id,
-        "price": decimal_str(price),
-        "quantity": decimal_str(quantity),
-        "dealer_trade_id": trade_id,
-    }
-    message = _parse("execution.confirm", body, dealer_id, received_at)
+    body = confirm_body(execution_id, rfq_id, quote_id, price, quantity, trade_id)
+    message = parse_wire("execution.confirm", body, dealer_id, received_at)
     assert isinstance(message, ExecutionConfirm)
     return message
 
@@ -280,8 +296,8 @@ def confirm_message(
 def reject_message(
     dealer_id: DealerId, execution_id: ExecutionId, rfq_id: RfqId, reason: str, received_at: datetime
 ) -> ExecutionReject:
-    body = {"execution_id": execution_id, "rfq_id": rfq_id, "reason": reason}
-    message = _parse("execution.reject", body, dealer_id, received_at)
+    body = reject_body(execution_id, rfq_id, reason)
+    message = parse_wire("execution.reject", body, dealer_id, received_at)
     assert isinstance(message, ExecutionReject)
     return message
 
@@ -290,5 +306,27 @@ def rejected_message(
     dealer_id: DealerId, rfq_id: RfqId | None, reason: str, raw: str | None, received_at: datetime
 ) -> InboundRejected:
     """An answer the adapter could not read, for the engine to audit (``message.rejected``)."""
-    return InboundRejected(dealer_id, reason, received_at, msg_id=None, rfq_id=rfq_id,
-                           raw=None if raw is None else raw[:RAW_MAX])
+    return rejected(dealer_id, rfq_id, reason, raw, received_at)
+
+
+def execution_message(dealer_id: DealerId, intent: OrderIntent, outcome: OrderOutcome) -> Inbound:
+    """The engine's confirm or reject for a journaled outcome; raises ``ValidationError``."""
+    now = utc_now()
+    if outcome.filled:
+        assert outcome.price is not None and outcome.quantity is not None
+        return confirm_message(dealer_id, intent.execution_id, intent.rfq_id, intent.quote_id,
+                               intent.to_engine(outcome.price), outcome.quantity, outcome.trade_id, now)
+    return reject_message(dealer_id, intent.execution_id, intent.rfq_id, outcome.reason, now)
+
+
+def execution_lookup(dealer_id: DealerId, intent: OrderIntent, outcome: OrderOutcome) -> ExecutionLookup:
+    """``query_execution``'s answer for a known outcome: a fill whose confirm does not
+    validate is UNKNOWN, never REJECTED."""
+    if not outcome.filled:
+        return ExecutionLookup(ExecutionState.REJECTED, reason=outcome.reason)
+    try:
+        message = execution_message(dealer_id, intent, outcome)
+    except ValidationError as exc:
+        return ExecutionLookup(ExecutionState.UNKNOWN, reason=f"unreadable fill: {exc}")
+    assert isinstance(message, ExecutionConfirm)
+    return ExecutionLookup(ExecutionState.CONFIRMED, confirm=message)

@@ -20,13 +20,15 @@ Awards: the answer is decided on arrival, then booked in a task of its own (it t
 that a cancelled ``send_award`` never stops, and delivered ``confirm_latency_ms`` after
 the booking (unless ``lose_confirm_rate`` loses a confirm). An ``execution_id`` the desk
 has answered before gets the same answer again (a new message), never a second trade.
-Ledgers are read when the adapter is built (a torn last line is repaired), so
-``query_execution`` answers from the books before and after ``start``: CONFIRMED /
-REJECTED from the books, UNKNOWN while a booking is in progress or the desk is offline,
-NOT_FOUND otherwise, after which the id is fenced (a later award for it is rejected and
-never booked: ``SIMULATED_LOOKUP.not_found_proves_absent``). The fence lives as long as
-the adapter; an in-process desk restarts with the engine, so no award from before a
-restart can reach it later.
+The desk's books are the shared execution journal (``ledger.py``: a booking is PENDING
+until durable, then CONFIRMED or REJECTED; fences); ledgers are read when the adapter is
+built (a torn last line is repaired), so ``query_execution`` answers from the books before
+and after ``start``: CONFIRMED / REJECTED from the books, UNKNOWN while a booking is in
+progress or the desk is offline, NOT_FOUND otherwise, after which the id is fenced (a
+later award for it is rejected and never booked:
+``SIMULATED_LOOKUP.not_found_proves_absent``). The fence lives as long as the adapter; an
+in-process desk restarts with the engine, so no award from before a restart can reach it
+later.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from typing import Any
 
 import structlog
 
+from dealer_adapters.common import check_startable, not_served, parse_inbound, reachable, reject_body
 from dealer_adapters.protocol import (
     DealerUnavailable,
     ExecutionLookup,
@@ -56,25 +59,21 @@ from dealer_adapters.simulated.model import (
     DeclinePlan,
     QuotePlan,
     SentQuote,
-    quote_body,
 )
+from dealer_adapters.simulated.wire import desk_status_body, execution_body, quote_body
 from rfq_engine.domain import (
     Award,
     DealerId,
     ExecutionConfirm,
     ExecutionId,
     Inbound,
-    InboundRejected,
     Outbound,
     QuoteId,
     QuoteSide,
     RfqClosed,
     RfqId,
     RfqNew,
-    ValidationError,
-    decimal_str,
     new_id,
-    parse_body,
     utc_now,
 )
 from rfq_engine.domain.pricing import MarketSnapshot
@@ -131,15 +130,21 @@ class _Desk:
     config: SimulatedDealerConfig
     model: DealerModel
     online: bool
-    ledger: Ledger | None
+    books: Ledger
+    """The desk's executions and fences (shared with the desks of the same ledger file)."""
     received: list[Outbound] = field(default_factory=list)
     quotes: dict[QuoteId, SentQuote] = field(default_factory=dict)
-    executions: dict[ExecutionId, ExecutionRecord] = field(default_factory=dict)
     pending_rfqs: dict[RfqId, asyncio.TimerHandle] = field(default_factory=dict)
     booking: dict[ExecutionId, asyncio.Task[ExecutionRecord]] = field(default_factory=dict)
-    """Executions being booked; a duplicate award waits for it, a lookup says UNKNOWN."""
-    fenced: set[ExecutionId] = field(default_factory=set)
-    """Ids a lookup was told "not found": an award for one is refused, never booked."""
+    """Bookings running (PENDING in the books): a duplicate award waits for its answer."""
+
+    def record(self, execution_id: ExecutionId) -> ExecutionRecord | None:
+        """How the desk answered ``execution_id``, once booked."""
+        entry = self.books.get(self.dealer_id, execution_id)
+        return None if entry is None else entry.outcome
+
+    def records(self) -> list[ExecutionRecord]:
+        return [e.outcome for e in self.books.executions(self.dealer_id) if e.outcome is not None]
 
 
 class SimulatedDealers:
@@ -165,29 +170,16 @@ class SimulatedDealers:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._timers: set[asyncio.TimerHandle] = set()
-        ledgers: dict[Path, Ledger] = {}
-        loaded: dict[Path, list[ExecutionRecord]] = {}
+        ledgers: dict[Path | None, Ledger] = {}  # None: the books of desks without a ledger file
         self._desks: dict[DealerId, _Desk] = {}
         for dealer_id, config in dealers.items():
-            ledger: Ledger | None = None
-            if config.ledger_path is not None:
-                path = config.ledger_path.resolve()
-                if path not in ledgers:
-                    ledgers[path] = Ledger(path)
-                    loaded[path] = ledgers[path].load()
-                ledger = ledgers[path]
-            desk = _Desk(
-                DealerId(dealer_id),
-                config,
-                DealerModel(DealerId(dealer_id), config),
-                config.online,
-                ledger,
-            )
-            if ledger is not None:
-                for record in loaded[ledger.path]:
-                    if record.dealer_id == dealer_id:
-                        desk.executions[record.execution_id] = record
-            self._desks[DealerId(dealer_id)] = desk
+            path = None if config.ledger_path is None else config.ledger_path.resolve()
+            if path not in ledgers:
+                ledgers[path] = Ledger(path)
+                ledgers[path].restore()
+            desk_id = DealerId(dealer_id)
+            model = DealerModel(desk_id, config)
+            self._desks[desk_id] = _Desk(desk_id, config, model, config.online, ledgers[path])
 
     # --- DealerAdapter ---------------------------------------------------------------------
 
@@ -197,8 +189,7 @@ class SimulatedDealers:
 
     async def start(self, sink: InboundSink) -> None:
         """Start delivering; each desk first announces its ``status`` (online or not)."""
-        if self._closed:
-            raise RuntimeError("SimulatedDealers was closed; build a new one")
+        check_startable("SimulatedDealers", self._closed)
         self._loop = asyncio.get_running_loop()
         self._sink = sink
         for desk in self._desks.values():
@@ -251,11 +242,12 @@ class SimulatedDealers:
         desk = self._reachable(dealer_id)
         desk.received.append(award)
         eid = award.execution_id
-        record = desk.executions.get(eid)
+        record = desk.record(eid)
         if record is None:
             booking = desk.booking.get(eid)
             if booking is None:
-                if eid in desk.fenced:
+                entry = desk.books.get(desk.dealer_id, eid)
+                if entry is not None and entry.fenced:
                     self._refuse_fenced(desk, award)
                     return
                 booking = self._start_booking(desk, award)
@@ -266,7 +258,8 @@ class SimulatedDealers:
                 await asyncio.shield(booking)
             except DealerUnavailable:
                 raise DealerUnavailable(dealer_id, "could not book the trade") from None
-            record = desk.executions[eid]
+            record = desk.record(eid)
+            assert record is not None
         _log.info(
             "simulated_dealer_duplicate_award",
             dealer_id=dealer_id,
@@ -282,6 +275,7 @@ class SimulatedDealers:
         record = self._decide_award(desk, award)
         lose = record.confirmed and desk.model.loses_confirm()
         assert self._loop is not None
+        desk.books.begin(desk.dealer_id, award.execution_id)
         task = self._loop.create_task(
             self._book(desk, record, lose), name=f"sim-book-{desk.dealer_id}-{award.execution_id}"
         )
@@ -298,21 +292,20 @@ class SimulatedDealers:
         """Take ``book_latency_ms``, make the answer durable, then let it be heard.
 
         The record is in the desk's books exactly when it is in its ledger (when it has one),
-        before anyone can hear the answer; until then a lookup says UNKNOWN (booking in
-        progress).
+        before anyone can hear the answer; until then the books say PENDING and a lookup
+        UNKNOWN (booking in progress).
         """
         eid = record.execution_id
         try:
             if desk.config.book_latency_ms:
                 await asyncio.sleep(desk.config.book_latency_ms / 1000.0)
-            if desk.ledger is not None:
-                try:
-                    await asyncio.to_thread(desk.ledger.append, record)
-                except OSError as exc:
-                    raise DealerUnavailable(desk.dealer_id, f"could not book the trade: {exc}") from exc
-            desk.executions[eid] = record
+            try:
+                await desk.books.record_outcome(desk.dealer_id, eid, record, booking=True)
+            except OSError as exc:
+                raise DealerUnavailable(desk.dealer_id, f"could not book the trade: {exc}") from exc
         finally:
             desk.booking.pop(eid, None)
+            desk.books.abandon(desk.dealer_id, eid)  # not booked (a failed write): NEW again
         _log.info(
             "simulated_dealer_award",
             dealer_id=desk.dealer_id,
@@ -335,7 +328,7 @@ class SimulatedDealers:
         """An award for an id already reported "not found": rejected, never booked."""
         _log.warning("simulated_dealer_fenced_award", dealer_id=desk.dealer_id, rfq_id=award.rfq_id,
                      execution_id=award.execution_id)
-        body = {"execution_id": award.execution_id, "rfq_id": award.rfq_id, "reason": REJECT_FENCED}
+        body = reject_body(award.execution_id, award.rfq_id, REJECT_FENCED)
 
         def answer() -> None:
             self._deliver(desk, "execution.reject", body)
@@ -363,14 +356,16 @@ class SimulatedDealers:
         rejected, never booked), so the answer stays true."""
         desk = self._desks.get(dealer_id)
         if desk is None:
-            return ExecutionLookup(ExecutionState.UNKNOWN, reason="not served by this adapter")
+            return not_served()
         if not desk.online:
             return ExecutionLookup(ExecutionState.UNKNOWN, reason="dealer offline")
-        record = desk.executions.get(execution_id)
+        entry = desk.books.get(dealer_id, execution_id)
+        record = None if entry is None else entry.outcome
         if record is None:
-            if execution_id in desk.booking:
+            if entry is not None and entry.pending:
                 return ExecutionLookup(ExecutionState.UNKNOWN, reason="booking in progress")
-            desk.fenced.add(execution_id)
+            if not await desk.books.fence(dealer_id, execution_id, "answered not found to query_execution"):
+                return ExecutionLookup(ExecutionState.UNKNOWN, reason="no record; the id cannot be fenced")
             return ExecutionLookup(
                 ExecutionState.NOT_FOUND,
                 reason="no record of this execution; an award for it will be refused",
@@ -397,16 +392,14 @@ class SimulatedDealers:
 
     def trades(self, dealer_id: DealerId) -> tuple[SimulatedTrade, ...]:
         """The desk's booked trades, those loaded from its ledger included."""
-        return tuple(
-            SimulatedTrade.from_record(r) for r in self._desk(dealer_id).executions.values() if r.confirmed
-        )
+        return tuple(SimulatedTrade.from_record(r) for r in self._desk(dealer_id).records() if r.confirmed)
 
     def executed_count(self, dealer_id: DealerId | None = None) -> int:
         """How many trades the desk (every desk, when None) has executed: its confirmed
         bookings, those loaded from its ledger included. A test compares it with the fills
         the engine recorded: more here is a trade the engine does not know of."""
         desks = self._desks.values() if dealer_id is None else (self._desk(dealer_id),)
-        return sum(1 for desk in desks for r in desk.executions.values() if r.confirmed)
+        return sum(1 for desk in desks for r in desk.records() if r.confirmed)
 
     def quotes(self, dealer_id: DealerId) -> tuple[SentQuote, ...]:
         """Quotes the desk sent for RFQs not yet closed."""
@@ -421,16 +414,8 @@ class SimulatedDealers:
             raise KeyError(f"dealer {dealer_id!r} is not simulated by this adapter") from None
 
     def _reachable(self, dealer_id: DealerId) -> _Desk:
-        desk = self._desks.get(dealer_id)
-        if desk is None:
-            raise DealerUnavailable(dealer_id, "not served by this adapter")
-        if self._closed:
-            raise DealerUnavailable(dealer_id, "adapter closed")
-        if self._sink is None:
-            raise DealerUnavailable(dealer_id, "adapter not started")
-        if not desk.online:
-            raise DealerUnavailable(dealer_id, "dealer offline")
-        return desk
+        return reachable(self._desks, dealer_id, closed=self._closed, started=self._sink is not None,
+                         offline=lambda desk: "" if desk.online else "dealer offline")
 
     def _schedule(
         self, delay_s: float, callback: Callable[..., None], *args: Any, **kwargs: Any
@@ -454,31 +439,16 @@ class SimulatedDealers:
         if not desk.online:
             _log.info("simulated_dealer_message_lost", dealer_id=desk.dealer_id, type=msg_type)
             return None
-        inbound = self._parse(desk, msg_type, body)
+        inbound = parse_inbound(desk.dealer_id, msg_type, body)
         self._sink(inbound)
         return inbound
-
-    @staticmethod
-    def _parse(desk: _Desk, msg_type: str, body: dict[str, Any]) -> Inbound:
-        msg_id, now = new_id(), utc_now()
-        try:
-            return parse_body(msg_type, body, dealer_id=desk.dealer_id, msg_id=msg_id, received_at=now)
-        except ValidationError as exc:  # only if the model produced something off-protocol
-            rfq_id = body.get("rfq_id")
-            return InboundRejected(
-                desk.dealer_id,
-                str(exc),
-                now,
-                msg_id,
-                RfqId(rfq_id) if isinstance(rfq_id, str) else None,
-            )
 
     def _announce(self, desk: _Desk) -> None:
         """The desk's retained ``status`` (an offline one stands for its MQTT will message)."""
         if self._sink is None or self._closed:
             return
-        body = {"online": desk.online, "instruments": [k.value for k in desk.config.instruments]}
-        self._sink(self._parse(desk, "status", body))
+        body = desk_status_body(desk.online, (k.value for k in desk.config.instruments))
+        self._sink(parse_inbound(desk.dealer_id, "status", body))
 
     def _answer_rfq(self, desk: _Desk, rfq: RfqNew, answer: QuotePlan | DeclinePlan) -> None:
         desk.pending_rfqs.pop(rfq.rfq_id, None)
@@ -506,20 +476,7 @@ class SimulatedDealers:
         if self._sink is not None and not self._closed:
             self._sink(self._execution_message(desk, record))
 
-    def _execution_message(self, desk: _Desk, record: ExecutionRecord) -> Inbound:
-        if record.confirmed:
-            body: dict[str, Any] = {
-                "execution_id": record.execution_id,
-                "rfq_id": record.rfq_id,
-                "quote_id": record.quote_id,
-                "price": decimal_str(record.price),
-                "quantity": decimal_str(record.quantity),
-                "dealer_trade_id": record.dealer_trade_id,
-            }
-            return self._parse(desk, "execution.confirm", body)
-        body = {
-            "execution_id": record.execution_id,
-            "rfq_id": record.rfq_id,
-            "reason": record.reason,
-        }
-        return self._parse(desk, "execution.reject", body)
+    @staticmethod
+    def _execution_message(desk: _Desk, record: ExecutionRecord) -> Inbound:
+        msg_type, body = execution_body(record)
+        return parse_inbound(desk.dealer_id, msg_type, body)

@@ -1,15 +1,18 @@
-"""The simulated desk's book of executions: an append-only JSONL file.
+"""The simulated desk's book of executions: its records in the shared execution journal.
 
 Why it exists: the engine's crash recovery asks a dealer what became of an
 execution (``query_execution``), and an award re-sent after a restart must never
 become a second trade. A real desk remembers its trades; the simulated one does so
 here. Every answered award (confirmed *and* rejected, so the answer is stable) is
 one JSON line, written and fsynced before the answer is sent: a trade exists exactly
-when its line is on disk.
+when its line is on disk (``ExecutionJournal.record_outcome(..., booking=True)``).
 
-Several desks may share one file (each line names its dealer). One process at a time
-writes a file; a torn last line (a crash mid-write) is dropped on load, any other bad
-line is an error naming the file and line.
+This is the desk's side of the wire, so it has no intents: a booking *is* the outcome.
+The tracking (a booking in progress, the fences), the file and its errors are
+``dealer_adapters.journal``'s; this module is the line format (one ``ExecutionRecord``
+a line). Several desks may share one file (each line names its dealer). Fences are not
+lines here: an in-process desk restarts with the engine, so they live as long as the
+adapter.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from pathlib import Path
-from typing import Any
+from typing import Any, Never
 
-from dealer_adapters.jsonlog import JsonLog
+from dealer_adapters.journal import ExecutionJournal, Fence, JournalError, Line
+from dealer_adapters.jsonlog import dumps_line
 from rfq_engine.domain import (
     Award,
     DealerId,
@@ -42,7 +45,7 @@ __all__ = ["ExecutionOutcome", "ExecutionRecord", "Ledger", "LedgerError"]
 LEDGER_VERSION = 1
 
 
-class LedgerError(Exception):
+class LedgerError(JournalError):
     """The ledger file cannot be read (corrupt line, wrong version)."""
 
 
@@ -91,8 +94,8 @@ class ExecutionRecord:
     def confirmed(self) -> bool:
         return self.outcome is ExecutionOutcome.CONFIRMED
 
-    def to_json(self) -> str:
-        data: dict[str, Any] = {
+    def to_dict(self) -> dict[str, Any]:
+        return {
             "v": LEDGER_VERSION,
             "dealer_id": self.dealer_id,
             "execution_id": self.execution_id,
@@ -106,15 +109,9 @@ class ExecutionRecord:
             "dealer_trade_id": self.dealer_trade_id,
             "reason": self.reason,
         }
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, line: str) -> ExecutionRecord:
-        data = json.loads(line)
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        if data.get("v") != LEDGER_VERSION:
-            raise ValueError(f"unsupported ledger version {data.get('v')!r}")
+    def from_dict(cls, data: dict[str, Any]) -> ExecutionRecord:
         return cls(
             dealer_id=DealerId(str(data["dealer_id"])),
             execution_id=ExecutionId(str(data["execution_id"])),
@@ -129,26 +126,45 @@ class ExecutionRecord:
             reason=str(data.get("reason", "")),
         )
 
+    def to_json(self) -> str:
+        return dumps_line(self.to_dict())
 
-class Ledger:
-    """One JSONL file (``dealer_adapters.jsonlog``). ``append`` blocks (write + fsync): call
-    it via ``asyncio.to_thread``."""
+    @classmethod
+    def from_json(cls, line: str) -> ExecutionRecord:
+        data = json.loads(line)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        if data.get("v") != LEDGER_VERSION:
+            raise ValueError(f"unsupported ledger version {data.get('v')!r}")
+        return cls.from_dict(data)
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._log = JsonLog(path)
+
+class Ledger(ExecutionJournal[Never, ExecutionRecord]):
+    """One JSONL file (``path``; None: the books live in memory only). ``append`` blocks
+    (write + fsync); the adapter books through ``record_outcome(..., booking=True)``, which
+    runs it in a worker thread."""
+
+    VERSION = LEDGER_VERSION
+    NOUN = "ledger"
+    ERROR = LedgerError
+    DURABLE_FENCES = False
+
+    def decode(self, data: dict[str, Any]) -> Line[Never, ExecutionRecord]:
+        record = ExecutionRecord.from_dict(data)
+        return Line(record.dealer_id, record.execution_id, outcome=record)
+
+    def encode(self, record: ExecutionRecord | Fence) -> dict[str, Any]:
+        if isinstance(record, Fence):
+            raise TypeError("a simulated desk's ledger keeps no fence lines")
+        return record.to_dict()
+
+    def confirmed(self, outcome: ExecutionRecord) -> bool:
+        return outcome.confirmed
+
+    def trade_id(self, outcome: ExecutionRecord) -> str:
+        return outcome.dealer_trade_id
 
     def load(self) -> list[ExecutionRecord]:
         """All records in file order; a missing file is an empty ledger (a torn last line,
         an answer never sent, is dropped)."""
-        records: list[ExecutionRecord] = []
-        for number, line in self._log.lines():
-            try:
-                records.append(ExecutionRecord.from_json(line))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise LedgerError(f"{self.path}:{number}: bad ledger line: {exc}") from exc
-        return records
-
-    def append(self, record: ExecutionRecord) -> None:
-        """Write one line and fsync it; returns once the record is durable."""
-        self._log.append(record.to_json())
+        return [line.outcome for line in self.read() if line.outcome is not None]

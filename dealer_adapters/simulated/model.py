@@ -21,9 +21,9 @@ import random
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Any
 
 from dealer_adapters.simulated.config import SimulatedDealerConfig
+from dealer_adapters.simulated.wire import quote_body
 from rfq_engine.domain import (
     Award,
     DealerId,
@@ -32,8 +32,6 @@ from rfq_engine.domain import (
     QuoteSide,
     RfqId,
     RfqNew,
-    decimal_str,
-    format_ts,
 )
 from rfq_engine.domain.pricing import (
     MarketSnapshot,
@@ -113,17 +111,6 @@ class SentQuote:
     valid_until: datetime
     quantity_unit: str = ""
     """The RFQ's unit: what an award on this quote is in."""
-
-
-def quote_body(rfq_id: str, quote_id: QuoteId, plan: QuotePlan, valid_until: datetime) -> dict[str, Any]:
-    """The wire ``quote`` body for a plan (only the sides it quotes), as PROTOCOL.md has it."""
-    body: dict[str, Any] = {"rfq_id": rfq_id, "quote_id": quote_id,
-                            "quantity": decimal_str(plan.quantity), "valid_until": format_ts(valid_until)}
-    if plan.bid is not None:
-        body["bid"] = decimal_str(plan.bid)
-    if plan.ask is not None:
-        body["ask"] = decimal_str(plan.ask)
-    return body
 
 
 def _round(value: Decimal, tick: Decimal, rounding: str) -> Decimal:
