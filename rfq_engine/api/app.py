@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
 
-from rfq_engine.api import audit, hedge, ops, rfqs, stream
+from rfq_engine.api import audit, executions, hedge, ops, rfqs, stream
 from rfq_engine.api.auth import PRINCIPAL, TokenIndex, authenticate
 from rfq_engine.api.config import ApiConfig
 from rfq_engine.api.idempotency import IdempotencyMap
@@ -122,6 +122,7 @@ def create_web_app(app: App, api: ApiConfig, *, metrics: Metrics | None = None) 
     web_app[ops.METRICS_KEY] = metrics or Metrics(app.engine)
     web_app[stream.QUEUE_KEY] = api.stream_queue
     web_app.add_routes(rfqs.routes)
+    web_app.add_routes(executions.routes)
     web_app.add_routes(audit.routes)
     web_app.add_routes(ops.routes)
     web_app.add_routes(stream.routes)

@@ -27,13 +27,14 @@ __all__ = [
 
 Action = Literal[
     "rfq:create", "rfq:cancel", "rfq:approve", "rfq:read", "audit:read", "admin:halt",
-    "dealers:read", "mandates:read", "stream:read", "hedge:read",
+    "dealers:read", "mandates:read", "stream:read", "hedge:read", "rfq:resolve",
 ]
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
     "rfq:create": frozenset({"trader", "admin"}),
     "rfq:cancel": frozenset({"trader", "admin"}),  # a trader only their own RFQs
     "rfq:approve": frozenset({"approver", "admin"}),  # never one's own
+    "rfq:resolve": frozenset({"approver", "admin"}),  # an unresolved award; never one's own
     "rfq:read": frozenset({"trader", "approver", "compliance", "admin"}),
     "audit:read": frozenset({"compliance", "admin"}),  # query, verify, export
     "admin:halt": frozenset({"admin"}),  # the kill switch

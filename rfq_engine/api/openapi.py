@@ -49,7 +49,7 @@ SCHEMAS: dict[str, Any] = {
         "rfq_id": STR, "client_rfq_id": NSTR, "requester": STR, "mandate": STR,
         "direction": {"enum": ["buy", "sell", "two_way"]}, "quantity": DEC, "quantity_unit": STR,
         "state": {"enum": ["created", "pending_approval", "open", "awarding", "confirming",
-                           "filled", "partially_filled", "not_filled", "cancelled", "expired",
+                           "unresolved", "filled", "partially_filled", "not_filled", "cancelled", "expired",
                            "rejected", "failed"]},
         "notional": NDEC, "filled_quantity": DEC, "created_at": TS, "updated_at": TS,
         "reason": STR, "spec": {"type": "object"}}),
@@ -59,7 +59,9 @@ SCHEMAS: dict[str, Any] = {
                    "rank": {"type": ["integer", "null"]}, "reason": STR}),
     "Award": _obj({"execution_id": STR, "rfq_id": STR, "dealer_id": STR, "quote_id": STR,
                    "side": {"enum": ["bid", "ask"]}, "price": DEC, "quantity": DEC,
-                   "confirm_by": TS, "status": {"enum": ["pending", "confirmed", "rejected"]},
+                   "confirm_by": TS,
+                   "status": {"enum": ["pending", "confirmed", "rejected", "unknown",
+                                       "unresolved"]},
                    "reason": STR}),
     "Fill": _obj({"fill_id": STR, "execution_id": STR, "rfq_id": STR, "dealer_id": STR,
                   "mandate": STR, "price": DEC, "quantity": DEC, "notional": DEC,
@@ -232,6 +234,21 @@ def openapi_document() -> dict[str, Any]:
             "responses": {"202": _resp({"type": "object"}, "accepted"),
                           "404": _resp(_ref("Error"), "unknown"),
                           "409": _resp(_ref("Error"), "wrong state"), **BAD_BODY, **ERR}}}
+    paths["/api/v1/rfqs/{rfq_id}/executions/{execution_id}/resolve"] = {"post": {
+        "summary": "Resolve an unresolved award (approvers, admin; never one's own RFQ)",
+        "parameters": [*RFQ_ID, {"name": "execution_id", "in": "path", "required": True,
+                                  "schema": STR}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False, "required": ["executed", "evidence"],
+            "properties": {"executed": {"type": "boolean"}, "evidence": STR,
+                           "dealer_trade_id": STR, "quantity": DEC, "price": DEC}}}}},
+        "responses": {"200": _resp(_obj({
+            "rfq_id": STR, "execution_id": STR, "executed": {"type": "boolean"},
+            "quantity": NDEC, "price": NDEC, "dealer_trade_id": STR, "resolved_by": STR}),
+            "the decision, durable"),
+            "404": _resp(_ref("Error"), "unknown RFQ or execution"),
+            "409": _resp(_ref("Error"), "already settled, or still in last look"),
+            "422": _resp(_ref("Error"), "a bad or unknown field"), **BAD_BODY, **ERR}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "rfq-engine API", "version": "1"},

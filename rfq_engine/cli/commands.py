@@ -57,7 +57,7 @@ def load_rfq_file(path: str, default_window_ms: int) -> RfqSpec:
     except json.JSONDecodeError as exc:
         raise ValidationError(path, f"not valid JSON: {exc}") from None
     try:
-        return RfqSpec.from_dict(data, default_window_ms=default_window_ms)
+        return RfqSpec.from_dict(data, default_window_ms=default_window_ms, strict=True)
     except ValidationError as exc:
         raise ValidationError(f"{path}: {exc.field}", exc.reason) from None
 

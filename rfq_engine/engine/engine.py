@@ -234,6 +234,8 @@ class RfqEngine:
             future.exception()  # retrieved: later waiters re-raise, no "never retrieved" warning
             raise
         future.set_result(rfq_id)
+        # Durable now: the store answers later retries (find_rfq); the map stays bounded.
+        self._by_client.pop(key, None)
         return rfq_id
 
     async def _create(self, spec: RfqSpec, mandate: Mandate) -> RfqId:

@@ -29,17 +29,21 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-def write_config(tmp_path: Path) -> Path:
+def write_config(tmp_path: Path, dealers_params: dict[str, str] | None = None,
+                 engine: str = "") -> Path:
+    desks = dealers_params or DEALERS
     users = "".join(
         f'[[api.users]]\nname = "{n}"\nroles = ["{r}"]\ntoken_sha256 = "{hash_token(TOKENS[n])}"\n'
         for n, r in USERS.items())
-    credit = "".join(f'{d} = {{ credit_limit = "1000000000" }}\n' for d in DEALERS)
+    credit = "".join(f'{d} = {{ credit_limit = "1000000000" }}\n' for d in desks)
     dealers = "".join(
         f'[[dealers]]\nid = "{d}"\nkind = "simulated"\n[dealers.simulated]\n{params}'
         f"latency_jitter_ms = 0\nquote_validity_ms = 60000\nseed = {i}\n"  # valid past any window
-        for i, (d, params) in enumerate(DEALERS.items()))
+        for i, (d, params) in enumerate(desks.items()))
     path = tmp_path / "rfq.toml"
     path.write_text(f"""
+[engine]
+{engine}
 [store]
 url = "sqlite+aiosqlite:///{tmp_path}/web.db"
 [logging]
@@ -75,12 +79,15 @@ class Server:
 @pytest.fixture
 def rfq_server(tmp_path: Path) -> Iterator[Server]:
     """``rfq serve`` on a free port; SIGTERM at the end (it must exit 0)."""
+    yield from serve(tmp_path, write_config(tmp_path))
+
+
+def serve(tmp_path: Path, config: Path) -> Iterator[Server]:
     if not Path(CHROMIUM).exists():
         if os.environ.get("RFQ_TEST_SKIP_BROWSER") == "1":
             pytest.skip("RFQ_TEST_SKIP_BROWSER=1")
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (.ci/run does), or set "
                     "RFQ_TEST_SKIP_BROWSER=1 to skip the browser tests")
-    config = write_config(tmp_path)
     log = tmp_path / "serve.stderr"
     with log.open("w") as err:  # a file, not a pipe: a long test must never block on the log
         proc = subprocess.Popen(

@@ -313,8 +313,11 @@ function buildCard(id) {
       h("span", { class: "tag" }, "AWARD"),
       `#${a.rank} ${a.dealer_id} ${a.side} ${fmtPrice(a.price)} × ${fmt(a.quantity)}`,
       a.cover_price ? ` · cover ${fmtPrice(a.cover_price)}` : "",
-      ` · ${{ pending: "in last look", confirmed: "confirmed", rejected: "rejected on last look", timed_out: "last look timed out" }[a.outcome] || a.outcome}`,
-      a.reject_reason ? `: ${a.reject_reason}` : ""));
+      ` · ${{ pending: "in last look", confirmed: "confirmed", rejected: "rejected on last look", timed_out: "last look timed out",
+        unknown: "outcome unknown: asking the dealer", unresolved: "UNRESOLVED: the dealer may have executed" }[a.outcome] || a.outcome}`,
+      a.reject_reason ? `: ${a.reject_reason}` : "",
+      a.resolution ? ` · resolved by ${a.resolution.resolved_by} (${a.resolution.evidence})` : ""));
+    if (a.outcome === "unresolved") foot.appendChild(resolveBox(rec, a));
   }
   if (rec.fills.length) {
     const avg = averageFillPrice(rec);
@@ -383,6 +386,40 @@ function approvalBox(rec) {
       h("button", { class: "btn small good", type: "button", testid: "approve", onclick: act(true) }, "Approve"),
       reason,
       h("button", { class: "btn small danger", type: "button", testid: "refuse", onclick: act(false) }, "Refuse")));
+}
+
+function resolveBox(rec, award) {
+  // A person's decision on an award whose outcome could not be reconciled
+  // (runbooks/unresolved-execution.md): POST .../executions/{id}/resolve.
+  const ctx = s.ctx;
+  const mine = (rec.requester || rec.spec.requester) === ctx.me.name;
+  const why = h("span", {}, h("span", { class: "tag bad" }, "UNRESOLVED"),
+    "do not re-send: find out from the dealer, then record what happened");
+  if (!ctx.may("rfq:resolve")) return h("div", { class: "approval", testid: "resolve" }, why,
+    h("span", { class: "muted" }, " · an approver or admin resolves it"));
+  if (mine) return h("div", { class: "approval", testid: "resolve" }, why,
+    h("span", { class: "muted" }, " · your own RFQ: another person resolves it"));
+  const evidence = h("input", { class: "input small", placeholder: "evidence (blotter ref, call)", testid: "resolve-evidence" });
+  const trade = h("input", { class: "input small", placeholder: "dealer trade id (if executed)", testid: "resolve-trade-id" });
+  const act = (executed) => async (e) => {
+    const text = evidence.value.trim();
+    if (!text) { evidence.focus(); evidence.classList.add("invalid"); return; }
+    if (executed && !trade.value.trim()) { trade.focus(); trade.classList.add("invalid"); return; }
+    e.currentTarget.disabled = true;
+    try {
+      await api(`/api/v1/rfqs/${rec.rfq_id}/executions/${award.execution_id}/resolve`, { method: "POST",
+        body: executed ? { executed: true, evidence: text, dealer_trade_id: trade.value.trim() }
+          : { executed: false, evidence: text } });
+      ctx.toast(`Resolved ${shortId(award.execution_id)}: ${executed ? "executed" : "not executed"}`, "info");
+    } catch (err) {
+      ctx.toast(`resolve: ${err.message}`, "error");
+      e.currentTarget.disabled = false;
+    }
+  };
+  return h("div", { class: "approval", testid: "resolve" }, why,
+    h("div", { class: "actions" }, evidence, trade,
+      h("button", { class: "btn small good", type: "button", testid: "resolve-executed", onclick: act(true) }, "Executed"),
+      h("button", { class: "btn small danger", type: "button", testid: "resolve-not-executed", onclick: act(false) }, "Not executed")));
 }
 
 // ---------------------------------------------------------------- history

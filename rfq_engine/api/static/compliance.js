@@ -10,7 +10,7 @@ import {
   quoteCcy, shortId, stateBadge, tsMicros,
 } from "./util.js";
 
-const STATES = ["created", "pending_approval", "open", "awarding", "confirming", "filled",
+const STATES = ["created", "pending_approval", "open", "awarding", "confirming", "unresolved", "filled",
   "partially_filled", "not_filled", "cancelled", "expired", "rejected", "failed"];
 
 // The search survives a visit to a record and back.

@@ -137,6 +137,20 @@ export function applyEvent(rec, ev) {
       upsert(rec.awards, "execution_id", p.execution_id, { execution_id: p.execution_id,
         outcome: p.timeout ? "timed_out" : "rejected", reject_reason: p.reason });
       break;
+    case "execution.unknown":
+      upsert(rec.awards, "execution_id", p.execution_id, { execution_id: p.execution_id,
+        outcome: "unknown", unknown_reason: p.reason, reconcile_by: p.reconcile_by });
+      break;
+    case "execution.unresolved":
+      upsert(rec.awards, "execution_id", p.execution_id, { execution_id: p.execution_id,
+        outcome: "unresolved", unresolved_reason: p.reason });
+      break;
+    case "execution.resolved":
+      upsert(rec.awards, "execution_id", p.execution_id, { execution_id: p.execution_id,
+        outcome: p.executed ? "confirmed" : "rejected", dealer_trade_id: p.dealer_trade_id,
+        reject_reason: p.executed ? "" : `resolved by ${p.resolved_by}: not executed`,
+        resolution: { executed: p.executed, evidence: p.evidence, resolved_by: p.resolved_by } });
+      break;
     case "fill.recorded":
       upsert(rec.fills, "fill_id", p.fill_id, { ...p, at: ev.at });
       rec.filled_quantity = sumQuantities(rec.fills);

@@ -88,7 +88,7 @@ export function isoDate(d) {
 
 export const TERMINAL = new Set(["filled", "partially_filled", "not_filled", "cancelled", "expired",
   "rejected", "failed"]);
-export const LIVE = ["created", "pending_approval", "open", "awarding", "confirming"];
+export const LIVE = ["created", "pending_approval", "open", "awarding", "confirming", "unresolved"];
 
 export function stateBadge(state, testid = "rfq-state") {
   return h("span", { class: `badge st-${state}`, testid }, (state || "?").replace(/_/g, " "));
