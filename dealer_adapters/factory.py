@@ -10,12 +10,17 @@ One entry per dealer::
     spread_bps = 20
     seed = 7
 
-Why lazy imports: each kind's module is imported inside ``build_adapters`` (and when an
-entry's settings are validated), never at the top of this module, so importing the
-factory (``rfq --help``, config checks) does not pull in MQTT or ccxt. A ccxt dealer's
-package is imported to validate its table, but ccxt itself only when the dealer starts
-(``dealer_adapters.ccxt.exchange``). An unknown kind is a clear error rather than a
-silently ignored dealer.
+A registry, not a chain of cases: ``KINDS`` maps each kind's name to its ``factory``
+module, whose ``KIND`` (``dealer_adapters.kind.DealerKind``) gives the model of the
+``[dealers.<kind>]`` table and the builder of the kind's one adapter. Adding a kind is a
+package that follows the template (``docs/architecture.md``, "Dealer adapters: one
+template") and one line in ``KINDS``; nothing here changes otherwise.
+
+Why lazy imports: a kind's factory module is imported only when an entry of that kind is
+validated or built, never at the top of this module, so importing the factory (``rfq
+--help``, config checks) does not pull in MQTT or ccxt; a factory module imports its
+kind's ``config`` only, and the adapter when it builds. An unknown kind is a clear error
+rather than a silently ignored dealer.
 """
 
 from __future__ import annotations
@@ -25,10 +30,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from rfq_engine.configtypes import STRICT
+from dealer_adapters.kind import BuildContext, DealerKind
 from rfq_engine.domain import DealerId
 
 if TYPE_CHECKING:
@@ -36,31 +41,43 @@ if TYPE_CHECKING:
     from dealer_adapters.protocol import DealerAdapter
     from rfq_engine.domain.pricing import MarketSnapshot
 
-__all__ = ["KINDS", "DealerSpec", "build_adapters"]
+__all__ = ["KINDS", "DealerSpec", "build_adapters", "dealer_kind"]
 
-KINDS: dict[str, str] = {"simulated": "dealer_adapters.simulated", "rest": "dealer_adapters.rest",
-                         "mqtt": "dealer_adapters.mqtt", "ccxt": "dealer_adapters.ccxt"}
-"""Implemented kinds and the module that serves each (imported only when used)."""
+KINDS: dict[str, str] = {
+    "simulated": "dealer_adapters.simulated.factory",
+    "rest": "dealer_adapters.rest.factory",
+    "mqtt": "dealer_adapters.mqtt.factory",
+    "ccxt": "dealer_adapters.ccxt.factory",
+}
+"""Implemented kinds and the module whose ``KIND`` registers each (imported only when used).
+Adapters are built in this order."""
 
 _DEALER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 """Safe as one MQTT topic segment and as a broker user name: no '/', '+', '#' or spaces."""
 
 
-class DealerSpec(BaseModel):
-    """One ``[[dealers]]`` entry: the dealer's id, its transport kind and that kind's table."""
+def dealer_kind(name: str) -> DealerKind[Any]:
+    """The registered kind ``name`` (its factory module imported now); ``ValueError`` if unknown."""
+    module_name = KINDS.get(name)
+    if module_name is None:
+        raise ValueError(f"unknown kind {name!r}; known kinds: {', '.join(sorted(KINDS))}")
+    kind = getattr(importlib.import_module(module_name), "KIND", None)
+    if not isinstance(kind, DealerKind) or kind.name != name:
+        raise RuntimeError(f"{module_name} does not register the dealer kind {name!r} as KIND")
+    return kind
 
-    model_config = STRICT
+
+class DealerSpec(BaseModel):
+    """One ``[[dealers]]`` entry: the dealer's id, its transport kind and that kind's table.
+
+    The table is the key named after the kind (``[dealers.rest]`` for ``kind = "rest"``);
+    any other key is an error (a table of another kind, or a typo).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     id: str
     kind: str
-    simulated: dict[str, Any] | None = Field(default=None)
-    """The ``[dealers.simulated]`` table: ``SimulatedDealerConfig`` fields."""
-    rest: dict[str, Any] | None = Field(default=None)
-    """The ``[dealers.rest]`` table: ``RestDealerConfig`` fields (``docs/dealers-rest.md``)."""
-    mqtt: dict[str, Any] | None = Field(default=None)
-    """The ``[dealers.mqtt]`` table: ``MqttDealerConfig`` fields (``docs/dealer-protocol.md``)."""
-    ccxt: dict[str, Any] | None = Field(default=None)
-    """The ``[dealers.ccxt]`` table: ``CcxtDealerConfig`` fields (``docs/dealers-ccxt.md``)."""
 
     @field_validator("id")
     @classmethod
@@ -79,10 +96,15 @@ class DealerSpec(BaseModel):
                 f"dealer {self.id!r}: unknown kind {self.kind!r}; "
                 f"known kinds: {', '.join(sorted(KINDS))}"
             )
-        for kind in KINDS:
-            if kind != self.kind and getattr(self, kind) is not None:
-                msg = f"has a [dealers.{kind}] table but its kind is {self.kind!r}"
+        for key, value in (self.model_extra or {}).items():
+            if key in KINDS and key != self.kind:
+                msg = f"has a [dealers.{key}] table but its kind is {self.kind!r}"
                 raise ValueError(f"dealer {self.id!r}: {msg}")
+            if key not in KINDS:
+                raise ValueError(f"dealer {self.id!r}: unknown key {key!r} (the kind's settings go in "
+                                 f"[dealers.{self.kind}])")
+            if value is not None and not isinstance(value, dict):
+                raise ValueError(f"dealer {self.id!r}: [dealers.{key}] must be a table")
         self.settings()  # validate the kind's table now, so a config error surfaces at load
         return self
 
@@ -90,26 +112,27 @@ class DealerSpec(BaseModel):
     def dealer_id(self) -> DealerId:
         return DealerId(self.id)
 
+    @property
+    def table(self) -> dict[str, Any]:
+        """The ``[dealers.<kind>]`` table as written (empty when absent)."""
+        value = (self.model_extra or {}).get(self.kind)
+        return dict(value) if isinstance(value, dict) else {}
+
     def settings(self) -> BaseModel:
         """The kind's validated settings (a ``SimulatedDealerConfig`` for "simulated").
 
         Errors are ``ValueError``s naming the dealer and the table.
         """
-        module = importlib.import_module(f"{KINDS[self.kind]}.config")
-        config_cls: type[BaseModel] = getattr(module, _CONFIG_CLASSES[self.kind])
-        raw = getattr(self, self.kind) or {}
+        config_cls: type[BaseModel] = dealer_kind(self.kind).config
         try:
-            return config_cls.model_validate(raw)
+            settings: BaseModel = config_cls.model_validate(self.table)
         except PydanticValidationError as exc:
             problems = "; ".join(
                 ".".join([f"[dealers.{self.kind}]", *(str(part) for part in err["loc"])]) + f": {err['msg']}"
                 for err in exc.errors()
             )
             raise ValueError(f"dealer {self.id!r}: {problems}") from None
-
-
-_CONFIG_CLASSES: dict[str, str] = {"simulated": "SimulatedDealerConfig", "rest": "RestDealerConfig",
-                                   "mqtt": "MqttDealerConfig", "ccxt": "CcxtDealerConfig"}
+        return settings
 
 
 def build_adapters(
@@ -118,7 +141,8 @@ def build_adapters(
     market: Callable[[], MarketSnapshot],
     mqtt: MqttBrokerConfig | None = None,
 ) -> list[DealerAdapter]:
-    """One adapter per transport: every simulated dealer shares one ``SimulatedDealers``.
+    """One adapter per kind, serving every dealer of that kind (every simulated dealer shares
+    one ``SimulatedDealers``, every MQTT dealer one broker connection).
 
     ``market`` is the simulated desks' view of the market. ``mqtt`` is the ``[mqtt]``
     broker connection, shared by every MQTT dealer (other kinds ignore it). Raises
@@ -134,26 +158,9 @@ def build_adapters(
         if spec.kind not in KINDS:
             raise ValueError(f"dealer {spec.id!r}: unknown kind {spec.kind!r}")
         by_kind.setdefault(spec.kind, []).append(spec)
-    adapters: list[DealerAdapter] = []
-    simulated = by_kind.get("simulated")
-    if simulated:
-        module = importlib.import_module("dealer_adapters.simulated")
-        configs = {spec.dealer_id: spec.settings() for spec in simulated}
-        adapters.append(module.SimulatedDealers(configs, market))
-    rest = by_kind.get("rest")
-    if rest:  # one adapter for every REST desk; each desk gets its own HTTP session
-        module = importlib.import_module("dealer_adapters.rest")
-        adapters.append(module.RestDealers({spec.dealer_id: spec.settings() for spec in rest}))
-    mqtt_specs = by_kind.get("mqtt")
-    if mqtt_specs:  # one broker connection (one MqttDealers) for every MQTT desk
-        if mqtt is None:
-            ids = ", ".join(spec.id for spec in mqtt_specs)
-            raise ValueError(f"dealer(s) {ids} have kind 'mqtt' but there is no [mqtt] section "
-                             "(the broker connection)")
-        module = importlib.import_module("dealer_adapters.mqtt.adapter")
-        adapters.append(module.MqttDealers(mqtt, {spec.dealer_id: spec.settings() for spec in mqtt_specs}))
-    ccxt_specs = by_kind.get("ccxt")
-    if ccxt_specs:  # one adapter; each exchange dealer gets its own ccxt instance when it starts
-        module = importlib.import_module("dealer_adapters.ccxt")
-        adapters.append(module.CcxtDealers({spec.dealer_id: spec.settings() for spec in ccxt_specs}))
-    return adapters
+    context = BuildContext(market=market, mqtt=mqtt)
+    return [
+        dealer_kind(name).build({spec.dealer_id: spec.settings() for spec in by_kind[name]}, context)
+        for name in KINDS
+        if name in by_kind
+    ]
