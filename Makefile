@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck imports bench clean
+.PHONY: demo test install lint typecheck imports bench clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,9 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache rfq-demo.db*
+
+# Regenerate the event catalogue in docs/audit.md from rfq_engine/domain/events.py.
+docs: install
+	$(BIN)/python -c "import pathlib, re; from rfq_engine.domain.events import catalogue_markdown as c; \
+p = pathlib.Path('docs/audit.md'); t = p.read_text(); b, e = '<!-- catalogue: generated -->', '<!-- end of catalogue -->'; \
+head, rest = t.split(b, 1); p.write_text(head + b + '\n' + c() + e + rest.split(e, 1)[1])"
