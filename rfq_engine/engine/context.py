@@ -9,6 +9,7 @@ from typing import Any
 
 from dealer_adapters.protocol import DealerAdapter
 from rfq_engine.domain import DealerId
+from rfq_engine.domain.events import AnyEvent, encode
 from rfq_engine.engine.config import EngineConfig
 from rfq_engine.engine.risk import RiskBook
 from rfq_engine.mandate import Mandate
@@ -21,12 +22,14 @@ __all__ = ["EngineEvent", "Listener", "Services"]
 
 @dataclass(frozen=True, slots=True)
 class EngineEvent:
-    """What listeners (CLI live view, WebSocket stream) see: every audited event, as appended."""
+    """What listeners (CLI live view, WebSocket stream) see: every audited event, as appended
+    (``event`` typed, ``payload`` as stored)."""
 
     rfq_id: str | None
     type: str
     actor: str
     payload: Mapping[str, Any]
+    event: AnyEvent | None = None
 
 
 Listener = Callable[[EngineEvent], None]
@@ -42,16 +45,17 @@ class Services:
     risk: RiskBook
     listeners: list[Listener] = field(default_factory=list)
 
-    def audit(
-        self, rfq_id: str | None, type_: str, payload: Mapping[str, Any], actor: str = "engine"
-    ) -> asyncio.Future[AuditEvent]:
-        """Append to the audit log (durable when the future resolves) and tell listeners."""
-        future = self.store.append(rfq_id, type_, actor, payload)
+    def audit(self, rfq_id: str | None, event: AnyEvent, actor: str = "engine"
+              ) -> asyncio.Future[AuditEvent]:
+        """Append a typed event to the audit log (durable when the future resolves) and tell
+        listeners."""
+        payload = encode(event)
+        future = self.store.append(rfq_id, event.TYPE, actor, payload)
         if self.listeners:
-            event = EngineEvent(rfq_id, type_, actor, payload)
+            seen = EngineEvent(rfq_id, event.TYPE, actor, payload, event)
             for listener in tuple(self.listeners):
                 try:
-                    listener(event)
+                    listener(seen)
                 except Exception:  # a broken listener must never break an RFQ
                     self.listeners.remove(listener)
         return future

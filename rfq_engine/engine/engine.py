@@ -30,9 +30,16 @@ from rfq_engine.domain import (
     RfqId,
     RfqSpec,
     RfqState,
-    decimal_str,
     format_ts,
     new_id,
+)
+from rfq_engine.domain.events import (
+    ApprovalGranted,
+    ApprovalRefused,
+    CancelRequested,
+    KillSwitchSet,
+    MessageRejected,
+    RfqSubmitted,
 )
 from rfq_engine.domain.pricing import package_notional
 from rfq_engine.engine.awards import AwardOutcome
@@ -51,7 +58,6 @@ from rfq_engine.engine.run import RfqRun
 from rfq_engine.mandate import Mandate
 from rfq_engine.pricing.reference import ReferencePriceProvider, ReferenceUnavailable
 from rfq_engine.store.base import AuditStore
-from rfq_engine.store.events import EventType as E
 
 __all__ = ["RfqEngine"]
 
@@ -127,9 +133,7 @@ class RfqEngine:
             if run.state is RfqState.PENDING_APPROVAL:
                 # Waiting for a person, not a market: it stays pending in the store and
                 # recovery resumes the wait (until its original deadline) on restart.
-                run.parked = True
-                await self.services.audit(run.rfq_id, E.RFQ_PARKED, {
-                    "reason": f"{reason}: still pending approval; resumes on restart"})
+                await run.park(reason)
             else:
                 run.request_cancel(reason)
         for task in [t for t in self._tasks if self._parked(t)]:
@@ -159,8 +163,7 @@ class RfqEngine:
 
         Cancelling honours awards already in last look (a dealer's confirm is a trade)."""
         self._halted = reason
-        await self.services.audit(None, E.KILL_SWITCH, {"halted": True, "reason": reason},
-                                  actor=actor)
+        await self.services.audit(None, KillSwitchSet(True, reason), actor=actor)
         cancelled = list(self._runs)
         for rfq_id in cancelled:
             await self.cancel(rfq_id, actor=actor, reason=f"kill switch: {reason}")
@@ -169,8 +172,7 @@ class RfqEngine:
     async def resume(self, *, actor: str = "engine") -> None:
         if self._halted is not None:
             self._halted = None
-            await self.services.audit(None, E.KILL_SWITCH, {"halted": False, "reason": ""},
-                                      actor=actor)
+            await self.services.audit(None, KillSwitchSet(False, ""), actor=actor)
 
     @property
     def halted(self) -> str | None:
@@ -249,13 +251,9 @@ class RfqEngine:
             notional = package_notional(spec.package, spec.quantity, await provider.snapshot())
         except ReferenceUnavailable as exc:
             problem = str(exc)
-        payload: dict[str, Any] = {
-            "spec": spec.to_dict(),
-            "notional": None if notional is None else decimal_str(notional),
-            "reference": None if reference is None else reference.to_dict(),
-            "reference_problem": problem,
-        }
-        await self.services.audit(rfq_id, E.RFQ_SUBMITTED, payload, actor=spec.requester)
+        await self.services.audit(rfq_id, RfqSubmitted(
+            spec.to_dict(), notional, None if reference is None else reference.to_dict(), problem),
+            actor=spec.requester)
         failpoints.hit("rfq.submitted")
         run = RfqRun(self.services, rfq_id, spec, mandate, notional=notional, reference=reference)
         self.launch(run)
@@ -289,7 +287,7 @@ class RfqEngine:
         honoured (a confirm still fills); nothing new is awarded."""
         run = self._run(rfq_id)
         text = reason or f"cancelled by {actor}"
-        await self.services.audit(rfq_id, E.CANCEL_REQUESTED, {"reason": text}, actor=actor)
+        await run.record(CancelRequested(text), actor=actor)
         run.request_cancel(text)
 
     async def approve(self, rfq_id: str, *, approver: str) -> None:
@@ -298,15 +296,13 @@ class RfqEngine:
         run = self._approvable(rfq_id, approver, "approved")
         if not run.grant(approver):
             raise InvalidState(f"rfq {rfq_id}: the approval was already decided")
-        await self.services.audit(rfq_id, E.APPROVAL_GRANTED, {"approver": approver},
-                                  actor=approver)
+        await run.record(ApprovalGranted(approver), actor=approver)
 
     async def refuse(self, rfq_id: str, *, approver: str, reason: str) -> None:
         run = self._approvable(rfq_id, approver, "refused")
         if not run.refuse(approver, reason):
             raise InvalidState(f"rfq {rfq_id}: the approval was already decided")
-        await self.services.audit(rfq_id, E.APPROVAL_REFUSED,
-                                  {"approver": approver, "reason": reason}, actor=approver)
+        await run.record(ApprovalRefused(approver, reason), actor=approver)
 
     def _approvable(self, rfq_id: str, approver: str, verb: str) -> RfqRun:
         run = self._run(rfq_id)
@@ -373,18 +369,17 @@ class RfqEngine:
         audit = self.services.audit
         if isinstance(message, InboundRejected):
             known = message.rfq_id if message.rfq_id in self._runs or message.rfq_id in self._closed else None
-            audit(known, E.MESSAGE_REJECTED, {
-                "dealer_id": message.dealer_id, "reason": message.reason, "msg_id": message.msg_id,
+            audit(known, MessageRejected(message.reason, message.dealer_id, message.msg_id, {
                 "claimed_rfq_id": message.rfq_id, "raw": message.raw,
-                "received_at": format_ts(message.received_at)},
+                "received_at": format_ts(message.received_at)}),
                 actor=message.dealer_id or "unknown")
             return
         key = (message.dealer_id, message.msg_id)
         if key in self._seen:
-            audit(getattr(message, "rfq_id", None) if getattr(message, "rfq_id", None) in self._runs
-                  else None, E.MESSAGE_REJECTED, {
-                      "dealer_id": message.dealer_id, "msg_id": message.msg_id,
-                      "reason": "duplicate msg_id: redelivery ignored"}, actor=message.dealer_id)
+            rfq_id = getattr(message, "rfq_id", None)
+            audit(rfq_id if rfq_id in self._runs else None, MessageRejected(
+                "duplicate msg_id: redelivery ignored", message.dealer_id, message.msg_id),
+                actor=message.dealer_id)
             return
         self._seen[key] = None
         if len(self._seen) > _SEEN_MAX:
@@ -397,10 +392,10 @@ class RfqEngine:
             closed = self._closed.get(message.rfq_id)
             why = (f"rfq is closed ({closed.value})" if closed is not None
                    else "unknown rfq_id")
-            audit(message.rfq_id if closed is not None else None, E.MESSAGE_REJECTED, {
-                "dealer_id": message.dealer_id, "msg_id": message.msg_id,
-                "claimed_rfq_id": message.rfq_id, "type": type(message).__name__,
-                "reason": why}, actor=message.dealer_id)
+            audit(message.rfq_id if closed is not None else None, MessageRejected(
+                why, message.dealer_id, message.msg_id,
+                {"claimed_rfq_id": message.rfq_id, "type": type(message).__name__}),
+                actor=message.dealer_id)
             return
         if isinstance(message, Quote):
             run.on_quote(message)

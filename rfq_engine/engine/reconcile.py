@@ -33,6 +33,7 @@ reject is applied as it arrives (``RfqRun.on_confirm`` / ``on_reject``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -40,15 +41,23 @@ from typing import Any
 import structlog
 
 from dealer_adapters.protocol import DealerAdapter, ExecutionLookup, ExecutionState, LookupPolicy
-from rfq_engine.domain import RfqId, decimal_str, format_ts, utc_now
+from rfq_engine.domain import format_ts, utc_now
+from rfq_engine.domain.events import (
+    AnyEvent,
+    ExecutionConfirmed,
+    ExecutionRejected,
+    ExecutionUnknown,
+    ExecutionUnresolved,
+)
 from rfq_engine.engine.awards import AwardOutcome, PendingAward, check_confirm
 from rfq_engine.engine.context import Services
-from rfq_engine.store.events import EventType as E
 
 __all__ = ["UNQUERYABLE", "LookupAnswer", "ask_once", "declare_unknown", "reconcile"]
 
 log = structlog.get_logger("rfq_engine.reconcile")
 ZERO = Decimal(0)
+Record = Callable[[AnyEvent], Any]
+"""Audit an event (and apply it to the RFQ's book): ``AwardDesk.record``."""
 UNQUERYABLE = LookupPolicy("none", False, False, "the dealer is no longer configured")
 
 
@@ -68,17 +77,15 @@ def policy_of(s: Services, pending: PendingAward) -> LookupPolicy:
     return adapter.lookup_policy(pending.award.dealer_id)
 
 
-def declare_unknown(s: Services, rfq_id: RfqId, pending: PendingAward, reason: str) -> None:
+def declare_unknown(s: Services, record: Record, pending: PendingAward, reason: str) -> None:
     """Audit ``execution.unknown`` once for ``pending`` (no-op when already declared)."""
     if pending.unknown or pending.outcome.done():
         return
     pending.unknown = True
     award = pending.award
-    reconcile_by = award.confirm_by + s.config.reconcile_timeout
-    s.audit(rfq_id, E.EXECUTION_UNKNOWN, {
-        "execution_id": award.execution_id, "dealer_id": award.dealer_id, "reason": reason,
-        "lookup": {k: v for k, v in policy_of(s, pending).to_dict().items() if k != "note"},
-        "reconcile_by": format_ts(reconcile_by)})
+    lookup = {k: v for k, v in policy_of(s, pending).to_dict().items() if k != "note"}
+    record(ExecutionUnknown(award.execution_id, award.dealer_id, reason, lookup,
+                            award.confirm_by + s.config.reconcile_timeout))
     log.warning("execution.unknown", execution_id=award.execution_id,
                 dealer_id=award.dealer_id, reason=reason)
 
@@ -98,7 +105,7 @@ async def ask_once(s: Services, pending: PendingAward) -> LookupAnswer:
     return LookupAnswer(lookup.state, lookup, None)
 
 
-def apply_answer(s: Services, rfq_id: RfqId, pending: PendingAward, answer: LookupAnswer,
+def apply_answer(record: Record, pending: PendingAward, answer: LookupAnswer,
                  policy: LookupPolicy) -> bool:
     """Settle ``pending`` from a definitive answer; True when settled."""
     if pending.outcome.done():
@@ -106,8 +113,6 @@ def apply_answer(s: Services, rfq_id: RfqId, pending: PendingAward, answer: Look
     if pending.resolving:  # a person's decision is being recorded: it goes first
         return False
     award, lookup = pending.award, answer.lookup
-    base: dict[str, Any] = {"execution_id": award.execution_id, "dealer_id": award.dealer_id,
-                            "msg_id": None, "source": "reconciled", "attempts": pending.attempts}
     if answer.state is ExecutionState.CONFIRMED and lookup is not None and lookup.confirm:
         c = lookup.confirm
         problem = check_confirm(award, c)
@@ -116,9 +121,8 @@ def apply_answer(s: Services, rfq_id: RfqId, pending: PendingAward, answer: Look
             log.error("execution.reconcile_mismatch", execution_id=award.execution_id,
                       problem=problem)
             return False
-        s.audit(rfq_id, E.EXECUTION_CONFIRMED, {
-            **base, "price": decimal_str(c.price), "quantity": decimal_str(c.quantity),
-            "dealer_trade_id": c.dealer_trade_id})
+        record(ExecutionConfirmed(award.execution_id, award.dealer_id, c.price, c.quantity,
+                                  c.dealer_trade_id, None, "reconciled", pending.attempts))
         pending.resolve(AwardOutcome(True, c.quantity, c.price, "confirmed", c.dealer_trade_id))
         return True
     if answer.state is ExecutionState.REJECTED:
@@ -131,33 +135,33 @@ def apply_answer(s: Services, rfq_id: RfqId, pending: PendingAward, answer: Look
         timeout = True
     else:
         return False
-    s.audit(rfq_id, E.EXECUTION_REJECTED, {**base, "reason": reason, "timeout": timeout})
+    record(ExecutionRejected(award.execution_id, award.dealer_id, reason, None, timeout,
+                             "reconciled", pending.attempts))
     pending.resolve(AwardOutcome(False, ZERO, award.price, reason, timeout=timeout))
     return True
 
 
-def _escalate(s: Services, rfq_id: RfqId, pending: PendingAward, last: LookupAnswer | None,
+def _escalate(record: Record, pending: PendingAward, last: LookupAnswer | None,
               policy: LookupPolicy) -> None:
     award = pending.award
     why = ("the dealer cannot be asked and sent no confirm or reject" if not policy.can_query
            else "reconciliation could not settle it by reconcile_by")
     pending.unresolved = True
-    s.audit(rfq_id, E.EXECUTION_UNRESOLVED, {
-        "execution_id": award.execution_id, "dealer_id": award.dealer_id, "reason": why,
-        "attempts": pending.attempts,
-        "last_lookup": None if last is None or last.state is None else last.state.value,
-        "last_error": pending.last_error if last is None or last.error is None else last.error})
+    record(ExecutionUnresolved(
+        award.execution_id, award.dealer_id, why, pending.attempts,
+        None if last is None or last.state is None else last.state.value,
+        pending.last_error if last is None or last.error is None else last.error))
     log.error("execution.unresolved", execution_id=award.execution_id,
               dealer_id=award.dealer_id, alert="execution_unresolved_needs_a_person")
     pending.changed.set()
 
 
-async def reconcile(s: Services, rfq_id: RfqId, pending: PendingAward, reason: str) -> None:
+async def reconcile(s: Services, record: Record, pending: PendingAward, reason: str) -> None:
     """Run the unknown-outcome rule for ``pending`` until it is settled (see module doc).
 
     Returns when the outcome is known; escalates to unresolved at ``reconcile_by`` and then
     keeps asking slowly. Cancelled when the RFQ stops (recovery resumes it)."""
-    declare_unknown(s, rfq_id, pending, reason)
+    declare_unknown(s, record, pending, reason)
     policy = policy_of(s, pending)
     cfg = s.config
     loop = asyncio.get_running_loop()
@@ -169,11 +173,11 @@ async def reconcile(s: Services, rfq_id: RfqId, pending: PendingAward, reason: s
             last = await ask_once(s, pending)
             if last.error is not None:
                 pending.last_error = last.error
-            if apply_answer(s, rfq_id, pending, last, policy):
+            if apply_answer(record, pending, last, policy):
                 return
         now = loop.time()
         if not pending.unresolved and now >= reconcile_by:
-            _escalate(s, rfq_id, pending, last, policy)
+            _escalate(record, pending, last, policy)
         if pending.unresolved:
             wait = cfg.reconcile_slow_interval_ms / 1000
         else:

@@ -10,15 +10,15 @@ for an award already settled by the dealer, is refused (``InvalidState``, 409 at
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from rfq_engine.domain import ExecutionId, RfqId, ValidationError, decimal_str
+from rfq_engine.domain import ExecutionId, ValidationError, decimal_str
+from rfq_engine.domain.events import ExecutionResolved
 from rfq_engine.engine.awards import AwardOutcome, PendingAward
-from rfq_engine.engine.context import Services
 from rfq_engine.engine.errors import InvalidRequest, InvalidState, NotPermitted
-from rfq_engine.store.events import EventType as E
 
 __all__ = ["Resolution", "resolve_pending", "settled_conflict"]
 
@@ -72,8 +72,8 @@ def settled_conflict(execution_id: str, earlier: AwardOutcome) -> InvalidState:
     return InvalidState(f"execution {execution_id} is already settled: {what}")
 
 
-async def resolve_pending(s: Services, rfq_id: RfqId, requester: str, pending: PendingAward,
-                          r: Resolution) -> AwardOutcome:
+async def resolve_pending(requester: str, pending: PendingAward, r: Resolution, *,
+                          record: Callable[..., Awaitable[Any]]) -> AwardOutcome:
     """Check, claim (synchronously: first call wins), make durable, then settle."""
     if pending.outcome.done():
         raise settled_conflict(r.execution_id, pending.outcome.result())
@@ -90,16 +90,13 @@ async def resolve_pending(s: Services, rfq_id: RfqId, requester: str, pending: P
     except ValidationError:
         raise
     award = pending.award
-    payload: dict[str, Any] = {
-        "execution_id": award.execution_id, "dealer_id": award.dealer_id,
-        "executed": r.executed,
-        "quantity": decimal_str(outcome.quantity) if r.executed else None,
-        "price": decimal_str(outcome.price) if r.executed else None,
-        "dealer_trade_id": outcome.dealer_trade_id, "evidence": r.evidence.strip(),
-        "resolved_by": r.actor, "was_unresolved": pending.unresolved}
+    event = ExecutionResolved(
+        award.execution_id, award.dealer_id, r.executed, r.evidence.strip(), r.actor,
+        outcome.quantity if r.executed else None, outcome.price if r.executed else None,
+        outcome.dealer_trade_id, pending.unresolved)
     pending.resolving = True
     try:
-        await s.audit(rfq_id, E.EXECUTION_RESOLVED, payload, actor=r.actor)
+        await record(event, actor=r.actor)
     except BaseException:
         pending.resolving = False
         raise

@@ -47,13 +47,15 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from rfq_engine.domain.errors import RfqError
+from rfq_engine.domain.eventcodec import decode_payload
+from rfq_engine.domain.events import ProgramDecided
 from rfq_engine.domain.pricing import MarketSnapshot
 from rfq_engine.domain.values import decimal_str, format_ts, utc_now
 from rfq_engine.hedging.forecast import Period, forecast_period
 from rfq_engine.hedging.planner import Plan, plan_hedge, requester_for
 from rfq_engine.hedging.positions import net_quantities
 from rfq_engine.hedging.program import ForecastConfig, ProgramConfig, resolve_forecast
-from rfq_engine.hedging.records import PROGRAM_DECIDED, load_trades, open_rfqs, program_decisions
+from rfq_engine.hedging.records import load_trades, open_rfqs, program_decisions
 from rfq_engine.pricing.reference import ReferencePriceProvider
 from rfq_engine.store.base import AuditStore
 
@@ -381,9 +383,9 @@ class HedgeScheduler:
         return await self._record(decision)
 
     async def _record(self, decision: ProgramDecision) -> ProgramDecision:
-        payload = decision.to_dict()
+        event = decode_payload(ProgramDecided, decision.to_dict())  # the typed event of it
         actor = requester_for(decision.program)
-        await self._engine.services.audit(None, PROGRAM_DECIDED, payload, actor=actor)
+        await self._engine.services.audit(None, event, actor=actor)
         log.info("hedge.program_decided", program=decision.program, period=str(decision.period),
                  action=decision.action, trigger=decision.trigger, rfqs=decision.rfq_ids)
         return decision
