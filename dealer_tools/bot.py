@@ -32,6 +32,10 @@ What it does:
   ``"not_found": true``, and from then on the id is *fenced*: an award for it is rejected
   (``REJECT_FENCED``), never booked. With a ledger the fence is durable too (``<ledger
   path>.fenced``, fsynced before the answer), so it holds across restarts;
+- ``queries_unanswered`` (an attribute, False by default) plays a desk whose look-up into
+  its books is down for a while: it still advertises ``execution.query`` but leaves every
+  query unanswered (and does not answer it later), so the engine's look-ups say UNKNOWN;
+  its bookings and its answers to awards are unaffected;
 - ``quoting.book_latency_ms`` is how long booking an award takes (a query meanwhile is
   answered once it is booked); ``quoting.lose_confirm_rate`` simulates "executed, but the
   confirm was lost": the trade is booked and counted, its ``execution.confirm`` is not
@@ -174,6 +178,8 @@ class DealerBot:
         self._topics = Topics(broker.prefix)
         self._status_topic = self._topics.topic(dealer_id, "status")
         self._answer_queries = answer_queries
+        self.queries_unanswered = False
+        """While True, ``execution.query`` is ignored although advertised (see the module doc)."""
         self._ledger = None if quoting.ledger_path is None else Ledger(quoting.ledger_path)
         self._fence_log = None if quoting.ledger_path is None else JsonLog(fence_path(quoting.ledger_path))
         self._executions: dict[ExecutionId, ExecutionRecord] = {}
@@ -466,7 +472,7 @@ class DealerBot:
     def _on_query(self, query: ExecutionQuery) -> None:
         """Answer truthfully: the booked answer again; after the booking in progress; or
         "not found", fencing the id first."""
-        if not self._answer_queries:
+        if not self._answer_queries or self.queries_unanswered:
             _log.info("dealer.query_ignored", dealer_id=self.dealer_id, execution_id=query.execution_id)
             return
         eid = query.execution_id

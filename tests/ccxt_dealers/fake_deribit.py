@@ -33,6 +33,11 @@ What a test scripts and reads:
   arrives but nothing is booked, and the reply comes too late: the venue never has the
   order); ``insufficient`` (refused: ``not_enough_funds``);
 - ``hide_lookups``: the first N look-ups by label answer an empty list;
+- ``fail_lookups_for(seconds)``: for that long every order look-up (``get_order_state``,
+  ``get_order_state_by_label``) answers error ``10040 retry`` ("request can't be processed
+  right now and should be retried", in Deribit's list of error codes): the venue's order
+  state is out of reach, the orders themselves are unaffected; ``fail_lookups_for(0)``
+  ends it;
 - ``order_requests`` (every ``buy``/``sell`` param set), ``label_lookups``, ``executed``
   (how many orders traded: the count the exactly-once tests check), ``problems`` (what the
   fake refused that a correct client never sends, e.g. an order without ``label``).
@@ -83,6 +88,7 @@ class FakeDeribit:
     order_mode: str = "normal"  # normal | slow | lost | insufficient
     slow_s: float = 1.5
     hide_lookups: int = 0
+    lookups_fail_until: float = 0.0  # time.monotonic(); see fail_lookups_for
     taker_fee: Decimal = Decimal("0.0005")
     testnet: bool = True
     url: str = ""
@@ -96,6 +102,14 @@ class FakeDeribit:
     def executed(self) -> int:
         """Orders that traded (any filled amount)."""
         return sum(1 for o in self.orders.values() if o["filled_amount"] > 0)
+
+    def fail_lookups_for(self, seconds: float) -> None:
+        """Answer every order look-up with ``10040 retry`` for ``seconds`` from now (0 ends it)."""
+        self.lookups_fail_until = time.monotonic() + seconds
+
+    def _lookup_gate(self) -> None:
+        if time.monotonic() < self.lookups_fail_until:
+            raise RpcError(10040, "retry")
 
     # --- instruments -----------------------------------------------------------------------
 
@@ -266,6 +280,7 @@ class FakeDeribit:
         return await self._order("sell", p)
 
     async def m_private_get_order_state(self, p: dict[str, str]) -> Any:
+        self._lookup_gate()
         order = self.orders.get(p.get("order_id", ""))
         if order is None:
             raise RpcError(10004, "order_not_found")
@@ -275,6 +290,7 @@ class FakeDeribit:
         self.label_lookups.append(dict(p))
         if "currency" not in p:
             raise RpcError(-32602, "Invalid params", {"param": "currency", "reason": "must be present"})
+        self._lookup_gate()
         if self.hide_lookups > 0:
             self.hide_lookups -= 1
             return []

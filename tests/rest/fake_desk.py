@@ -6,10 +6,11 @@ headers recomputed here from the raw request, independently of the adapter's cod
 
 Behaviours are plain attributes a test sets (latency, an error status, a malformed body, a
 hang, expired quotes, rejections, an order that hangs and then fills, an order executed
-whose reply is lost, lookups answered 503 for a while). It records what it saw: quote
-requests, POSTs and GETs per ``client_order_id`` (so a test can assert that no second order
-was placed), orders it refused, how many it executed, the TCP peers (one session,
-reused), auth failures.
+whose reply is lost, an order lost on the way before the desk took it, lookups answered 503
+for a while). It records what it saw: quote requests, POSTs and GETs per
+``client_order_id`` (so a test can assert that no second order was placed), orders it
+refused or never received, how many it executed, the TCP peers (one session, reused),
+auth failures.
 
 As the contract requires, it trades only its ``units`` (a quote request or an order in
 another unit is answered ``422 unsupported_unit``), refuses an order that reaches it after
@@ -109,6 +110,11 @@ class FakeDesk:
         self.order_reject_reason: str | None = None
         self.lose_order_reply = False
         """Execute the order, then drop the connection without answering."""
+        self.lose_order_request = False
+        """The order never reaches the desk: the connection drops before the desk takes it, so
+        no order is created and nothing is executed (a later GET is ``404 not_found``, and once
+        the order's ``expires_at`` has passed the desk refuses it for good, as the contract
+        says). Recorded in ``lost_order_requests``, not in ``order_posts``."""
         self._gets_fail_until = 0.0
         self.get_hang = False
         """Hold every GET until ``release()`` (the client's read timeout fires first)."""
@@ -120,6 +126,8 @@ class FakeDesk:
         self.orders: dict[str, FakeOrder] = {}
         self.order_posts: Counter[str] = Counter()
         self.order_gets: Counter[str] = Counter()
+        self.lost_order_requests: list[str] = []
+        """Client order ids of orders dropped on the way (``lose_order_request``)."""
         self.refused_orders: list[tuple[str, str]] = []
         """(client_order_id, error code) of orders refused with no order created."""
         self.auth_failures: list[str] = []
@@ -255,6 +263,10 @@ class FakeDesk:
         coid = body.get("client_order_id")
         if not isinstance(coid, str) or not coid:
             return _error(400, "bad_request", "client_order_id is required")
+        if self.lose_order_request and request.transport is not None:
+            self.lost_order_requests.append(coid)
+            request.transport.abort()  # lost before the desk took it: no order, no trade
+            return _error(503, "unavailable", "connection lost")
         self.order_posts[coid] += 1
         self.order_arrived.set()
         existing = self.orders.get(coid)
