@@ -58,6 +58,7 @@ from typing import Any
 import structlog
 
 from dealer_adapters.ccxt.common import (
+    AuthLostAfterSend,
     DeclinePlan,
     ErrorKind,
     Outcome,
@@ -372,7 +373,7 @@ class CcxtDealers:
         self._set_online(dealer, False, f"authentication failed: {describe_error(exc, 200)}")
 
     def _on_error(self, dealer: _Dealer, exc: BaseException) -> None:
-        if classify(exc) is ErrorKind.AUTH:
+        if classify(exc) is ErrorKind.AUTH or isinstance(exc, AuthLostAfterSend):
             self._mark_down(dealer, exc)
         else:
             _log.warning("ccxt_venue_error", dealer_id=dealer.dealer_id, error=describe_error(exc))
@@ -439,9 +440,11 @@ class CcxtDealers:
         loop = asyncio.get_running_loop()
         window_end = loop.time() + (award.confirm_by - utc_now()).total_seconds()
         route = dealer.route
+        phase = "prepare"  # prepare -> place -> reconcile: how far the order got
         try:
             if entry is not None and entry.intent is not None:  # an earlier attempt's intent: reconcile only
                 intent = entry.intent
+                phase = "reconcile"
             else:
                 dealer.journal.begin(dealer.dealer_id, eid)
                 try:
@@ -454,17 +457,26 @@ class CcxtDealers:
                 intent = prepared
                 assert route is not None
                 dealer.journal.mark_sent(dealer.dealer_id, eid)
+                phase = "place"
                 outcome = await route.place(intent)
                 if outcome is not None:
                     await self._finish(dealer, ref, outcome)
                     return
                 dealer.journal.mark_unknown(dealer.dealer_id, eid, "the order call's fate is unknown")
+            phase = "reconcile"
             outcome = await self._reconcile(dealer, intent, until=window_end)
         except Exception as exc:
-            if classify(exc) is ErrorKind.AUTH:
+            after_send = isinstance(exc, AuthLostAfterSend) or phase == "reconcile"
+            if classify(exc) is ErrorKind.AUTH and not after_send:  # refused: nothing placed
                 self._mark_down(dealer, exc)
                 await self._finish(dealer, ref, Outcome.reject(
                     award.price, f"authentication failed: {describe_error(exc, 200)}"))
+                return
+            if isinstance(exc, AuthLostAfterSend) or classify(exc) is ErrorKind.AUTH:
+                self._mark_down(dealer, exc)  # the order may be at the venue: unknown, never a no
+                dealer.journal.mark_unknown(dealer.dealer_id, eid, f"credentials lost after send: {exc}")
+                _log.error("ccxt_execution_needs_manual_reconciliation", dealer_id=dealer.dealer_id,
+                           execution_id=eid, detail="credentials refused after the order was sent")
                 return
             raise
         if outcome is not None:

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from dealer_adapters.common import describe_error
-from rfq_engine.domain import Award, QuoteId, QuoteSide, RfqId, RfqNew, decimal_str
+from rfq_engine.domain import Award, QuoteId, QuoteSide, RfqError, RfqId, RfqNew, decimal_str
 
 __all__ = [
     "DeclinePlan",
@@ -55,6 +55,11 @@ _REJECTED = frozenset({
     "InsufficientFunds", "InvalidOrder", "BadRequest", "BadSymbol", "ArgumentsRequired",
     "NotSupported", "OperationRejected", "MarketClosed", "AccountNotEnabled",
 })
+
+
+class AuthLostAfterSend(RfqError):
+    """Credentials were refused after an order call went out (reading the order back): the
+    order may be at the venue, so its outcome is unknown, never a reject."""
 
 
 def classify(exc: BaseException) -> ErrorKind:

@@ -57,6 +57,7 @@ import structlog
 
 from dealer_adapters.ccxt.book import book_from_ccxt, taker_fee, walk_book
 from dealer_adapters.ccxt.common import (
+    AuthLostAfterSend,
     DeclinePlan,
     ErrorKind,
     Outcome,
@@ -346,8 +347,8 @@ class BookRoute:
                 else:
                     order = await self._find_one(intent) or {}
             except Exception as exc:
-                if classify(exc) is ErrorKind.AUTH:
-                    raise
+                if classify(exc) is ErrorKind.AUTH:  # the order call went out: fate unknown
+                    raise AuthLostAfterSend(describe_error(exc)) from exc
                 _log.warning("ccxt_order_read_failed", exchange=self.venue, order_id=order_id,
                              error=describe_error(exc))
                 order = {}

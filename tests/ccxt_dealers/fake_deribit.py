@@ -89,6 +89,10 @@ class FakeDeribit:
     slow_s: float = 1.5
     hide_lookups: int = 0
     lookups_fail_until: float = 0.0  # time.monotonic(); see fail_lookups_for
+    revoke_after_order: bool = False
+    """Once an order is accepted, the API key is revoked: every private call (and
+    ``public/auth``) then answers Deribit's 13009 ``unauthorized`` / 13004."""
+    revoked: bool = False
     taker_fee: Decimal = Decimal("0.0005")
     testnet: bool = True
     url: str = ""
@@ -209,7 +213,7 @@ class FakeDeribit:
     async def m_public_auth(self, p: dict[str, str]) -> Any:
         if p.get("grant_type") != "client_credentials":
             raise RpcError(13004, "invalid_credentials", {"reason": "the fake takes client_credentials"})
-        if p.get("client_id") != API_KEY or p.get("client_secret") != SECRET:
+        if p.get("client_id") != API_KEY or p.get("client_secret") != SECRET or self.revoked:
             raise RpcError(13004, "invalid_credentials")
         token = f"{now_ms()}.{next(self._ids)}.fake-access-token"
         self._tokens.add(token)
@@ -269,6 +273,8 @@ class FakeDeribit:
             await asyncio.sleep(self.slow_s)
             raise RpcError(10040, "retry")
         order, trades = self._match(direction, p)
+        if self.revoke_after_order:
+            self.revoked = True
         if self.order_mode == "slow":  # booked and filled, the answer comes after the client gave up
             await asyncio.sleep(self.slow_s)
         return {"order": order, "trades": trades}
@@ -301,6 +307,8 @@ class FakeDeribit:
     # --- transport ---------------------------------------------------------------------------
 
     def _authorized(self, request: web.Request) -> bool:
+        if self.revoked:
+            return False
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
             return header.removeprefix("Bearer ") in self._tokens

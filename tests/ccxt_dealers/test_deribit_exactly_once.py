@@ -22,7 +22,15 @@ import structlog
 from dealer_adapters.ccxt import CcxtDealers, Journal
 from dealer_adapters.ccxt.dialects import derive_key, dialect_for
 from dealer_adapters.protocol import ExecutionState
-from rfq_engine.domain import DealerId, ExecutionConfirm, ExecutionId, ExecutionReject, Quote, new_id
+from rfq_engine.domain import (
+    DealerId,
+    DealerStatus,
+    ExecutionConfirm,
+    ExecutionId,
+    ExecutionReject,
+    Quote,
+    new_id,
+)
 from tests.ccxt_dealers.conftest import Inbox, Make, award_for, deribit_config, leg, rfq
 from tests.ccxt_dealers.fake_deribit import API_KEY, SECRET, FakeDeribit
 
@@ -230,3 +238,23 @@ async def test_a_journaled_fill_whose_confirm_does_not_validate_is_unknown_not_r
     restarted, _inbox2 = await make_dealers({DEALER: cfg})
     lookup = await restarted.query_execution(DEALER, award.execution_id)
     assert lookup.state is ExecutionState.UNKNOWN and "does not validate" in lookup.reason
+
+
+async def test_credentials_lost_after_the_order_left_is_unknown_never_a_reject(
+        deribit: FakeDeribit, tmp_path: Path, make_dealers: Make) -> None:
+    """The order filled, its reply was lost, and the API key was revoked before the adapter
+    could read it back: the venue holds a trade the adapter cannot see. That is an unknown
+    outcome (the engine must not award the next quote), never a reject."""
+    dealers, inbox = await make_dealers({DEALER: deribit_config(deribit, tmp_path, timeout_ms=300)})
+    quote = await quote_for(dealers, inbox)
+    deribit.order_mode, deribit.revoke_after_order = "slow", True
+    award = award_for(quote)
+    with structlog.testing.capture_logs() as logs:
+        await dealers.send_award(DEALER, award)
+        down: DealerStatus = await inbox.next(DealerStatus, count=2)  # after the first "online"
+        lookup = await dealers.query_execution(DEALER, award.execution_id)
+    assert not down.online
+    assert deribit.executed == 1
+    assert inbox.of(ExecutionReject) == [] and inbox.of(ExecutionConfirm) == []  # never a "no"
+    assert lookup.state is ExecutionState.UNKNOWN
+    assert any(e["event"] == "ccxt_execution_needs_manual_reconciliation" for e in logs)
