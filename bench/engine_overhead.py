@@ -50,7 +50,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -81,8 +81,10 @@ from rfq_engine.store.base import (
     AuditStore,
     AwardRow,
     EventFilter,
+    FillQuery,
     FillRow,
     QuoteRow,
+    RfqQuery,
     RfqRow,
     VerifyReport,
 )
@@ -182,7 +184,7 @@ class InstantDealers:
 # --------------------------------------------------------------------------- the timed store
 
 
-class TimedStore:
+class TimedStore(AuditStore):
     """An ``AuditStore`` that delegates to ``inner`` and times ``award.decided`` events."""
 
     def __init__(self, inner: AuditStore) -> None:
@@ -240,8 +242,8 @@ class TimedStore:
     async def get_rfq(self, rfq_id: str) -> RfqRow | None:
         return await self.inner.get_rfq(rfq_id)
 
-    async def rfqs(self, states: Sequence[str] | None = None, limit: int | None = None) -> list[RfqRow]:
-        return await self.inner.rfqs(states, limit)
+    async def select_rfqs(self, query: RfqQuery) -> list[RfqRow]:
+        return await self.inner.select_rfqs(query)
 
     async def quotes(self, rfq_id: str) -> list[QuoteRow]:
         return await self.inner.quotes(rfq_id)
@@ -249,14 +251,11 @@ class TimedStore:
     async def awards(self, rfq_id: str) -> list[AwardRow]:
         return await self.inner.awards(rfq_id)
 
-    async def fills(self, rfq_id: str | None = None, dealer_id: str | None = None,
-                    since: datetime | None = None) -> list[FillRow]:
-        return await self.inner.fills(rfq_id, dealer_id, since)
+    async def select_fills(self, query: FillQuery) -> list[FillRow]:
+        return await self.inner.select_fills(query)
 
-    async def filled_notional(self, *, since: datetime | None = None, mandate: str | None = None,
-                              dealer_id: str | None = None, open_on: date | None = None) -> Decimal:
-        return await self.inner.filled_notional(since=since, mandate=mandate, dealer_id=dealer_id,
-                                                open_on=open_on)
+    async def sum_notional(self, query: FillQuery) -> Decimal:
+        return await self.inner.sum_notional(query)
 
 
 # --------------------------------------------------------------------------- wiring

@@ -4,12 +4,14 @@
     async with store:
         event = await store.append(rfq_id, EventType.RFQ_SUBMITTED, "alice", payload)
         report = await store.verify()
+        page = await store.rfq_page(RfqQuery(mandate="treasury", limit=50))
 
 ``open_store`` only builds the store; ``open()`` (or ``async with``) takes the writer lock,
 creates the tables and starts the writer. Pieces, for the curious: ``writer`` (group commit
 and chain), ``projection`` (query tables from events), ``checkpoint`` (chain head kept
 outside the database), ``verify``/``chain`` (tamper detection), ``memory``/``sql``
-(recorders), ``locks`` (single writer).
+(the stores), ``queries``/``sql_reads`` (the query tables' reads, in Python and in SQL),
+``locks`` (single writer).
 """
 
 from __future__ import annotations
@@ -21,8 +23,14 @@ from rfq_engine.store.base import (
     AuditStore,
     AwardRow,
     EventFilter,
+    EventRecorder,
+    FillQuery,
     FillRow,
+    QueryTables,
     QuoteRow,
+    RfqCursor,
+    RfqPage,
+    RfqQuery,
     RfqRow,
     StoreError,
     VerifyReport,
@@ -42,10 +50,16 @@ __all__ = [
     "AwardRow",
     "Checkpoint",
     "EventFilter",
+    "EventRecorder",
     "EventType",
+    "FillQuery",
     "FillRow",
     "InMemoryAuditStore",
+    "QueryTables",
     "QuoteRow",
+    "RfqCursor",
+    "RfqPage",
+    "RfqQuery",
     "RfqRow",
     "SqlAuditStore",
     "StoreError",

@@ -1,4 +1,4 @@
-"""InMemoryAuditStore: the full AuditStore protocol on a list and four dicts.
+"""InMemoryAuditStore: both halves of the AuditStore protocol on a list and four dicts.
 
 For tests, simulations and ``--dry-run``: same writer (group commit, futures resolved after
 the "commit", chain, optional checkpoint) and same projection code as the SQL store, so
@@ -12,7 +12,6 @@ import asyncio
 import bisect
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
-from datetime import date, datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
@@ -20,10 +19,13 @@ from typing import Any, Self
 from rfq_engine.domain import format_ts
 from rfq_engine.store import queries
 from rfq_engine.store.base import (
+    AuditStore,
     AwardRow,
     EventFilter,
+    FillQuery,
     FillRow,
     QuoteRow,
+    RfqQuery,
     RfqRow,
     StoreError,
     VerifyReport,
@@ -53,7 +55,7 @@ def matches(event: AuditEvent, flt: EventFilter) -> bool:
     )
 
 
-class InMemoryAuditStore:
+class InMemoryAuditStore(AuditStore):
     """An AuditStore that keeps everything in process memory."""
 
     def __init__(
@@ -172,18 +174,16 @@ class InMemoryAuditStore:
             yield [event_row(e, format_ts(e.ts)) for e in events[start : start + size]]
             await asyncio.sleep(0)
 
-    # --- projections ------------------------------------------------------------------------
-
-    async def find_rfq(self, requester: str, client_rfq_id: str) -> str | None:
-        return queries.find_rfq(self._tables.rfqs.values(), requester, client_rfq_id)
+    # --- query tables -----------------------------------------------------------------------
 
     async def get_rfq(self, rfq_id: str) -> RfqRow | None:
         return self._tables.rfqs.get(rfq_id)
 
-    async def rfqs(
-        self, states: Sequence[str] | None = None, limit: int | None = None
-    ) -> list[RfqRow]:
-        return queries.select_rfqs(self._tables.rfqs.values(), states, limit)
+    async def find_rfq(self, requester: str, client_rfq_id: str) -> str | None:
+        return queries.find_rfq(self._tables.rfqs.values(), requester, client_rfq_id)
+
+    async def select_rfqs(self, query: RfqQuery) -> list[RfqRow]:
+        return queries.select_rfqs(self._tables.rfqs.values(), query)
 
     async def quotes(self, rfq_id: str) -> list[QuoteRow]:
         return queries.select_quotes(self._tables.quotes.values(), rfq_id)
@@ -191,23 +191,8 @@ class InMemoryAuditStore:
     async def awards(self, rfq_id: str) -> list[AwardRow]:
         return queries.select_awards(self._tables.awards.values(), rfq_id)
 
-    async def fills(
-        self,
-        rfq_id: str | None = None,
-        dealer_id: str | None = None,
-        since: datetime | None = None,
-    ) -> list[FillRow]:
-        return queries.select_fills(self._tables.fills.values(), rfq_id, dealer_id, since)
+    async def select_fills(self, query: FillQuery) -> list[FillRow]:
+        return queries.select_fills(self._tables.fills.values(), query)
 
-    async def filled_notional(
-        self,
-        *,
-        since: datetime | None = None,
-        mandate: str | None = None,
-        dealer_id: str | None = None,
-        open_on: date | None = None,
-    ) -> Decimal:
-        return queries.sum_notional(
-            self._tables.fills.values(), since=since, mandate=mandate, dealer_id=dealer_id,
-            open_on=open_on,
-        )
+    async def sum_notional(self, query: FillQuery) -> Decimal:
+        return queries.sum_notional(self._tables.fills.values(), query)

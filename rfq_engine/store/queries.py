@@ -2,20 +2,25 @@
 
 The in-memory store answers every query with them. The SQL store answers with SQL, and
 uses them too where it must merge rows its SQL cannot see yet: a read-only reader of a
-SQLite store whose query tables are behind the events (sql.py, ``_Overlay``). One set of
-rules, so both answers agree on filters and order.
+SQLite store whose query tables are behind the events (sql_reads.py). One set of rules,
+so both answers agree on filters and order: ``RfqQuery`` and ``FillQuery`` (base.py) say
+what they mean, and sql_reads.py's WHERE clauses say it again in SQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+import heapq
+from collections.abc import Iterable
+from datetime import datetime
 from decimal import Decimal
 
-from rfq_engine.store.base import AwardRow, FillRow, QuoteRow, RfqRow
+from rfq_engine.store.base import AwardRow, FillQuery, FillRow, QuoteRow, RfqQuery, RfqRow
 
 __all__ = [
+    "fill_matches",
     "find_rfq",
+    "newest_first_key",
+    "rfq_matches",
     "select_awards",
     "select_fills",
     "select_quotes",
@@ -24,23 +29,34 @@ __all__ = [
 ]
 
 
-def _newest_first_key(row: RfqRow) -> tuple[datetime, str]:
+def newest_first_key(row: RfqRow) -> tuple[datetime, str]:
+    """The RFQ order, descending: also the keyset cursor's key."""
     return row.created_at, row.rfq_id
 
 
 def find_rfq(rows: Iterable[RfqRow], requester: str, client_rfq_id: str) -> str | None:
     """The newest rfq with this requester and client id."""
     found = [r for r in rows if r.requester == requester and r.client_rfq_id == client_rfq_id]
-    return max(found, key=_newest_first_key).rfq_id if found else None
+    return max(found, key=newest_first_key).rfq_id if found else None
 
 
-def select_rfqs(
-    rows: Iterable[RfqRow], states: Sequence[str] | None = None, limit: int | None = None
-) -> list[RfqRow]:
-    """Newest first, optionally of some states only."""
-    chosen = [r for r in rows if states is None or r.state in states]
-    chosen.sort(key=_newest_first_key, reverse=True)
-    return chosen if limit is None else chosen[:limit]
+def rfq_matches(row: RfqRow, q: RfqQuery) -> bool:
+    return (
+        (q.states is None or row.state in q.states)
+        and (q.requester is None or row.requester == q.requester)
+        and (q.mandate is None or row.mandate == q.mandate)
+        and (q.created_since is None or row.created_at >= q.created_since)
+        and (q.created_until is None or row.created_at < q.created_until)
+        and (q.after is None or newest_first_key(row) < (q.after.created_at, q.after.rfq_id))
+    )
+
+
+def select_rfqs(rows: Iterable[RfqRow], query: RfqQuery) -> list[RfqRow]:
+    """The rows ``query`` matches, newest first, at most ``query.limit`` of them."""
+    chosen = (r for r in rows if rfq_matches(r, query))
+    if query.limit is None:
+        return sorted(chosen, key=newest_first_key, reverse=True)
+    return heapq.nlargest(query.limit, chosen, key=newest_first_key)
 
 
 def select_quotes(rows: Iterable[QuoteRow], rfq_id: str) -> list[QuoteRow]:
@@ -53,31 +69,21 @@ def select_awards(rows: Iterable[AwardRow], rfq_id: str) -> list[AwardRow]:
     return sorted(chosen, key=lambda a: (a.confirm_by, a.execution_id))
 
 
-def select_fills(
-    rows: Iterable[FillRow], rfq_id: str | None = None, dealer_id: str | None = None,
-    since: datetime | None = None,
-) -> list[FillRow]:
-    chosen = [
-        f for f in rows
-        if (rfq_id is None or f.rfq_id == rfq_id)
-        and (dealer_id is None or f.dealer_id == dealer_id)
-        and (since is None or f.filled_at >= since)
-    ]
+def fill_matches(row: FillRow, q: FillQuery) -> bool:
+    return (
+        (q.rfq_id is None or row.rfq_id == q.rfq_id)
+        and (q.dealer_id is None or row.dealer_id == q.dealer_id)
+        and (q.mandate is None or row.mandate == q.mandate)
+        and (q.since is None or row.filled_at >= q.since)
+        and (q.open_on is None or row.last_date is None or row.last_date >= q.open_on)
+    )
+
+
+def select_fills(rows: Iterable[FillRow], query: FillQuery) -> list[FillRow]:
+    chosen = [f for f in rows if fill_matches(f, query)]
     return sorted(chosen, key=lambda f: (f.filled_at, f.fill_id))
 
 
-def sum_notional(
-    rows: Iterable[FillRow], *, since: datetime | None = None, mandate: str | None = None,
-    dealer_id: str | None = None, open_on: date | None = None,
-) -> Decimal:
+def sum_notional(rows: Iterable[FillRow], query: FillQuery) -> Decimal:
     """Exact: the notionals are Decimals (SQL SUM over decimal text would use floats)."""
-    return sum(
-        (
-            f.notional for f in rows
-            if (since is None or f.filled_at >= since)
-            and (mandate is None or f.mandate == mandate)
-            and (dealer_id is None or f.dealer_id == dealer_id)
-            and (open_on is None or f.last_date is None or f.last_date >= open_on)
-        ),
-        Decimal(0),
-    )
+    return sum((f.notional for f in rows if fill_matches(f, query)), Decimal(0))

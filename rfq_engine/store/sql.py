@@ -33,8 +33,6 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from datetime import date, datetime
-from decimal import Decimal
 from types import EllipsisType, TracebackType
 from typing import Any, Final, Self
 from urllib.parse import quote
@@ -47,15 +45,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
-from rfq_engine.store.base import (
-    AwardRow,
-    EventFilter,
-    FillRow,
-    QuoteRow,
-    RfqRow,
-    StoreError,
-    VerifyReport,
-)
+from rfq_engine.store.base import AuditStore, EventFilter, StoreError, VerifyReport
 from rfq_engine.store.chain import RawRow, event_row, ts_text
 from rfq_engine.store.checkpoint import CheckpointFile, key_from_env
 from rfq_engine.store.events import GENESIS_HASH, AuditEvent
@@ -69,7 +59,7 @@ from rfq_engine.store.projection import (
     touched,
 )
 from rfq_engine.store.rowcache import RowCache
-from rfq_engine.store.sql_reads import TableReads, load_rows, store_errors
+from rfq_engine.store.sql_reads import SqlQueryTables, load_rows, store_errors
 from rfq_engine.store.sqlite_commit import SqliteCommitter
 from rfq_engine.store.tables import (
     EVENT_ATTRS,
@@ -81,6 +71,7 @@ from rfq_engine.store.tables import (
     quotes,
     rfqs,
     row_to_event,
+    upgrade_indexes,
 )
 from rfq_engine.store.verify import check_before_writing, verify_pages
 from rfq_engine.store.writer import CommitFn, GroupCommitWriter, ThreadCommit, WriterStats
@@ -108,7 +99,7 @@ def _upsert(dialect: str, table: Any) -> Insert:
     return stmt.on_conflict_do_update(index_elements=pk, set_=update)
 
 
-class SqlAuditStore:
+class SqlAuditStore(SqlQueryTables, AuditStore):
     """The audit store on SQLite (default) or PostgreSQL.
 
     ``checkpoint_path``: ``...`` means the default (``<dbfile>.head`` for SQLite, none for
@@ -251,6 +242,7 @@ class SqlAuditStore:
             await self._pg_lock.acquire()
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
+            await conn.run_sync(upgrade_indexes)
         head = await self._load_head()
         await check_before_writing(self._checkpoint, head, self._hash_at)
         self._cache = RowCache()
@@ -462,7 +454,7 @@ class SqlAuditStore:
                     if not pending.cancelled():
                         pending.exception()
 
-    # --- projections ------------------------------------------------------------------------
+    # --- query tables: the reads are SqlQueryTables (sql_reads.py) -----------------------
 
     async def _tables_current(self) -> None:
         """In the writing process, before a query table is read: wait until the tables
@@ -481,43 +473,6 @@ class SqlAuditStore:
             except Exception as exc:
                 raise StoreError(f"the query tables are behind the audit log: {exc}") from exc
 
-    def _reads(self) -> TableReads:
-        overlay = self.readonly and self._sqlite_path is not None
-        return TableReads(self._require_engine(), self._tables_current, overlay=overlay)
-
-    async def find_rfq(self, requester: str, client_rfq_id: str) -> str | None:
-        return await self._reads().find_rfq(requester, client_rfq_id)
-
-    async def get_rfq(self, rfq_id: str) -> RfqRow | None:
-        return await self._reads().get_rfq(rfq_id)
-
-    async def rfqs(
-        self, states: Sequence[str] | None = None, limit: int | None = None
-    ) -> list[RfqRow]:
-        return await self._reads().rfqs(states, limit)
-
-    async def quotes(self, rfq_id: str) -> list[QuoteRow]:
-        return await self._reads().quotes(rfq_id)
-
-    async def awards(self, rfq_id: str) -> list[AwardRow]:
-        return await self._reads().awards(rfq_id)
-
-    async def fills(
-        self,
-        rfq_id: str | None = None,
-        dealer_id: str | None = None,
-        since: datetime | None = None,
-    ) -> list[FillRow]:
-        return await self._reads().fills(rfq_id, dealer_id, since)
-
-    async def filled_notional(
-        self,
-        *,
-        since: datetime | None = None,
-        mandate: str | None = None,
-        dealer_id: str | None = None,
-        open_on: date | None = None,
-    ) -> Decimal:
-        return await self._reads().filled_notional(
-            since=since, mandate=mandate, dealer_id=dealer_id, open_on=open_on
-        )
+    @property
+    def _overlays(self) -> bool:
+        return self.readonly and self._sqlite_path is not None

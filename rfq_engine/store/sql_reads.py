@@ -8,23 +8,35 @@ engine between its two commits, or one killed there and not yet restarted), it p
 the missing events' rows in memory (``missing_rows``) and merges them, by key, into its
 SQL answer, read in the same snapshot; the result is filtered and ordered by the same
 pure rules as the in-memory store (queries.py).
+
+Every filter and the keyset pagination of ``RfqQuery`` run in SQL (``rfq_where``), on the
+``(…, created_at, rfq_id)`` indexes of tables.py: a page of RFQs reads about as many rows
+as it returns, however many RFQs there are.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import date, datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, Table, literal, select, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rfq_engine.store import queries
-from rfq_engine.store.base import AwardRow, FillRow, QuoteRow, RfqRow, StoreError
+from rfq_engine.store.base import (
+    AwardRow,
+    FillQuery,
+    FillRow,
+    QueryTables,
+    QuoteRow,
+    RfqQuery,
+    RfqRow,
+    StoreError,
+)
 from rfq_engine.store.projection import Tables, Touched, apply_change, changes_for, touched
 from rfq_engine.store.tables import (
     PROJECTION,
@@ -41,7 +53,15 @@ from rfq_engine.store.tables import (
     row_to_rfq,
 )
 
-__all__ = ["TableReads", "chunks", "load_rows", "missing_rows", "store_errors"]
+__all__ = [
+    "SqlQueryTables",
+    "chunks",
+    "fill_where",
+    "load_rows",
+    "missing_rows",
+    "rfq_where",
+    "store_errors",
+]
 
 _IN_CHUNK: Final = 500  # keys per IN (...) list: well under SQLite's bound-parameter limit
 
@@ -105,49 +125,74 @@ async def missing_rows(conn: AsyncConnection) -> Tables | None:
     return tables
 
 
-class TableReads:
-    """The reads, on ``engine``. ``wait``: the writing store's wait for its projection.
-    ``overlay``: a read-only SQLite reader, which merges ``missing_rows`` into its answers,
-    both read in one snapshot."""
+def _equal(table: Table, **values: str | None) -> list[ColumnElement[bool]]:
+    """``column = value`` for each value given (None: any)."""
+    return [table.c[name] == value for name, value in values.items() if value is not None]
 
-    def __init__(
-        self, engine: AsyncEngine, wait: Callable[[], Awaitable[None]], *, overlay: bool
-    ) -> None:
-        self._engine = engine
-        self._wait = wait
-        self._overlay = overlay
+
+def rfq_where(query: RfqQuery) -> list[ColumnElement[bool]]:
+    """``query``'s criteria (all but the limit) as a WHERE clause: queries.rfq_matches in SQL."""
+    c = rfqs.c
+    where = _equal(rfqs, requester=query.requester, mandate=query.mandate)
+    if query.states is not None:
+        where.append(c.state.in_(list(query.states)))
+    if query.created_since is not None:
+        where.append(c.created_at >= query.created_since)
+    if query.created_until is not None:
+        where.append(c.created_at < query.created_until)
+    if query.after is not None:  # a row value: one range on the (created_at, rfq_id) index
+        after = query.after
+        where.append(tuple_(c.created_at, c.rfq_id) < tuple_(
+            literal(after.created_at, c.created_at.type), literal(after.rfq_id, c.rfq_id.type)
+        ))
+    return where
+
+
+def fill_where(query: FillQuery) -> list[ColumnElement[bool]]:
+    """``query`` as a WHERE clause: queries.fill_matches in SQL."""
+    c = fills.c
+    where = _equal(fills, rfq_id=query.rfq_id, dealer_id=query.dealer_id, mandate=query.mandate)
+    if query.since is not None:
+        where.append(c.filled_at >= query.since)
+    if query.open_on is not None:
+        where.append(c.last_date.is_(None) | (c.last_date >= query.open_on))
+    return where
+
+
+NEWEST_FIRST: Final = (rfqs.c.created_at.desc(), rfqs.c.rfq_id.desc())
+
+
+class SqlQueryTables(QueryTables):
+    """The query tables of SqlAuditStore, which mixes this in and supplies the engine
+    (``_require_engine``), the writing process's wait for its projection
+    (``_tables_current``) and whether reads merge the rows the tables miss
+    (``_overlays``: a read-only SQLite reader, which merges ``missing_rows`` into its
+    answers, both read in one snapshot)."""
+
+    def _require_engine(self) -> AsyncEngine:
+        raise NotImplementedError
+
+    async def _tables_current(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def _overlays(self) -> bool:
+        raise NotImplementedError
 
     async def _read(
         self, build: Callable[[Tables | None], Select[Any] | None]
     ) -> tuple[Tables | None, list[Any]]:
         """The rows missing from the tables (None: none) and the rows of ``build(missing)``
         (a None statement: no query)."""
-        await self._wait()
+        await self._tables_current()
         with store_errors("query"):
-            async with self._engine.connect() as conn:
+            async with self._require_engine().connect() as conn:
                 missing = None
-                if self._overlay:
+                if self._overlays:
                     await conn.exec_driver_sql("BEGIN")  # one snapshot for both (WAL)
                     missing = await missing_rows(conn)
                 stmt = build(missing)
                 return missing, [] if stmt is None else list(await conn.execute(stmt))
-
-    async def find_rfq(self, requester: str, client_rfq_id: str) -> str | None:
-        c = rfqs.c
-        where = (c.requester == requester, c.client_rfq_id == client_rfq_id)
-
-        def build(missing: Tables | None) -> Select[Any]:
-            if missing is not None:
-                return select(rfqs).where(*where)
-            return select(c.rfq_id).where(*where).order_by(
-                c.created_at.desc(), c.rfq_id.desc()
-            ).limit(1)
-
-        missing, rows = await self._read(build)
-        if missing is not None:
-            found = [row_to_rfq(row) for row in rows]
-            return queries.find_rfq(_merged(found, missing.rfqs, _rfq_key), requester, client_rfq_id)
-        return str(rows[0][0]) if rows else None
 
     async def get_rfq(self, rfq_id: str) -> RfqRow | None:
         def build(missing: Tables | None) -> Select[Any] | None:
@@ -160,22 +205,33 @@ class TableReads:
             return missing.rfqs[rfq_id]
         return row_to_rfq(rows[0]) if rows else None
 
-    async def rfqs(
-        self, states: Sequence[str] | None = None, limit: int | None = None
-    ) -> list[RfqRow]:
+    async def find_rfq(self, requester: str, client_rfq_id: str) -> str | None:
+        c = rfqs.c
+        where = (c.requester == requester, c.client_rfq_id == client_rfq_id)
+
         def build(missing: Tables | None) -> Select[Any]:
-            stmt = select(rfqs).order_by(rfqs.c.created_at.desc(), rfqs.c.rfq_id.desc())
-            if states is not None:
-                stmt = stmt.where(rfqs.c.state.in_(list(states)))
-            if limit is not None:  # the missing rows can replace at most as many as they are
-                stmt = stmt.limit(limit + (0 if missing is None else len(missing.rfqs)))
+            if missing is not None:
+                return select(rfqs).where(*where)
+            return select(c.rfq_id).where(*where).order_by(*NEWEST_FIRST).limit(1)
+
+        missing, rows = await self._read(build)
+        if missing is not None:
+            found = [row_to_rfq(row) for row in rows]
+            return queries.find_rfq(_merged(found, missing.rfqs, _rfq_key), requester, client_rfq_id)
+        return str(rows[0][0]) if rows else None
+
+    async def select_rfqs(self, query: RfqQuery) -> list[RfqRow]:
+        def build(missing: Tables | None) -> Select[Any]:
+            stmt = select(rfqs).where(*rfq_where(query)).order_by(*NEWEST_FIRST)
+            if query.limit is not None:  # a missing row replaces at most one stored row
+                stmt = stmt.limit(query.limit + (0 if missing is None else len(missing.rfqs)))
             return stmt
 
         missing, rows = await self._read(build)
         found = [row_to_rfq(row) for row in rows]
         if missing is None:
             return found
-        return queries.select_rfqs(_merged(found, missing.rfqs, _rfq_key), states, limit)
+        return queries.select_rfqs(_merged(found, missing.rfqs, _rfq_key), query)
 
     async def quotes(self, rfq_id: str) -> list[QuoteRow]:
         c = quotes.c
@@ -197,58 +253,25 @@ class TableReads:
             return found
         return queries.select_awards(_merged(found, missing.awards, _award_key), rfq_id)
 
-    async def fills(
-        self,
-        rfq_id: str | None = None,
-        dealer_id: str | None = None,
-        since: datetime | None = None,
-    ) -> list[FillRow]:
-        c = fills.c
-        stmt = select(fills).order_by(c.filled_at, c.fill_id)
-        if rfq_id is not None:
-            stmt = stmt.where(c.rfq_id == rfq_id)
-        if dealer_id is not None:
-            stmt = stmt.where(c.dealer_id == dealer_id)
-        if since is not None:
-            stmt = stmt.where(c.filled_at >= since)
+    async def select_fills(self, query: FillQuery) -> list[FillRow]:
+        stmt = select(fills).where(*fill_where(query)).order_by(fills.c.filled_at, fills.c.fill_id)
         missing, rows = await self._read(lambda _: stmt)
         found = [row_to_fill(row) for row in rows]
         if missing is None:
             return found
-        return queries.select_fills(
-            _merged(found, missing.fills, _fill_key), rfq_id, dealer_id, since
-        )
+        return queries.select_fills(_merged(found, missing.fills, _fill_key), query)
 
-    async def filled_notional(
-        self,
-        *,
-        since: datetime | None = None,
-        mandate: str | None = None,
-        dealer_id: str | None = None,
-        open_on: date | None = None,
-    ) -> Decimal:
+    async def sum_notional(self, query: FillQuery) -> Decimal:
         """Summed in Python: the column is exact decimal text and SQL SUM would use floats."""
-        c = fills.c
-
         def build(missing: Tables | None) -> Select[Any]:
-            stmt = select(c.notional) if missing is None else select(fills)
-            if since is not None:
-                stmt = stmt.where(c.filled_at >= since)
-            if mandate is not None:
-                stmt = stmt.where(c.mandate == mandate)
-            if dealer_id is not None:
-                stmt = stmt.where(c.dealer_id == dealer_id)
-            if open_on is not None:
-                stmt = stmt.where((c.last_date.is_(None)) | (c.last_date >= open_on))
-            return stmt
+            return select(fills.c.notional if missing is None else fills).where(*fill_where(query))
 
         missing, rows = await self._read(build)
         if missing is None:
             return sum((row[0] for row in rows), Decimal(0))
-        return queries.sum_notional(
-            _merged([row_to_fill(row) for row in rows], missing.fills, _fill_key), since=since,
-            mandate=mandate, dealer_id=dealer_id, open_on=open_on,
-        )
+        found = [row_to_fill(row) for row in rows]
+        return queries.sum_notional(_merged(found, missing.fills, _fill_key), query)
+
 
 R = TypeVar("R")
 

@@ -37,7 +37,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.engine import Dialect, Row
+from sqlalchemy.engine import Connection, Dialect, Row
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -49,6 +49,7 @@ from rfq_engine.store.events import AuditEvent
 __all__ = [
     "EVENT_ATTRS",
     "PROJECTION",
+    "SUPERSEDED_INDEXES",
     "Bulk",
     "audit_events",
     "awards",
@@ -62,6 +63,7 @@ __all__ = [
     "row_to_fill",
     "row_to_quote",
     "row_to_rfq",
+    "upgrade_indexes",
 ]
 
 
@@ -143,9 +145,16 @@ rfqs = Table(
     Column("reason", Text(), nullable=False),
     Column("spec", Text(), nullable=False),
     Index("ix_rfqs_requester_client", "requester", "client_rfq_id"),
-    Index("ix_rfqs_state", "state"),
-    Index("ix_rfqs_created_at", "created_at"),
+    # Newest first, keyset-paginated (sql_reads.rfq_where): each filter of RfqQuery has an
+    # index ending in the order's (created_at, rfq_id), so a filtered page is one range.
+    Index("ix_rfqs_created", "created_at", "rfq_id"),
+    Index("ix_rfqs_state_created", "state", "created_at", "rfq_id"),
+    Index("ix_rfqs_requester_created", "requester", "created_at", "rfq_id"),
+    Index("ix_rfqs_mandate_created", "mandate", "created_at", "rfq_id"),
 )
+
+# Indexes of earlier schemas that one above replaces (dropped by ``upgrade_indexes``).
+SUPERSEDED_INDEXES: Final = ("ix_rfqs_state", "ix_rfqs_created_at")
 
 quotes = Table(
     "quotes",
@@ -209,6 +218,17 @@ projection_state = Table(
     Column("name", Text(), primary_key=True),
     Column("seq", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
 )
+
+
+def upgrade_indexes(conn: Connection) -> None:
+    """Give a database made by an earlier version the indexes of this schema (``create_all``
+    makes the indexes of the tables it creates, not those added to a table since) and drop
+    the ones they replace. The writer runs it at open, after ``create_all``."""
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+    for name in SUPERSEDED_INDEXES:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
 
 
 # --- conversion --------------------------------------------------------------------------
