@@ -158,12 +158,14 @@ def openapi_document() -> dict[str, Any]:
                                    "409": _resp(_ref("Error"), "key reused for another request"),
                                    "503": _resp(_ref("Error"), "halted by the kill switch"),
                                    **ERR}},
-            "get": {"summary": "List RFQs, newest first",
+            "get": {"summary": "List RFQs, newest first, one page at a time: `after` is the "
+                               "`next` of the page before (null on the last page)",
                     "parameters": [{"name": n, "in": "query", "schema": STR}
-                                   for n in ("state", "requester", "mandate", "limit")],
+                                   for n in ("state", "requester", "mandate", "since", "until",
+                                             "after", "limit")],
                     "responses": {"200": _resp(_obj({"rfqs": {"type": "array",
-                                                              "items": _ref("RfqSummary")}}),
-                                               "RFQs"), **ERR}}},
+                                                              "items": _ref("RfqSummary")},
+                                                     "next": NSTR}), "RFQs"), **ERR}}},
         "/api/v1/rfqs/{rfq_id}": {"get": {
             "summary": "One RFQ with quotes, awards, fills and the decision record",
             "parameters": RFQ_ID,

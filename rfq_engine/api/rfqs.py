@@ -1,4 +1,5 @@
-"""``/api/v1/rfqs``: create (idempotent), list, get, cancel, approve, refuse.
+"""``/api/v1/rfqs``: create (idempotent), list (filtered and keyset-paginated in the store),
+get, cancel, approve, refuse.
 
 Bodies are strict: an unknown key is a 422 naming it (``legs[0].sde``), decimals are held
 to the entry bounds (``rfq_engine.domain.values.ENTRY_BOUNDS``) and a ``reason`` to
@@ -7,6 +8,7 @@ to the entry bounds (``rfq_engine.domain.values.ENTRY_BOUNDS``) and a ``reason``
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,10 +20,10 @@ from rfq_engine.api.idempotency import Claim, IdempotencyMap, Named
 from rfq_engine.api.serialize import error, json_response, row
 from rfq_engine.app import App
 from rfq_engine.decision import build_decision_record
-from rfq_engine.domain import RfqSpec, RfqState, ValidationError
+from rfq_engine.domain import RfqSpec, RfqState, ValidationError, format_ts, parse_ts
 from rfq_engine.domain.rfq import MAX_KEY
 from rfq_engine.domain.values import check_fields
-from rfq_engine.store import EventFilter
+from rfq_engine.store import EventFilter, RfqCursor, RfqQuery
 
 __all__ = ["APP_KEY", "IDEMPOTENCY_KEY", "MAX_REASON", "reason_field", "routes"]
 
@@ -29,6 +31,7 @@ routes = web.RouteTableDef()
 APP_KEY: web.AppKey[App] = web.AppKey("rfq_app", App)
 IDEMPOTENCY_KEY: web.AppKey[IdempotencyMap] = web.AppKey("idempotency", IdempotencyMap)
 MAX_LIMIT = 1000
+MAX_CURSOR = 400
 MAX_REASON = 1000
 REPLAYED = "Idempotent-Replayed"
 
@@ -138,23 +141,51 @@ async def create_rfq(request: web.Request) -> web.Response:
     return json_response(view, status=201 if created else 200, headers=headers)
 
 
+def cursor_text(cursor: RfqCursor) -> str:
+    """The opaque ``next`` of a page: base64url of ``<created_at> <rfq_id>``."""
+    raw = f"{format_ts(cursor.created_at)} {cursor.rfq_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def parse_cursor(text: str) -> RfqCursor:
+    """A ``next`` this API returned, or a 422 naming ``after``."""
+    try:
+        if len(text) > MAX_CURSOR:
+            raise ValueError("too long")
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+        ts, space, rfq_id = raw.decode("utf-8").partition(" ")
+        if not space or not rfq_id:
+            raise ValueError("no rfq_id")
+        return RfqCursor(parse_ts(ts, "after"), rfq_id)
+    except ValueError:  # binascii.Error, UnicodeDecodeError and ValidationError too
+        raise ValidationError("after", "not a cursor from this API's next") from None
+
+
+def list_query(request: web.Request) -> RfqQuery:
+    """``GET /rfqs``'s parameters: ``state`` (repeatable), ``requester``, ``mandate``,
+    ``since <= created_at < until``, ``after`` (a page's ``next``) and ``limit``."""
+    q = request.query
+    states = q.getall("state", []) or None
+    known = {x.value for x in RfqState}
+    unknown = [s for s in states or () if s not in known]
+    if unknown:
+        raise ValidationError("state", f"unknown state {unknown[0]!r}")
+    return RfqQuery(
+        states=states, requester=q.get("requester"), mandate=q.get("mandate"),
+        created_since=parse_ts(q["since"], "since") if "since" in q else None,
+        created_until=parse_ts(q["until"], "until") if "until" in q else None,
+        after=parse_cursor(q["after"]) if "after" in q else None,
+        limit=query_int(request, "limit", 200, 1, MAX_LIMIT),
+    )
+
+
 @routes.get("/api/v1/rfqs")
 @require("rfq:read")
 async def list_rfqs(request: web.Request) -> web.Response:
-    app = request.app[APP_KEY]
-    states = request.query.getall("state", []) or None
-    if states:
-        unknown = [s for s in states if s not in {x.value for x in RfqState}]
-        if unknown:
-            return error(422, "validation", f"unknown state {unknown[0]!r}", "state")
-    limit = query_int(request, "limit", 200, 1, MAX_LIMIT)
-    rows = await app.store.rfqs(states=states, limit=None)
-    requester = request.query.get("requester")
-    mandate = request.query.get("mandate")
-    picked = [r for r in rows if (requester is None or r.requester == requester)
-              and (mandate is None or r.mandate == mandate)]
-    picked.sort(key=lambda r: r.created_at, reverse=True)
-    return json_response({"rfqs": [row(r) for r in picked[:limit]]})
+    """Newest first, one keyset page: the filters and the page are the store's query."""
+    page = await request.app[APP_KEY].store.rfq_page(list_query(request))
+    return json_response({"rfqs": [row(r) for r in page.rows],
+                          "next": None if page.next is None else cursor_text(page.next)})
 
 
 @routes.get("/api/v1/rfqs/{rfq_id}")
