@@ -19,12 +19,12 @@ from aiohttp.web_request import BaseRequest
 
 from rfq_engine.api import audit, executions, hedge, ops, rfqs, stream
 from rfq_engine.api.auth import PRINCIPAL, TokenIndex, authenticate
-from rfq_engine.api.config import ApiConfig
 from rfq_engine.api.idempotency import IdempotencyMap
 from rfq_engine.api.metrics import Metrics
 from rfq_engine.api.openapi import openapi_document
 from rfq_engine.api.serialize import error, json_response
 from rfq_engine.app import App
+from rfq_engine.config import ApiConfig
 from rfq_engine.domain import ValidationError
 from rfq_engine.engine import EngineHalted, InvalidState, NotPermitted, UnknownRfq
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from aiohttp import web
 
-from rfq_engine.api.config import ApiConfig, Role
+from rfq_engine.config import ApiConfig, Role
 
 __all__ = [
     "PERMISSIONS",
