@@ -9,13 +9,43 @@ and the chain position of every event.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from rfq_engine.domain import decimal_str, format_ts
+from rfq_engine.domain.events import (
+    AnyEvent,
+    ApprovalGranted,
+    ApprovalRefused,
+    ApprovalRequested,
+    AwardDecided,
+    AwardReferenceRecorded,
+    AwardSent,
+    CancelRequested,
+    ExecutionConfirmed,
+    ExecutionRejected,
+    ExecutionResolved,
+    ExecutionUnknown,
+    ExecutionUnresolved,
+    FillRecorded,
+    MandateChecked,
+    MessageRejected,
+    QuoteDeclined,
+    QuoteReceived,
+    QuoteRejected,
+    QuotesRanked,
+    RfqSent,
+    RfqStateChanged,
+    RfqSubmitted,
+    UnknownEvent,
+    WindowClosed,
+    encode,
+)
 from rfq_engine.pricing.tca import tca
+from rfq_engine.readside import typed
 from rfq_engine.store.events import AuditEvent
-from rfq_engine.store.events import EventType as E
 
 __all__ = ["build_decision_record", "render_decision_record"]
 
@@ -30,130 +60,181 @@ def _slippage_bps(price: Decimal, reference: dict[str, Any] | None, side: str) -
     return decimal_str((edge / base * 10000).quantize(Decimal("0.01")))
 
 
+def _dec(value: Decimal | None) -> str | None:
+    return None if value is None else decimal_str(value)
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else format_ts(value)
+
+
+def _stored(event: QuoteReceived | QuoteRejected | AwardDecided | FillRecorded) -> dict[str, Any]:
+    """The event's payload as the log keeps it (canonical JSON: keys sorted)."""
+    return dict(sorted(encode(event).items()))
+
+
 def build_decision_record(events: Sequence[AuditEvent]) -> dict[str, Any]:
     if not events:
         raise ValueError("no events for this RFQ")
-    record: dict[str, Any] = {
-        "rfq_id": events[0].rfq_id, "state": "created", "reason": "", "spec": None,
-        "submitted_at": None, "notional": None, "reference": None, "pre_trade": [],
-        "approval": {}, "dealers_asked": [], "send_failures": {}, "deadline": None,
-        "window": None,
-        "quotes": [], "declines": [], "ranking": [], "rejected_at_ranking": [],
-        "min_quotes": None, "awards": [], "fills": [], "filled_quantity": "0",
-        "average_price": None, "slippage_bps": None, "tca": None, "cancel": None, "messages_rejected": [],
-        "timeline": [],
-    }
-    awards: dict[str, dict[str, Any]] = {}
-    filled_qty = Decimal(0)
-    filled_value = Decimal(0)
-    side = "bid"
+    builder = _Record(events[0].rfq_id)
     for event in events:
-        p = event.payload
-        record["timeline"].append({"seq": event.seq, "ts": format_ts(event.ts),
-                                   "type": event.type, "actor": event.actor})
-        if event.type == E.RFQ_SUBMITTED:
-            record.update(spec=p["spec"], submitted_at=format_ts(event.ts),
-                          notional=p.get("notional"), reference=p.get("reference"))
-            record["requester"] = event.actor
-        elif event.type == E.RFQ_STATE_CHANGED:
-            record["state"], record["reason"] = p["to"], p.get("reason", "")
-        elif event.type == E.MANDATE_CHECKED:
-            record["pre_trade"] = p["verdicts"]
-        elif event.type == E.APPROVAL_REQUESTED:
-            record["approval"].update(requested=True, reason=p.get("reason"),
-                                      expires_at=p.get("expires_at"))
-        elif event.type in (E.APPROVAL_GRANTED, E.APPROVAL_REFUSED):
-            record["approval"].update(decision=event.type.split(".")[1], by=event.actor,
-                                      at=format_ts(event.ts), note=p.get("reason"))
-        elif event.type == E.RFQ_SENT:
-            record.update(dealers_asked=p["sent"], send_failures=p.get("failed", {}),
-                          deadline=p["deadline"])
-        elif event.type == E.QUOTE_RECEIVED:
-            record["quotes"].append({**p, "status": "received", "reason": ""})
-        elif event.type == E.QUOTE_REJECTED:
-            match = next((q for q in reversed(record["quotes"])
-                          if q.get("msg_id") == p.get("msg_id") and p.get("msg_id")), None)
-            if match is not None and match["status"] == "received":
-                match.update(status="rejected", reason=p["reason"])
-            else:
-                record["quotes"].append({**p, "status": "rejected"})
-        elif event.type == E.QUOTE_DECLINED:
-            record["declines"].append({"dealer_id": p["dealer_id"], "reason": p.get("reason", ""),
-                                       "at": format_ts(event.ts)})
-        elif event.type == E.QUOTES_RANKED:
-            side = p["side"]
-            record.update(ranking=p["ranking"], rejected_at_ranking=p["rejected"],
-                          min_quotes=p.get("min_quotes"), side=side)
-            if p.get("reference") is not None:
-                record["reference"] = p["reference"]
-        elif event.type == E.WINDOW_CLOSED:
-            record["window"] = {"closed_at": p.get("closed_at"), "policy": p.get("policy"),
-                                "reason": p.get("reason"), "deadline": p.get("deadline")}
-        elif event.type == E.AWARD_DECIDED:
-            entry = {**p, "decided_at": format_ts(event.ts), "outcome": "pending",
-                     "path": ["decided"]}
-            awards[p["execution_id"]] = entry
-            record["awards"].append(entry)
-        elif event.type == E.AWARD_REFERENCE:
-            for execution_id in p.get("execution_ids", []):
-                if execution_id in awards:
-                    awards[execution_id]["reference"] = p["reference"]
-        elif event.type == E.AWARD_SENT and p.get("execution_id") in awards:
-            if p.get("error"):
-                awards[p["execution_id"]]["path"].append(f"send failed: {p['error']}")
-        elif event.type == E.EXECUTION_CONFIRMED and p["execution_id"] in awards:
-            a = awards[p["execution_id"]]
-            a.update(outcome="confirmed", confirmed_at=format_ts(event.ts),
-                     dealer_trade_id=p.get("dealer_trade_id"))
-            a["path"].append("confirmed by the dealer's lookup" if p.get("source") == "reconciled"
-                             else "confirmed by the dealer")
-        elif event.type == E.EXECUTION_REJECTED and p["execution_id"] in awards:
-            a = awards[p["execution_id"]]
-            a.update(outcome="timed_out" if p.get("timeout") else "rejected",
-                     reject_reason=p.get("reason"))
-            a["path"].append(f"rejected: {p.get('reason')}")
-        elif event.type == E.EXECUTION_UNKNOWN and p["execution_id"] in awards:
-            a = awards[p["execution_id"]]
-            a.update(outcome="unknown")
-            a["path"].append(f"outcome unknown ({p.get('reason')}); asking the dealer until "
-                             f"{p.get('reconcile_by')}")
-        elif event.type == E.EXECUTION_UNRESOLVED and p["execution_id"] in awards:
-            a = awards[p["execution_id"]]
-            a.update(outcome="unresolved")
-            a["path"].append(f"unresolved after {p.get('attempts')} question(s): {p.get('reason')}")
-        elif event.type == E.EXECUTION_RESOLVED and p["execution_id"] in awards:
-            a = awards[p["execution_id"]]
-            executed = bool(p.get("executed"))
-            a.update(outcome="confirmed" if executed else "rejected",
-                     resolution={k: p.get(k) for k in ("executed", "quantity", "price",
-                                                       "dealer_trade_id", "evidence",
-                                                       "resolved_by")})
+        builder.record["timeline"].append({"seq": event.seq, "ts": format_ts(event.ts),
+                                           "type": event.type, "actor": event.actor})
+        decoded = typed(event.type, event.payload, seq=event.seq, rfq_id=event.rfq_id)
+        if decoded is not None:  # not decoded (logged): in the timeline only
+            builder.apply(event, decoded)
+    return builder.finish()
+
+
+@dataclass
+class _Record:
+    """The record as it is folded from the events, in order."""
+
+    rfq_id: str | None
+    record: dict[str, Any] = field(init=False)
+    awards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    filled_qty: Decimal = Decimal(0)
+    filled_value: Decimal = Decimal(0)
+    side: str = "bid"
+
+    def __post_init__(self) -> None:
+        self.record = {
+            "rfq_id": self.rfq_id, "state": "created", "reason": "", "spec": None,
+            "submitted_at": None, "notional": None, "reference": None, "pre_trade": [],
+            "approval": {}, "dealers_asked": [], "send_failures": {}, "deadline": None,
+            "window": None,
+            "quotes": [], "declines": [], "ranking": [], "rejected_at_ranking": [],
+            "min_quotes": None, "awards": [], "fills": [], "filled_quantity": "0",
+            "average_price": None, "slippage_bps": None, "tca": None, "cancel": None,
+            "messages_rejected": [], "timeline": [],
+        }
+
+    def apply(self, stored: AuditEvent, event: AnyEvent | UnknownEvent) -> None:
+        record = self.record
+        at = format_ts(stored.ts)
+        match event:
+            case RfqSubmitted():
+                record.update(spec=event.spec, submitted_at=at, notional=_dec(event.notional),
+                              reference=event.reference)
+                record["requester"] = stored.actor
+            case RfqStateChanged():
+                record["state"], record["reason"] = event.to, event.reason
+            case MandateChecked():
+                record["pre_trade"] = event.verdicts
+            case ApprovalRequested():
+                record["approval"].update(requested=True, reason=event.reason,
+                                          expires_at=_ts(event.expires_at))
+            case ApprovalGranted():
+                record["approval"].update(decision="granted", by=stored.actor, at=at, note=None)
+            case ApprovalRefused():
+                record["approval"].update(decision="refused", by=stored.actor, at=at,
+                                          note=event.reason)
+            case RfqSent():
+                record.update(dealers_asked=list(event.sent), send_failures=event.failed,
+                              deadline=format_ts(event.deadline))
+            case QuoteReceived():
+                record["quotes"].append({**_stored(event), "status": "received", "reason": ""})
+            case QuoteRejected():
+                self._quote_rejected(event)
+            case QuoteDeclined():
+                record["declines"].append({"dealer_id": event.dealer_id, "reason": event.reason,
+                                           "at": at})
+            case QuotesRanked():
+                self.side = event.side
+                record.update(ranking=event.ranking, rejected_at_ranking=event.rejected,
+                              min_quotes=event.min_quotes, side=event.side)
+                if event.reference is not None:
+                    record["reference"] = event.reference
+            case WindowClosed():
+                record["window"] = {"closed_at": format_ts(event.closed_at),
+                                    "policy": event.policy, "reason": event.reason,
+                                    "deadline": _ts(event.deadline)}
+            case AwardDecided():
+                entry = {**_stored(event), "decided_at": at, "outcome": "pending",
+                         "path": ["decided"]}
+                self.awards[event.execution_id] = entry
+                record["awards"].append(entry)
+            case AwardReferenceRecorded():
+                for execution_id in event.execution_ids:
+                    if execution_id in self.awards:
+                        self.awards[execution_id]["reference"] = event.reference
+            case (AwardSent() | ExecutionConfirmed() | ExecutionRejected() | ExecutionUnknown()
+                  | ExecutionUnresolved() | ExecutionResolved()):
+                award = self.awards.get(event.execution_id)
+                if award is not None:
+                    _award_outcome(award, event, at)
+            case FillRecorded():
+                record["fills"].append({**_stored(event), "at": at})
+                self.filled_qty += event.quantity
+                self.filled_value += event.quantity * event.price
+            case CancelRequested():
+                record["cancel"] = {"by": stored.actor, "reason": event.reason, "at": at}
+            case MessageRejected():
+                record["messages_rejected"].append({"dealer_id": event.dealer_id,
+                                                    "reason": event.reason, "at": at})
+
+    def _quote_rejected(self, event: QuoteRejected) -> None:
+        quotes: list[dict[str, Any]] = self.record["quotes"]
+        match = next((q for q in reversed(quotes)
+                      if event.msg_id and q.get("msg_id") == event.msg_id), None)
+        if match is not None and match["status"] == "received":
+            match.update(status="rejected", reason=event.reason)
+        else:
+            quotes.append({**_stored(event), "status": "rejected"})
+
+    def finish(self) -> dict[str, Any]:
+        record = self.record
+        record["filled_quantity"] = decimal_str(self.filled_qty)
+        if self.filled_qty:
+            average = self.filled_value / self.filled_qty
+            record["average_price"] = decimal_str(average.quantize(Decimal("0.00000001")))
+            record["slippage_bps"] = _slippage_bps(average, record["reference"], self.side)
+            # at award: the reference an award carries (award.reference_recorded)
+            at_award = next((a["reference"] for a in reversed(record["awards"])
+                             if a.get("reference")), None)
+            record["tca"] = tca(self.side, average, record["reference"], at_award)
+        return record
+
+
+def _award_outcome(award: dict[str, Any], event: AwardSent | ExecutionConfirmed | ExecutionRejected
+                   | ExecutionUnknown | ExecutionUnresolved | ExecutionResolved, at: str) -> None:
+    """What happened to one award after it was decided: its outcome and its path."""
+    path: list[str] = award["path"]
+    match event:
+        case AwardSent():
+            if event.error:
+                path.append(f"send failed: {event.error}")
+        case ExecutionConfirmed():
+            award.update(outcome="confirmed", confirmed_at=at,
+                         dealer_trade_id=event.dealer_trade_id)
+            path.append("confirmed by the dealer's lookup" if event.source == "reconciled"
+                        else "confirmed by the dealer")
+        case ExecutionRejected():
+            award.update(outcome="timed_out" if event.timeout else "rejected",
+                         reject_reason=event.reason)
+            path.append(f"rejected: {event.reason}")
+        case ExecutionUnknown():
+            award.update(outcome="unknown")
+            path.append(f"outcome unknown ({event.reason}); asking the dealer until "
+                        f"{format_ts(event.reconcile_by)}")
+        case ExecutionUnresolved():
+            award.update(outcome="unresolved")
+            path.append(f"unresolved after {event.attempts} question(s): {event.reason}")
+        case ExecutionResolved():
+            executed = event.executed
+            award.update(outcome="confirmed" if executed else "rejected",
+                         resolution={"executed": executed, "quantity": _dec(event.quantity),
+                                     "price": _dec(event.price),
+                                     "dealer_trade_id": event.dealer_trade_id,
+                                     "evidence": event.evidence,
+                                     "resolved_by": event.resolved_by})
             if executed:
-                a["dealer_trade_id"] = p.get("dealer_trade_id")
+                award["dealer_trade_id"] = event.dealer_trade_id
             else:
-                a["reject_reason"] = f"resolved by {p.get('resolved_by')}: not executed"
-            a["path"].append(f"resolved by {p.get('resolved_by')}: "
-                             f"{'executed' if executed else 'not executed'} "
-                             f"(evidence: {p.get('evidence')})")
-        elif event.type == E.FILL_RECORDED:
-            record["fills"].append({**p, "at": format_ts(event.ts)})
-            filled_qty += Decimal(p["quantity"])
-            filled_value += Decimal(p["quantity"]) * Decimal(p["price"])
-        elif event.type == E.CANCEL_REQUESTED:
-            record["cancel"] = {"by": event.actor, "reason": p.get("reason"),
-                                "at": format_ts(event.ts)}
-        elif event.type == E.MESSAGE_REJECTED:
-            record["messages_rejected"].append({"dealer_id": p.get("dealer_id"),
-                                                "reason": p.get("reason"), "at": format_ts(event.ts)})
-    record["filled_quantity"] = decimal_str(filled_qty)
-    if filled_qty:
-        average = filled_value / filled_qty
-        record["average_price"] = decimal_str(average.quantize(Decimal("0.00000001")))
-        record["slippage_bps"] = _slippage_bps(average, record["reference"], side)
-        # at award: the reference an award.decided carries, once the engine records one there
-        at_award = next((a["reference"] for a in reversed(record["awards"]) if a.get("reference")), None)
-        record["tca"] = tca(side, average, record["reference"], at_award)
-    return record
+                award["reject_reason"] = f"resolved by {event.resolved_by}: not executed"
+            path.append(f"resolved by {event.resolved_by}: "
+                        f"{'executed' if executed else 'not executed'} "
+                        f"(evidence: {event.evidence})")
 
 
 def _line(label: str, value: object) -> str:

@@ -14,7 +14,6 @@ Per dealer, over the events given (the caller picks the time range):
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,14 +21,27 @@ from decimal import Decimal
 from typing import Any
 
 from rfq_engine.domain import decimal_str
+from rfq_engine.domain.events import (
+    AwardDecided,
+    EventType,
+    ExecutionRejected,
+    FillRecorded,
+    QuoteDeclined,
+    QuoteReceived,
+    QuotesRanked,
+    RfqSent,
+    RfqStateChanged,
+)
+from rfq_engine.domain.states import RfqState
+from rfq_engine.readside import typed_events
 from rfq_engine.store.events import AuditEvent
-from rfq_engine.store.events import EventType as E
 
 __all__ = ["SCORECARD_EVENT_TYPES", "Scorecard", "dealer_scorecards"]
 
 SCORECARD_EVENT_TYPES = (
-    E.RFQ_STATE_CHANGED, E.RFQ_SENT, E.QUOTE_RECEIVED, E.QUOTE_DECLINED, E.QUOTES_RANKED,
-    E.AWARD_DECIDED, E.EXECUTION_CONFIRMED, E.EXECUTION_REJECTED, E.FILL_RECORDED,
+    EventType.RFQ_STATE_CHANGED, EventType.RFQ_SENT, EventType.QUOTE_RECEIVED,
+    EventType.QUOTE_DECLINED, EventType.QUOTES_RANKED, EventType.AWARD_DECIDED,
+    EventType.EXECUTION_CONFIRMED, EventType.EXECUTION_REJECTED, EventType.FILL_RECORDED,
 )
 
 
@@ -75,54 +87,49 @@ def dealer_scorecards(events: Iterable[AuditEvent]) -> dict[str, Scorecard]:
     quoted: set[tuple[str, str]] = set()
     won: set[tuple[str, str]] = set()
     award_dealer: dict[str, str] = {}
-    by_rfq_sent: dict[str, list[str]] = defaultdict(list)
 
     def card(dealer: str) -> Scorecard:
         if dealer not in cards:
             cards[dealer] = Scorecard(dealer)
         return cards[dealer]
 
-    for event in events:
-        p = event.payload
-        rfq = event.rfq_id or ""
-        if event.type == E.RFQ_STATE_CHANGED and p.get("to") == "open":
-            opened[rfq] = event.ts
-        elif event.type == E.RFQ_SENT:
-            for dealer in list(p.get("sent", [])) + list(p.get("failed", {})):
-                card(dealer).asked += 1
-                by_rfq_sent[rfq].append(dealer)
-        elif event.type in (E.QUOTE_RECEIVED, E.QUOTE_DECLINED):
-            dealer = p["dealer_id"]
-            if (rfq, dealer) not in answered:
-                answered.add((rfq, dealer))
-                c = card(dealer)
-                c.responded += 1
-                if rfq in opened:
-                    c.response_ms.append((event.ts - opened[rfq]).total_seconds() * 1000)
-            if event.type == E.QUOTE_RECEIVED and (rfq, dealer) not in quoted:
-                quoted.add((rfq, dealer))
-                card(dealer).quoted += 1
-        elif event.type == E.QUOTES_RANKED:
-            ranking = p.get("ranking", [])
-            if not ranking:
-                continue
-            best = Decimal(ranking[0]["price"])
-            reference = p.get("reference") or {}
-            base = Decimal(reference["underlying_price"]) if reference.get("underlying_price") \
-                else abs(best) or Decimal(1)
-            for entry in ranking:
-                distance = abs(Decimal(entry["price"]) - best) / base * 10000
-                card(entry["dealer_id"]).distances_bps.append(distance)
-        elif event.type == E.AWARD_DECIDED:
-            award_dealer[p["execution_id"]] = p["dealer_id"]
-            card(p["dealer_id"]).awards += 1
-        elif event.type == E.EXECUTION_REJECTED:
-            dealer = award_dealer.get(p["execution_id"], p.get("dealer_id", ""))
-            if dealer:
-                card(dealer).last_look_rejects += 1
-        elif event.type == E.FILL_RECORDED:
-            dealer = p["dealer_id"]
-            if (rfq, dealer) not in won:
-                won.add((rfq, dealer))
-                card(dealer).wins += 1
+    for stored, event in typed_events(events):
+        rfq = stored.rfq_id or ""
+        match event:
+            case RfqStateChanged(to=RfqState.OPEN):
+                opened[rfq] = stored.ts
+            case RfqSent():
+                for dealer in [*event.sent, *(event.failed or {})]:
+                    card(dealer).asked += 1
+            case QuoteReceived() | QuoteDeclined():
+                dealer = event.dealer_id
+                if (rfq, dealer) not in answered:
+                    answered.add((rfq, dealer))
+                    c = card(dealer)
+                    c.responded += 1
+                    if rfq in opened:
+                        c.response_ms.append((stored.ts - opened[rfq]).total_seconds() * 1000)
+                if isinstance(event, QuoteReceived) and (rfq, dealer) not in quoted:
+                    quoted.add((rfq, dealer))
+                    card(dealer).quoted += 1
+            case QuotesRanked() if event.ranking:
+                best = Decimal(event.ranking[0]["price"])
+                reference = event.reference or {}
+                base = Decimal(reference["underlying_price"]) if reference.get("underlying_price") \
+                    else abs(best) or Decimal(1)
+                for entry in event.ranking:
+                    distance = abs(Decimal(entry["price"]) - best) / base * 10000
+                    card(entry["dealer_id"]).distances_bps.append(distance)
+            case AwardDecided():
+                award_dealer[event.execution_id] = event.dealer_id
+                card(event.dealer_id).awards += 1
+            case ExecutionRejected():
+                dealer = award_dealer.get(event.execution_id, event.dealer_id)
+                if dealer:
+                    card(dealer).last_look_rejects += 1
+            case FillRecorded():
+                dealer = event.dealer_id
+                if (rfq, dealer) not in won:
+                    won.add((rfq, dealer))
+                    card(dealer).wins += 1
     return cards

@@ -12,12 +12,12 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from rfq_engine.domain.events import AwardDecided, QuoteDeclined, QuoteReceived, RfqStateChanged
+from rfq_engine.domain.states import TERMINAL, RfqState
 from rfq_engine.engine import EngineEvent, RfqEngine
+from rfq_engine.readside import listened
 
 __all__ = ["Metrics"]
-
-_TERMINAL = {"filled", "partially_filled", "not_filled", "cancelled", "expired", "rejected",
-             "failed"}
 
 
 class Metrics:
@@ -45,26 +45,24 @@ class Metrics:
 
     def on_event(self, event: EngineEvent) -> None:
         rfq = event.rfq_id or ""
-        p = event.payload
         now = time.monotonic()
-        if event.type == "rfq.state_changed":
-            to = p.get("to")
-            if to == "open":
+        match listened(event):
+            case RfqStateChanged(to=RfqState.OPEN):
                 self._opened[rfq] = now
-            elif to == "awarding" and p.get("from") == "open":
+            case RfqStateChanged(from_state=RfqState.OPEN, to=RfqState.AWARDING):
                 self._closed[rfq] = now
-            elif to in _TERMINAL:
+            case RfqStateChanged(to=to) if to in TERMINAL:
                 self.outcomes.labels(state=to).inc()
                 self._opened.pop(rfq, None)
                 self._closed.pop(rfq, None)
                 self._answered = {k for k in self._answered if k[0] != rfq}
-        elif event.type in ("quote.received", "quote.declined"):
-            key = (rfq, str(p.get("dealer_id")))
-            if rfq in self._opened and key not in self._answered:
-                self._answered.add(key)
-                self.response.labels(dealer=key[1]).observe(now - self._opened[rfq])
-        elif event.type == "award.decided" and rfq in self._closed:
-            self.award_latency.observe(now - self._closed.pop(rfq))
+            case QuoteReceived(dealer_id=dealer) | QuoteDeclined(dealer_id=dealer):
+                key = (rfq, dealer)
+                if rfq in self._opened and key not in self._answered:
+                    self._answered.add(key)
+                    self.response.labels(dealer=dealer).observe(now - self._opened[rfq])
+            case AwardDecided() if rfq in self._closed:
+                self.award_latency.observe(now - self._closed.pop(rfq))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -362,9 +362,11 @@ async def _submit(config: Any, args: argparse.Namespace, period: Any) -> int:
     import asyncio
 
     from rfq_engine.app import open_app
+    from rfq_engine.domain.events import RfqStateChanged
     from rfq_engine.domain.states import RfqState
     from rfq_engine.engine import EngineEvent
     from rfq_engine.hedging.scheduler import HedgeScheduler
+    from rfq_engine.readside import listened
 
     app = await open_app(config, store_url=args.store)
     scheduler = HedgeScheduler.from_config(app.engine, app.store, config, app.reference)
@@ -372,7 +374,8 @@ async def _submit(config: Any, args: argparse.Namespace, period: Any) -> int:
     changed = asyncio.Event()
 
     def on_event(event: EngineEvent) -> None:
-        if event.type == "rfq.state_changed" and event.payload.get("to") == RfqState.PENDING_APPROVAL.value \
+        typed = listened(event)
+        if isinstance(typed, RfqStateChanged) and typed.to == RfqState.PENDING_APPROVAL \
                 and event.rfq_id is not None:
             pending_approval.add(event.rfq_id)
             changed.set()

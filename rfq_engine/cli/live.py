@@ -12,11 +12,29 @@ import sys
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TextIO
+from typing import TextIO
 
+from rfq_engine.domain import decimal_str
+from rfq_engine.domain.events import (
+    AwardDecided,
+    ExecutionConfirmed,
+    ExecutionRejected,
+    FillRecorded,
+    QuoteDeclined,
+    QuoteReceived,
+    QuoteRejected,
+    QuotesRanked,
+    RfqSent,
+    RfqStateChanged,
+)
+from rfq_engine.domain.states import RfqState
 from rfq_engine.engine import EngineEvent
+from rfq_engine.readside import listened
 
 __all__ = ["LiveView", "money"]
+
+_SHOWN_ENDS = (RfqState.REJECTED, RfqState.PENDING_APPROVAL, RfqState.EXPIRED,
+               RfqState.CANCELLED, RfqState.FAILED)
 
 
 def money(value: str | Decimal | None) -> str:
@@ -87,47 +105,47 @@ class LiveView:
         w = self._watch.get(event.rfq_id or "")
         if w is None:
             return
-        p: Any = event.payload
         t = f"+{time.monotonic() - w.started:6.3f}s"
-        kind = event.type
-        if kind == "rfq.sent":
-            w.dealers = len(p["sent"]) + len(p["failed"])
-            w.deadline = w.started + p["window_ms"] / 1000
-            w.answered.update(p["failed"])
-            self._print(f"  {t}  RFQ sent to {len(p['sent'])} dealers, window "
-                        f"{p['window_ms'] / 1000:.1f} s"
-                        + (f"; not reached: {', '.join(p['failed'])}" if p["failed"] else ""))
-        elif kind == "quote.received":
-            w.answered.add(p["dealer_id"])
-            sides = "  ".join(f"{k} {money(p[k]):>12}" for k in ("bid", "ask") if p.get(k))
-            self._print(f"  {t}  quote     {p['dealer_id']:<16} {sides}  x {p['quantity']}")
-        elif kind == "quote.declined":
-            w.answered.add(p["dealer_id"])
-            self._print(f"  {t}  declined  {p['dealer_id']:<16} ({p['reason']})")
-        elif kind == "quote.rejected":
-            self._print(f"  {t}  rejected  {p.get('dealer_id', '?'):<16} {p['reason']}")
-        elif kind == "rfq.state_changed":
-            if p["to"] == "awarding" and p["from"] == "open":
+        match listened(event):
+            case RfqSent() as e:
+                failed = e.failed or {}
+                w.dealers = len(e.sent) + len(failed)
+                w.deadline = w.started + e.window_ms / 1000
+                w.answered.update(failed)
+                self._print(f"  {t}  RFQ sent to {len(e.sent)} dealers, window "
+                            f"{e.window_ms / 1000:.1f} s"
+                            + (f"; not reached: {', '.join(failed)}" if failed else ""))
+            case QuoteReceived() as e:
+                w.answered.add(e.dealer_id)
+                sides = "  ".join(f"{k} {money(v):>12}" for k, v in (("bid", e.bid), ("ask", e.ask))
+                                  if v is not None)
+                self._print(f"  {t}  quote     {e.dealer_id:<16} {sides}  x {decimal_str(e.quantity)}")
+            case QuoteDeclined() as e:
+                w.answered.add(e.dealer_id)
+                self._print(f"  {t}  declined  {e.dealer_id:<16} ({e.reason})")
+            case QuoteRejected() as e:
+                self._print(f"  {t}  rejected  {e.dealer_id or '?':<16} {e.reason}")
+            case RfqStateChanged(from_state=RfqState.OPEN, to=RfqState.AWARDING) as e:
                 w.open = False
-                self._print(f"  {t}  window closed: {p['reason']}")
-            elif p["to"] in ("rejected", "pending_approval", "expired", "cancelled", "failed"):
-                self._print(f"  {t}  {p['to'].upper()}: {p['reason']}")
-        elif kind == "quotes.ranked":
-            self._print(f"  ranked quotes ({p['side']}):")
-            for r in p["ranking"]:
-                self._print(f"      #{r['rank']}  {r['dealer_id']:<16} {money(r['price']):>12}  "
-                            f"x {r['quantity']}")
-            for r in p["rejected"]:
-                self._print(f"      --  {r['dealer_id']:<16} {money(r.get('price')):>12}  "
-                            f"rejected: {r['reason']}")
-        elif kind == "award.decided":
-            self._print(f"  {t}  AWARD     {p['dealer_id']:<16} {p['side']} {money(p['price'])} "
-                        f"x {p['quantity']}  (rank {p['rank']}, cover {money(p['cover_price'])}); "
-                        "awaiting last look")
-        elif kind == "execution.rejected":
-            self._print(f"  {t}  last look {p['dealer_id']:<16} {p['reason']}")
-        elif kind == "execution.confirmed":
-            self._print(f"  {t}  confirmed {p['dealer_id']:<16} trade {p['dealer_trade_id']}")
-        elif kind == "fill.recorded":
-            self._print(f"  {t}  FILL      {p['dealer_id']:<16} {p['quantity']} @ {money(p['price'])}"
-                        f"  (notional {money(p['notional'])})")
+                self._print(f"  {t}  window closed: {e.reason}")
+            case RfqStateChanged(to=to) as e if to in _SHOWN_ENDS:
+                self._print(f"  {t}  {to.upper()}: {e.reason}")
+            case QuotesRanked() as e:
+                self._print(f"  ranked quotes ({e.side}):")
+                for r in e.ranking:
+                    self._print(f"      #{r['rank']}  {r['dealer_id']:<16} {money(r['price']):>12}  "
+                                f"x {r['quantity']}")
+                for r in e.rejected:
+                    self._print(f"      --  {r['dealer_id']:<16} {money(r.get('price')):>12}  "
+                                f"rejected: {r['reason']}")
+            case AwardDecided() as e:
+                self._print(f"  {t}  AWARD     {e.dealer_id:<16} {e.side} {money(e.price)} "
+                            f"x {decimal_str(e.quantity)}  (rank {e.rank}, "
+                            f"cover {money(e.cover_price)}); awaiting last look")
+            case ExecutionRejected() as e:
+                self._print(f"  {t}  last look {e.dealer_id:<16} {e.reason}")
+            case ExecutionConfirmed() as e:
+                self._print(f"  {t}  confirmed {e.dealer_id:<16} trade {e.dealer_trade_id}")
+            case FillRecorded() as e:
+                self._print(f"  {t}  FILL      {e.dealer_id:<16} {decimal_str(e.quantity)} @ "
+                            f"{money(e.price)}  (notional {money(e.notional)})")

@@ -4,22 +4,20 @@ reference leg prices), a program's open RFQs and its recorded decisions. Read-on
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
+from rfq_engine.domain.events import EventType, ProgramDecided, RfqSubmitted
 from rfq_engine.domain.rfq import RfqSpec
 from rfq_engine.domain.states import RfqState
 from rfq_engine.domain.values import parse_decimal
 from rfq_engine.hedging.positions import TradeRecord
+from rfq_engine.readside import typed_events
 from rfq_engine.store.base import AuditStore, EventFilter, RfqRow
-from rfq_engine.store.events import AuditEvent, EventType
 
-__all__ = ["PROGRAM_DECIDED", "load_trades", "open_rfqs", "program_decisions"]
-
-PROGRAM_DECIDED = EventType.PROGRAM_DECIDED.value
+__all__ = ["load_trades", "open_rfqs", "program_decisions"]
 
 
-def _reference_legs(payload: dict[str, Any]) -> tuple[Decimal, ...] | None:
-    reference = payload.get("reference")
+def _reference_legs(event: RfqSubmitted) -> tuple[Decimal, ...] | None:
+    reference = event.reference
     if not isinstance(reference, dict) or not isinstance(reference.get("legs"), list):
         return None
     return tuple(parse_decimal(v, "reference.legs") for v in reference["legs"])
@@ -28,18 +26,17 @@ def _reference_legs(payload: dict[str, Any]) -> tuple[Decimal, ...] | None:
 async def load_trades(store: AuditStore, requester: str | None = None) -> list[TradeRecord]:
     """Every fill (of ``requester``'s RFQs only, when given), with its RFQ's spec."""
     flt = EventFilter(types=[EventType.RFQ_SUBMITTED.value], actor=requester)
-    submitted: dict[str, AuditEvent] = {e.rfq_id: e for e in await store.events(flt) if e.rfq_id}
+    submitted = {stored.rfq_id: event for stored, event in typed_events(await store.events(flt))
+                 if stored.rfq_id and isinstance(event, RfqSubmitted)}
     trades = []
     for fill in await store.fills():
         event = submitted.get(fill.rfq_id)
         if event is None:
             continue  # another requester's RFQ
-        payload = event.payload
-        spec = RfqSpec.from_dict(payload["spec"])
         trades.append(TradeRecord(
-            fill_id=fill.fill_id, rfq_id=fill.rfq_id, spec=spec, price=fill.price,
-            quantity=fill.quantity, filled_at=fill.filled_at, dealer_id=fill.dealer_id,
-            reference_legs=_reference_legs(payload)))
+            fill_id=fill.fill_id, rfq_id=fill.rfq_id, spec=RfqSpec.from_dict(event.spec),
+            price=fill.price, quantity=fill.quantity, filled_at=fill.filled_at,
+            dealer_id=fill.dealer_id, reference_legs=_reference_legs(event)))
     return trades
 
 
@@ -49,10 +46,9 @@ async def open_rfqs(store: AuditStore, requester: str) -> list[RfqRow]:
     return [row for row in await store.rfqs(states=states) if row.requester == requester]
 
 
-async def program_decisions(store: AuditStore, name: str, period: str | None = None) -> list[AuditEvent]:
+async def program_decisions(store: AuditStore, name: str, period: str | None = None
+                            ) -> list[ProgramDecided]:
     """The program's ``program.decided`` events (of one period, when given), oldest first."""
-    flt = EventFilter(types=[PROGRAM_DECIDED], actor=f"program:{name}")
-    events = await store.events(flt)
-    if period is None:
-        return events
-    return [e for e in events if e.payload.get("period") == period]
+    flt = EventFilter(types=[EventType.PROGRAM_DECIDED.value], actor=f"program:{name}")
+    return [event for _, event in typed_events(await store.events(flt))
+            if isinstance(event, ProgramDecided) and (period is None or event.period == period)]

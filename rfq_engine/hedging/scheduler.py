@@ -272,12 +272,9 @@ class HedgeScheduler:
 
     async def is_done(self, name: str, period: Period) -> bool:
         """Whether a scheduled decision (not ``error``/``wait``) is recorded for the period."""
-        for event in await program_decisions(self._store, name, str(period)):
-            payload = event.payload
-            if payload.get("trigger") in SCHEDULED and payload.get("action") not in NOT_DONE \
-                    and not payload.get("dry_run"):
-                return True
-        return False
+        decisions = await program_decisions(self._store, name, str(period))
+        return any(d.trigger in SCHEDULED and d.action not in NOT_DONE and not d.dry_run
+                   for d in decisions)
 
     async def run_due(self, now: datetime) -> list[ProgramDecision]:
         """Run every program whose most recent scheduled time at or before ``now`` has no
