@@ -58,6 +58,7 @@ import structlog
 
 from dealer_adapters.jsonlog import JsonLog, dumps_line
 from rfq_engine.domain import ExecutionId, utc_now
+from rfq_engine.domain.errors import StoreFault
 
 __all__ = ["Execution", "ExecutionJournal", "Fence", "JournalError", "Line", "Phase"]
 
@@ -69,7 +70,7 @@ O = TypeVar("O")  # noqa: E741 - the kind's outcome record
 _Key = tuple[str, ExecutionId]
 
 
-class JournalError(Exception):
+class JournalError(StoreFault):
     """The journal file cannot be read (a corrupt line, an unknown version)."""
 
 

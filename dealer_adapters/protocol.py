@@ -36,9 +36,9 @@ from rfq_engine.domain import (
     ExecutionId,
     Inbound,
     RfqClosed,
-    RfqError,
     RfqNew,
 )
+from rfq_engine.domain.errors import Unavailable
 
 __all__ = [
     "DealerAdapter",
@@ -53,7 +53,7 @@ InboundSink = Callable[[Inbound], None]
 """Non-blocking hand-off to the engine; called on the event loop's thread."""
 
 
-class DealerUnavailable(RfqError):
+class DealerUnavailable(Unavailable):
     """The transport could not take a message for this dealer."""
 
     def __init__(self, dealer_id: str, reason: str) -> None:

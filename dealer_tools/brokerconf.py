@@ -27,6 +27,7 @@ from pathlib import Path
 from string import Template
 
 from dealer_adapters.mqtt.config import DEFAULT_ENGINE_USER, MqttBrokerConfig, check_name
+from rfq_engine.domain.errors import SetupError
 
 __all__ = [
     "TEMPLATES",
@@ -47,7 +48,7 @@ INSTALL_HINT = (
 )
 
 
-class BrokerConfigError(Exception):
+class BrokerConfigError(SetupError):
     """The broker files cannot be written (a missing tool, password or directory)."""
 
 

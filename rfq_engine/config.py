@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from dealer_adapters.factory import DealerSpec
 from dealer_adapters.mqtt.config import MqttBrokerConfig
 from rfq_engine.configtypes import STRICT
+from rfq_engine.domain.errors import SetupError
 from rfq_engine.engine.config import EngineConfig
 from rfq_engine.hedging.program import ForecastConfig, ProgramConfig, check_programs
 from rfq_engine.mandate import MandateConfig
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 
-class ConfigError(Exception):
+class ConfigError(SetupError):
     """The config file is missing, not TOML, or does not validate. The message names each field."""
 
 
@@ -134,7 +135,6 @@ class ApiConfig(BaseModel):
         if len(set(hashes)) != len(hashes):
             raise ValueError("users: two users share a token")
         return self
-
 
 
 class AppConfig(BaseModel):

@@ -22,7 +22,8 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from dealer_adapters.common import describe_error
-from rfq_engine.domain import Award, QuoteId, QuoteSide, RfqError, RfqId, RfqNew, decimal_str
+from rfq_engine.domain import Award, QuoteId, QuoteSide, RfqId, RfqNew, decimal_str
+from rfq_engine.domain.errors import WireError
 
 __all__ = [
     "DeclinePlan",
@@ -57,7 +58,7 @@ _REJECTED = frozenset({
 })
 
 
-class AuthLostAfterSend(RfqError):
+class AuthLostAfterSend(WireError):
     """Credentials were refused after an order call went out (reading the order back): the
     order may be at the venue, so its outcome is unknown, never a reject."""
 

@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from dealer_adapters.ccxt.config import CcxtDealerConfig
+from rfq_engine.domain.errors import SetupError
 
 __all__ = ["ExchangeSetupError", "create_exchange"]
 
 
-class ExchangeSetupError(Exception):
+class ExchangeSetupError(SetupError):
     """The dealer cannot get an exchange: unknown id, missing credentials, no sandbox."""
 
 

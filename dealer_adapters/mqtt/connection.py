@@ -38,6 +38,7 @@ import structlog
 
 from dealer_adapters.mqtt.config import MqttBrokerConfig
 from rfq_engine.domain import utc_now
+from rfq_engine.domain.errors import Unavailable, WireError
 
 __all__ = ["DeliveryUncertain", "MqttLink", "NotConnected"]
 
@@ -54,11 +55,11 @@ after ``connect()``, before the session starts; ``nodelay()`` reads it back."""
 OnMessage = Callable[[aiomqtt.Message, datetime], None]
 
 
-class NotConnected(Exception):
+class NotConnected(Unavailable):
     """The message was not handed to the broker: there is no connection right now."""
 
 
-class DeliveryUncertain(ConnectionError):
+class DeliveryUncertain(WireError, ConnectionError):
     """The connection dropped after the message was written; the broker may or may not have it."""
 
 

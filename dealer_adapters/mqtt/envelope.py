@@ -73,6 +73,7 @@ from rfq_engine.domain import (
     parse_ts,
     utc_now,
 )
+from rfq_engine.domain.errors import WireError
 from rfq_engine.domain.values import parse_decimal, require
 
 __all__ = [
@@ -160,7 +161,7 @@ class Topics:
         return DealerId(parts[0]), parts[1]
 
 
-class EnvelopeError(Exception):
+class EnvelopeError(WireError):
     """A message that fails verification; ``reason`` says why, for the audit log."""
 
     def __init__(self, reason: str, *, msg_id: str | None = None, rfq_id: str | None = None) -> None:

@@ -42,6 +42,7 @@ from rfq_engine.domain import (
     parse_ts,
     utc_now,
 )
+from rfq_engine.domain.errors import WireError
 from rfq_engine.domain.values import require
 
 __all__ = [
@@ -72,7 +73,7 @@ _ID_MAX = 128
 _REASON_MAX = 300
 
 
-class DeskAnswerError(Exception):
+class DeskAnswerError(WireError):
     """An answer that cannot be read; ``reason`` says why, ``raw`` is its start."""
 
     def __init__(self, reason: str, raw: str | None = None) -> None:

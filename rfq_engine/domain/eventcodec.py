@@ -33,7 +33,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from rfq_engine.domain.errors import RfqError
+from rfq_engine.domain.errors import RfqError, StoreFault
 from rfq_engine.domain.values import decimal_str, format_ts, parse_date, parse_decimal, parse_ts
 
 __all__ = [
@@ -60,7 +60,7 @@ class Event(Protocol):
     VERSION: ClassVar[int]
 
 
-class EventDecodeError(RfqError):
+class EventDecodeError(StoreFault):
     """A stored payload does not fit its event type (a missing key, a wrong type)."""
 
     def __init__(self, type_: str, reason: str) -> None:

@@ -42,7 +42,7 @@ from decimal import (
 )
 from types import MappingProxyType
 
-from rfq_engine.domain.errors import RfqError, ValidationError
+from rfq_engine.domain.errors import Unavailable, ValidationError
 from rfq_engine.domain.instruments import (
     Future,
     HashpriceNdf,
@@ -92,7 +92,7 @@ _SERIES_LIMIT = Decimal(4)
 """Below this, erf's series needs at most ~100 terms; above it the erfc continued fraction does."""
 
 
-class PriceUnavailable(RfqError):
+class PriceUnavailable(Unavailable):
     """The snapshot lacks an input an instrument's fair price or notional needs."""
 
     def __init__(self, instrument: Instrument, missing: str) -> None:

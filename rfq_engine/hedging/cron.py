@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from rfq_engine.domain.errors import InputError
+
 __all__ = ["CronError", "CronSchedule", "load_zone"]
 
 _MONTHS = {name: i for i, name in enumerate(
@@ -41,7 +43,7 @@ _SEARCH_DAYS = 366 * 8 + 2
 within 8 years), short enough that a schedule that never fires fails fast."""
 
 
-class CronError(ValueError):
+class CronError(InputError, ValueError):
     """The expression or the time zone is invalid; the message says which field and why."""
 
 

@@ -57,7 +57,7 @@ from rfq_engine.hedging.positions import net_quantities
 from rfq_engine.hedging.program import ForecastConfig, ProgramConfig, resolve_forecast
 from rfq_engine.hedging.records import load_trades, open_rfqs, program_decisions
 from rfq_engine.pricing.reference import ReferencePriceProvider
-from rfq_engine.store.base import AuditStore
+from rfq_engine.store.base import AuditStore, StoreError
 
 if TYPE_CHECKING:
     from rfq_engine.engine import RfqEngine
@@ -341,6 +341,8 @@ class HedgeScheduler:
                 name=name, program=program, store=self._store, snapshot=snapshot,
                 forecast_defaults=self._forecast, mandate_max_ratio=self._max_ratio(program),
                 period=period, today=now.astimezone(UTC).date(), retry=retry, only_rolls=only_rolls)
+        except StoreError:
+            raise  # a failing store is not a plan that cannot be made: it stops the run
         except (RfqError, ValueError) as exc:
             decision = replace(base, action="error", plan=None, error=str(exc),
                                        reasons=(f"could not plan: {exc}",))

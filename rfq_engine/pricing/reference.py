@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from rfq_engine.domain.errors import RfqError
+from rfq_engine.domain.errors import Unavailable
 from rfq_engine.domain.pricing import (
     MarketSnapshot,
     PriceUnavailable,
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-class ReferenceUnavailable(RfqError):
+class ReferenceUnavailable(Unavailable):
     """No usable reference: the market data is stale or lacks what the package needs."""
 
     def __init__(self, reason: str) -> None:

@@ -21,6 +21,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final, Protocol, runtime_checkable
 
+from rfq_engine.domain.errors import StoreFault
 from rfq_engine.store.events import AuditEvent
 
 __all__ = [
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 
-class StoreError(Exception):
+class StoreError(StoreFault):
     """The store failed (connection lost, another writer holds the lock, a write failed)."""
 
 

@@ -74,6 +74,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from rfq_engine.domain.errors import StoreFault
+
 __all__ = [
     "KEY_ENV",
     "RECORD_SIZE",
@@ -90,7 +92,7 @@ KEY_ENV = "RFQ_AUDIT_CHECKPOINT_KEY"
 RECORD_SIZE = 512  # bytes of every checkpoint written by this version (JSON + space padding)
 
 
-class CheckpointError(Exception):
+class CheckpointError(StoreFault):
     """The checkpoint file exists but cannot be read as a checkpoint."""
 
 
