@@ -112,6 +112,7 @@ async def _revalidate_ui(request: web.Request, response: web.StreamResponse) -> 
     if request.path == "/" or request.path.startswith("/static/"):
         response.headers["Cache-Control"] = "no-cache"
 
+    web_app[stream.STALL_KEY] = api.stream_stall_s
 
 def create_web_app(app: App, api: ApiConfig, *, metrics: Metrics | None = None) -> web.Application:
     web_app = web.Application(middlewares=[errors, _auth_middleware(TokenIndex(api))],

@@ -1,14 +1,27 @@
 """``/api/v1/stream``: a WebSocket of every RFQ, quote, award and fill event as it happens.
 
-Each client has a bounded queue filled by an engine listener (which never blocks); a
-client that falls behind by more than the bound is disconnected (close code 1013) rather
-than slowing the engine. Browsers authenticate with ``?token=`` (no headers on WebSocket).
+A healthy reader is never dropped:
+- Each client has an outbox, filled by an engine listener that never blocks.
+- While the outbox holds fewer than ``[api] stream_queue`` messages, every event is sent as
+  it is.
+- Past that, the client is behind: each RFQ's pending events are coalesced into one
+  ``{"type": "rfq.changed", "rfq_id", "coalesced": n}`` message, which tells the client to
+  reload that RFQ (``GET /api/v1/rfqs/{id}``). The outbox then holds at most one message
+  per RFQ that changed, plus engine-wide events.
+- Full events resume once the client has caught up.
+- Only a client that stops reading is disconnected: nothing sent for
+  ``[api] stream_stall_s`` while messages wait. It gets close code 1013 with the reason.
+
+Browsers authenticate with ``?token=`` (no headers on WebSocket).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections import deque
+from typing import Any
 
 from aiohttp import WSCloseCode, web
 
@@ -17,49 +30,119 @@ from rfq_engine.api.rfqs import APP_KEY
 from rfq_engine.domain import format_ts, to_jsonable, utc_now
 from rfq_engine.engine import EngineEvent
 
-__all__ = ["QUEUE_KEY", "routes"]
+__all__ = ["QUEUE_KEY", "STALL_KEY", "Outbox", "routes"]
 
 routes = web.RouteTableDef()
 QUEUE_KEY: web.AppKey[int] = web.AppKey("stream_queue", int)
-_OVERFLOW = object()
+STALL_KEY: web.AppKey[float] = web.AppKey("stream_stall_s", float)
+
+
+class Outbox:
+    """One client's pending messages: in order, coalesced per RFQ when the client is behind."""
+
+    def __init__(self, coalesce_at: int) -> None:
+        self.coalesce_at = coalesce_at
+        self.items: deque[dict[str, Any]] = deque()
+        self._coalesced: dict[str, dict[str, Any]] = {}  # rfq_id -> its rfq.changed marker
+        self.ready = asyncio.Event()
+        self.coalesced_total = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def put(self, message: dict[str, Any]) -> None:
+        rfq_id = message.get("rfq_id")
+        marker = self._coalesced.get(rfq_id) if rfq_id is not None else None
+        if marker is not None:  # already waiting as one "rfq.changed": count it in
+            marker["coalesced"] += 1
+            self.coalesced_total += 1
+        elif rfq_id is not None and len(self.items) >= self.coalesce_at:
+            self._coalesce(rfq_id, message)
+        else:
+            self.items.append(message)
+        self.ready.set()
+
+    def _coalesce(self, rfq_id: str, message: dict[str, Any]) -> None:
+        kept: deque[dict[str, Any]] = deque()
+        dropped = 0
+        for item in self.items:
+            if item.get("rfq_id") == rfq_id and item.get("type") != "rfq.changed":
+                dropped += 1
+            else:
+                kept.append(item)
+        marker = {"type": "rfq.changed", "rfq_id": rfq_id, "at": message.get("at"),
+                  "coalesced": dropped + 1,
+                  "reason": "this client fell behind: reload the RFQ for its current state"}
+        kept.append(marker)
+        self.items = kept
+        self._coalesced[rfq_id] = marker
+        self.coalesced_total += dropped + 1
+
+    def take(self) -> dict[str, Any] | None:
+        if not self.items:
+            self.ready.clear()
+            return None
+        item = self.items.popleft()
+        if item.get("type") == "rfq.changed":
+            self._coalesced.pop(str(item["rfq_id"]), None)
+        return item
 
 
 @routes.get("/api/v1/stream")
 @require("stream:read")
 async def stream(request: web.Request) -> web.StreamResponse:
     app = request.app[APP_KEY]
+    stall_s = request.app.get(STALL_KEY, 30.0)
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
-    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=request.app[QUEUE_KEY])
+    outbox = Outbox(request.app[QUEUE_KEY])
 
     def listen(event: EngineEvent) -> None:
-        message = {"rfq_id": event.rfq_id, "type": event.type, "actor": event.actor,
-                   "at": format_ts(utc_now()), "payload": to_jsonable(dict(event.payload))}
-        try:
-            queue.put_nowait(message)
-        except asyncio.QueueFull:
-            app.engine.remove_listener(listen)
-            with contextlib.suppress(asyncio.QueueEmpty):
-                queue.get_nowait()
-            queue.put_nowait(_OVERFLOW)
+        outbox.put({"rfq_id": event.rfq_id, "type": event.type, "actor": event.actor,
+                    "at": format_ts(utc_now()), "payload": to_jsonable(dict(event.payload))})
+
+    last_progress = time.monotonic()
+
+    async def watchdog() -> None:
+        """Give up on a client that stopped reading (its sends make no progress): stop
+        queueing for it, queue the close frame with the reason behind what it has not read,
+        and close the connection once that is flushed."""
+        while not ws.closed:
+            await asyncio.sleep(min(stall_s / 4, 5.0))
+            if len(outbox) and time.monotonic() - last_progress > stall_s:
+                app.engine.remove_listener(listen)
+                outbox.items.clear()
+                with contextlib.suppress(TimeoutError, ConnectionError):
+                    await asyncio.wait_for(ws.close(
+                        code=WSCloseCode.TRY_AGAIN_LATER,
+                        message=f"client stopped reading for {stall_s:g} s".encode()), 2.0)
+                if request.transport is not None:
+                    request.transport.close()  # after the buffered frames, as it reads
+                return
 
     app.engine.add_listener(listen)
     reader = asyncio.ensure_future(ws.receive())  # notices the client going away
+    guard = asyncio.ensure_future(watchdog())
     try:
         await ws.send_json({"type": "hello", "halted": app.engine.halted})
         while not ws.closed:
-            getter = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
-                getter.cancel()
-                break
-            item = getter.result()
-            if item is _OVERFLOW:
-                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"client too slow")
-                break
+            item = outbox.take()
+            if item is None:
+                waiter = asyncio.ensure_future(outbox.ready.wait())
+                done, _ = await asyncio.wait({waiter, reader, guard},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                if reader in done or guard in done:
+                    break
+                continue
             await ws.send_json(item)
+            last_progress = time.monotonic()
+    except ConnectionResetError:
+        pass
     finally:
         app.engine.remove_listener(listen)
         reader.cancel()
-        await ws.close()
+        guard.cancel()
+        with contextlib.suppress(Exception):
+            await ws.close()
     return ws

@@ -186,6 +186,11 @@ function startStream() {
   let first = true;
   stream = new Stream({
     onEvent(ev) {
+      if (ev.type === "rfq.changed") { // this page fell behind: the server coalesced its events
+        ctx.records.load(ev.rfq_id).then(() => ctx.bus.dispatchEvent(new CustomEvent("resync")))
+          .catch(() => {});
+        return;
+      }
       if (ev.type === "engine.kill_switch") {
         setHalt({ halted: !!ev.payload.halted, reason: ev.payload.reason || null });
       }

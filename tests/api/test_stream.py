@@ -1,0 +1,131 @@
+"""The live stream keeps every healthy reader: a reader that falls behind gets its events
+coalesced per RFQ (``rfq.changed``) instead of being dropped; only a client that stops
+reading is disconnected, with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from rfq_engine.api.app import create_web_app
+from rfq_engine.api.stream import Outbox
+from rfq_engine.app import open_app
+from rfq_engine.config import parse_config
+from rfq_engine.engine import EngineEvent
+from tests.api.conftest import TOKENS, Api, config_data
+
+
+def _event(rfq_id: str | None, n: int, size: int = 10) -> EngineEvent:
+    return EngineEvent(rfq_id, "quote.received", "d1", {"n": n, "pad": "x" * size})
+
+
+def test_the_outbox_coalesces_per_rfq_once_behind_and_keeps_engine_wide_events() -> None:
+    box = Outbox(coalesce_at=3)
+    for n in range(3):
+        box.put({"rfq_id": "r1", "type": "quote.received", "n": n})
+    box.put({"rfq_id": None, "type": "engine.kill_switch"})  # engine-wide: always kept
+    for n in range(5):
+        box.put({"rfq_id": "r1", "type": "quote.received", "n": 10 + n})
+    box.put({"rfq_id": "r2", "type": "rfq.state_changed"})
+    taken = [box.take() for _ in range(len(box))]
+    assert [(m["type"], m.get("rfq_id")) for m in taken if m] == [
+        ("engine.kill_switch", None), ("rfq.changed", "r1"), ("rfq.state_changed", "r2")]
+    assert taken[1] and taken[1]["coalesced"] == 8
+    assert box.take() is None
+    box.put({"rfq_id": "r1", "type": "fill.recorded"})  # caught up: full events again
+    assert box.take() == {"rfq_id": "r1", "type": "fill.recorded"}
+
+
+@pytest.fixture
+async def small_stream(tmp_path: Path) -> AsyncIterator[Api]:
+    data: dict[str, Any] = config_data(tmp_path)
+    data["api"]["stream_queue"] = 20
+    data["api"]["stream_stall_s"] = 1.0
+    config = parse_config(data)
+    app = await open_app(config)
+    client = TestClient(TestServer(create_web_app(app, config.api)))
+    await client.start_server()
+    try:
+        yield Api(app, client)
+    finally:
+        await client.close()
+        await app.close()
+
+
+def _emit(api: Api, events: list[EngineEvent]) -> None:
+    for event in events:
+        for listener in tuple(api.app.engine.services.listeners):
+            listener(event)
+
+
+async def test_a_reader_far_behind_stays_connected_and_gets_coalesced_updates(
+        small_stream: Api) -> None:
+    api = small_stream
+    ws = await api.client.ws_connect(f"/api/v1/stream?token={TOKENS['bob']}")
+    assert (await ws.receive_json(timeout=5))["type"] == "hello"
+    # 100 RFQs x 30 events arrive at once: 150 times the per-client bound
+    _emit(api, [_event(f"r{i}", n) for n in range(30) for i in range(100)])
+    received: list[dict[str, Any]] = []
+    while len({m["rfq_id"] for m in received if m["type"] == "rfq.changed"}
+              | {m["rfq_id"] for m in received if m["type"] != "rfq.changed"}) < 100 \
+            or not any(m["type"] == "rfq.changed" for m in received):
+        received.append(await ws.receive_json(timeout=5))
+    assert not ws.closed  # never dropped for being slow
+    assert len(received) < 3000 // 10  # coalesced: far fewer messages than events
+    _emit(api, [_event("r-late", 1)])  # caught up: the next event comes as itself
+    while True:
+        message = await ws.receive_json(timeout=5)
+        if message["rfq_id"] == "r-late":
+            break
+    assert message["type"] == "quote.received" and message["payload"]["n"] == 1
+    await ws.close()
+
+
+async def test_a_client_that_stops_reading_is_closed_with_the_reason(small_stream: Api) -> None:
+    api = small_stream
+    host, port = api.client.host, api.client.port
+    reader, writer = await asyncio.open_connection(host, port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write((f"GET /api/v1/stream?token={TOKENS['bob']} HTTP/1.1\r\nHost: {host}\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    await writer.drain()
+    assert b"101" in await reader.readline()
+    head = b""
+    while b'"hello"' not in head:  # the hello frame: the server is listening for us now
+        head += await asyncio.wait_for(reader.read(4096), 5)
+    # never read again: 20 events of 1 MB (the per-client bound) fill the socket buffers and
+    # sends stop progressing, with more waiting behind them
+    engine = api.app.engine
+    given_up = asyncio.Event()
+    remove = engine.remove_listener
+
+    def removed(listener: Any) -> None:  # observes the server giving up on this client
+        remove(listener)
+        given_up.set()
+
+    engine.remove_listener = removed  # type: ignore[method-assign]
+    _emit(api, [_event(f"r{n}", n, size=1_000_000) for n in range(40)])
+    await asyncio.wait_for(given_up.wait(), 15)  # the client stays silent
+    tail = b""
+    async with asyncio.timeout(30):
+        while chunk := await reader.read(1 << 20):  # what was buffered, then the close frame
+            tail = (tail + chunk)[-4096:]
+    writer.close()
+    assert b"client stopped reading for 1 s" in tail
+
+
+async def test_the_stream_still_carries_a_whole_rfq(small_stream: Api) -> None:
+    ws = await small_stream.client.ws_connect(f"/api/v1/stream?token={TOKENS['bob']}")
+    assert (await ws.receive_json(timeout=5))["type"] == "hello"
+    _emit(small_stream, [_event("r1", n) for n in range(5)])
+    got = [await ws.receive_json(timeout=5) for _ in range(5)]
+    assert [m["payload"]["n"] for m in got] == [0, 1, 2, 3, 4]
+    await ws.close()
