@@ -1,8 +1,8 @@
 """The aiohttp application of ``rfq serve``: API under ``/api/v1``, web UI, ops endpoints.
 
-Errors are JSON ``{"error", "reason", "field"?}``: 400 malformed, 401, 403, 404, 409
-(wrong state or reused Idempotency-Key), 422 validation (the field named, an unknown one
-too), 503 halted. Bad input never becomes a 500 (``body`` reads hostile JSON).
+Errors are JSON ``{"error", "reason", "field"?}``: 400 malformed, 401, 413 and 405 from
+aiohttp; an ``RfqError`` gets the status of its row in ``rfq_engine.error_table`` (403, 404,
+409, 422 naming the field, 503). Bad input never becomes a 500 (``body`` reads hostile JSON).
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from rfq_engine.api.openapi import openapi_document
 from rfq_engine.api.serialize import error, json_response
 from rfq_engine.app import App
 from rfq_engine.config import ApiConfig
-from rfq_engine.domain import ValidationError
-from rfq_engine.engine import EngineHalted, InvalidState, NotPermitted, UnknownRfq
+from rfq_engine.error_table import INTERNAL, outcome_of, public_reason
 
 __all__ = ["RedactingAccessLogger", "create_web_app"]
 
@@ -73,19 +72,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if converted is None:
             raise
         return converted
-    except ValidationError as exc:
-        return error(422, "validation", exc.reason, exc.field)
-    except UnknownRfq:
-        return error(404, "not_found", "no such RFQ")
-    except NotPermitted as exc:
-        return error(403, "forbidden", str(exc))
-    except InvalidState as exc:
-        return error(409, "conflict", str(exc))
-    except EngineHalted as exc:
-        return error(503, "halted", str(exc))
-    except Exception:
-        log.exception("api.unhandled", path=request.path, method=request.method)
-        return error(500, "internal", "internal error; see the server log")
+    except Exception as exc:  # an RfqError by its row in the error table; anything else is a 500
+        outcome = outcome_of(exc) or INTERNAL
+        if outcome.fault:
+            log.exception("api.unhandled", path=request.path, method=request.method)
+        return error(outcome.status, outcome.kind, *public_reason(exc, outcome))
 
 
 def _auth_middleware(index: TokenIndex) -> Any:

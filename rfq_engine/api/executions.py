@@ -15,11 +15,10 @@ from aiohttp import web
 from rfq_engine.api.auth import PRINCIPAL, require
 from rfq_engine.api.body import read_json
 from rfq_engine.api.rfqs import APP_KEY
-from rfq_engine.api.serialize import error, json_response
+from rfq_engine.api.serialize import json_response
 from rfq_engine.domain import ExecutionId, ValidationError, decimal_str
 from rfq_engine.domain.values import ENTRY_BOUNDS, check_fields
 from rfq_engine.domain.values import parse_decimal as _parse_decimal
-from rfq_engine.engine.errors import UnknownExecution
 from rfq_engine.engine.resolution import Resolution
 
 __all__ = ["routes"]
@@ -59,10 +58,7 @@ async def resolve_execution(request: web.Request) -> web.Response:
     rfq_id = request.match_info["rfq_id"]
     execution_id = request.match_info["execution_id"]
     resolution = resolution_from(await read_json(request), execution_id, principal.name)
-    try:
-        outcome = await app.engine.resolve_execution(rfq_id, resolution)
-    except UnknownExecution:
-        return error(404, "not_found", f"rfq {rfq_id} has no award {execution_id}")
+    outcome = await app.engine.resolve_execution(rfq_id, resolution)  # UnknownExecution: 404
     return json_response({
         "rfq_id": rfq_id, "execution_id": execution_id, "executed": outcome.confirmed,
         "quantity": decimal_str(outcome.quantity) if outcome.confirmed else None,

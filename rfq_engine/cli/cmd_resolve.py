@@ -25,6 +25,8 @@ from typing import Any
 __all__ = ["add_parsers", "run_resolve"]
 
 EXIT_OK, EXIT_ERROR, EXIT_UNRESOLVED = 0, 1, 5
+"""As ``rfq_engine.cli.commands`` (imported only when the command runs: ``rfq --help`` stays
+light); an error's code is its row in ``rfq_engine.error_table``."""
 
 
 def add_parsers(sub: Any) -> None:
@@ -56,21 +58,25 @@ def add_parsers(sub: Any) -> None:
 
 
 def _decimal(text: str | None, name: str) -> Decimal | None:
+    from rfq_engine.domain import ValidationError
+
     if text is None:
         return None
     try:
         return Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"--{name}: not a decimal: {text!r}") from None
+        raise ValidationError(f"--{name}", f"not a decimal: {text!r}") from None
 
 
 def run_resolve(args: argparse.Namespace) -> int:
+    from rfq_engine.cli.commands import report
+    from rfq_engine.domain import ValidationError
+
     try:
         quantity = _decimal(args.quantity, "quantity")
         price = _decimal(args.price, "price")
-    except ValueError as exc:
-        print(f"rfq: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    except ValidationError as exc:
+        return report(exc)
     if args.api:
         return asyncio.run(_via_api(args))
     if not args.by:
@@ -82,8 +88,7 @@ def run_resolve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"rfq: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return report(exc)
     configure_logging(config.logging.level, config.logging.json_lines)
     return asyncio.run(_one_shot(args, config, quantity, price))
 
@@ -115,6 +120,7 @@ async def _via_api(args: argparse.Namespace) -> int:
 async def _one_shot(args: argparse.Namespace, config: Any, quantity: Decimal | None,
                     price: Decimal | None) -> int:
     from rfq_engine.app import open_app
+    from rfq_engine.cli.commands import report
     from rfq_engine.decision import build_decision_record, render_decision_record
     from rfq_engine.domain import ExecutionId, RfqError, RfqState
     from rfq_engine.engine.recovery import recover_open_rfqs
@@ -129,8 +135,7 @@ async def _one_shot(args: argparse.Namespace, config: Any, quantity: Decimal | N
         try:
             await app.engine.resolve_execution(args.rfq_id, resolution)
         except RfqError as exc:
-            print(f"rfq: refused: {exc}", file=sys.stderr)
-            return EXIT_ERROR
+            return report(exc, refused=True)
         live = app.engine.live(args.rfq_id)
         if live is not None and live.unsettled:  # another award of it is still unknown
             state = RfqState.UNRESOLVED

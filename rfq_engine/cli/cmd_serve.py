@@ -40,14 +40,14 @@ def run_hash_token(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from rfq_engine.cli.commands import report
     from rfq_engine.config import ConfigError, load_config
     from rfq_engine.logging import configure_logging
 
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"rfq: {exc}", file=sys.stderr)
-        return 1
+        return report(exc)
     configure_logging(config.logging.level, config.logging.json_lines)
     return asyncio.run(serve(config, store_url=args.store, host=args.host, port=args.port))
 

@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rfq_engine.config import AppConfig, ConfigError, load_config
-from rfq_engine.domain import RfqSpec, RfqState, ValidationError, parse_ts
+from rfq_engine.domain import RfqError, RfqSpec, RfqState, ValidationError, parse_ts
+from rfq_engine.domain.events import EventType
+from rfq_engine.error_table import EXIT_ERROR, outcome_of
 from rfq_engine.logging import configure_logging
-from rfq_engine.store.base import StoreError
 
-__all__ = ["check_rfq_against_config", "dispatch", "exit_code", "load_rfq_file"]
+__all__ = ["check_rfq_against_config", "dispatch", "exit_code", "load_rfq_file", "report"]
 
 DEMO_STORE = "sqlite+aiosqlite:///rfq-demo.db"
-EXIT_OK, EXIT_ERROR, EXIT_NOT_FILLED, EXIT_PARTIAL, EXIT_TAMPERED = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_NOT_FILLED, EXIT_PARTIAL, EXIT_TAMPERED = 0, 2, 3, 4
+"""Results (README "Exit codes"); an error's code is its row in ``rfq_engine.error_table``."""
 EXIT_UNRESOLVED = 5
 """An award's outcome is unknown and could not be reconciled: do NOT re-send the size; a
 person resolves it (``rfq resolve``, runbooks/unresolved-execution.md)."""
@@ -34,6 +36,16 @@ UNRESOLVED_HINT = ("rfq: an award's outcome could not be reconciled with the dea
 def _fail(message: str) -> int:
     print(f"rfq: {message}", file=sys.stderr)
     return EXIT_ERROR
+
+
+def report(exc: RfqError, *, refused: bool = False) -> int:
+    """Print ``rfq: <message>`` for an error the error table lists and return its exit code
+    (``refused``: say "refused" unless it is a fault); re-raise any other (a bug keeps its
+    traceback)."""
+    outcome = outcome_of(exc)
+    if outcome is None:
+        raise exc
+    return _fail(f"refused: {exc}" if refused and not outcome.fault else str(exc))
 
 
 def exit_code(state: RfqState) -> int:
@@ -105,8 +117,8 @@ def dispatch(args: argparse.Namespace) -> int:
         if args.command == "audit":
             configure_logging("WARNING")
             return asyncio.run(_audit(args))
-    except (ConfigError, ValidationError, StoreError) as exc:
-        return _fail(str(exc))
+    except RfqError as exc:
+        return report(exc)
     except BrokenPipeError:
         # The reader went away (`rfq audit export | head`): stop quietly, no traceback, and
         # point stdout at /dev/null so the flush at exit does not raise again.
@@ -131,7 +143,7 @@ async def _request(config: AppConfig, spec: RfqSpec, store_url: str | None, *,
     holder: dict[str, str] = {}
 
     def on_event(event: EngineEvent) -> None:
-        if (event.rfq_id == holder.get("id") and event.type == "rfq.state_changed"
+        if (event.rfq_id == holder.get("id") and event.type == EventType.RFQ_STATE_CHANGED
                 and event.payload["to"] == RfqState.PENDING_APPROVAL.value):
             pending.set()
 

@@ -3,9 +3,9 @@
 Only argparse is imported at start: every command imports what it needs when it runs,
 so ``rfq --help`` costs milliseconds and never imports ccxt or the MQTT stack.
 
-Exit codes: 0 success (an RFQ filled), 1 error (bad input, config, store), 2 an RFQ did
-not trade at all (not filled, rejected, cancelled, expired), 3 an RFQ partially filled,
-4 the audit chain failed verification.
+Exit codes: 0 success (an RFQ filled), 1 error (every error: ``rfq_engine.error_table``),
+2 an RFQ did not trade at all (not filled, rejected, cancelled, expired), 3 an RFQ partially
+filled, 4 the audit chain failed verification, 5 an award's outcome is unresolved.
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dealer_adapters.mqtt.config import MqttBrokerConfig, MqttDealerConfig, read_env
-from dealer_tools.brokerconf import BrokerConfigError, BrokerFiles, BrokerTls, write_broker_files
+from dealer_tools.brokerconf import BrokerFiles, BrokerTls, write_broker_files
 from rfq_engine.config import AppConfig, ConfigError, load_config
-from rfq_engine.domain import ValidationError
+from rfq_engine.domain import RfqError
 
 __all__ = ["broker_config", "default_bind", "write_for_config"]
 
@@ -77,9 +77,10 @@ def broker_config(args: argparse.Namespace) -> int:
         files = write_for_config(
             config, Path(args.out), environ=os.environ, bind=args.bind, run_as=args.run_as, tls=tls,
             log_file=None if args.log_file is None else Path(args.log_file).resolve(), source=args.config)
-    except (ConfigError, ValidationError, BrokerConfigError) as exc:
-        print(f"rfq: {exc}", file=sys.stderr)
-        return 1
+    except RfqError as exc:  # ConfigError, ValidationError, BrokerConfigError
+        from rfq_engine.cli.commands import report
+
+        return report(exc)
     dealers = [d.id for d in config.dealers if d.kind == "mqtt"]
     print(f"wrote {files.config}\nwrote {files.password_file} (hashed)\nwrote {files.acl_file} "
           f"({len(dealers)} dealers: {', '.join(dealers)})\npersistence in {files.persistence_dir}/")

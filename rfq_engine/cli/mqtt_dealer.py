@@ -46,7 +46,7 @@ from dealer_adapters.mqtt.config import MqttBrokerConfig, check_name, read_env
 from dealer_adapters.simulated.config import SimulatedDealerConfig
 from rfq_engine.config import ConfigError, LoggingConfig
 from rfq_engine.configtypes import STRICT
-from rfq_engine.domain import ValidationError
+from rfq_engine.domain import RfqError
 from rfq_engine.pricing.config import MarketConfig
 
 __all__ = ["DealerFile", "DealerSection", "load_dealer_file", "run_dealer_file"]
@@ -115,9 +115,10 @@ def run_dealer_file(path: str) -> int:
         config = load_dealer_file(path)
         secret = read_env(config.dealer.secret_env, "dealer.secret_env", os.environ).encode("utf-8")
         password = config.mqtt.password(os.environ)
-    except (ConfigError, ValidationError) as exc:
-        print(f"rfq: {exc}", file=sys.stderr)
-        return 1
+    except RfqError as exc:  # ConfigError, ValidationError
+        from rfq_engine.cli.commands import report
+
+        return report(exc)
     if len(secret) < 16:
         print(f"rfq: {path}: dealer.secret_env: the secret is {len(secret)} bytes; use at least 16",
               file=sys.stderr)
