@@ -103,7 +103,6 @@ async def _revalidate_ui(request: web.Request, response: web.StreamResponse) -> 
     if request.path == "/" or request.path.startswith("/static/"):
         response.headers["Cache-Control"] = "no-cache"
 
-    web_app[stream.STALL_KEY] = api.stream_stall_s
 
 def create_web_app(app: App, api: ApiConfig, *, metrics: Metrics | None = None) -> web.Application:
     web_app = web.Application(middlewares=[errors, _auth_middleware(TokenIndex(api))],
@@ -113,6 +112,7 @@ def create_web_app(app: App, api: ApiConfig, *, metrics: Metrics | None = None) 
                                                    max_keys=api.idempotency_keys)
     web_app[ops.METRICS_KEY] = metrics or Metrics(app.engine)
     web_app[stream.QUEUE_KEY] = api.stream_queue
+    web_app[stream.STALL_KEY] = api.stream_stall_s
     web_app.add_routes(rfqs.routes)
     web_app.add_routes(executions.routes)
     web_app.add_routes(audit.routes)
