@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +21,7 @@ from rfq_engine.api.idempotency import Claim, IdempotencyMap, Named
 from rfq_engine.api.serialize import error, json_response, row
 from rfq_engine.app import App
 from rfq_engine.decision import build_decision_record
-from rfq_engine.domain import RfqSpec, RfqState, ValidationError, format_ts, parse_ts
+from rfq_engine.domain import RfqSpec, RfqState, ValidationError, format_ts, parse_ts, to_jsonable
 from rfq_engine.domain.rfq import MAX_KEY
 from rfq_engine.domain.values import check_fields
 from rfq_engine.store import EventFilter, RfqCursor, RfqQuery
@@ -65,6 +66,23 @@ async def rfq_view(app: App, rfq_id: str) -> dict[str, Any] | None:
         "fills": [row(f) for f in await store.fills(rfq_id)],
         "decision": build_decision_record(events) if events else None,
     }
+
+
+def _live_view(app: App, rfq_id: str) -> dict[str, Any] | None:
+    """The view of an RFQ just accepted, from its live run (no store read, no flush)."""
+    run = app.engine.live(rfq_id)
+    if run is None or run.submitted_at is None:
+        return None
+    spec, book = run.spec, run.book
+    view: dict[str, Any] = to_jsonable({
+        "rfq_id": rfq_id, "client_rfq_id": spec.client_rfq_id, "requester": spec.requester,
+        "mandate": spec.mandate, "direction": spec.direction.value, "quantity": spec.quantity,
+        "quantity_unit": spec.quantity_unit, "state": book.state.value,
+        "notional": book.notional if book.notional is not None else Decimal(0),
+        "filled_quantity": book.filled_quantity, "created_at": run.submitted_at,
+        "updated_at": run.submitted_at, "reason": book.reason, "spec": spec.to_dict(),
+        "quotes": [], "awards": [], "fills": [], "decision": None})
+    return view
 
 
 async def _earlier(app: App, user: str, key: str) -> Named | None:
@@ -133,8 +151,12 @@ async def create_rfq(request: web.Request) -> web.Response:
             return error(409, "conflict", "this Idempotency-Key was used for a different "
                          "request", "Idempotency-Key")
         rfq_id = named.rfq_id
-    await app.store.flush()
-    view = await rfq_view(app, rfq_id)
+    # A new RFQ's view comes from the live run (its rfq.submitted is durable): the POST
+    # waits for no other RFQ's events. A replay reads the stored RFQ.
+    view = _live_view(app, rfq_id) if created else None
+    if view is None:
+        await app.store.flush()
+        view = await rfq_view(app, rfq_id)
     headers = {"Location": f"/api/v1/rfqs/{rfq_id}"}
     if not created:
         headers[REPLAYED] = "true"

@@ -251,11 +251,12 @@ class RfqEngine:
             notional = package_notional(spec.package, spec.quantity, await provider.snapshot())
         except ReferenceUnavailable as exc:
             problem = str(exc)
-        await self.services.audit(rfq_id, RfqSubmitted(
+        submitted = await self.services.audit(rfq_id, RfqSubmitted(
             spec.to_dict(), notional, None if reference is None else reference.to_dict(), problem),
             actor=spec.requester)
         failpoints.hit("rfq.submitted")
         run = RfqRun(self.services, rfq_id, spec, mandate, notional=notional, reference=reference)
+        run.submitted_at = submitted.ts
         self.launch(run)
         return rfq_id
 

@@ -130,6 +130,7 @@ class RfqRun:
         self.ready = asyncio.Event()  # recovery clears it until the awards are rebuilt
         self.ready.set()
         self.done = asyncio.Event()
+        self.submitted_at: datetime | None = None  # the durable rfq.submitted's timestamp
         self._wake = asyncio.Event()
         self._side_tasks: set[asyncio.Task[None]] = set()
         self.desk = AwardDesk(services, self.book, self.record, self._spawn, self.unit_notional)
