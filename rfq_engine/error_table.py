@@ -25,13 +25,7 @@ from rfq_engine.domain.errors import (
     ValidationError,
     WireError,
 )
-from rfq_engine.engine.errors import (
-    EngineHalted,
-    InvalidState,
-    NotPermitted,
-    UnknownExecution,
-    UnknownRfq,
-)
+from rfq_engine.engine.errors import EngineHalted, UnknownRfq
 
 __all__ = ["ERROR_TABLE", "EXIT_ERROR", "INTERNAL", "Outcome", "outcome_of", "public_reason"]
 
@@ -70,11 +64,8 @@ ERROR_TABLE: Final[Mapping[type, Outcome]] = MappingProxyType({
     SetupError: INTERNAL,
     StoreFault: INTERNAL,
     WireError: INTERNAL,
-    # The engine's errors, by the category whose row they share (rfq_engine/engine/errors.py).
+    # Two engine errors answer in their own words within their category's status.
     UnknownRfq: Outcome(404, "not_found", EXIT_ERROR, "no such RFQ"),
-    UnknownExecution: _NOT_FOUND,
-    NotPermitted: _FORBIDDEN,
-    InvalidState: _CONFLICT,
     EngineHalted: Outcome(503, "halted", EXIT_ERROR),
 })
 

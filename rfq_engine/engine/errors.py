@@ -1,18 +1,21 @@
 """Errors the engine raises to its callers (API, CLI, programs).
 
     RfqError (domain)
-    └── EngineError
-        ├── UnknownRfq        no RFQ with that id
-        ├── UnknownExecution  the RFQ has no award with that execution id
-        ├── NotPermitted      the actor may not do this (e.g. approve one's own RFQ)
-        ├── InvalidState      the RFQ is not in a state that allows this (e.g. approve when open)
-        ├── InvalidRequest    a request the engine cannot run (unknown dealer or mandate); names the field
-        └── EngineHalted      new RFQs are refused (engine stopping or halted)
+    └── EngineError, each also under the category (``domain.errors``) that gives its answer
+        ├── UnknownRfq        NotFound      no RFQ with that id
+        ├── UnknownExecution  NotFound      the RFQ has no award with that execution id
+        ├── NotPermitted      Forbidden     the actor may not do this (e.g. approve one's own RFQ)
+        ├── InvalidState      Conflict      the RFQ is not in a state that allows this, or a
+        │                                   concurrent decision came first
+        ├── InvalidRequest    InputError    a request the engine cannot run (unknown dealer or
+        │                                   mandate); names the field
+        └── EngineHalted      Unavailable   new RFQs are refused (engine stopping or halted)
 """
 
 from __future__ import annotations
 
 from rfq_engine.domain import RfqError, ValidationError
+from rfq_engine.domain.errors import Conflict, Forbidden, NotFound, Unavailable
 
 __all__ = [
     "EngineError",
@@ -29,7 +32,7 @@ class EngineError(RfqError):
     pass
 
 
-class UnknownRfq(EngineError, KeyError):
+class UnknownRfq(EngineError, NotFound, KeyError):
     def __init__(self, rfq_id: str) -> None:
         super().__init__(f"unknown rfq {rfq_id}")
         self.rfq_id = rfq_id
@@ -38,7 +41,7 @@ class UnknownRfq(EngineError, KeyError):
         return f"unknown rfq {self.rfq_id}"
 
 
-class UnknownExecution(EngineError, KeyError):
+class UnknownExecution(EngineError, NotFound, KeyError):
     def __init__(self, rfq_id: str, execution_id: str) -> None:
         super().__init__(f"rfq {rfq_id} has no award {execution_id}")
         self.rfq_id = rfq_id
@@ -48,11 +51,11 @@ class UnknownExecution(EngineError, KeyError):
         return f"rfq {self.rfq_id} has no award {self.execution_id}"
 
 
-class NotPermitted(EngineError):
+class NotPermitted(EngineError, Forbidden):
     pass
 
 
-class InvalidState(EngineError):
+class InvalidState(EngineError, Conflict):
     pass
 
 
@@ -61,5 +64,5 @@ class InvalidRequest(EngineError, ValidationError):
         ValidationError.__init__(self, field, reason)
 
 
-class EngineHalted(EngineError):
+class EngineHalted(EngineError, Unavailable):
     pass
