@@ -359,54 +359,27 @@ def _leg_text(instrument: dict[str, Any]) -> str:
 
 
 async def _submit(config: Any, args: argparse.Namespace, period: Any) -> int:
-    import asyncio
 
     from rfq_engine.app import open_app
-    from rfq_engine.domain.events import RfqStateChanged
+    from rfq_engine.cli.commands import EXIT_UNRESOLVED, UNRESOLVED_HINT
     from rfq_engine.domain.states import RfqState
-    from rfq_engine.engine import EngineEvent
+    from rfq_engine.engine.oneshot import run_to_end
     from rfq_engine.hedging.scheduler import HedgeScheduler
-    from rfq_engine.readside import listened
 
     app = await open_app(config, store_url=args.store)
     scheduler = HedgeScheduler.from_config(app.engine, app.store, config, app.reference)
-    pending_approval: set[str] = set()
-    changed = asyncio.Event()
-
-    def on_event(event: EngineEvent) -> None:
-        typed = listened(event)
-        if isinstance(typed, RfqStateChanged) and typed.to == RfqState.PENDING_APPROVAL \
-                and event.rfq_id is not None:
-            pending_approval.add(event.rfq_id)
-            changed.set()
-
-    app.engine.add_listener(on_event)
     states: dict[str, str] = {}
     try:
         decision = await scheduler.run_program(args.program, period=period, only_rolls=args.only_rolls,
                                                retry=args.retry, approved_by=args.approver)
         for rfq_id in decision.rfq_ids:
-            run = app.engine.live(rfq_id)
-            if run is not None and run.state is RfqState.PENDING_APPROVAL:
-                pending_approval.add(rfq_id)
-            while True:
-                done = asyncio.ensure_future(app.engine.wait(rfq_id))
-                waiter = asyncio.ensure_future(changed.wait())
-                await asyncio.wait({done, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                changed.clear()
-                if done.done():
-                    states[rfq_id] = done.result().value
-                    break
-                if rfq_id in pending_approval:
-                    print(f"rfq: RFQ {rfq_id} needs a second person's approval under the mandate, which "
-                          "a one-shot command cannot wait for; it is cancelled. Let `rfq serve` run the "
-                          "program instead.", file=sys.stderr)
-                    await app.engine.cancel(rfq_id, actor=f"program:{args.program}",
-                                            reason="needs approval; one-shot command cannot wait")
-                    states[rfq_id] = (await done).value
-                    break
-                done.cancel()
+            end = await run_to_end(app.engine, rfq_id, actor=f"program:{args.program}",
+                                   reason="needs approval; one-shot command cannot wait")
+            if end.cancelled_for_approval:
+                print(f"rfq: RFQ {rfq_id} needs a second person's approval under the mandate, which "
+                      "a one-shot command cannot wait for; it is cancelled. Let `rfq serve` run the "
+                      "program instead.", file=sys.stderr)
+            states[rfq_id] = end.state.value
         fills = {rfq_id: [f for f in await app.store.fills(rfq_id)] for rfq_id in decision.rfq_ids}
     finally:
         await app.close()
@@ -432,6 +405,9 @@ async def _submit(config: Any, args: argparse.Namespace, period: Any) -> int:
     if decision.action == "error":
         return EXIT_ERROR
     final = list(states.values())
+    if any(s == RfqState.UNRESOLVED.value for s in final):
+        print(UNRESOLVED_HINT, file=sys.stderr)
+        return EXIT_UNRESOLVED
     if any(s == RfqState.PARTIALLY_FILLED.value for s in final):
         return EXIT_PARTIAL
     if any(s != RfqState.FILLED.value for s in final):

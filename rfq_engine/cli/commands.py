@@ -15,7 +15,6 @@ from typing import Any, TextIO
 
 from rfq_engine.config import AppConfig, ConfigError, load_config
 from rfq_engine.domain import RfqError, RfqSpec, RfqState, ValidationError, parse_ts
-from rfq_engine.domain.events import EventType
 from rfq_engine.error_table import EXIT_ERROR, outcome_of
 from rfq_engine.logging import configure_logging
 
@@ -133,37 +132,22 @@ async def _request(config: AppConfig, spec: RfqSpec, store_url: str | None, *,
     from rfq_engine.app import open_app
     from rfq_engine.cli.live import LiveView
     from rfq_engine.decision import build_decision_record, render_decision_record
-    from rfq_engine.engine import EngineEvent
+    from rfq_engine.engine.oneshot import run_to_end
     from rfq_engine.store import EventFilter
 
     app = await open_app(config, store_url=store_url)
     view = LiveView(sys.stderr)
     app.engine.add_listener(view)
-    pending = asyncio.Event()
-    holder: dict[str, str] = {}
-
-    def on_event(event: EngineEvent) -> None:
-        if (event.rfq_id == holder.get("id") and event.type == EventType.RFQ_STATE_CHANGED
-                and event.payload["to"] == RfqState.PENDING_APPROVAL.value):
-            pending.set()
-
-    app.engine.add_listener(on_event)
     try:
         rfq_id = await app.engine.submit(spec)
-        holder["id"] = rfq_id
         view.watch(rfq_id)
-        done = asyncio.ensure_future(app.engine.wait(rfq_id, until_unresolved=True))
-        approval = asyncio.ensure_future(pending.wait())
-        await asyncio.wait({done, approval}, return_when=asyncio.FIRST_COMPLETED)
-        if not done.done():
+        end = await run_to_end(app.engine, rfq_id, actor=spec.requester,
+                               reason="needs approval; one-shot request cannot wait")
+        if end.cancelled_for_approval:
             print("rfq: this RFQ needs a second person's approval, which a one-shot "
                   "`rfq request` cannot wait for; it is cancelled. Run it through "
                   "`rfq serve` where an approver can act.", file=sys.stderr)
-            await app.engine.cancel(rfq_id, actor=spec.requester,
-                                    reason="needs approval; one-shot request cannot wait")
-            await done
-        approval.cancel()
-        state = done.result()
+        state = end.state
         if state is RfqState.UNRESOLVED:
             print(UNRESOLVED_HINT, file=sys.stderr)
         await view.close()

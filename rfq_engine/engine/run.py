@@ -127,6 +127,7 @@ class RfqRun:
         self.approval: asyncio.Future[tuple[bool, str, str]] = self.loop.create_future()
         self.parked = False  # engine stopping: left pending in the store, resumed on restart
         self.waiting_unresolved = asyncio.Event()  # in ``unresolved``, waiting for a settlement
+        self.waiting_approval = asyncio.Event()  # in ``pending_approval``, waiting for a person
         self.ready = asyncio.Event()  # recovery clears it until the awards are rebuilt
         self.ready.set()
         self.done = asyncio.Event()
@@ -414,6 +415,7 @@ class RfqRun:
         return True
 
     async def _await_approval(self) -> bool:
+        self.waiting_approval.set()
         expires = self.book.approval_expires or utc_now() + self.mandate.approval_timeout
         wait = (expires - utc_now()).total_seconds()
         try:

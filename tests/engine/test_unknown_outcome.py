@@ -291,3 +291,21 @@ async def test_four_eyes_approve_and_refuse_at_once_only_one_wins(make_harness) 
     await h.dealers.next(RfqNew)
     await h.engine.cancel(rfq_id, actor="alice")
     await h.engine.wait(rfq_id, 5)
+
+
+async def test_a_one_shot_run_stops_at_unresolved_and_cancels_one_needing_approval(
+        make_harness) -> None:
+    from rfq_engine.engine.oneshot import run_to_end
+
+    h = await make_harness(config=FAST)
+    h.dealers.policy = DOES_NOT_PROVE
+    rfq_id, _ = await award_to_d1(h)
+    end = await asyncio.wait_for(run_to_end(h.engine, rfq_id, actor="alice", reason="x"), 10)
+    assert (end.state, end.cancelled_for_approval) == (RfqState.UNRESOLVED, False)
+
+    waiting = await h.engine.submit(future_rfq(dealers=["d2"], require_approval=True))
+    end = await asyncio.wait_for(run_to_end(h.engine, waiting, actor="alice",
+                                            reason="one-shot cannot wait"), 10)
+    assert (end.state, end.cancelled_for_approval) == (RfqState.CANCELLED, True)
+    [cancel] = await h.payloads(waiting, E.CANCEL_REQUESTED)
+    assert cancel["reason"] == "one-shot cannot wait"
