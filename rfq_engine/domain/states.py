@@ -44,22 +44,25 @@ class RfqState(StrEnum):
         return self in TERMINAL
 
 
-S = RfqState
-TERMINAL: frozenset[RfqState] = frozenset(
-    {S.FILLED, S.PARTIALLY_FILLED, S.NOT_FILLED, S.CANCELLED, S.EXPIRED, S.REJECTED, S.FAILED}
-)
-_ALWAYS = frozenset({S.CANCELLED, S.FAILED})
+TERMINAL: frozenset[RfqState] = frozenset({
+    RfqState.FILLED, RfqState.PARTIALLY_FILLED, RfqState.NOT_FILLED, RfqState.CANCELLED,
+    RfqState.EXPIRED, RfqState.REJECTED, RfqState.FAILED})
+_ALWAYS = frozenset({RfqState.CANCELLED, RfqState.FAILED})
+_ENDED_WITH_FILLS = frozenset({RfqState.FILLED, RfqState.PARTIALLY_FILLED, RfqState.NOT_FILLED})
 
 TRANSITIONS: dict[RfqState, frozenset[RfqState]] = {
-    S.CREATED: frozenset({S.PENDING_APPROVAL, S.OPEN, S.REJECTED, S.EXPIRED}) | _ALWAYS,
-    S.PENDING_APPROVAL: frozenset({S.OPEN, S.REJECTED, S.EXPIRED}) | _ALWAYS,
-    S.OPEN: frozenset({S.AWARDING, S.NOT_FILLED, S.EXPIRED}) | _ALWAYS,
-    S.AWARDING: frozenset({S.CONFIRMING, S.NOT_FILLED, S.PARTIALLY_FILLED, S.EXPIRED}) | _ALWAYS,
+    RfqState.CREATED: frozenset({RfqState.PENDING_APPROVAL, RfqState.OPEN, RfqState.REJECTED,
+                                 RfqState.EXPIRED}) | _ALWAYS,
+    RfqState.PENDING_APPROVAL: frozenset({RfqState.OPEN, RfqState.REJECTED,
+                                          RfqState.EXPIRED}) | _ALWAYS,
+    RfqState.OPEN: frozenset({RfqState.AWARDING, RfqState.NOT_FILLED, RfqState.EXPIRED}) | _ALWAYS,
+    RfqState.AWARDING: frozenset({RfqState.CONFIRMING, RfqState.NOT_FILLED,
+                                  RfqState.PARTIALLY_FILLED, RfqState.EXPIRED}) | _ALWAYS,
     # A confirm can still arrive after a cancel was asked for: the confirming state may end
     # filled/partially_filled even then (the dealer traded), or cancelled if nothing filled.
-    S.CONFIRMING: frozenset({S.AWARDING, S.UNRESOLVED, S.FILLED, S.PARTIALLY_FILLED,
-                             S.NOT_FILLED, S.EXPIRED}) | _ALWAYS,
-    S.UNRESOLVED: frozenset({S.FILLED, S.PARTIALLY_FILLED, S.NOT_FILLED}) | _ALWAYS,
+    RfqState.CONFIRMING: frozenset({RfqState.AWARDING, RfqState.UNRESOLVED,
+                                    RfqState.EXPIRED}) | _ENDED_WITH_FILLS | _ALWAYS,
+    RfqState.UNRESOLVED: _ENDED_WITH_FILLS | _ALWAYS,
     **{state: frozenset() for state in TERMINAL},
 }
 

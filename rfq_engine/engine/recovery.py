@@ -40,6 +40,7 @@ from rfq_engine.domain import (
 from rfq_engine.domain.events import (
     AnyEvent,
     EngineRecovered,
+    EventType,
     RfqStateChanged,
     UnknownEvent,
     decode,
@@ -48,7 +49,6 @@ from rfq_engine.engine.book import RfqBook
 from rfq_engine.engine.run import RfqRun
 from rfq_engine.store.base import EventFilter
 from rfq_engine.store.events import AuditEvent
-from rfq_engine.store.events import EventType as E
 
 if TYPE_CHECKING:
     from rfq_engine.engine.engine import RfqEngine
@@ -126,11 +126,12 @@ async def resend_missing_outcomes(
     s = engine.services
     ended: set[str] = set()
     told: set[str] = set()
-    window = EventFilter(types=[E.RFQ_STATE_CHANGED, E.OUTCOME_SENT], since=utc_now() - lookback)
+    window = EventFilter(types=[EventType.RFQ_STATE_CHANGED, EventType.OUTCOME_SENT],
+                         since=utc_now() - lookback)
     for event in await s.store.events(window):
         if event.rfq_id is None:
             continue
-        if event.type == E.OUTCOME_SENT:
+        if event.type == EventType.OUTCOME_SENT:
             told.add(event.rfq_id)
         elif event.payload.get("to") in _TERMINAL_VALUES:
             ended.add(event.rfq_id)

@@ -36,12 +36,12 @@ import pytest
 
 from dealer_adapters.protocol import DealerAdapter
 from rfq_engine.domain import Award, DealerId, RfqId, RfqSpec
+from rfq_engine.domain.events import EventType
 from rfq_engine.engine import EngineConfig, EngineEvent, RfqEngine
 from rfq_engine.engine.recovery import replay
 from rfq_engine.mandate import Mandate
 from rfq_engine.pricing.reference import ModelReferenceProvider
 from rfq_engine.store import AuditStore, EventFilter, open_store
-from rfq_engine.store.events import EventType as E
 from tests.engine.conftest import future_rfq, mandate_config, snapshot
 
 PRIMARY = DealerId("desk-a")
@@ -126,7 +126,7 @@ class Session:
 
     async def awarded(self, rfq_id: str) -> list[str]:
         """The dealers awarded, in order."""
-        return [p["dealer_id"] for p in await self.payloads(rfq_id, E.AWARD_DECIDED)]
+        return [p["dealer_id"] for p in await self.payloads(rfq_id, EventType.AWARD_DECIDED)]
 
     async def award_to(self, rfq_id: str, dealer: DealerId) -> Award:
         """The award the engine made to ``dealer``, rebuilt from the store as recovery does."""
@@ -274,9 +274,9 @@ class Kit:
         dealer = event.payload.get("dealer_id")
         if not isinstance(dealer, str):
             return
-        if event.type == E.AWARD_SENT:
+        if event.type == EventType.AWARD_SENT:
             self._on_award_sent(DealerId(dealer))
-        elif event.type == E.EXECUTION_UNKNOWN and self.act(DealerId(dealer)) is Act.LOSE_FILL:
+        elif event.type == EventType.EXECUTION_UNKNOWN and self.act(DealerId(dealer)) is Act.LOSE_FILL:
             # the engine asks right after this event: that answer, and the next ones for a
             # while, find the dealer out of reach
             self.outage(DealerId(dealer), True)

@@ -21,9 +21,9 @@ import asyncio
 from decimal import Decimal
 
 from rfq_engine.domain import RfqState
+from rfq_engine.domain.events import EventType
 from rfq_engine.engine import EngineEvent
 from rfq_engine.engine.resolution import Resolution
-from rfq_engine.store.events import EventType as E
 from tests.contract.conftest import (
     BACKUP,
     DEALERS,
@@ -61,7 +61,7 @@ async def test_quote(kit: Kit) -> None:
     quoted: set[str] = set()
 
     def both_quoted(event: EngineEvent) -> bool:
-        if event.type == E.QUOTE_RECEIVED:
+        if event.type == EventType.QUOTE_RECEIVED:
             quoted.add(str(event.payload["dealer_id"]))
         return quoted >= set(DEALERS)
 
@@ -71,13 +71,13 @@ async def test_quote(kit: Kit) -> None:
     await s.engine.cancel(rfq_id, actor="alice", reason="just asking")
     assert await s.engine.wait(rfq_id, WAIT_S) is RfqState.CANCELLED
     spec = kit.spec()
-    quotes = {p["dealer_id"]: p for p in reversed(await s.payloads(rfq_id, E.QUOTE_RECEIVED))}
+    quotes = {p["dealer_id"]: p for p in reversed(await s.payloads(rfq_id, EventType.QUOTE_RECEIVED))}
     assert set(quotes) == set(DEALERS)
     for quote in quotes.values():
         assert quote["bid"] is not None and Decimal(quote["quantity"]) == spec.quantity
         assert quote["valid_until"] > quote["received_at"]
     assert Decimal(quotes[PRIMARY]["bid"]) > Decimal(quotes[BACKUP]["bid"])  # desk-a is best
-    assert await s.payloads(rfq_id, E.QUOTE_REJECTED) == []
+    assert await s.payloads(rfq_id, EventType.QUOTE_REJECTED) == []
     assert await s.awarded(rfq_id) == []
     await assert_books(s, rfq_id, {})
 
@@ -86,7 +86,7 @@ async def test_decline(kit: Kit) -> None:
     s = await kit.open({PRIMARY: Act.DECLINE})
     rfq_id = await s.submit()
     assert await s.engine.wait(rfq_id, WAIT_S) is RfqState.FILLED
-    [declined] = [p for p in await s.payloads(rfq_id, E.QUOTE_DECLINED) if p["dealer_id"] == PRIMARY]
+    [declined] = [p for p in await s.payloads(rfq_id, EventType.QUOTE_DECLINED) if p["dealer_id"] == PRIMARY]
     assert declined["reason"]
     assert await s.awarded(rfq_id) == [BACKUP]
     await assert_books(s, rfq_id, {BACKUP: 1})
@@ -97,11 +97,11 @@ async def test_award_confirm_one_fill(kit: Kit) -> None:
     rfq_id = await s.submit()
     assert await s.engine.wait(rfq_id, WAIT_S) is RfqState.FILLED
     assert await s.awarded(rfq_id) == [PRIMARY]
-    [confirmed] = await s.payloads(rfq_id, E.EXECUTION_CONFIRMED)
+    [confirmed] = await s.payloads(rfq_id, EventType.EXECUTION_CONFIRMED)
     assert (confirmed["dealer_id"], confirmed["source"]) == (PRIMARY, "dealer")
     [fill] = await s.store.fills(rfq_id)
     assert fill.quantity == kit.spec().quantity and fill.dealer_trade_id
-    assert await s.payloads(rfq_id, E.EXECUTION_UNKNOWN) == []
+    assert await s.payloads(rfq_id, EventType.EXECUTION_UNKNOWN) == []
     await assert_books(s, rfq_id, {PRIMARY: 1})
 
 
@@ -110,9 +110,9 @@ async def test_explicit_reject_falls_back_to_the_next_dealer(kit: Kit) -> None:
     rfq_id = await s.submit()
     assert await s.engine.wait(rfq_id, WAIT_S) is RfqState.FILLED
     assert await s.awarded(rfq_id) == [PRIMARY, BACKUP]
-    [rejected] = await s.payloads(rfq_id, E.EXECUTION_REJECTED)
+    [rejected] = await s.payloads(rfq_id, EventType.EXECUTION_REJECTED)
     assert rejected["dealer_id"] == PRIMARY and rejected["reason"].startswith("rejected by the dealer: ")
-    assert await s.payloads(rfq_id, E.EXECUTION_UNKNOWN) == []  # an explicit "no", never unknown
+    assert await s.payloads(rfq_id, EventType.EXECUTION_UNKNOWN) == []  # an explicit "no", never unknown
     await assert_books(s, rfq_id, {BACKUP: 1})
 
 
@@ -125,9 +125,9 @@ async def test_reply_lost_after_the_dealer_executed_is_one_fill_and_no_fallback(
     assert await s.engine.wait(rfq_id, WAIT_S) is RfqState.FILLED
     await assert_books(s, rfq_id, {PRIMARY: 1})
     assert await s.awarded(rfq_id) == [PRIMARY]
-    [unknown] = await s.payloads(rfq_id, E.EXECUTION_UNKNOWN)  # the rule was exercised
+    [unknown] = await s.payloads(rfq_id, EventType.EXECUTION_UNKNOWN)  # the rule was exercised
     assert unknown["dealer_id"] == PRIMARY
-    assert await s.payloads(rfq_id, E.EXECUTION_REJECTED) == []
+    assert await s.payloads(rfq_id, EventType.EXECUTION_REJECTED) == []
 
 
 async def test_reply_lost_when_the_dealer_did_not_execute(kit: Kit) -> None:
@@ -142,9 +142,9 @@ async def test_reply_lost_when_the_dealer_did_not_execute(kit: Kit) -> None:
         await assert_books(s, rfq_id, {BACKUP: 1})
         assert await s.awarded(rfq_id) == [PRIMARY, BACKUP]
         history = await s.history(rfq_id)
-        unknown = index(history, E.EXECUTION_UNKNOWN, PRIMARY)
-        rejected = index(history, E.EXECUTION_REJECTED, PRIMARY)
-        fallback = index(history, E.AWARD_DECIDED, BACKUP)
+        unknown = index(history, EventType.EXECUTION_UNKNOWN, PRIMARY)
+        rejected = index(history, EventType.EXECUTION_REJECTED, PRIMARY)
+        fallback = index(history, EventType.AWARD_DECIDED, BACKUP)
         assert unknown < rejected < fallback  # asked first; the answer proved it; then the fallback
         reason = history[rejected][1]["reason"]
         assert isinstance(reason, str) and reason.startswith(("reconciled: ", "rejected by the dealer: "))
@@ -152,7 +152,7 @@ async def test_reply_lost_when_the_dealer_did_not_execute(kit: Kit) -> None:
     assert await s.engine.wait(rfq_id, WAIT_S, until_unresolved=True) is RfqState.UNRESOLVED
     await assert_books(s, rfq_id, {})
     assert await s.awarded(rfq_id) == [PRIMARY]
-    [unresolved] = await s.payloads(rfq_id, E.EXECUTION_UNRESOLVED)
+    [unresolved] = await s.payloads(rfq_id, EventType.EXECUTION_UNRESOLVED)
     assert unresolved["dealer_id"] == PRIMARY and unresolved["attempts"] >= 1
     award = await s.award_to(rfq_id, PRIMARY)  # a person with the venue's evidence decides
     await s.engine.resolve_execution(rfq_id, Resolution(
@@ -171,8 +171,8 @@ async def test_dealer_slower_than_send_timeout_is_never_traded_twice(kit: Kit) -
     assert await s.engine.wait(rfq_id, WAIT_S) is RfqState.FILLED
     await assert_books(s, rfq_id, {PRIMARY: 1})
     assert await s.awarded(rfq_id) == [PRIMARY]
-    assert await s.payloads(rfq_id, E.EXECUTION_REJECTED) == []
-    [sent] = await s.payloads(rfq_id, E.AWARD_SENT)
+    assert await s.payloads(rfq_id, EventType.EXECUTION_REJECTED) == []
+    [sent] = await s.payloads(rfq_id, EventType.AWARD_SENT)
     if kit.slow_send:  # the send outlived send_timeout_ms and was left to finish, not cancelled
         assert "carries on" in sent["error"]
     else:
@@ -184,13 +184,13 @@ async def test_restart_during_last_look_settles_the_award_once(kit: Kit) -> None
     heard from it). A new engine on the same store recovers the RFQ and settles the award
     through the dealer: one execution, one fill, and no new award after the restart."""
     s = await kit.open({PRIMARY: Act.HOLD}, config=engine_config(confirm_timeout_ms=150), durable=True)
-    sent = s.when(lambda e: e.type == E.AWARD_SENT and e.payload["dealer_id"] == PRIMARY)
+    sent = s.when(lambda e: e.type == EventType.AWARD_SENT and e.payload["dealer_id"] == PRIMARY)
     rfq_id = await s.submit()
     await sent
     await s.engine.stop()
     row = await s.store.get_rfq(rfq_id)
     assert row is not None and not RfqState(row.state).is_terminal, (row.state, kit.executed(PRIMARY))
-    [parked] = await s.payloads(rfq_id, E.RFQ_PARKED)
+    [parked] = await s.payloads(rfq_id, EventType.RFQ_PARKED)
     assert len(parked["execution_ids"]) == 1
     assert await s.store.fills(rfq_id) == []
 
@@ -199,7 +199,7 @@ async def test_restart_during_last_look_settles_the_award_once(kit: Kit) -> None
     assert rfq_id in s2.recovered
     assert await s2.engine.wait(rfq_id, WAIT_S) is RfqState.FILLED
     assert await s2.awarded(rfq_id) == [PRIMARY]
-    [confirmed] = await s2.payloads(rfq_id, E.EXECUTION_CONFIRMED)
+    [confirmed] = await s2.payloads(rfq_id, EventType.EXECUTION_CONFIRMED)
     assert confirmed["dealer_id"] == PRIMARY
     await assert_books(s2, rfq_id, {PRIMARY: 1})
 
@@ -209,15 +209,15 @@ async def test_duplicate_confirm_is_one_fill(kit: Kit) -> None:
     after the fill: the dealer answers the same execution again, never a second trade, and
     the engine records the one fill."""
     s = await kit.open()
-    sent = s.when(lambda e: e.type == E.AWARD_SENT and e.payload["dealer_id"] == PRIMARY)
+    sent = s.when(lambda e: e.type == EventType.AWARD_SENT and e.payload["dealer_id"] == PRIMARY)
     rfq_id = await s.submit()
     await sent
     award = await s.award_to(rfq_id, PRIMARY)
     await s.adapter.send_award(PRIMARY, award)  # the same award again, in last look
     assert await s.engine.wait(rfq_id, WAIT_S) is RfqState.FILLED
-    refused = s.when(lambda e: e.type == E.MESSAGE_REJECTED and e.payload.get("dealer_id") == PRIMARY)
+    refused = s.when(lambda e: e.type == EventType.MESSAGE_REJECTED and e.payload.get("dealer_id") == PRIMARY)
     await s.adapter.send_award(PRIMARY, award)  # and after the fill
     answer = await asyncio.wait_for(refused, WAIT_S)  # the dealer answered the same execution again
     assert "duplicate" in str(answer.payload["reason"]) or "closed" in str(answer.payload["reason"])
-    assert len(await s.payloads(rfq_id, E.EXECUTION_CONFIRMED)) == 1
+    assert len(await s.payloads(rfq_id, EventType.EXECUTION_CONFIRMED)) == 1
     await assert_books(s, rfq_id, {PRIMARY: 1})

@@ -14,10 +14,10 @@ import pytest
 
 from dealer_adapters.protocol import ExecutionLookup, ExecutionState, LookupPolicy
 from rfq_engine.domain import Award, ExecutionConfirm, ExecutionId, RfqNew, RfqState, utc_now
+from rfq_engine.domain.events import EventType
 from rfq_engine.engine import EngineConfig
 from rfq_engine.engine.errors import InvalidRequest, InvalidState, NotPermitted, UnknownExecution
 from rfq_engine.engine.resolution import Resolution
-from rfq_engine.store.events import EventType as E
 from tests.engine.conftest import Harness, future_rfq
 
 FAST = EngineConfig(confirm_timeout_ms=150, reconcile_timeout_ms=400, reconcile_backoff_ms=20,
@@ -71,14 +71,14 @@ async def test_unknown_lookups_then_confirmed_fill_once_and_never_fall_back(make
     h.dealers.lookups[award.execution_id] = confirmed(award, "VENUE-9")
     assert await h.engine.wait(rfq_id, 5) is RfqState.FILLED
     assert [s.dealer for s in h.dealers.sent(Award)] == ["d1"]  # no second execution
-    [unknown] = await h.payloads(rfq_id, E.EXECUTION_UNKNOWN)
+    [unknown] = await h.payloads(rfq_id, EventType.EXECUTION_UNKNOWN)
     assert unknown["reason"] == "no confirm or reject by confirm_by"
     assert unknown["lookup"] == {"key": "execution_id", "can_query": True,
                                  "not_found_proves_absent": True}
-    [conf] = await h.payloads(rfq_id, E.EXECUTION_CONFIRMED)
+    [conf] = await h.payloads(rfq_id, EventType.EXECUTION_CONFIRMED)
     assert (conf["source"], conf["dealer_trade_id"]) == ("reconciled", "VENUE-9")
     assert conf["attempts"] >= 4
-    [fill] = await h.payloads(rfq_id, E.FILL_RECORDED)
+    [fill] = await h.payloads(rfq_id, EventType.FILL_RECORDED)
     assert fill["quantity"] == "10"
 
 
@@ -90,7 +90,7 @@ async def test_not_found_that_proves_absence_allows_the_fallback(make_harness) -
     assert len(h.dealers.queries) >= 1 and h.dealers.queries[0] == award.execution_id
     h.dealers.confirm(second)
     assert await h.engine.wait(rfq_id, 5) is RfqState.FILLED
-    [rejected] = await h.payloads(rfq_id, E.EXECUTION_REJECTED)
+    [rejected] = await h.payloads(rfq_id, EventType.EXECUTION_REJECTED)
     assert rejected["execution_id"] == award.execution_id
     assert rejected["reason"].startswith("reconciled: the dealer has no record of it")
 
@@ -102,7 +102,7 @@ async def test_not_found_that_proves_nothing_goes_unresolved_then_a_person_resol
     rfq_id, award = await award_to_d1(h)
     await until_state(h, rfq_id, RfqState.UNRESOLVED)
     assert [s.dealer for s in h.dealers.sent(Award)] == ["d1"]
-    [unresolved] = await h.payloads(rfq_id, E.EXECUTION_UNRESOLVED)
+    [unresolved] = await h.payloads(rfq_id, EventType.EXECUTION_UNRESOLVED)
     assert unresolved["last_lookup"] == "not_found" and unresolved["attempts"] >= 2
     # the exposure stays reserved: the dealer's in-flight notional is still counted
     assert h.engine.services.risk.exposure("d1", utc_now().date()) > 0
@@ -112,10 +112,10 @@ async def test_not_found_that_proves_nothing_goes_unresolved_then_a_person_resol
     outcome = await h.engine.resolve_execution(rfq_id, person(
         award, executed=True, dealer_trade_id="D1-778", quantity=Decimal("10")))
     assert outcome.confirmed
-    [resolved] = await h.payloads(rfq_id, E.EXECUTION_RESOLVED)  # durable before the return
+    [resolved] = await h.payloads(rfq_id, EventType.EXECUTION_RESOLVED)  # durable before the return
     assert (resolved["executed"], resolved["resolved_by"], resolved["quantity"]) == (True, "carol", "10")
     assert await h.engine.wait(rfq_id, 5) is RfqState.FILLED
-    [fill] = await h.payloads(rfq_id, E.FILL_RECORDED)
+    [fill] = await h.payloads(rfq_id, EventType.FILL_RECORDED)
     assert (fill["dealer_trade_id"], fill["quantity"]) == ("D1-778", "10")
     assert [s.dealer for s in h.dealers.sent(Award)] == ["d1"]
     with pytest.raises(InvalidState):  # settled: a second decision is refused
@@ -140,7 +140,7 @@ async def test_late_confirm_settles_an_unresolved_award(make_harness) -> None:
     await until_state(h, rfq_id, RfqState.UNRESOLVED)
     h.dealers.confirm(award)
     assert await h.engine.wait(rfq_id, 5) is RfqState.FILLED
-    [conf] = await h.payloads(rfq_id, E.EXECUTION_CONFIRMED)
+    [conf] = await h.payloads(rfq_id, EventType.EXECUTION_CONFIRMED)
     assert conf["source"] == "dealer"
 
 
@@ -176,7 +176,7 @@ async def test_resolution_rules(make_harness) -> None:
         return_exceptions=True)
     assert [type(r).__name__ for r in results] == ["AwardOutcome", "InvalidState"]
     assert await h2.engine.wait(rfq_id, 5) is RfqState.NOT_FILLED
-    assert len(await h2.payloads(rfq_id, E.EXECUTION_RESOLVED)) == 1
+    assert len(await h2.payloads(rfq_id, EventType.EXECUTION_RESOLVED)) == 1
 
 
 async def test_a_dealer_that_cannot_be_asked_gets_no_fallback(make_harness) -> None:
@@ -186,7 +186,7 @@ async def test_a_dealer_that_cannot_be_asked_gets_no_fallback(make_harness) -> N
     await until_state(h, rfq_id, RfqState.UNRESOLVED)
     assert h.dealers.queries == []  # not asked: it cannot say
     assert [s.dealer for s in h.dealers.sent(Award)] == ["d1"]
-    [unresolved] = await h.payloads(rfq_id, E.EXECUTION_UNRESOLVED)
+    [unresolved] = await h.payloads(rfq_id, EventType.EXECUTION_UNRESOLVED)
     assert unresolved["reason"].startswith("the dealer cannot be asked")
     h.dealers.reject(award)  # an explicit reject from the dealer still settles it
     assert await h.engine.wait(rfq_id, 5) is RfqState.NOT_FILLED
@@ -203,7 +203,7 @@ async def test_a_send_slower_than_the_timeout_is_never_cancelled(make_harness) -
     h.dealers.quote(rfq_id, "d1", bid="39950", valid_ms=20_000)
     h.dealers.quote(rfq_id, "d2", bid="39900", valid_ms=20_000)
     await asked(h, 2)  # past confirm_by: unknown, being reconciled
-    [sent] = await h.payloads(rfq_id, E.AWARD_SENT)
+    [sent] = await h.payloads(rfq_id, EventType.AWARD_SENT)
     assert "carries on" in sent["error"]
     assert h.dealers.cancelled_sends == 0 and h.dealers.sent(Award) == []
     h.dealers.release.set()  # the transport finally takes it
@@ -212,7 +212,7 @@ async def test_a_send_slower_than_the_timeout_is_never_cancelled(make_harness) -
     h.dealers.confirm(award)
     assert await h.engine.wait(rfq_id, 5) is RfqState.FILLED
     assert [s.dealer for s in h.dealers.sent(Award)] == ["d1"]
-    [unknown] = await h.payloads(rfq_id, E.EXECUTION_UNKNOWN)
+    [unknown] = await h.payloads(rfq_id, EventType.EXECUTION_UNKNOWN)
     assert "the send failed in flight" in unknown["reason"]
 
 
@@ -223,7 +223,7 @@ async def test_engine_stop_parks_an_unresolved_rfq_and_recovery_resumes_it(make_
     await until_state(h, rfq_id, RfqState.UNRESOLVED)
     await h.engine.stop()
     assert (await h.store.get_rfq(rfq_id)).state == "unresolved"  # type: ignore[union-attr]
-    [parked] = await h.payloads(rfq_id, E.RFQ_PARKED)
+    [parked] = await h.payloads(rfq_id, EventType.RFQ_PARKED)
     assert parked["execution_ids"] == [award.execution_id]
 
     from rfq_engine.engine import RfqEngine
@@ -234,7 +234,7 @@ async def test_engine_stop_parks_an_unresolved_rfq_and_recovery_resumes_it(make_
                        reference=h.engine.services.reference, config=FAST)
     assert await engine.start() == [rfq_id]
     assert await engine.wait(rfq_id, 5) is RfqState.FILLED
-    fills = await h.payloads(rfq_id, E.FILL_RECORDED)
+    fills = await h.payloads(rfq_id, EventType.FILL_RECORDED)
     assert [f["dealer_trade_id"] for f in fills] == ["AFTER-RESTART"]
     assert dealers.sent(Award) == []  # recovery never re-awards
     await engine.stop()
@@ -255,7 +255,7 @@ async def test_deadline_close_policy_keeps_the_window_open_for_a_better_replacem
     assert isinstance(award, Award) and (award.dealer_id, award.price) == ("d1", Decimal("39990"))
     h.dealers.confirm(award)
     assert await h.engine.wait(rfq_id, 5) is RfqState.FILLED
-    [closed] = await h.payloads(rfq_id, E.WINDOW_CLOSED)
+    [closed] = await h.payloads(rfq_id, EventType.WINDOW_CLOSED)
     assert (closed["policy"], closed["reason"]) == ("deadline", "deadline reached")
 
 
@@ -270,7 +270,7 @@ async def test_all_answered_closes_early_and_says_when(make_harness) -> None:
     award = (await h.dealers.next(Award)).message
     h.dealers.confirm(award)  # type: ignore[arg-type]
     assert await h.engine.wait(rfq_id, 5) is RfqState.FILLED
-    [closed] = await h.payloads(rfq_id, E.WINDOW_CLOSED)
+    [closed] = await h.payloads(rfq_id, EventType.WINDOW_CLOSED)
     assert (closed["policy"], closed["reason"]) == ("all_answered", "every dealer answered")
     assert closed["closed_at"] < closed["deadline"]
 
@@ -278,7 +278,7 @@ async def test_all_answered_closes_early_and_says_when(make_harness) -> None:
 async def test_four_eyes_approve_and_refuse_at_once_only_one_wins(make_harness) -> None:
     h = await make_harness()
     requested = asyncio.Event()
-    h.engine.add_listener(lambda e: requested.set() if e.type == E.APPROVAL_REQUESTED else None)
+    h.engine.add_listener(lambda e: requested.set() if e.type == EventType.APPROVAL_REQUESTED else None)
     rfq_id = await h.engine.submit(future_rfq(dealers=["d1"], require_approval=True))
     await asyncio.wait_for(requested.wait(), 5)
     results = await asyncio.gather(
@@ -286,8 +286,8 @@ async def test_four_eyes_approve_and_refuse_at_once_only_one_wins(make_harness) 
         h.engine.refuse(rfq_id, approver="carol", reason="too big"),
         return_exceptions=True)
     assert results[0] is None and isinstance(results[1], InvalidState)
-    assert len(await h.payloads(rfq_id, E.APPROVAL_GRANTED)) == 1  # durable when it returned
-    assert await h.payloads(rfq_id, E.APPROVAL_REFUSED) == []
+    assert len(await h.payloads(rfq_id, EventType.APPROVAL_GRANTED)) == 1  # durable when it returned
+    assert await h.payloads(rfq_id, EventType.APPROVAL_REFUSED) == []
     await h.dealers.next(RfqNew)
     await h.engine.cancel(rfq_id, actor="alice")
     await h.engine.wait(rfq_id, 5)
@@ -307,5 +307,5 @@ async def test_a_one_shot_run_stops_at_unresolved_and_cancels_one_needing_approv
     end = await asyncio.wait_for(run_to_end(h.engine, waiting, actor="alice",
                                             reason="one-shot cannot wait"), 10)
     assert (end.state, end.cancelled_for_approval) == (RfqState.CANCELLED, True)
-    [cancel] = await h.payloads(waiting, E.CANCEL_REQUESTED)
+    [cancel] = await h.payloads(waiting, EventType.CANCEL_REQUESTED)
     assert cancel["reason"] == "one-shot cannot wait"

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from dealer_adapters.simulated import ExecutionRecord
+from rfq_engine.domain.events import EventType
 from rfq_engine.failpoints import POINTS
-from rfq_engine.store import EventType as E
 
 from .harness import (
     NON_TERMINAL,
@@ -110,19 +110,19 @@ def assert_recovered(before: StoreView, after: StoreView, ledgers: list[Executio
     assert not still_open, f"RFQs left open after recovery: {still_open}"
 
     # (2) The last state change says why, and recovery says what it did.
-    changes = after.of(E.RFQ_STATE_CHANGED, rfq_id)
+    changes = after.of(EventType.RFQ_STATE_CHANGED, rfq_id)
     last = changes[-1]
     assert last["to"] == rfq.state
     assert isinstance(last["reason"], str) and last["reason"].strip()
     assert rfq.reason == last["reason"]
-    by_recovery = changes[len(before.of(E.RFQ_STATE_CHANGED, rfq_id)):]
+    by_recovery = changes[len(before.of(EventType.RFQ_STATE_CHANGED, rfq_id)):]
     if at_kill not in NON_TERMINAL:
         # An ended RFQ is not resumed; recovery only tells its dealers, if nobody had.
         assert after.events[: len(before.events)] == before.events
         added = after.events[len(before.events):]
-        told_before = bool(before.of(E.OUTCOME_SENT, rfq_id))
+        told_before = bool(before.of(EventType.OUTCOME_SENT, rfq_id))
         assert [e.type for e in added] == (
-            [] if told_before else [E.OUTCOME_SENT, E.ENGINE_RECOVERED]), added
+            [] if told_before else [EventType.OUTCOME_SENT, EventType.ENGINE_RECOVERED]), added
         assert after.recovered_rfqs() == []
     else:
         assert after.recovered_rfqs() == [rfq_id], "engine.recovered must name the RFQ it resumed"
@@ -143,10 +143,10 @@ def assert_recovered(before: StoreView, after: StoreView, ledgers: list[Executio
                                           "reason": "recovery: award(s) decided before the restart"}
 
     # (3) One fill per confirmed execution, never two; every award settled one way.
-    award_ids = after.execution_ids(E.AWARD_DECIDED)
-    fill_ids = after.execution_ids(E.FILL_RECORDED)
-    confirmed = set(after.execution_ids(E.EXECUTION_CONFIRMED))
-    rejected = set(after.execution_ids(E.EXECUTION_REJECTED))
+    award_ids = after.execution_ids(EventType.AWARD_DECIDED)
+    fill_ids = after.execution_ids(EventType.FILL_RECORDED)
+    confirmed = set(after.execution_ids(EventType.EXECUTION_CONFIRMED))
+    rejected = set(after.execution_ids(EventType.EXECUTION_REJECTED))
     twice = sorted(eid for eid, n in Counter(fill_ids).items() if n > 1)
     assert not twice, f"executions filled twice: {twice}"
     assert set(fill_ids) <= set(award_ids), "a fill for an execution that was never awarded"
@@ -165,7 +165,7 @@ def assert_recovered(before: StoreView, after: StoreView, ledgers: list[Executio
     # (4) No execution id is awarded twice, and recovery never makes a new award: it may
     #     only run the lifecycle afresh for an RFQ that had awarded nothing yet.
     assert len(award_ids) == len(set(award_ids)), f"an execution id awarded twice: {award_ids}"
-    awarded_at_kill = before.execution_ids(E.AWARD_DECIDED)
+    awarded_at_kill = before.execution_ids(EventType.AWARD_DECIDED)
     if at_kill == "created":
         assert awarded_at_kill == []
     else:
@@ -200,14 +200,14 @@ def test_kill_at_failpoint_then_recover(point: str, tmp_path: Path) -> None:
     rfq_id = before.rfq.rfq_id
     assert before.rfq.state in AT_KILL[point]
     at_kill = read_ledgers(case, repaired=False)
-    awarded = before.execution_ids(E.AWARD_DECIDED)
+    awarded = before.execution_ids(EventType.AWARD_DECIDED)
 
     if point == "rfq.submitted":
-        assert [e.type for e in before.events if e.rfq_id == rfq_id] == [E.RFQ_SUBMITTED]
+        assert [e.type for e in before.events if e.rfq_id == rfq_id] == [EventType.RFQ_SUBMITTED]
     if point in {"award.durable", "award.sent", "award.tables_pending"}:
         assert len(awarded) == 1 and not before.fills
     if point in {"award.durable", "award.tables_pending"}:  # durable, never sent: no desk knows
-        assert at_kill == [] and not before.of(E.AWARD_SENT)
+        assert at_kill == [] and not before.of(EventType.AWARD_SENT)
     if point == "award.tables_pending":  # the file's tables lag; the read-only view above did not
         raw = sqlite3.connect(case.db)
         try:
@@ -220,16 +220,16 @@ def test_kill_at_failpoint_then_recover(point: str, tmp_path: Path) -> None:
     if point == "fill.durable":
         assert len(before.fills) == 1
     if point == "outcome.durable":
-        assert not before.of(E.OUTCOME_SENT)
+        assert not before.of(EventType.OUTCOME_SENT)
 
     after = recover(case, before)
     if point == "outcome.durable":  # ended, then killed before rfq.closed went out: sent now
-        [sent] = after.of(E.OUTCOME_SENT, rfq_id)
-        asked = before.of(E.RFQ_SENT, rfq_id)[0]["sent"]
+        [sent] = after.of(EventType.OUTCOME_SENT, rfq_id)
+        asked = before.of(EventType.RFQ_SENT, rfq_id)[0]["sent"]
         assert (sent["outcome"], sorted(sent["notified"]), sent["failed"]) == (
             "filled", sorted(asked), {})
         assert sent["reason"].startswith("engine restarted after the RFQ ended")
-        [recovered] = after.of(E.ENGINE_RECOVERED)
+        [recovered] = after.of(EventType.ENGINE_RECOVERED)
         assert recovered == {"rfqs": [], "outcomes_sent": [rfq_id]}
         assert recover(case, after).events == after.events  # told once: a second restart is quiet
     ledgers = read_ledgers(case)
@@ -237,7 +237,7 @@ def test_kill_at_failpoint_then_recover(point: str, tmp_path: Path) -> None:
 
     if point in {"award.durable", "award.tables_pending"}:  # unknown to the desk: silence rejects
         assert after.rfq.state == "not_filled" and after.rfq.reason == RESTART_REASON
-        [rejection] = after.of(E.EXECUTION_REJECTED)
+        [rejection] = after.of(EventType.EXECUTION_REJECTED)
         assert rejection["execution_id"] == awarded[0] and rejection["timeout"] is True
     if point == "rfq.sent":  # the window was cut short: the quotes are not acted on
         assert after.rfq.state == "expired"
@@ -252,7 +252,7 @@ def test_external_kill_after_award_decided(tmp_path: Path) -> None:
                      window_ms=1000, confirm_timeout_ms=1500)
     proc = start_rfq(case, "request", "--config", str(case.config), "--rfq", str(case.rfq))
     try:
-        wait_for_event(case, E.AWARD_DECIDED, proc)
+        wait_for_event(case, EventType.AWARD_DECIDED, proc)
         os.kill(proc.pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=10)
     finally:
@@ -262,7 +262,7 @@ def test_external_kill_after_award_decided(tmp_path: Path) -> None:
     assert killed(proc), f"rc {proc.returncode}\n{output(proc, out, err)}"
     before = StoreView.read(case)
     assert before.rfq.state in {"awarding", "confirming"}, "the kill missed the award in flight"
-    assert len(before.execution_ids(E.AWARD_DECIDED)) == 1 and not before.fills
+    assert len(before.execution_ids(EventType.AWARD_DECIDED)) == 1 and not before.fills
 
     after = recover(case, before)
     assert_recovered(before, after, read_ledgers(case))
@@ -274,15 +274,15 @@ def test_dealer_confirmed_before_the_engine_heard_it(tmp_path: Path) -> None:
     before the confirm is durable. Recovery asks the desk and records the fill exactly once."""
     case = make_case(tmp_path, desks=default_desks(confirm_latency_ms=0))
     before = crash_request(case, "award.sent")
-    [eid] = before.execution_ids(E.AWARD_DECIDED)
+    [eid] = before.execution_ids(EventType.AWARD_DECIDED)
     [trade] = read_ledgers(case, repaired=False)
     assert trade.execution_id == eid and trade.confirmed, "the desk must have booked the trade"
-    assert not before.of(E.EXECUTION_CONFIRMED) and not before.fills, \
+    assert not before.of(EventType.EXECUTION_CONFIRMED) and not before.fills, \
         "the confirm became durable before the kill: this run did not exercise reconciliation"
 
     after = recover(case, before)
     assert_recovered(before, after, read_ledgers(case))
-    [confirm] = after.of(E.EXECUTION_CONFIRMED)
+    [confirm] = after.of(EventType.EXECUTION_CONFIRMED)
     assert confirm["execution_id"] == eid and confirm["source"] == "reconciled"
     assert confirm["msg_id"] is None and confirm["dealer_trade_id"] == trade.dealer_trade_id
     [fill] = after.fills
@@ -298,15 +298,15 @@ def test_rejected_award_is_not_re_awarded_after_restart(tmp_path: Path) -> None:
     desks["desk-a"] = DeskSettings("10", last_look_reject_rate=1.0)
     case = make_case(tmp_path, desks=desks)
     before = crash_request(case, "award.sent")
-    [ranked] = before.of(E.QUOTES_RANKED)
+    [ranked] = before.of(EventType.QUOTES_RANKED)
     assert [r["dealer_id"] for r in ranked["ranking"]] == ["desk-a", "desk-b", "desk-c"]
-    [eid] = before.execution_ids(E.AWARD_DECIDED)
+    [eid] = before.execution_ids(EventType.AWARD_DECIDED)
     [booked] = read_ledgers(case, repaired=False)
     assert booked.execution_id == eid and not booked.confirmed
 
     after = recover(case, before)
     assert_recovered(before, after, read_ledgers(case))
-    [rejection] = after.of(E.EXECUTION_REJECTED)
+    [rejection] = after.of(EventType.EXECUTION_REJECTED)
     assert rejection["execution_id"] == eid and rejection["timeout"] is False
     assert rejection["reason"].startswith("reconciled: the dealer reports it rejected")
     assert (after.rfq.state, after.rfq.reason) == ("not_filled", RESTART_REASON)
@@ -319,6 +319,6 @@ def test_rfq_sent_kill_leaves_the_window_open(tmp_path: Path) -> None:
     case = make_case(tmp_path)
     before = crash_request(case, "rfq.sent")
     assert before.rfq.state == "open"
-    [sent] = before.of(E.RFQ_SENT)
+    [sent] = before.of(EventType.RFQ_SENT)
     assert sent["sent"] == ["desk-a", "desk-b", "desk-c"]
 

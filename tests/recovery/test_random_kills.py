@@ -25,7 +25,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from rfq_engine.store import EventType as E
+from rfq_engine.domain.events import EventType
 from tests.recovery.harness import (
     NON_TERMINAL,
     DeskSettings,
@@ -76,7 +76,7 @@ def _trial(root: Path, seed: int, store_url: str | None) -> None:
                                    "reconcile_backoff_max_ms = 100"])
     proc = start_rfq(case, "request", "--config", str(case.config), "--rfq", str(case.rfq))
     try:
-        wait_for_event(case, E.AWARD_DECIDED, proc)
+        wait_for_event(case, EventType.AWARD_DECIDED, proc)
         time.sleep(rng.uniform(0.0, 1.0))  # the random kill point: up to well past confirm_by
         proc.send_signal(signal.SIGKILL)
     finally:
@@ -99,7 +99,7 @@ def _trial(root: Path, seed: int, store_url: str | None) -> None:
         desc, "store fills != desk trades", sorted(fills), [t.execution_id for t in trades])
     filled = sum(f.quantity for f in after.fills)
     assert filled <= after.rfq.quantity, (desc, "filled more than asked")
-    fill_ids = after.execution_ids(E.FILL_RECORDED)
+    fill_ids = after.execution_ids(EventType.FILL_RECORDED)
     assert len(fill_ids) == len(set(fill_ids)), (desc, "a fill recorded twice")
 
     verify = run_rfq(case, "audit", "verify", "--config", str(case.config))
