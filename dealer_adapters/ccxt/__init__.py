@@ -6,9 +6,9 @@ configured dealer starts (``exchange.create_exchange``).
 """
 
 from dealer_adapters.ccxt.adapter import CcxtDealers
-from dealer_adapters.ccxt.common import ErrorKind, Outcome, classify, client_id
 from dealer_adapters.ccxt.config import CcxtDealerConfig
 from dealer_adapters.ccxt.journal import Journal, JournalEntry, JournalError
+from dealer_adapters.ccxt.route import ErrorKind, Outcome, classify, client_id
 
 __all__ = [
     "CcxtDealerConfig",

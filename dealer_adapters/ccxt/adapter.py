@@ -57,7 +57,15 @@ from typing import Any
 
 import structlog
 
-from dealer_adapters.ccxt.common import (
+from dealer_adapters.ccxt.config import CcxtDealerConfig
+from dealer_adapters.ccxt.convert import ConvertRoute
+from dealer_adapters.ccxt.dialects import derive_key, dialect_for
+from dealer_adapters.ccxt.exchange import ExchangeSetupError, create_exchange
+from dealer_adapters.ccxt.execution import BookRoute
+from dealer_adapters.ccxt.journal import Journal, JournalEntry
+from dealer_adapters.ccxt.markets import venue_markets
+from dealer_adapters.ccxt.okx_rfq import OkxRfqRoute
+from dealer_adapters.ccxt.route import (
     AuthLostAfterSend,
     DeclinePlan,
     ErrorKind,
@@ -69,14 +77,6 @@ from dealer_adapters.ccxt.common import (
     client_id,
     describe_error,
 )
-from dealer_adapters.ccxt.config import CcxtDealerConfig
-from dealer_adapters.ccxt.convert import ConvertRoute
-from dealer_adapters.ccxt.dialects import derive_key, dialect_for
-from dealer_adapters.ccxt.exchange import ExchangeSetupError, create_exchange
-from dealer_adapters.ccxt.execution import BookRoute
-from dealer_adapters.ccxt.journal import Journal, JournalEntry
-from dealer_adapters.ccxt.markets import venue_markets
-from dealer_adapters.ccxt.okx_rfq import OkxRfqRoute
 from dealer_adapters.ccxt.wire import (
     INSTRUMENTS,
     award_ref,

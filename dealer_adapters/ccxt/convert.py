@@ -28,7 +28,9 @@ from typing import Any
 
 import structlog
 
-from dealer_adapters.ccxt.common import (
+from dealer_adapters.ccxt.config import CcxtDealerConfig
+from dealer_adapters.ccxt.markets import NoMarket, VenueMarket
+from dealer_adapters.ccxt.route import (
     DeclinePlan,
     ErrorKind,
     Outcome,
@@ -38,8 +40,6 @@ from dealer_adapters.ccxt.common import (
     classify,
     describe_error,
 )
-from dealer_adapters.ccxt.config import CcxtDealerConfig
-from dealer_adapters.ccxt.markets import NoMarket, VenueMarket
 from rfq_engine.domain import Award, RfqId, RfqNew, Side, Spot, decimal_str, format_ts, utc_now
 from rfq_engine.domain.venue import (
     match_market,

@@ -63,7 +63,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dealer_adapters.ccxt.common import client_id
+from dealer_adapters.ccxt.route import client_id
 from rfq_engine.domain.venue import VenueMarket
 
 __all__ = [

@@ -56,7 +56,11 @@ from typing import Any
 import structlog
 
 from dealer_adapters.ccxt.book import book_from_ccxt, taker_fee, walk_book
-from dealer_adapters.ccxt.common import (
+from dealer_adapters.ccxt.config import CcxtDealerConfig
+from dealer_adapters.ccxt.dialects import Dialect, dialect_for
+from dealer_adapters.ccxt.exchange import ExchangeSetupError
+from dealer_adapters.ccxt.markets import LegMarket, NoMarket, VenueMarket, resolve_legs
+from dealer_adapters.ccxt.route import (
     AuthLostAfterSend,
     DeclinePlan,
     ErrorKind,
@@ -67,10 +71,6 @@ from dealer_adapters.ccxt.common import (
     classify,
     describe_error,
 )
-from dealer_adapters.ccxt.config import CcxtDealerConfig
-from dealer_adapters.ccxt.dialects import Dialect, dialect_for
-from dealer_adapters.ccxt.exchange import ExchangeSetupError
-from dealer_adapters.ccxt.markets import LegMarket, NoMarket, VenueMarket, resolve_legs
 from rfq_engine.domain import Award, QuoteSide, RfqId, RfqNew, Side, decimal_str, format_ts, utc_now
 from rfq_engine.domain.venue import (
     package_price,

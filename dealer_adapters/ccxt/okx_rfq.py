@@ -34,7 +34,9 @@ from typing import Any
 
 import structlog
 
-from dealer_adapters.ccxt.common import (
+from dealer_adapters.ccxt.config import CcxtDealerConfig
+from dealer_adapters.ccxt.markets import LegMarket, NoMarket, VenueMarket, resolve_legs
+from dealer_adapters.ccxt.route import (
     DeclinePlan,
     ErrorKind,
     Outcome,
@@ -45,8 +47,6 @@ from dealer_adapters.ccxt.common import (
     client_id,
     describe_error,
 )
-from dealer_adapters.ccxt.config import CcxtDealerConfig
-from dealer_adapters.ccxt.markets import LegMarket, NoMarket, VenueMarket, resolve_legs
 from rfq_engine.domain import Award, Direction, QuoteSide, RfqId, RfqNew, decimal_str, format_ts, utc_now
 from rfq_engine.domain.venue import package_price, quote_sides, requester_leg_side, venue_decimal
 

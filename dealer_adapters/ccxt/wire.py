@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dealer_adapters.ccxt.common import Outcome, QuotePlan
 from dealer_adapters.ccxt.config import CcxtDealerConfig
 from dealer_adapters.ccxt.dialects import dialect_for
+from dealer_adapters.ccxt.route import Outcome, QuotePlan
 from dealer_adapters.common import confirm_body, quote_body, reject_body
 from dealer_adapters.protocol import LookupPolicy
 from rfq_engine.domain import Award, DealerId, QuoteId, RfqId, decimal_str, format_ts, utc_now

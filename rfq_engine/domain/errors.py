@@ -32,7 +32,7 @@ to an HTTP client (status, ``error`` kind) and to a shell (exit code) is one tab
     │   ├── mqtt.envelope.EnvelopeError         an MQTT message fails verification
     │   ├── rest.parsing.DeskAnswerError        a REST desk's answer cannot be read
     │   ├── mqtt.connection.DeliveryUncertain   (ConnectionError) the broker may or may not have it
-    │   └── ccxt.common.AuthLostAfterSend       credentials refused after an order left: outcome unknown
+    │   └── ccxt.route.AuthLostAfterSend        credentials refused after an order left: outcome unknown
     ├── IllegalTransition    500  a state change the transition table does not allow: a bug
     └── engine.EngineError        the engine's refusals (``rfq_engine/engine/errors.py``)
         ├── UnknownRfq       404  (KeyError) no RFQ with that id
