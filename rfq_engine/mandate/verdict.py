@@ -47,16 +47,9 @@ def failures(verdicts: Iterable[Verdict]) -> list[Verdict]:
     return [v for v in verdicts if not v.passed]
 
 
-# ``fmt_amount`` rounds with this fixed context instead of entering a ``localcontext`` on
-# every call (that was most of its cost, and it was most of a quote rule's). It is the
-# default context (same Emax, Emin and traps, so the same InvalidOperation for an infinity
-# or an exponent beyond Emax) with the rounding fixed and a precision no quantize can
-# exceed: the rounded result is exact at any sufficient precision, so it is the one the
-# former ``max(60, adjusted + places + 2)`` digits gave. The thread's context is not read
-# at all: ``format(value, ",.2f")`` alone would round with the thread's rounding, which a
-# library may change (ccxt sets ROUND_HALF_UP). (The former code did inherit the thread's
-# Emax, Emin and traps; only a thread context trapping Inexact or Rounded, or narrowing
-# Emax, would have made it raise, and nothing here sets one.)
+# ``fmt_amount`` rounds with one fixed context, never the thread's (a library may change
+# that: ccxt sets ROUND_HALF_UP): the default context's Emax, Emin and traps, half-even
+# rounding, and a precision no quantize can exceed, so the rounded result is exact.
 _ROUNDING: Final = Context(
     prec=MAX_PREC,
     rounding=ROUND_HALF_EVEN,
@@ -84,7 +77,7 @@ def fmt_amount(value: Decimal, places: int = 2) -> str:
 
 def _fmt_amount_general(value: Decimal, places: int) -> str:
     """``fmt_amount`` for a number of places outside ``_STEPS`` or a value that is not
-    exactly a ``Decimal`` (neither happens in the rules): the former implementation."""
+    exactly a ``Decimal`` (a subclass, an int): the general, slower path."""
     with localcontext() as ctx:
         ctx.prec = max(60, value.adjusted() + places + 2)
         rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
