@@ -50,6 +50,7 @@ from rfq_engine.domain.errors import RfqError
 from rfq_engine.domain.eventcodec import decode_payload
 from rfq_engine.domain.events import ProgramDecided
 from rfq_engine.domain.pricing import MarketSnapshot
+from rfq_engine.domain.states import RfqState
 from rfq_engine.domain.values import decimal_str, format_ts, utc_now
 from rfq_engine.hedging.forecast import Period, forecast_period
 from rfq_engine.hedging.planner import Plan, plan_hedge, requester_for
@@ -74,6 +75,25 @@ log = structlog.get_logger("rfq_engine.hedging")
 
 SCHEDULED = frozenset({"schedule", "catch_up"})
 NOT_DONE = frozenset({"error", "wait"})
+RESTART_RETRY = "restart_retry"
+"""The trigger of the one re-send for a period whose RFQ a restart ended unfilled."""
+RESTARTED = "engine restarted"
+"""How recovery's reasons begin when a restart ended an RFQ (engine/recovery.py)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resend:
+    """The one re-send of a period after a restart ended its RFQ unfilled."""
+
+    retry: int
+    why: str
+    later: bool = False
+
+
+def _retry_of(client_rfq_id: str) -> int:
+    """The ``:r<n>`` a retry appended to a program's client RFQ id (0 for none)."""
+    head, sep, tail = client_rfq_id.rpartition(":r")
+    return int(tail) if sep and head and tail.isdigit() else 0
 
 
 def coming_period(program: ProgramConfig, at: datetime) -> Period:
@@ -276,6 +296,36 @@ class HedgeScheduler:
         return any(d.trigger in SCHEDULED and d.action not in NOT_DONE and not d.dry_run
                    for d in decisions)
 
+    async def restart_resend(self, name: str, period: Period) -> Resend | None:
+        """A period whose scheduled RFQs have all ended, at least one of them ended by a
+        restart or failover short of its size: the one re-send it gets (the plan sizes what
+        is still missing), or None. A second time is an alert instead. ``Resend.later``:
+        an RFQ of the period is still running (a restart's recovery may end it): ask again."""
+        decisions = [d for d in await program_decisions(self._store, name, str(period))
+                     if not d.dry_run and d.action not in NOT_DONE]
+        if not any(d.trigger in SCHEDULED for d in decisions):
+            return None
+        rfq_ids = [str(r["rfq_id"]) for d in decisions for r in (d.rfqs or ())
+                   if isinstance(r, dict) and r.get("rfq_id")]
+        rows = [await self._store.get_rfq(rfq_id) for rfq_id in rfq_ids]
+        if not rows:
+            return None  # nothing was sent: not ours to re-send
+        if any(r is None or not RfqState(r.state).is_terminal for r in rows):
+            return Resend(0, "", later=True)
+        cut = [r for r in rows if r is not None and r.reason.startswith(RESTARTED)
+               and r.filled_quantity < r.quantity]
+        if not cut:
+            return None
+        if any(d.trigger == RESTART_RETRY for d in decisions):
+            log.error("hedge.period_unhedged_after_restart", program=name, period=str(period),
+                      rfqs=[r.rfq_id for r in cut], alert=True,
+                      detail="re-sent once already; a person decides (rfq hedge plan --retry N)")
+            return None
+        retry = 1 + max((_retry_of(str(r.get("client_rfq_id", ""))) for d in decisions
+                         for r in (d.rfqs or ()) if isinstance(r, dict)), default=0)
+        why = "; ".join(f"RFQ {r.rfq_id} ended {r.state} ({r.reason})" for r in cut)
+        return Resend(retry, f"re-sent once for the period after a restart: {why}")
+
     async def run_due(self, now: datetime) -> list[ProgramDecision]:
         """Run every program whose most recent scheduled time at or before ``now`` has no
         decision for its period yet: once on time, once late (``catch_up``), never twice."""
@@ -290,11 +340,18 @@ class HedgeScheduler:
             period = coming_period(program, slot)
             async with self._lock:
                 if await self.is_done(name, period):
-                    continue
-                late = now - slot > max(self._retry, timedelta(minutes=5))
-                decision = await self._run_locked(
-                    name, now=now, period=period, trigger="catch_up" if late else "schedule",
-                    scheduled_for=slot)
+                    resend = await self.restart_resend(name, period)
+                    if resend is None or resend.later:
+                        retry = retry or resend is not None
+                        continue
+                    decision = await self._run_locked(
+                        name, now=now, period=period, trigger=RESTART_RETRY, scheduled_for=slot,
+                        retry=resend.retry, note=resend.why)
+                else:
+                    late = now - slot > max(self._retry, timedelta(minutes=5))
+                    decision = await self._run_locked(
+                        name, now=now, period=period, trigger="catch_up" if late else "schedule",
+                        scheduled_for=slot)
             decisions.append(decision)
             retry = retry or decision.action in NOT_DONE
         self._retry_pending = retry
@@ -331,10 +388,12 @@ class HedgeScheduler:
     async def _run_locked(self, name: str, *, now: datetime, period: Period, trigger: str,
                           scheduled_for: datetime | None = None, dry_run: bool = False,
                           only_rolls: bool = False, retry: int = 0,
-                          approved_by: str | None = None) -> ProgramDecision:
+                          approved_by: str | None = None, note: str | None = None
+                          ) -> ProgramDecision:
         program = self._programs[name]
         base = ProgramDecision(program=name, period=period, trigger=trigger, action="", plan=None,
                                dry_run=dry_run, scheduled_for=scheduled_for, approved_by=approved_by)
+        lead = () if note is None else (note,)
         try:
             snapshot = await self._reference.snapshot()
             plan = await prepare_plan(
@@ -371,7 +430,7 @@ class HedgeScheduler:
                 submitted.append(SubmittedRfq(planned.kind, planned.client_rfq_id, None, False, str(exc)))
                 break
             submitted.append(SubmittedRfq(planned.kind, planned.client_rfq_id, rfq_id, existing is not None))
-        reasons = plan.reasons
+        reasons = (*lead, *plan.reasons)
         if needs_person:
             reasons = (*reasons, "the program requires a person's approval: submitted to wait "
                        "in pending_approval for an approver")

@@ -7,6 +7,7 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -217,3 +218,68 @@ async def test_the_running_scheduler_wakes_at_the_scheduled_time(open_system: Op
     # last month's hedge (filled within the second), then this slot rolls it into the next contract
     assert f"program:p:{PERIOD.plus(-1)}:hedge" in ids
     assert any(str(i).startswith(f"program:p:{PERIOD}:roll-") for i in ids)
+
+
+async def test_a_restart_that_ends_the_periods_rfq_unfilled_re_sends_once(open_system: Open) -> None:
+    """A crash with the program's window open: recovery ends the RFQ expired. The period is
+    not taken as done: it is re-sent once (trigger restart_retry, a new client id, sized by
+    the plan); a second restart of the same kind is an alert, never a third RFQ."""
+    from rfq_engine.domain.events import EventType
+
+    now = after(SLOT)
+    prog = {"p": program(window_ms=2000)}  # inside the desks' 3 s quote validity
+    first = await open_system(prog, fixed(now), close_policy="deadline")
+    opened = asyncio.Event()
+    first.engine.add_listener(lambda e: opened.set() if e.type == EventType.RFQ_SENT else None)
+    (decided,) = await first.scheduler.run_due(now)
+    await asyncio.wait_for(opened.wait(), 10)
+    run = first.engine.live(decided.rfq_ids[0])
+    assert run is not None
+    run.parked = True  # the process dies: the RFQ is left open in the store, as by kill -9
+    await shut(first)
+
+    second = await open_system(prog, fixed(now), close_policy="deadline")
+    assert await second.settle(decided.rfq_ids) == ["expired"]
+    (resent,) = await second.scheduler.run_due(now)
+    assert (resent.trigger, resent.action) == ("restart_retry", "hedge")
+    assert resent.reasons[0].startswith("re-sent once for the period after a restart: RFQ ")
+    assert [s.client_rfq_id for s in resent.submitted] == [f"program:p:{PERIOD}:hedge:r1"]
+    assert await second.settle(resent.rfq_ids) == ["filled"]
+    assert await second.scheduler.run_due(after(SLOT, 60)) == []  # hedged: done
+    kinds = [(d["trigger"], d["action"]) for d in await second.decisions()]
+    assert kinds == [("schedule", "hedge"), ("restart_retry", "hedge")]
+
+
+async def test_a_second_restart_of_the_re_sent_rfq_is_an_alert_not_a_third_rfq(
+        open_system: Open) -> None:
+    import structlog
+
+    from rfq_engine.domain.events import EventType
+
+    now = after(SLOT)
+    prog = {"p": program(window_ms=2000)}
+
+    async def crash_in_window(system: Any, rfq_ids: list[str]) -> None:
+        run = system.engine.live(rfq_ids[0])
+        assert run is not None
+        if run.state.value != "open":
+            opened = asyncio.Event()
+            system.engine.add_listener(
+                lambda e: opened.set() if e.type == EventType.RFQ_SENT else None)
+            await asyncio.wait_for(opened.wait(), 10)
+        run.parked = True
+        await shut(system)
+
+    first = await open_system(prog, fixed(now), close_policy="deadline")
+    (decided,) = await first.scheduler.run_due(now)
+    await crash_in_window(first, decided.rfq_ids)
+    second = await open_system(prog, fixed(now), close_policy="deadline")
+    await second.settle(decided.rfq_ids)
+    (resent,) = await second.scheduler.run_due(now)
+    await crash_in_window(second, resent.rfq_ids)
+    third = await open_system(prog, fixed(now), close_policy="deadline")
+    assert await third.settle(resent.rfq_ids) == ["expired"]
+    with structlog.testing.capture_logs() as logs:
+        assert await third.scheduler.run_due(now) == []
+    assert any(e["event"] == "hedge.period_unhedged_after_restart" for e in logs)
+    assert len(await third.program_rfqs()) == 2
