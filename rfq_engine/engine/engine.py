@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -260,7 +260,7 @@ class RfqEngine:
         self.launch(run)
         return rfq_id
 
-    def launch(self, run: RfqRun, coro: Any = None) -> None:
+    def launch(self, run: RfqRun, coro: Coroutine[Any, Any, None] | None = None) -> None:
         """Run ``run`` (or a recovery coroutine for it) as a task the engine tracks."""
         self._runs[run.rfq_id] = run
         task = asyncio.get_running_loop().create_task(coro if coro is not None else run.run())

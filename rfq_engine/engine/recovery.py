@@ -27,8 +27,9 @@ bounded by that window's traffic.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import structlog
 
@@ -46,12 +47,19 @@ from rfq_engine.domain.events import (
     decode,
 )
 from rfq_engine.engine.book import RfqBook
+from rfq_engine.engine.context import Services
 from rfq_engine.engine.run import RfqRun
 from rfq_engine.store.base import EventFilter
 from rfq_engine.store.events import AuditEvent
 
-if TYPE_CHECKING:
-    from rfq_engine.engine.engine import RfqEngine
+
+class Host(Protocol):
+    """What recovery needs from the engine (it never imports the engine)."""
+
+    @property
+    def services(self) -> Services: ...
+
+    def launch(self, run: RfqRun, coro: Coroutine[Any, Any, None] | None = None) -> None: ...
 
 __all__ = ["OUTCOME_LOOKBACK", "decoded", "recover_open_rfqs", "replay",
            "resend_missing_outcomes"]
@@ -77,7 +85,7 @@ def replay(events: list[AuditEvent]) -> RfqBook:
     return RfqBook.from_events(events[0].rfq_id, decoded(events))
 
 
-async def recover_open_rfqs(engine: RfqEngine, *, resume_pending_approval: bool = True
+async def recover_open_rfqs(engine: Host, *, resume_pending_approval: bool = True
                             ) -> list[RfqId]:
     """Resume or close every non-terminal RFQ; returns the ids it took over.
 
@@ -119,7 +127,7 @@ async def recover_open_rfqs(engine: RfqEngine, *, resume_pending_approval: bool 
 
 
 async def resend_missing_outcomes(
-    engine: RfqEngine, *, lookback: timedelta = OUTCOME_LOOKBACK
+    engine: Host, *, lookback: timedelta = OUTCOME_LOOKBACK
 ) -> list[RfqId]:
     """Tell the dealers the outcome of every RFQ that ended within ``lookback`` without
     ``rfq.outcome_sent``; returns their ids. Only for RFQs no run is handling."""
