@@ -18,17 +18,13 @@ Timing: nothing the engine awaits blocks on the venue. ``send_rfq`` starts a quo
 (first quote at once, refreshed until the RFQ's deadline); ``send_award`` starts the
 execution task and returns; answers reach the engine through the sink.
 
-Exactly once (the development guide's invariant): an award's client order id is derived
-from its execution id and sent in the venue's own field (``dialects.py``); the intent is
-journaled (fsynced; ``dealer_adapters.journal``, lines as ``journal.py`` has them) before
-the order call; a call whose fate is unknown is reconciled by
-looking the order up by that field, never sent again; a duplicate award, a restart and
-``query_execution`` all answer from the journal. An execution still unresolved when the
-confirm window closes keeps being reconciled in the background for
-``reconcile_timeout_ms``; whatever it finds is journaled and sent (the engine audits a
-late confirm). An order the venue never shows stays unresolved: "not found at the venue"
-proves nothing (a lost reply, a look-up window, a venue that does not map the key), so it
-is never recorded as a reject; it is logged for a person and looked up again on restart.
+Exactly once: the client order id is derived from the execution id and sent in the
+venue's own field (``dialects.py``); the intent is journaled (fsynced) before the order
+call; a call whose fate is unknown is looked up by that field, never sent again; a
+duplicate award, a restart and ``query_execution`` answer from the journal. Past the
+confirm window it is reconciled in the background for ``reconcile_timeout_ms``. An order
+the venue never shows stays unresolved ("not found at the venue" proves nothing), never a
+reject: logged for a person, looked up again on restart.
 
 ``query_execution`` answers (``dealer_adapters.protocol.ExecutionState``):
 - CONFIRMED / REJECTED: the journal's outcome, or what one look-up at the venue found;
@@ -39,10 +35,10 @@ is never recorded as a reject; it is logged for a person and looked up again on 
   show, a venue that cannot be reached, a journaled fill whose confirm does not validate, a
   dealer this adapter does not serve.
 
-Failures: a venue that cannot be reached at start leaves its dealer offline and retried
-every ``reconnect_interval_ms``. An ``AuthenticationError`` anywhere marks the dealer
-offline (a ``status`` message tells the engine) and logs ``ccxt_dealer_auth_failed`` at
-error level: credentials do not fix themselves, so it stays down until restarted.
+Failures: a venue unreachable at start leaves its dealer offline, retried every
+``reconnect_interval_ms``. An ``AuthenticationError`` marks the dealer offline until a
+restart (``ccxt_dealer_auth_failed``); after the order call left, it also leaves the
+award unknown, never rejected.
 """
 
 from __future__ import annotations
