@@ -43,9 +43,11 @@ What it does:
 - counts what it executed: ``executed_count()`` (confirmed bookings, those in its ledger
   from earlier runs included), ``executions()``.
 
-Outgoing messages go through an outbox: a message that cannot be published because the
-connection is down is published after the reconnect, with the same ``msg_id`` (so the
-engine drops a copy that did get through). A quote is dropped once the RFQ's deadline
+Outgoing messages go through an outbox, published in order without waiting for each
+PUBACK (``MqttLink.publish_nowait``: a desk answering 64 RFQs does not wait 64 round
+trips); a message that cannot be published because the connection is down, or whose
+PUBACK the lost connection never brought, is published after the reconnect, with the same
+``msg_id`` (so the engine drops a copy that did get through). A quote is dropped once the RFQ's deadline
 has passed (the engine no longer takes it); an execution answer is never dropped: the
 engine treats an award with no answer as an unknown outcome and keeps listening.
 """
@@ -54,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -75,8 +78,7 @@ from dealer_adapters.mqtt.envelope import (
     EnvelopeError,
     ExecutionQuery,
     Topics,
-    build_envelope,
-    encode_envelope,
+    build_payload,
     open_envelope,
     parse_outbound_body,
 )
@@ -275,8 +277,7 @@ class DealerBot:
         body: dict[str, Any] = {"online": online, "instruments": [k.value for k in self._quoting.instruments]}
         if self._answer_queries:
             body["features"] = [FEATURE_EXECUTION_QUERY]
-        envelope = build_envelope("status", body, dealer_id=self.dealer_id, secret=self._secret)
-        return encode_envelope(envelope)
+        return build_payload("status", body, dealer_id=self.dealer_id, secret=self._secret)[1]
 
     async def _announce_online(self) -> None:
         assert self._link is not None
@@ -445,9 +446,9 @@ class DealerBot:
         else:
             msg_type = "execution.reject"
             body = {"execution_id": record.execution_id, "rfq_id": record.rfq_id, "reason": record.reason}
-        envelope = build_envelope(msg_type, body, dealer_id=self.dealer_id, secret=self._secret)
-        return _Outgoing(self._topics.for_type(self.dealer_id, msg_type), encode_envelope(envelope),
-                         msg_type, envelope["msg_id"], record.rfq_id, None)
+        msg_id, payload = build_payload(msg_type, body, dealer_id=self.dealer_id, secret=self._secret)
+        return _Outgoing(self._topics.for_type(self.dealer_id, msg_type), payload, msg_type, msg_id,
+                         record.rfq_id, None)
 
     def _schedule_answer(self, record: ExecutionRecord, *, lose: bool) -> None:
         outgoing = self._answer_message(record)
@@ -509,15 +510,16 @@ class DealerBot:
     # ------------------------------------------------------------------ outbound
 
     def _send(self, msg_type: str, body: Mapping[str, Any], rfq_id: str, expires: datetime | None) -> None:
-        envelope = build_envelope(msg_type, body, dealer_id=self.dealer_id, secret=self._secret)
-        self._queue(_Outgoing(self._topics.for_type(self.dealer_id, msg_type), encode_envelope(envelope),
-                              msg_type, envelope["msg_id"], rfq_id, expires))
+        msg_id, payload = build_payload(msg_type, body, dealer_id=self.dealer_id, secret=self._secret)
+        self._queue(_Outgoing(self._topics.for_type(self.dealer_id, msg_type), payload, msg_type, msg_id,
+                              rfq_id, expires))
 
     def _queue(self, outgoing: _Outgoing) -> None:
         self._outbox.put_nowait(outgoing)
 
     async def _publish_loop(self) -> None:
-        """Publish in order; wait out a lost connection; drop what the engine no longer awaits."""
+        """Publish in order without waiting for each PUBACK (they are followed by ``_acked``);
+        wait out a lost connection; drop what the engine no longer awaits."""
         link = self._link
         assert link is not None
         while True:
@@ -533,16 +535,27 @@ class DealerBot:
                 if not await link.wait_ready(left):
                     continue
                 try:
-                    await link.publish(item.topic, item.payload, retain=item.retain)
-                except (NotConnected, DeliveryUncertain) as exc:
+                    acked = link.publish_nowait(item.topic, item.payload, retain=item.retain)
+                except NotConnected as exc:
                     _log.info("dealer.publish_retry", dealer_id=self.dealer_id, msg_id=item.msg_id,
                               error=str(exc))
                     await self._until_reconnect(link, left)
                     continue
-                _log.info("dealer.sent", dealer_id=self.dealer_id, type=item.msg_type, rfq_id=item.rfq_id,
-                          msg_id=item.msg_id)
-                self._emit(BotEvent("published", item.msg_type, item.msg_id, item.rfq_id))
+                acked.add_done_callback(functools.partial(self._acked, item))
                 break
+
+    def _acked(self, item: _Outgoing, future: asyncio.Future[None]) -> None:
+        """The broker acknowledged ``item`` (``published``), or the connection was lost
+        before it did: queue it again, same ``msg_id``, for the next connection (a copy the
+        engine already has is dropped there as a duplicate)."""
+        error = None if future.cancelled() else future.exception()
+        if error is None and not future.cancelled():
+            _log.info("dealer.sent", dealer_id=self.dealer_id, type=item.msg_type, rfq_id=item.rfq_id,
+                      msg_id=item.msg_id)
+            self._emit(BotEvent("published", item.msg_type, item.msg_id, item.rfq_id))
+            return
+        _log.info("dealer.publish_retry", dealer_id=self.dealer_id, msg_id=item.msg_id, error=str(error))
+        self._queue(item)
 
     @staticmethod
     async def _until_reconnect(link: MqttLink, left: float | None) -> None:

@@ -25,6 +25,13 @@ Send outcomes: acknowledged by the broker -> returns; no connection ->
 ``DealerUnavailable`` (nothing was sent); the connection dropped before the broker
 acknowledged -> ``DeliveryUncertain`` (a ``ConnectionError``): for an award the engine
 then keeps listening for a confirm until ``confirm_by``, as the dealer may have it.
+``send_rfq`` is the exception: it returns once ``rfq.new`` is queued on the connection,
+without waiting for the PUBACK, so the engine stamps ``rfq.sent`` when the RFQ opens and not
+one broker round trip (or, with many RFQs in flight, a queue of them) later; the ten
+``rfq.new`` of an RFQ leave back to back. ``DealerUnavailable`` still comes at once when
+there is no connection or the dealer is offline. An ``rfq.new`` written on a connection
+that then drops is logged (``mqtt.rfq_unacknowledged``): the dealer may have it and quote,
+or stay silent until the deadline, which the engine handles as any silent dealer.
 
 ``query_execution`` (docs/dealer-protocol.md, "Execution queries"): first from what the
 dealer has already said. The adapter remembers the first verified ``execution.confirm``
@@ -65,6 +72,7 @@ from dealer_adapters.mqtt.envelope import (
     ExecutionQuery,
     Topics,
     encode_message,
+    message_body_text,
     verify_inbound_ext,
 )
 from dealer_adapters.protocol import (
@@ -113,6 +121,8 @@ QUERY_UNKNOWN_REASON = (
     "dealer does not advertise execution.query, so it cannot be asked"
 )
 _EXECUTIONS_MAX = 100_000
+_BODIES_MAX = 256
+"""Rendered message bodies kept (``_body_text``): the RFQs being opened at one time."""
 _QueryKey = tuple[DealerId, ExecutionId]
 
 
@@ -158,6 +168,7 @@ class MqttDealers:
         self._queries: dict[_QueryKey, list[asyncio.Future[ExecutionLookup | None]]] = {}
         self._award_rfqs: OrderedDict[_QueryKey, RfqId] = OrderedDict()
         """The RFQ of each award sent from this process (an ``execution.query`` names it)."""
+        self._bodies: OrderedDict[int, tuple[EngineMessage, str]] = OrderedDict()
         self._sink: InboundSink | None = None
         self._link: MqttLink | None = None
         self._closed = False
@@ -205,7 +216,9 @@ class MqttDealers:
         return self.connected and status is not None and status.online
 
     async def send_rfq(self, dealer_id: DealerId, message: RfqNew) -> None:
-        await self._send(dealer_id, message, need_online=True)
+        """Queue ``rfq.new`` on the connection and return without waiting for the PUBACK
+        (see the module doc, "Send outcomes")."""
+        self._send_nowait(dealer_id, message)
 
     async def send_award(self, dealer_id: DealerId, award: Award) -> None:
         self._award_rfqs[(dealer_id, award.execution_id)] = award.rfq_id
@@ -323,6 +336,12 @@ class MqttDealers:
     # ------------------------------------------------------------------ internals
 
     async def _send(self, dealer_id: DealerId, message: EngineMessage, *, need_online: bool) -> None:
+        await self._publish(dealer_id, message, need_online=need_online)
+
+    def _publish(self, dealer_id: DealerId, message: EngineMessage, *,
+                 need_online: bool) -> asyncio.Future[None]:
+        """Sign and queue ``message`` on the connection; the future of its PUBACK.
+        ``DealerUnavailable`` when it cannot be sent at all (nothing left this process)."""
         dealer = reachable(self._dealers, dealer_id, closed=self._closed, started=self._link is not None)
         link = self._link
         assert link is not None
@@ -332,14 +351,40 @@ class MqttDealers:
             status = self._status.get(dealer_id)
             why = "no status received from the dealer" if status is None else "the dealer's status is offline"
             raise DealerUnavailable(dealer_id, f"dealer offline: {why}")
-        msg_id, payload = encode_message(message, dealer_id=dealer_id, secret=dealer.secret)
+        msg_id, payload = encode_message(message, dealer_id=dealer_id, secret=dealer.secret,
+                                         body_text=self._body_text(message))
         topic = self._topics.topic(dealer_id, "award" if isinstance(message, Award | ExecutionQuery)
                                    else "rfq")
         try:
-            await link.publish(topic, payload)
+            acked = link.publish_nowait(topic, payload)
         except NotConnected as exc:
             raise DealerUnavailable(dealer_id, str(exc)) from None
         _log.debug("mqtt.sent", dealer_id=dealer_id, topic=topic, msg_id=msg_id)
+        return acked
+
+    def _body_text(self, message: EngineMessage) -> str:
+        """The canonical body of ``message``, rendered once for all the dealers it goes to (the
+        engine sends one ``RfqNew`` object to each of an RFQ's dealers)."""
+        key = id(message)
+        cached = self._bodies.get(key)
+        if cached is not None and cached[0] is message:
+            return cached[1]
+        text = message_body_text(message)
+        self._bodies[key] = (message, text)  # holding the message keeps its id from being reused
+        while len(self._bodies) > _BODIES_MAX:
+            self._bodies.popitem(last=False)
+        return text
+
+    def _send_nowait(self, dealer_id: DealerId, message: RfqNew) -> None:
+        acked = self._publish(dealer_id, message, need_online=True)
+
+        def done(future: asyncio.Future[None]) -> None:
+            error = None if future.cancelled() else future.exception()
+            if error is not None:  # the dealer may or may not have it: it answers, or stays silent
+                _log.warning("mqtt.rfq_unacknowledged", dealer_id=dealer_id, rfq_id=message.rfq_id,
+                             error=str(error))
+
+        acked.add_done_callback(done)
 
     async def _sync(self) -> None:
         """After (re)subscribing: a round trip through our own topic, which the broker

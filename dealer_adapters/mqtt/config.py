@@ -131,6 +131,11 @@ class MqttBrokerConfig(BaseModel):
     """Incoming messages waiting to be handed on. A message is acknowledged to the broker
     only once handed on; if the queue is ever full the message is not acknowledged and the
     connection is re-made, so the broker delivers it again (nothing acknowledged is lost)."""
+    max_inflight: int = Field(default=1000, ge=1, le=65_535, strict=True)
+    """QoS 1 messages this client may have published and not yet had acknowledged; more wait
+    in order inside the client. The generated broker config lets as many flow the other way
+    (``max_inflight_messages``). paho's default, 20, held 64 RFQs to 10 dealers back by
+    whole round trips."""
     max_message_bytes: int = Field(default=65_536, ge=1024, le=16 * 1024 * 1024, strict=True)
     """A larger inbound payload is rejected (and audited) without being parsed."""
     tcp_nodelay: bool = Field(default=True, strict=True)

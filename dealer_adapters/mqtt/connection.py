@@ -18,6 +18,11 @@ What it guarantees:
   the connection dropped after the message was written: the broker may have it. Each
   connection is a fresh client, so a message refused while disconnected is never sent
   later behind the caller's back.
+- **Pipelined.** ``publish_nowait`` queues the message on the socket at once and returns
+  the future of its PUBACK, so a sender never waits one round trip per message: up to
+  ``max_inflight`` messages are in flight on the connection (paho holds the rest, in
+  order). ``publish`` is that future, awaited. Neither goes through aiomqtt's
+  ``publish`` (see ``on_publish`` in ``_client_for_session``).
 - **TCP_NODELAY** on the socket (see ``_NODELAY``).
 """
 
@@ -25,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import random
 import socket
 import ssl
@@ -34,6 +38,7 @@ from datetime import datetime
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as mqtt_client
 import structlog
 
 from dealer_adapters.mqtt.config import MqttBrokerConfig
@@ -117,6 +122,8 @@ class MqttLink:
         self._name = name
         self._client: aiomqtt.Client | None = None
         self._lost: asyncio.Future[None] | None = None
+        self._pending: dict[int, asyncio.Future[None]] = {}
+        """PUBACK futures of the current connection, by message id."""
         self._up = asyncio.Event()
         self._ready = asyncio.Event()
         self._state_changed = asyncio.Event()
@@ -208,24 +215,32 @@ class MqttLink:
 
     async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """Publish at QoS 1 and return once the broker acknowledged it (see the module doc)."""
-        client, lost = self._client, self._lost
+        await self.publish_nowait(topic, payload, retain=retain)
+
+    def publish_nowait(self, topic: str, payload: bytes, *, retain: bool = False) -> asyncio.Future[None]:
+        """Hand a QoS 1 message to the connection at once and return a future of its PUBACK.
+
+        The message is queued on the connection now (paho writes it on the socket in this
+        loop turn, behind the messages queued before it, in order) without waiting for
+        anything, so many messages can be in flight (up to ``max_inflight``; paho holds
+        the rest, in order). Raises ``NotConnected`` when there is no connection (nothing
+        was sent). The future resolves when the broker acknowledged the message, or fails
+        with ``DeliveryUncertain`` when the connection is lost first. A caller that does
+        not await it must retrieve its exception (``future.exception()`` in a callback)."""
+        client, lost, pending = self._client, self._lost, self._pending
         if client is None or lost is None or lost.done() or not self._up.is_set():
             raise NotConnected(f"not connected to the MQTT broker ({self._last_error})")
-        task = asyncio.ensure_future(client.publish(topic, payload, qos=1, retain=retain, timeout=math.inf))
-        try:
-            done, _ = await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not task.done():
-                task.cancel()
-        if task in done:
-            exc = task.exception()
-            if exc is None:
-                return
-            if isinstance(exc, aiomqtt.MqttCodeError):
-                # paho refused to queue it (no socket): it never left this process
-                raise NotConnected(f"not connected to the MQTT broker ({_describe(exc)})")
-            raise DeliveryUncertain(f"publish failed: {_describe(exc)}")
-        raise DeliveryUncertain("the connection to the broker was lost before it acknowledged the message")
+        info = client._client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc != mqtt_client.MQTT_ERR_SUCCESS:  # paho refused it (no socket): it never left
+            raise NotConnected(f"not connected to the MQTT broker ({mqtt_client.error_string(info.rc)})")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pending[info.mid] = future
+        return future
+
+    @property
+    def in_flight(self) -> int:
+        """Messages published on this connection that the broker has not acknowledged yet."""
+        return len(self._pending)
 
     # ------------------------------------------------------------------ internals
 
@@ -293,13 +308,25 @@ class MqttLink:
             timeout=config.connect_timeout_s,
             socket_options=(_NODELAY,) if config.tcp_nodelay else (),
             max_queued_incoming_messages=config.queue_bound,
+            max_inflight_messages=config.max_inflight,
             queue_type=_BoundedQueue,
             tls_params=tls_params,
             tls_insecure=tls_insecure,
         )
-        paho = client._client  # aiomqtt has no public switch for these two paho settings
+        paho = client._client  # aiomqtt has no public switch for these paho settings
         paho.manual_ack_set(True)
         paho.connect_timeout = config.connect_timeout_s
+        pending = self._pending = {}
+
+        def on_publish(_client: Any, _userdata: Any, mid: int, _code: Any, _properties: Any) -> None:
+            # publishes go through publish_nowait, not aiomqtt's publish (a task, a timeout and
+            # a linear scan of every pending call per message, and a warning per message past
+            # ten in flight): the PUBACK resolves our own future (on the loop's thread)
+            future = pending.pop(mid, None)
+            if future is not None and not future.done():
+                future.set_result(None)
+
+        paho.on_publish = on_publish
         return client
 
     async def _session(self) -> None:
@@ -348,6 +375,11 @@ class MqttLink:
             if gone.done() and not gone.cancelled():
                 gone.exception()
             was_up = self.connections > 0 and self._client is not None
+            unacknowledged, self._pending = self._pending, {}
+            for future in unacknowledged.values():
+                if not future.done():
+                    future.set_exception(DeliveryUncertain(
+                        "the connection to the broker was lost before it acknowledged the message"))
             self._up.clear()
             self._set_ready(False)
             self._client = None

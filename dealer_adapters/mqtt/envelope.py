@@ -90,8 +90,10 @@ __all__ = [
     "TopicKind",
     "Topics",
     "build_envelope",
+    "build_payload",
     "encode_envelope",
     "encode_message",
+    "message_body_text",
     "open_envelope",
     "outbound_body",
     "parse_outbound_body",
@@ -242,6 +244,41 @@ def encode_envelope(envelope: Mapping[str, Any]) -> bytes:
     return canonical_json(envelope).encode("utf-8")
 
 
+def _json_str(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # as canonical_json renders a string
+
+
+def build_payload(
+    msg_type: str,
+    body: Mapping[str, Any] | None = None,
+    *,
+    dealer_id: str,
+    secret: bytes,
+    msg_id: str | None = None,
+    sent_at: datetime | None = None,
+    body_text: str | None = None,
+) -> tuple[str, bytes]:
+    """``(msg_id, payload)``: the same bytes as ``encode_envelope(build_envelope(...))`` in
+    one canonical rendering instead of two. ``body_text`` is ``canonical_json(body)`` when
+    the caller has it already (one ``rfq.new`` to ten dealers is rendered once).
+
+    The envelope's keys are fixed, so its canonical form is the sorted members around the
+    body's canonical text; ``sig`` sorts between ``sent_at`` and ``type``."""
+    if body_text is None:
+        body_text = canonical_json(dict(body or {}))
+    msg_id = msg_id or new_id()
+    head = (f'{{"body":{body_text},"dealer_id":{_json_str(dealer_id)},"msg_id":{_json_str(msg_id)},'
+            f'"sent_at":{_json_str(format_ts(sent_at or utc_now()))}')
+    tail = f',"type":{_json_str(msg_type)},"v":{PROTOCOL_VERSION}}}'
+    sig = hmac.new(secret, (head + tail).encode("utf-8"), hashlib.sha256).hexdigest()
+    return msg_id, f'{head},"sig":"{sig}"{tail}'.encode()
+
+
+def message_body_text(message: EngineMessage | Inbound) -> str:
+    """The canonical JSON of ``outbound_body(message)`` (for ``encode_message``'s ``body_text``)."""
+    return canonical_json(outbound_body(message))
+
+
 def outbound_body(message: EngineMessage | Inbound) -> dict[str, Any]:
     """The wire ``body`` of a message: the contract's (``body_to_dict``) plus this project's
     extension fields: ``close_policy`` on ``rfq.new``, ``quantity_unit`` on ``award`` (when
@@ -263,11 +300,13 @@ def _message_type(message: EngineMessage | Inbound) -> str:
     return "execution.query" if isinstance(message, ExecutionQuery) else message_type(message)
 
 
-def encode_message(message: EngineMessage | Inbound, *, dealer_id: str, secret: bytes) -> tuple[str, bytes]:
-    """``(msg_id, payload)`` for a message (``outbound_body``), signed with the dealer's secret."""
-    envelope = build_envelope(_message_type(message), outbound_body(message), dealer_id=dealer_id,
-                              secret=secret)
-    return envelope["msg_id"], encode_envelope(envelope)
+def encode_message(message: EngineMessage | Inbound, *, dealer_id: str, secret: bytes,
+                   body_text: str | None = None) -> tuple[str, bytes]:
+    """``(msg_id, payload)`` for a message (``outbound_body``), signed with the dealer's secret.
+    ``body_text``: ``message_body_text(message)``, when the caller already rendered it."""
+    if body_text is None:
+        body_text = message_body_text(message)
+    return build_payload(_message_type(message), dealer_id=dealer_id, secret=secret, body_text=body_text)
 
 
 # --------------------------------------------------------------------------- verifying
@@ -363,7 +402,9 @@ def open_envelope(
             raise fail("envelope.sig: must be 64 lowercase hex characters (HMAC-SHA256)")
         unsigned = {k: v for k, v in data.items() if k != "sig"}
         try:
-            expected = sign(unsigned, secret)
+            # canonical_json without its domain-value pass: parsed JSON holds none (and no float)
+            text = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            expected = hmac.new(secret, text.encode("utf-8"), hashlib.sha256).hexdigest()
         except UnicodeEncodeError:
             raise fail("invalid Unicode in the message (a lone surrogate escape)") from None
         if not hmac.compare_digest(expected, sig):

@@ -105,12 +105,15 @@ class Broker:
             await asyncio.wait_for(self.process.wait(), READY_TIMEOUT_S)
 
     async def saved(self, marker: bytes) -> None:
-        """Poll (bounded backoff) until the broker's persistence file holds ``marker``
-        (Mosquitto stores payloads as they are, so a msg_id is a fine marker)."""
+        """Ask Mosquitto for a snapshot of its store now (SIGUSR1; the generated config saves
+        every 60 s and at shutdown) and poll (bounded backoff) until the persistence file
+        holds ``marker`` (Mosquitto stores payloads as they are, so a msg_id is a fine marker)."""
         path = self.files.persistence_dir / "mosquitto.db"
         pause = 0.002
         async with asyncio.timeout(READY_TIMEOUT_S):
             while not (path.exists() and marker in path.read_bytes()):
+                if self.process is not None and self.process.returncode is None:
+                    self.process.send_signal(signal.SIGUSR1)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.05)
 

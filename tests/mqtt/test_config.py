@@ -155,8 +155,28 @@ def test_the_broker_config_locks_the_broker_down() -> None:
     assert settings["password_file"] == "/x/passwd" and settings["acl_file"] == "/x/acl"
     assert settings["use_username_as_clientid"] == "true"
     assert settings["persistence"] == "true" and settings["persistence_location"] == "/x/data/"
-    assert settings["autosave_on_changes"] == "true" and settings["autosave_interval"] == "1"
+    # a snapshot every 60 s and at shutdown, not a rewrite and fsync of the store per change
+    assert settings["autosave_on_changes"] == "false" and settings["autosave_interval"] == "60"
+    assert settings["max_inflight_messages"] == "1000"
     assert "user" not in settings and "certfile" not in settings
+
+
+def settings_of(text: str) -> dict[str, str]:
+    return {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in text.splitlines()
+            if line and not line.startswith("#") and " " in line}
+
+
+def test_the_broker_config_persistence_is_a_choice() -> None:
+    paths = {"password_file": Path("/x/passwd"), "acl_file": Path("/x/acl"),
+             "persistence_dir": Path("/x/data")}
+    every = settings_of(render_config(port=1883, bind=None, max_packet_size=66560, autosave_s=None,
+                                      max_inflight=50, **paths))
+    assert every["autosave_on_changes"] == "true" and every["autosave_interval"] == "1"
+    assert every["max_inflight_messages"] == "50" and every["set_tcp_nodelay"] == "true"
+    timed = settings_of(render_config(port=1883, bind=None, max_packet_size=66560, autosave_s=5, **paths))
+    assert timed["autosave_on_changes"] == "false" and timed["autosave_interval"] == "5"
+    with pytest.raises(ValueError, match="autosave_s"):
+        render_config(port=1883, bind=None, max_packet_size=66560, autosave_s=0, **paths)
 
 
 def test_the_templates_in_deploy_are_the_packaged_ones() -> None:
