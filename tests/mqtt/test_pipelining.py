@@ -124,3 +124,27 @@ async def test_the_desk_sends_an_unacknowledged_answer_again_on_the_next_connect
     published = await next_event(events, "published", "quote")
     quote = await inbox.next(Quote, lambda q: q.rfq_id == rfq.rfq_id)
     assert quote.msg_id == published.msg_id
+
+
+def test_waiting_packets_are_joined_into_one_write_unless_one_needs_its_own() -> None:
+    from collections import deque
+    from types import SimpleNamespace
+
+    import paho.mqtt.client as mqtt_client
+
+    from dealer_adapters.mqtt.connection import _coalesce
+
+    def packet(command: int, data: bytes, qos: int = 1, pos: int = 0) -> dict[str, object]:
+        return {"command": command, "mid": 1, "qos": qos, "pos": pos, "to_process": len(data) - pos,
+                "packet": data, "info": None}
+
+    paho = SimpleNamespace(_out_packet=deque([packet(mqtt_client.PUBLISH | 2, b"p1"),
+                                              packet(mqtt_client.PUBACK, b"a1"),
+                                              packet(mqtt_client.PUBLISH | 2, b"p2")]))
+    _coalesce(paho)  # type: ignore[arg-type]
+    assert [(p["packet"], p["to_process"], p["pos"]) for p in paho._out_packet] == [(b"p1a1p2", 6, 0)]
+    for odd in (packet(mqtt_client.PUBLISH, b"q0", qos=0), packet(mqtt_client.DISCONNECT, b"d"),
+                packet(mqtt_client.PUBACK, b"half", pos=2)):
+        paho._out_packet = deque([packet(mqtt_client.PUBACK, b"a1"), odd])
+        _coalesce(paho)  # type: ignore[arg-type]
+        assert len(paho._out_packet) == 2  # left to paho, one by one
