@@ -1,0 +1,306 @@
+"""End to end over REST: the real ``rfq serve``, simulated desks, SQLite FULL, a load generator
+in its own process, live-stream readers, RSS over a soak.
+
+    .venv/bin/python bench/e2e_rest.py                      # 15 s phases, a 60 s soak
+    .venv/bin/python bench/e2e_rest.py --soak 600           # the 10-minute soak
+    .venv/bin/python bench/e2e_rest.py --seconds 10 --soak 30 --concurrency 64 --rate 100
+
+Three processes: ``rfq serve`` (5 simulated desks answering in 20 +/- 10 ms, a 2% last-look
+reject rate, 200 ms windows, SQLite ``synchronous=FULL``); the load generator (``--role
+load``: HTTP clients and one stream reader that tells when each RFQ ended); and this one,
+which starts both, keeps ``--readers`` more WebSocket readers of ``/api/v1/stream``
+connected from start to end and samples the server's RSS every second.
+
+Phases, in order:
+
+- **floor**: ``GET /healthz`` and ``GET /api/v1/me`` one at a time (the HTTP and auth path
+  with no engine work), and a bare ``sqlite3`` commit of one row with ``synchronous=FULL``
+  in the store's directory (the disk's share of every durable write);
+- **closed loop**: ``--concurrency`` clients each posting an RFQ and waiting for its end,
+  for ``--seconds``: RFQs/s accepted and completed, POST p50/p99;
+- **open loop**: ``--rate`` RFQs/s posted on a fixed schedule for ``--seconds``, whatever
+  the answers: POST p50/p99 at that rate;
+- **soak**: ``--rate`` RFQs/s for ``--soak`` seconds: completed RFQs/s, and RSS after the
+  first fifth (warm-up) against the end.
+
+At the end the readers' state, the share of completed RFQs that filled, and ``rfq audit
+verify`` over the store (every event durable and chained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import aiohttp
+from e2e_kit import (
+    Api,
+    Serve,
+    Stream,
+    base_config,
+    free_port,
+    load_average,
+    pct,
+    rfq_body,
+    row,
+    rss_mib,
+    stop,
+)
+
+DESKS = [f"desk-{c}" for c in "abcde"]
+WINDOW_MS = 200
+TARGETS = {"completed": 200, "p99_at_100": 100.0, "filled": 95.0}
+
+
+# ----------------------------------------------------------------------------- the load generator
+
+async def closed_loop(api: Api, tracker: Stream, clients: int, seconds: float) -> dict[str, Any]:
+    until = time.perf_counter() + seconds
+    posts: list[float] = []
+    accepted = completed = refused = 0
+    states: list[str] = []
+
+    async def client() -> None:
+        nonlocal accepted, completed, refused
+        while time.perf_counter() < until:
+            status, took, rfq_id = await api.post_rfq(rfq_body(DESKS, WINDOW_MS))
+            posts.append(took)
+            if status not in (200, 201):
+                refused += 1
+                await asyncio.sleep(0.05)
+                continue
+            accepted += 1
+            state = await asyncio.wait_for(tracker.waiter(rfq_id), 60)
+            if time.perf_counter() <= until:
+                completed += 1
+                states.append(state)
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return {"accepted": accepted / seconds, "completed": completed / seconds, "refused": refused,
+            "post_p50": pct(posts, 50), "post_p99": pct(posts, 99), "posts": len(posts), "states": states}
+
+
+async def open_loop(api: Api, tracker: Stream, rate: float, seconds: float) -> dict[str, Any]:
+    start = time.perf_counter()
+    posts: list[float] = []
+    ended: list[tuple[float, str]] = []
+    refused = 0
+    tasks: list[asyncio.Task[None]] = []
+
+    async def one() -> None:
+        nonlocal refused
+        status, took, rfq_id = await api.post_rfq(rfq_body(DESKS, WINDOW_MS))
+        posts.append(took)
+        if status not in (200, 201):
+            refused += 1
+            return
+        state = await asyncio.wait_for(tracker.waiter(rfq_id), 120)
+        ended.append((time.perf_counter() - start, state))
+
+    n = 0
+    while (due := start + n / rate) < start + seconds:
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        tasks.append(asyncio.get_running_loop().create_task(one()))
+        n += 1
+    late = time.perf_counter() - (start + seconds)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    in_window = [e for e in ended if e[0] <= seconds]
+    return {"rate": rate, "posted": n, "refused": refused, "post_p50": pct(posts, 50),
+            "post_p99": pct(posts, 99), "completed": len(in_window) / seconds,
+            "states": [s for _, s in ended], "schedule_late_s": late}
+
+
+async def run_load(port: int, args: argparse.Namespace) -> None:
+    api = Api(port)
+    tracker = Stream(port, track=True)
+    tracker.start(api.session)
+    out: dict[str, Any] = {}
+    try:
+        await asyncio.wait_for(tracker.hello.wait(), 30)
+        for _ in range(20):  # warm-up
+            _, _, rfq_id = await api.post_rfq(rfq_body(DESKS, WINDOW_MS))
+            await asyncio.wait_for(tracker.waiter(rfq_id), 30)
+        health, me = [], []
+        for _ in range(200):
+            health.append((await api.get("/healthz"))[1])
+            me.append((await api.get("/api/v1/me"))[1])
+        out["floor"] = {"healthz": health, "me": me}
+        print(json.dumps({"phase": "floor", **out["floor"]}), flush=True)
+        result = await closed_loop(api, tracker, args.concurrency, args.seconds)
+        print(json.dumps({"phase": "closed", **result}), flush=True)
+        result = await open_loop(api, tracker, args.rate, args.seconds)
+        print(json.dumps({"phase": "open", **result}), flush=True)
+        if args.soak > 0:
+            result = await open_loop(api, tracker, args.rate, args.soak)
+            print(json.dumps({"phase": "soak", **result}), flush=True)
+        print(json.dumps({"phase": "tracker", "messages": tracker.messages, "coalesced": tracker.coalesced,
+                          "connected": tracker.connected, "closed_with": tracker.closed_with}), flush=True)
+    finally:
+        if tracker.task is not None:
+            tracker.task.cancel()
+        await api.close()
+
+
+# ----------------------------------------------------------------------------- the bench's process
+
+def disk_floor(directory: Path, n: int = 200) -> list[float]:
+    path = directory / "floor.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+        took = []
+        for i in range(n):
+            start = time.perf_counter()
+            conn.execute("BEGIN")
+            conn.execute("INSERT INTO t VALUES (?, ?)", (i, "x" * 200))
+            conn.execute("COMMIT")
+            took.append((time.perf_counter() - start) * 1000)
+    path.unlink()
+    return took
+
+
+def filled_share(states: list[str]) -> float:
+    filled = sum(1 for s in states if s in ("filled", "partially_filled"))
+    return 100 * filled / len(states) if states else 0.0
+
+
+async def bench(args: argparse.Namespace) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="rfq-e2e-rest-"))
+    port = free_port()
+    config = base_config(tmp, DESKS, port=port, min_quotes=2)
+    config["dealers"] = [{"id": d, "kind": "simulated", "simulated": {
+        "latency_ms": 20, "latency_jitter_ms": 10, "confirm_latency_ms": 5, "spread_bps": str(15 + 3 * i),
+        "last_look_reject_rate": 0.02, "quote_validity_ms": 3000, "seed": i + 1}}
+        for i, d in enumerate(DESKS)]
+    serve = Serve(tmp, config)
+    print(f"settings {os.cpu_count()} CPUs, Python {platform.python_version()}, load average "
+          f"{load_average()} before the run; store SQLite FULL in {tmp}")
+    disk = disk_floor(tmp)
+    await serve.start()
+    session = aiohttp.ClientSession()
+    readers = [Stream(port) for _ in range(args.readers)]
+    for reader in readers:
+        reader.start(session)
+    rss: list[tuple[float, float]] = []
+    phases: dict[str, dict[str, Any]] = {}
+    started = time.monotonic()
+
+    async def sample() -> None:
+        while True:
+            rss.append((time.monotonic() - started, rss_mib(serve.pid)))
+            await asyncio.sleep(1.0)
+
+    sampler = asyncio.get_running_loop().create_task(sample())
+    load = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--role", "load", "--port", str(port), "--seconds", str(args.seconds),
+        "--rate", str(args.rate), "--soak", str(args.soak), "--concurrency", str(args.concurrency),
+        stdout=asyncio.subprocess.PIPE)
+    try:
+        assert load.stdout is not None
+        while line := await load.stdout.readline():
+            item = json.loads(line)
+            item["at"] = time.monotonic() - started
+            item["load"] = load_average()
+            phases[item["phase"]] = item
+            if item["phase"] == "soak":
+                phases["soak"]["started"] = item["at"] - args.soak
+        await load.wait()
+        alive = [r.connected for r in readers]  # before the server stops and closes them
+    finally:
+        sampler.cancel()
+        await session.close()
+        await serve.stop()
+        await stop(load)
+    verify = subprocess.run([str(Path(sys.executable).with_name("rfq")), "audit", "verify",  # noqa: ASYNC221
+                             "--config", str(serve.config_path)], capture_output=True, text=True, cwd=tmp,
+                            check=False)  # everything else has stopped
+    report(args, phases, disk, rss, readers, alive, verify)
+    print(f"store and logs in {tmp}")
+
+
+def report(args: argparse.Namespace, phases: dict[str, dict[str, Any]], disk: list[float],
+           rss: list[tuple[float, float]], readers: list[Stream], alive: list[bool],
+           verify: subprocess.CompletedProcess[str]) -> None:
+    floor = phases.get("floor", {})
+    print(row("floor  GET /healthz, one at a time", floor.get("healthz", [])))
+    print(row("floor  GET /api/v1/me (auth), one at a time", floor.get("me", [])))
+    print(row("floor  bare sqlite3 commit of one row, FULL", disk))
+    closed = phases.get("closed")
+    if closed:
+        met = "met" if closed["completed"] >= TARGETS["completed"] else "NOT met"
+        print(f"closed loop, {args.concurrency} clients, {args.seconds:g} s (load average {closed['load']}):")
+        print(f"  accepted {closed['accepted']:7.1f} RFQs/s   completed {closed['completed']:7.1f} RFQs/s "
+              f"(target >= {TARGETS['completed']}: {met}); POST p50 {closed['post_p50']:.1f} ms, "
+              f"p99 {closed['post_p99']:.1f} ms; refused {closed['refused']}; "
+              f"filled {filled_share(closed['states']):.1f}%")
+    for name in ("open", "soak"):
+        phase = phases.get(name)
+        if not phase:
+            continue
+        seconds = args.seconds if name == "open" else args.soak
+        met = "met" if phase["post_p99"] < TARGETS["p99_at_100"] else "NOT met"
+        print(f"{'open loop' if name == 'open' else 'soak'}, {phase['rate']:g} RFQs/s for {seconds:g} s "
+              f"(load average {phase['load']}):")
+        print(f"  POST p50 {phase['post_p50']:.1f} ms, p99 {phase['post_p99']:.1f} ms (target p99 < "
+              f"{TARGETS['p99_at_100']:g} ms at 100 RFQs/s: {met}); "
+              f"completed {phase['completed']:.1f} RFQs/s; "
+              f"refused {phase['refused']}; filled {filled_share(phase['states']):.1f}%; the schedule ended "
+              f"{phase['schedule_late_s']:.2f} s late")
+    soak = phases.get("soak")
+    if soak:
+        start, end = soak["started"], soak["at"]
+        during = [m for t, m in rss if start <= t <= end]
+        if during:
+            warm = during[: max(1, len(during) // 5)]
+            after = during[len(during) // 5:]
+            slope = (after[-1] - after[0]) / max(1.0, (len(after) - 1) / 60) if len(after) > 1 else 0.0
+            print(f"  RSS of rfq serve: {during[0]:.0f} MiB at the start, {warm[-1]:.0f} MiB after the "
+                  f"first fifth (warm-up), {max(after):.0f} MiB at most after it, {during[-1]:.0f} MiB at "
+                  f"the end ({slope:+.1f} MiB/min after warm-up; target: flat)")
+    states = [s for p in ("closed", "open", "soak") for s in phases.get(p, {}).get("states", [])]
+    share = filled_share(states)
+    print(f"filled {share:.1f}% of {len(states)} completed RFQs (target >= {TARGETS['filled']:g}%: "
+          f"{'met' if share >= TARGETS['filled'] else 'NOT met'})")
+    tracker = phases.get("tracker", {})
+    connected = sum(alive)
+    print(f"stream readers: {connected} of {len(readers)} connected throughout (target: all), "
+          f"{min((r.messages for r in readers), default=0)}-{max((r.messages for r in readers), default=0)} "
+          f"messages each, {sum(r.coalesced for r in readers)} coalesced markers; the load generator's "
+          f"reader: {tracker.get('messages')} messages, "
+          f"{'connected' if tracker.get('connected') else tracker.get('closed_with')}; "
+          + "; ".join(r.closed_with or "" for r, up in zip(readers, alive, strict=True) if not up))
+    print(f"rfq audit verify: exit {verify.returncode}: {(verify.stdout or verify.stderr).strip()[-300:]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--role", choices=["bench", "load"], default="bench", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of the closed and open loops")
+    parser.add_argument("--soak", type=float, default=60.0, help="length of the soak (600: ten minutes)")
+    parser.add_argument("--rate", type=float, default=100.0, help="RFQs/s of the open loop and the soak")
+    parser.add_argument("--concurrency", type=int, default=64, help="clients of the closed loop")
+    parser.add_argument("--readers", type=int, default=4, help="stream readers kept connected")
+    args = parser.parse_args()
+    if args.role == "load":
+        asyncio.run(run_load(args.port, args))
+    else:
+        asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    main()
