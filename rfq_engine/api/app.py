@@ -10,15 +10,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import structlog
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
 
-from rfq_engine.api import audit, executions, hedge, ops, rfqs, stream
-from rfq_engine.api.auth import PRINCIPAL, TokenIndex, authenticate
+from rfq_engine.api import audit, executions, hedge, ops, rfqs, security, stream
 from rfq_engine.api.idempotency import IdempotencyMap
 from rfq_engine.api.metrics import Metrics
 from rfq_engine.api.openapi import openapi_document
@@ -31,7 +29,6 @@ __all__ = ["RedactingAccessLogger", "create_web_app"]
 
 log = structlog.get_logger("rfq_engine.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PUBLIC = ("/healthz", "/readyz", "/metrics", "/api/v1/openapi.json")
 
 
 def _static_dir() -> Path:
@@ -79,16 +76,6 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error(outcome.status, outcome.kind, *public_reason(exc, outcome))
 
 
-def _auth_middleware(index: TokenIndex) -> Any:
-    @web.middleware
-    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/api/") and request.path not in PUBLIC:
-            request[PRINCIPAL] = authenticate(request, index)
-        return await handler(request)
-
-    return auth
-
-
 async def _openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document())
 
@@ -105,8 +92,8 @@ async def _revalidate_ui(request: web.Request, response: web.StreamResponse) -> 
 
 
 def create_web_app(app: App, api: ApiConfig, *, metrics: Metrics | None = None) -> web.Application:
-    web_app = web.Application(middlewares=[errors, _auth_middleware(TokenIndex(api))],
-                              client_max_size=1024 * 1024)
+    web_app = web.Application(middlewares=[errors], client_max_size=1024 * 1024)
+    security.install(web_app, api)  # authentication after the errors; security headers
     web_app[rfqs.APP_KEY] = app
     web_app[rfqs.IDEMPOTENCY_KEY] = IdempotencyMap(ttl_s=api.idempotency_ttl_s,
                                                    max_keys=api.idempotency_keys)

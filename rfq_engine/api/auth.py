@@ -1,7 +1,9 @@
 """Bearer-token authentication and the role permission table.
 
-401 without a valid token, 403 for a role that may not act. Tokens are compared by their
-SHA-256 (the config holds only hashes); the token is never logged or echoed.
+401 without a valid token (or with an expired one), 403 for a role that may not act.
+Tokens are compared by their SHA-256 (the config holds only hashes; a user may have several,
+for rotation); the token is never logged or echoed. ``rfq_engine.api.security`` limits
+failed authentications per client address.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from aiohttp import web
@@ -20,14 +23,17 @@ __all__ = [
     "PRINCIPAL",
     "Action",
     "Principal",
+    "TokenIndex",
     "authenticate",
+    "bearer_token",
     "hash_token",
     "require",
+    "unauthorized",
 ]
 
 Action = Literal[
     "rfq:create", "rfq:cancel", "rfq:approve", "rfq:read", "audit:read", "admin:halt",
-    "dealers:read", "mandates:read", "stream:read", "hedge:read", "rfq:resolve",
+    "dealers:read", "mandates:read", "stream:read", "hedge:read", "rfq:resolve", "ops:read",
 ]
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -42,6 +48,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     "mandates:read": frozenset({"trader", "approver", "compliance", "admin"}),
     "stream:read": frozenset({"trader", "approver", "compliance", "admin"}),
     "hedge:read": frozenset({"trader", "approver", "compliance", "admin"}),
+    "ops:read": frozenset({"ops", "compliance", "admin"}),  # /metrics, detailed readiness
 }
 
 
@@ -49,6 +56,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
 class Principal:
     name: str
     roles: frozenset[Role]
+    expires_at: datetime | None = None
 
     def may(self, action: Action) -> bool:
         return bool(self.roles & PERMISSIONS[action])
@@ -62,25 +70,51 @@ def hash_token(token: str) -> str:
 
 
 class TokenIndex:
+    """Token hash -> principal, for every hash of every ``[[api.users]]`` entry. ``reload``
+    swaps the users in place (``rfq serve`` on SIGHUP) without dropping a request."""
+
     def __init__(self, config: ApiConfig) -> None:
-        self._by_hash = {u.token_sha256: Principal(u.name, frozenset(u.roles)) for u in config.users}
+        self._by_hash: dict[str, Principal] = {}
+        self.reload(config)
+
+    def reload(self, config: ApiConfig) -> None:
+        self._by_hash = {digest: Principal(u.name, frozenset(u.roles), u.expires_at)
+                         for u in config.users for digest in u.token_hashes}
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
 
     def lookup(self, token: str) -> Principal | None:
         return self._by_hash.get(hash_token(token))
 
 
-def authenticate(request: web.Request, index: TokenIndex) -> Principal:
-    """The caller, from ``Authorization: Bearer <token>`` (or ``?token=`` for WebSockets,
-    which browsers cannot give headers). Raises 401."""
+def unauthorized(reason: str = "a valid bearer token is required") -> web.HTTPUnauthorized:
+    return web.HTTPUnauthorized(
+        text=f'{{"error":"unauthorized","reason":"{reason}"}}',
+        content_type="application/json", headers={"WWW-Authenticate": "Bearer"})
+
+
+def bearer_token(request: web.Request) -> str:
+    """``Authorization: Bearer <token>`` (or ``?token=`` for WebSockets, which browsers
+    cannot give headers); empty when there is none."""
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
     if not token and request.path.endswith("/stream"):
         token = request.query.get("token", "")
+    return token
+
+
+def authenticate(request: web.Request, index: TokenIndex, *,
+                 now: datetime | None = None) -> Principal:
+    """The caller. Raises 401 without a token, with an unknown one, or with one past its
+    user's ``expires_at``."""
+    token = bearer_token(request)
     principal = index.lookup(token) if token else None
     if principal is None:
-        raise web.HTTPUnauthorized(
-            text='{"error":"unauthorized","reason":"a valid bearer token is required"}',
-            content_type="application/json", headers={"WWW-Authenticate": "Bearer"})
+        raise unauthorized()
+    if principal.expires_at is not None \
+            and (now or datetime.now().astimezone()) >= principal.expires_at:
+        raise unauthorized("the token has expired; ask an administrator for a new one")
     return principal
 
 

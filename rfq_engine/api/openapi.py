@@ -119,7 +119,7 @@ SCHEMAS: dict[str, Any] = {
                           "notes": {"type": "array", "items": STR},
                           "seconds": {"type": "number"}}),
     "Me": _obj({"name": STR, "roles": {"type": "array", "items": {
-                    "enum": ["trader", "approver", "compliance", "admin"]}},
+                    "enum": ["trader", "approver", "compliance", "admin", "ops"]}},
                 "may": {"type": "array", "items": STR}}),
     "Dealer": _obj({"dealer_id": STR, "kind": STR, "online": {"type": "boolean"},
                     "scorecard": {"type": ["object", "null"]}}),
@@ -133,8 +133,9 @@ def _resp(schema: dict[str, Any] | None, text: str) -> dict[str, Any]:
 
 
 ERR = {code: _resp(_ref("Error"), text) for code, text in {
-    "401": "no valid bearer token", "403": "the role may not do this",
-    "422": "validation error naming the field"}.items()}
+    "401": "no valid bearer token, or an expired one", "403": "the role may not do this",
+    "422": "validation error naming the field",
+    "429": "too many failed authentications from this address (Retry-After)"}.items()}
 BAD_BODY = {code: _resp(_ref("Error"), text) for code, text in {
     "400": "not UTF-8, not JSON, a number over 100 digits, nesting over 32 levels, or not an "
            "object", "413": "body over 1 MiB"}.items()}
@@ -194,6 +195,12 @@ def openapi_document() -> dict[str, Any]:
             "summary": "Dealers with live status and scorecards",
             "responses": {"200": _resp(_obj({"since": TS, "dealers": {
                 "type": "array", "items": _ref("Dealer")}}), "dealers"), **ERR}}},
+        "/api/v1/readiness": {"get": {
+            "summary": "The checks behind /readyz (ops, compliance, admin): store, each dealer, "
+                       "each transport, the kill switch",
+            "responses": {code: _resp(_obj({"ready": {"type": "boolean"},
+                                            "checks": {"type": "object"}}), text)
+                          for code, text in (("200", "ready"), ("503", "not ready"))} | ERR}},
         "/api/v1/mandates": {"get": {"summary": "Configured mandates", "responses": {
             "200": _resp(_obj({"mandates": {"type": "object"}}), "mandates"), **ERR}}},
         "/api/v1/admin/halt": {

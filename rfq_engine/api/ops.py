@@ -1,5 +1,9 @@
 """Operations: health, readiness, metrics, the caller, dealers (status + scorecards), mandates,
-kill switch."""
+kill switch.
+
+``/healthz`` and ``/readyz`` are public and say only "up" and "ready or not" (no dealer id,
+no kill-switch reason). The checks behind readiness (``/api/v1/readiness``) and
+``/metrics`` need a token whose roles allow ``ops:read`` (ops, compliance, admin)."""
 
 from __future__ import annotations
 
@@ -28,8 +32,7 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
-@routes.get("/readyz")
-async def readyz(request: web.Request) -> web.Response:
+async def _readiness(request: web.Request) -> tuple[bool, dict[str, object]]:
     app = request.app[APP_KEY]
     checks: dict[str, object] = {}
     ready = True
@@ -50,10 +53,26 @@ async def readyz(request: web.Request) -> web.Response:
     if not any(online.values()):
         ready = False
     checks["halted"] = app.engine.halted
+    return ready, checks
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """Public: ``{"ready": true}`` (200) or ``{"ready": false}`` (503), nothing more."""
+    ready, _ = await _readiness(request)
+    return json_response({"ready": ready}, status=200 if ready else 503)
+
+
+@routes.get("/api/v1/readiness")
+@require("ops:read")
+async def readiness(request: web.Request) -> web.Response:
+    """What ``/readyz`` decides from: the store, each dealer, each transport, the kill switch."""
+    ready, checks = await _readiness(request)
     return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
 
 @routes.get("/metrics")
+@require("ops:read")
 async def metrics(request: web.Request) -> web.Response:
     body = request.app[METRICS_KEY].render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})

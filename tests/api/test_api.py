@@ -191,8 +191,10 @@ async def test_dealers_scorecards_mandates_health_metrics(api: Api) -> None:
     assert mandates["mandates"]["treasury"]["min_quotes"] == 1
     assert (await api.client.get("/healthz")).status == 200
     ready = await api.client.get("/readyz")
+    assert ready.status == 200 and await ready.json() == {"ready": True}
+    ready = await api.client.get("/api/v1/readiness", headers=auth("dave"))
     assert ready.status == 200 and (await ready.json())["checks"]["dealers_online"] == 3
-    metrics = await (await api.client.get("/metrics")).text()
+    metrics = await (await api.client.get("/metrics", headers=auth("dave"))).text()
     assert 'rfq_outcomes_total{state="filled"} 1.0' in metrics
     assert "rfq_quote_response_seconds_count" in metrics and "rfq_audit_queue_depth" in metrics
 
