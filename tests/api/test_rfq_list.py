@@ -49,6 +49,7 @@ async def test_pages_filters_and_the_next_cursor(api: Api) -> None:
         await api.wait_terminal(rfq_id)
     live = await make(api, "bob", window_ms=60_000, close_policy="deadline")  # stays open
     await api.wait_state(live, "open")
+    await api.app.store.flush()  # the listener hears "open" as it is queued; the list reads the store
     newest_first = [live, *reversed(made)]
 
     everything = await listed(api)
