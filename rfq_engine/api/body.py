@@ -2,7 +2,8 @@
 
 Every refusal is a 4xx in the API's error format, never a 500:
 - 400: not UTF-8, not JSON (``NaN`` and ``Infinity`` are not JSON), a number of more than
-  ``MAX_NUMBER_DIGITS`` digits, nesting deeper than ``MAX_DEPTH``, or not an object;
+  ``MAX_NUMBER_DIGITS`` digits, nesting deeper than ``MAX_DEPTH``, a string with a lone
+  surrogate (``"\\ud800"`` is JSON but not text: no UTF-8 can hold it), or not an object;
 - 422 naming the field: a key given twice, or (``check_fields``) a key the endpoint does
   not have.
 
@@ -20,13 +21,15 @@ from aiohttp import web
 
 from rfq_engine.domain import ValidationError
 
-__all__ = ["MAX_DEPTH", "MAX_NUMBER_DIGITS", "bad_request", "parse_json", "query_int", "read_json"]
+__all__ = ["MAX_DEPTH", "MAX_NUMBER_DIGITS", "bad_request", "is_text", "parse_json", "query_int",
+           "read_json"]
 
 MAX_DEPTH = 32
 """Deepest nesting of arrays and objects in a body (an RFQ needs 4)."""
 MAX_NUMBER_DIGITS = 100
 """Longest JSON number (a decimal's own bound is tighter: ``ENTRY_BOUNDS``)."""
 _WHOLE = re.compile(r"[0-9]{1,19}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def bad_request(reason: str) -> NoReturn:
@@ -67,20 +70,35 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _too_deep(data: Any) -> bool:
+def is_text(value: str) -> bool:
+    """Whether ``value`` is Unicode text: no lone surrogate, which JSON can carry
+    (``"\\ud800"``) and aiohttp makes of a header's bytes that are not UTF-8, but no UTF-8
+    can hold (the store, and the hash of every audit event, encode UTF-8)."""
+    return _SURROGATE.search(value) is None
+
+
+def _problem(data: Any) -> str | None:
+    """Why the decoded body is refused: nested too deep, or a string that is not text (it
+    could never be written to the audit log, whose hash covers the UTF-8 of each event)."""
     stack = [(data, 1)]
     while stack:
         value, depth = stack.pop()
+        if isinstance(value, str):
+            if not is_text(value):
+                return "body has a lone surrogate (\\ud800-\\udfff): not Unicode text"
+            continue
         if isinstance(value, dict):
+            if not all(is_text(key) for key in value):
+                return "body has a key with a lone surrogate (\\ud800-\\udfff): not Unicode text"
             children: Any = value.values()
         elif isinstance(value, list):
             children = value
         else:
             continue
         if depth > MAX_DEPTH:
-            return True
+            return f"body is nested deeper than {MAX_DEPTH} levels"
         stack.extend((child, depth + 1) for child in children)
-    return False
+    return None
 
 
 def parse_json(raw: bytes) -> Any:
@@ -100,8 +118,9 @@ def parse_json(raw: bytes) -> Any:
         bad_request(exc.reason)
     except ValueError as exc:  # JSONDecodeError
         bad_request(f"body is not valid JSON: {str(exc)[:200]}")
-    if _too_deep(data):
-        bad_request(f"body is nested deeper than {MAX_DEPTH} levels")
+    problem = _problem(data)
+    if problem is not None:
+        bad_request(problem)
     return data
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from rfq_engine.api.auth import PRINCIPAL, require
-from rfq_engine.api.body import query_int, read_json
+from rfq_engine.api.body import is_text, query_int, read_json
 from rfq_engine.api.idempotency import Claim, IdempotencyMap, Named
 from rfq_engine.api.serialize import error, json_response, row
 from rfq_engine.app import App
@@ -133,6 +133,8 @@ async def create_rfq(request: web.Request) -> web.Response:
     if key is not None:
         if not key.strip() or len(key) > MAX_KEY:
             return error(422, "validation", f"must be 1..{MAX_KEY} characters", "Idempotency-Key")
+        if not is_text(key):  # header bytes that are not UTF-8
+            return error(422, "validation", "must be UTF-8 text", "Idempotency-Key")
         if data.get("client_rfq_id") not in (None, key):
             return error(422, "validation", "differs from the Idempotency-Key header",
                          "client_rfq_id")
