@@ -53,6 +53,10 @@ What the key is *not*: a venue-side guard against a second order. Binance keeps 
 among open orders only, Deribit not at all. Exactly once comes from the journal (an
 intent is never sent twice); the key is how an order whose reply was lost is found.
 
+Units (issue 16): each dialect also carries its venue's ``Units`` (``units.py``): what order
+and book amounts count, the contract size as the venue documents it, the premium and fee
+currencies, checked against ``load_markets()`` when a book dealer starts.
+
 This module never imports ccxt; the look-ups call methods on the exchange they are given.
 """
 
@@ -64,6 +68,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dealer_adapters.ccxt.route import client_id
+from dealer_adapters.ccxt.units import BINANCE, BYBIT, DERIBIT, OKX, Units
 from rfq_engine.domain.venue import VenueMarket
 
 __all__ = [
@@ -107,6 +112,8 @@ class Dialect:
     context: Callable[[VenueMarket], dict[str, Any]]
     """What ``find`` needs besides the key, from the order's market; journaled with the
     intent so a look-up after a restart does not depend on the markets loaded then."""
+    units: Units
+    """What the venue's amounts count, its contract sizes and fee currency (``units.py``)."""
 
     def valid(self, key: str) -> bool:
         return self.allowed.fullmatch(key) is not None
@@ -222,21 +229,21 @@ _register(("okx",), Dialect(
     rule="1-32 letters and digits, case-sensitive",
     lookup_call='fetchOrder(None, symbol, {"clOrdId": key}) (GET /api/v5/trade/order)',
     source="https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-order",
-    find=_okx_find, context=_symbol,
+    find=_okx_find, context=_symbol, units=OKX,
 ))
 _register(("deribit",), Dialect(
     venue="Deribit", field="label", max_len=64, allowed=re.compile(r".{1,64}", re.DOTALL),
     rule="up to 64 characters",
     lookup_call="privateGetGetOrderStateByLabel({currency, label}) (private/get_order_state_by_label)",
     source="https://docs.deribit.com/api-reference/trading/private-get_order_state_by_label",
-    find=_deribit_find, context=_deribit_context,
+    find=_deribit_find, context=_deribit_context, units=DERIBIT,
 ))
 _register(("bybit",), Dialect(
     venue="Bybit", field="orderLinkId", max_len=36, allowed=re.compile(r"[A-Za-z0-9_-]{1,36}"),
     rule="up to 36 letters, digits, '-' and '_'",
     lookup_call="privateGetV5OrderRealtime, then privateGetV5OrderHistory, with orderLinkId",
     source="https://bybit-exchange.github.io/docs/v5/order/create-order",
-    find=_bybit_find, context=_bybit_context,
+    find=_bybit_find, context=_bybit_context, units=BYBIT,
 ))
 _register(("binance", "binanceusdm", "binancecoinm"), Dialect(
     venue="Binance", field="newClientOrderId", max_len=36,
@@ -244,7 +251,7 @@ _register(("binance", "binanceusdm", "binancecoinm"), Dialect(
     rule=r"^[\.A-Z\:/a-z0-9_-]{1,36}$",
     lookup_call='fetchOrder(None, symbol, {"origClientOrderId": key}) (GET order)',
     source="https://developers.binance.com/docs/derivatives/portfolio-margin/trade",
-    find=_binance_find, context=_symbol,
+    find=_binance_find, context=_symbol, units=BINANCE,
 ))
 
 

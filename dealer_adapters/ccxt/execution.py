@@ -1,7 +1,11 @@
 """Quotes from the order book and their execution as one limit IOC order.
 
 Quoting (``BookRoute.price``), single-leg packages only:
-- the leg's market is matched by structure; the RFQ's size becomes contracts;
+- the leg's market is matched by structure; the RFQ's size becomes the venue's amount in
+  the unit the venue dialect states (``units.py``: contracts, base or quote; checked against
+  ``load_markets()`` when the route is built, a market that does not match is refused);
+  an inverse contract's size is whole contracts at the walked price (``sizing.py``), the
+  residual reported;
 - the book is fetched and walked for that size on each side the RFQ needs (the
   requester's sell hits the bids, its buy lifts the asks); the quote is the size-weighted
   price *including* the taker fee (a buyer pays ``vwap * (1 + fee)``, a seller receives
@@ -22,7 +26,11 @@ Execution (``prepare`` then ``place``), exactly once:
    deepest level the re-walk reached (the level that makes the quoted size fill; a
    limit at the fee-inclusive average would leave the deeper levels untouched);
 4. the order is read back until the venue reports it closed; its filled amount, average
-   price and fee make the outcome. A partial fill is a confirm for the filled quantity.
+   price and fee make the outcome. A partial fill is a confirm for the filled quantity,
+   converted back from the venue's units (``sizing.executed_underlying``). The fee and its
+   currency are recorded as the venue states them (the dialect's fee rule: ccxt labels a
+   Deribit linear order's USDC fee as BTC), converted to the quote only when charged in the
+   base coin.
 
 The client order id travels in the venue's own field (``dialects.py``: OKX ``clOrdId``,
 Deribit ``label``, Bybit ``orderLinkId``, Binance ``newClientOrderId``), never in ccxt's
@@ -50,12 +58,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from decimal import ROUND_FLOOR, Decimal, localcontext
+from decimal import Decimal
 from typing import Any
 
 import structlog
 
-from dealer_adapters.ccxt.book import book_from_ccxt, taker_fee, walk_book
+from dealer_adapters.ccxt.book import BookFill, book_from_ccxt, taker_fee
 from dealer_adapters.ccxt.config import CcxtDealerConfig
 from dealer_adapters.ccxt.dialects import Dialect, dialect_for
 from dealer_adapters.ccxt.exchange import ExchangeSetupError
@@ -71,14 +79,22 @@ from dealer_adapters.ccxt.route import (
     classify,
     describe_error,
 )
+from dealer_adapters.ccxt.sizing import (
+    QUANTUM,
+    executed_underlying,
+    floor_quantity,
+    intent_units,
+    order_amount,
+)
+from dealer_adapters.ccxt.units import check_markets
 from rfq_engine.domain import Award, QuoteSide, RfqId, RfqNew, Side, decimal_str, format_ts, utc_now
 from rfq_engine.domain.venue import (
     package_price,
     quote_sides,
     requester_leg_side,
     round_price,
-    round_to_step,
     venue_decimal,
+    walk_market,
 )
 
 __all__ = ["BookRoute", "order_outcome"]
@@ -103,32 +119,47 @@ def _moved_bps(order_side: Side, quoted: Decimal, now: Decimal) -> Decimal:
     return edge / abs(quoted) * BPS
 
 
-def _fee_in_quote(order: dict[str, Any], market_base: str, average: Decimal) -> tuple[Decimal, str] | None:
-    """The order's total fee, and the same in the quote currency when it was charged in the base."""
-    fees = order.get("fees") or ([order["fee"]] if order.get("fee") else [])
+def _fee_in_quote(order: dict[str, Any], intent: dict[str, Any], average: Decimal,
+                  stated: tuple[Decimal, str] | None) -> tuple[Decimal, str, Decimal] | None:
+    """The order's total fee as charged (``stated`` by the venue dialect's rule, else ccxt's
+    fees), its currency, and the same in the quote currency: multiplied by the price only
+    when it was charged in the base coin."""
+    fees = ([{"cost": stated[0], "currency": stated[1]}] if stated is not None
+            else order.get("fees") or ([order["fee"]] if order.get("fee") else []))
     total = Decimal(0)
     currency = ""
     for fee in fees:
         if not fee or fee.get("cost") is None:
             continue
         cost = abs(venue_decimal(fee["cost"], "order.fee.cost"))
-        ccy = str(fee.get("currency") or "")
+        ccy = str(fee.get("currency") or "").upper()
         if currency and ccy and ccy != currency:
             return None  # fees in two currencies: recorded raw, not netted into a price
         currency = currency or ccy
         total += cost
     if not currency and total == 0:
-        return Decimal(0), ""
-    if currency.upper() == market_base.upper():
-        return total * average, currency
-    return total, currency
+        return Decimal(0), "", Decimal(0)
+    if currency == str(intent["base"]).upper():
+        return total, currency, total * average
+    return total, currency, total
+
+
+def _residual_reason(market: VenueMarket, fill: BookFill, asked: Decimal, unit: str) -> str:
+    """A decline for an inverse size that whole contracts do not reach (``sizing.py``'s rule)."""
+    count = fill.contracts / market.contract_amount
+    return (f"{decimal_str(asked)} {unit} is not a whole number of {market.symbol} contracts of "
+            f"{decimal_str(market.contract_size)} {market.contract_ccy} at {decimal_str(fill.vwap)}: "
+            f"{decimal_str(count)} contracts (rounded down) are {decimal_str(floor_quantity(fill.quantity))} "
+            f"{unit}, a residual of {decimal_str(fill.residual.quantize(QUANTUM).normalize())} {unit}; "
+            "the RFQ does not allow partial fills")
 
 
 def order_outcome(order: dict[str, Any], intent: dict[str, Any], exchange_id: str) -> Outcome | None:
     """The outcome of a closed IOC order, or None while the venue still reports it open.
 
-    Quantities: the venue's filled amount is in contracts; the confirm is in package units
-    (``filled * contract_size / ratio``, rounded down so it never exceeds the award).
+    Quantities: the venue's filled amount is in its units (``intent["amount_unit"]``); the
+    confirm is in package units (the underlying converted back, ``/ ratio``, rounded down so
+    it never exceeds the award).
     """
     status = str(order.get("status") or "")
     filled_raw = order.get("filled")
@@ -142,34 +173,46 @@ def order_outcome(order: dict[str, Any], intent: dict[str, Any], exchange_id: st
     if filled <= 0:
         return Outcome.reject(award_price, f"IOC order {order_id} filled nothing (status {status}): "
                               "the book moved before the order arrived", order_id=order_id, status=status)
-    size = Decimal(intent["contract_size"])
-    ratio = Decimal(intent["ratio"])
-    with localcontext() as ctx:
-        ctx.prec = 40
-        ctx.rounding = ROUND_FLOOR
-        quantity = (filled * size / ratio).quantize(Decimal(1).scaleb(-12)).normalize()
+    underlying = executed_underlying(intent, filled)
+    quantity = floor_quantity(underlying / Decimal(intent["ratio"]))
     average = venue_decimal(order["average"], "order.average") if order.get("average") is not None else None
-    if average is None and order.get("cost") is not None and filled > 0:
-        average = venue_decimal(order["cost"], "order.cost") / (filled * size)
-    details: dict[str, Any] = {"order_id": order_id, "status": status, "filled": decimal_str(filled)}
+    if average is None and order.get("cost") is not None and not intent.get("inverse"):
+        average = venue_decimal(order["cost"], "order.cost") / underlying
+    settle = str(intent.get("settle") or "")
+    details: dict[str, Any] = {"order_id": order_id, "status": status, "filled": decimal_str(filled),
+                               "amount_unit": intent.get("amount_unit", "contracts"),
+                               "underlying": decimal_str(floor_quantity(underlying))}
     note = f"{exchange_id}:{order_id}"
+    if settle:
+        details["settlement_currency"] = settle
+    if intent.get("inverse"):
+        notional = filled * Decimal(str(intent["amount_value"]))
+        details.update(notional=decimal_str(notional), notional_currency=intent.get("contract_ccy", ""),
+                       conversion_price=intent["conversion_price"])
     if average is not None:
         details["average"] = decimal_str(average)
         note += f" avg={decimal_str(average)}"
-        fee = _fee_in_quote(order, str(intent["base"]), average)
+        dialect = dialect_for(exchange_id)
+        stated = dialect.units.fee_of(intent, order) if dialect is not None else None
+        fee = _fee_in_quote(order, intent, average, stated)
         side = Side(intent["side"])
         if fee is not None:
-            fee_quote, fee_ccy = fee
-            per_unit = fee_quote / (filled * size)
+            fee_cost, fee_ccy, fee_quote = fee
+            per_unit = fee_quote / underlying
             allin = average + per_unit if side is Side.BUY else average - per_unit
             improvement = -_moved_bps(side, Decimal(intent["quoted_leg_price"]), allin)
-            details.update(fee=decimal_str(fee_quote), fee_currency=fee_ccy,
+            details.update(fee=decimal_str(fee_cost), fee_currency=fee_ccy,
+                           fee_in_quote=decimal_str(fee_quote),
                            all_in=decimal_str(allin.quantize(Decimal(1).scaleb(-10))),
                            improvement_bps=decimal_str(improvement.quantize(Decimal("0.01"))))
-            note += f" fee={decimal_str(fee_quote)} {fee_ccy}".rstrip()
+            note += f" fee={decimal_str(fee_cost)} {fee_ccy}".rstrip()
             note += f" improvement_bps={details['improvement_bps']}"
         else:
             details["fees"] = order.get("fees") or order.get("fee")
+    if intent.get("inverse"):
+        note += f" notional={details['notional']} {details['notional_currency']}".rstrip()
+    if settle:
+        note += f" settle={settle}"
     return Outcome(True, quantity, award_price, note[:200], "", details)
 
 
@@ -187,7 +230,11 @@ class BookRoute:
         self.dialect: Dialect = dialect
         self.exchange = exchange
         self.config = config
-        self.markets = markets
+        self.markets, self.refused = check_markets(dialect.units, getattr(exchange, "markets", None), markets)
+        if self.refused:
+            _log.warning("ccxt_markets_refused", exchange=exchange.id, count=len(self.refused),
+                         refused=dict(list(self.refused.items())[:10]),
+                         detail="units not as the venue documents them: these markets are not traded")
         self.poll_interval_s = config.requote_interval_ms / 1000
 
     @property
@@ -202,7 +249,8 @@ class BookRoute:
             )
         legs = resolve_legs(rfq, self.markets, venue=self.venue,
                             currency_aliases=self.config.currency_aliases,
-                            require_whole_lots=not rfq.allow_partial)
+                            require_whole_lots=not rfq.allow_partial, allow_inverse=True,
+                            refused=self.refused)
         return legs if isinstance(legs, NoMarket) else legs[0]
 
     async def _book(self, market: VenueMarket) -> Any:
@@ -219,14 +267,19 @@ class BookRoute:
         fills = {}
         for side in quote_sides(rfq.direction):
             order_side = requester_leg_side(rfq.direction, side, leg)
-            fill = walk_book(book, order_side, resolved.quantity, contract_size=market.contract_size,
-                             amount_step=market.amount_step, taker_fee=fee)
+            fill = walk_market(book, market, order_side, resolved.quantity, fee)
             book_side = "asks" if order_side is Side.BUY else "bids"
             if fill is None:
-                problems.append(f"no {book_side} in the {market.symbol} book")
+                problems.append(
+                    f"no {book_side} in the {market.symbol} book" if not market.inverse else
+                    f"{decimal_str(resolved.quantity)} {leg.instrument.underlying} is less than one "
+                    f"{market.symbol} contract of {decimal_str(market.contract_size)} "
+                    f"{market.contract_ccy} (or the {book_side} are empty)")
             elif not fill.complete and not rfq.allow_partial:
                 problems.append(f"the {market.symbol} {book_side} hold {decimal_str(fill.quantity)} of "
                                 f"{decimal_str(resolved.quantity)} {leg.instrument.underlying}")
+            elif fill.residual > 0 and not rfq.allow_partial:
+                problems.append(_residual_reason(market, fill, resolved.quantity, leg.instrument.underlying))
             elif market.min_amount is not None and fill.contracts < market.min_amount:
                 problems.append(f"the fillable size is below the minimum of {market.symbol}")
             else:
@@ -235,25 +288,30 @@ class BookRoute:
             return DeclinePlan(f"{self.venue}: " + "; ".join(problems))
         # one quantity for the quote: the smallest side, each side re-walked at it
         quantity = min(fill.quantity for _, fill in fills.values())
-        sides: list[SideQuote] = []
-        with localcontext() as ctx:
-            ctx.prec = 40
-            ctx.rounding = ROUND_FLOOR
-            package_qty = (quantity / leg.ratio).quantize(Decimal(1).scaleb(-12)).normalize()
+        priced = []
         for side, (order_side, fill) in fills.items():
             if fill.quantity != quantity:
-                refill = walk_book(book, order_side, quantity, contract_size=market.contract_size,
-                                   amount_step=market.amount_step, taker_fee=fee)
-                assert refill is not None
+                refill = walk_market(book, market, order_side, quantity, fee)
+                if refill is None:
+                    return DeclinePlan(f"{self.venue}: the {market.symbol} book has no whole contract "
+                                       f"for {decimal_str(quantity)} on the {order_side.value} side")
                 fill = refill
+            priced.append((side, order_side, fill))
+        package_qty = floor_quantity(min(fill.quantity for _, _, fill in priced) / leg.ratio)
+        sides: list[SideQuote] = []
+        for side, order_side, fill in priced:
             raw = package_price(side, [(order_side, leg.ratio, fill.price)])
             price = round_price(raw, _quantum(market), up=side is QuoteSide.ASK)
-            sides.append(SideQuote(side, price, package_qty, {
+            detail = {
                 "symbol": market.symbol, "order_side": order_side.value,
                 "leg_price": decimal_str(fill.price), "vwap": decimal_str(fill.vwap),
                 "limit_price": decimal_str(fill.limit_price), "contracts": decimal_str(fill.contracts),
-                "fee": decimal_str(fee),
-            }))
+                "amount_unit": market.amount_unit.value, "fee": decimal_str(fee),
+            }
+            if market.inverse:  # the conversion the award and the confirm use (sizing.py)
+                detail.update(conversion_price=decimal_str(fill.vwap),
+                              residual=decimal_str(resolved.quantity - fill.quantity))
+            sides.append(SideQuote(side, price, package_qty, detail))
         valid_until = utc_now() + timedelta(milliseconds=self.config.quote_validity_ms)
         return QuotePlan(tuple(sides), package_qty, valid_until)
 
@@ -281,21 +339,26 @@ class BookRoute:
                 raise
             return f"last look: could not read the {market.symbol} book: {describe_error(exc)}"
         fee = taker_fee(market, self.config.taker_fee)
-        fill = walk_book(book, order_side, quantity, contract_size=market.contract_size,
-                         amount_step=market.amount_step, taker_fee=fee)
+        conversion = Decimal(quoted.detail["conversion_price"]) if market.inverse else None
+        # the whole awarded size: with a thinner book (allow_partial) the IOC takes what is there
+        contracts = order_amount(market, quantity, conversion, slack=QUANTUM * leg.ratio)
+        if contracts <= 0:
+            return f"the awarded {decimal_str(award.quantity)} is less than one {market.symbol} contract"
+        fill = walk_market(book, market, order_side, quantity, fee)
         if fill is None:
             return f"last look: the {market.symbol} book has nothing on the {order_side.value} side"
         if not fill.complete and not rfq.allow_partial:
             return (f"last look: the {market.symbol} book now holds {decimal_str(fill.quantity)} of "
                     f"{decimal_str(quantity)} {leg.instrument.underlying}")
+        if market.inverse and fill.contracts < contracts and not rfq.allow_partial:
+            return (f"last look: the {market.symbol} book now holds {decimal_str(fill.contracts)} of the "
+                    f"{decimal_str(contracts)} {market.amount_unit.value} awarded")
         quoted_leg = Decimal(quoted.detail["leg_price"])
         moved = _moved_bps(order_side, quoted_leg, fill.price)
         tolerance = self.config.last_look_tolerance_bps
         if moved > tolerance:
             return (f"last look: the book moved {decimal_str(moved.quantize(Decimal('0.01')))} bps "
                     f"against the quote (tolerance {decimal_str(tolerance)} bps)")
-        # the whole awarded size: with a thinner book (allow_partial) the IOC takes what is there
-        contracts = round_to_step(quantity / market.contract_size, market.amount_step)
         return {
             "route": "book",
             "symbol": market.symbol,
@@ -306,7 +369,7 @@ class BookRoute:
             "client_order_id": client_id,
             "client_order_field": self.dialect.field,
             "venue_lookup": self.dialect.context(market),
-            "contract_size": decimal_str(market.contract_size),
+            **intent_units(market, conversion),
             "ratio": decimal_str(leg.ratio),
             "quoted_leg_price": decimal_str(quoted_leg),
             "last_look_leg_price": decimal_str(fill.price),

@@ -25,9 +25,16 @@ Instruments map to markets by structure, never by building symbol strings:
 | ``Future`` | ``type == "future"``, linear, expiry on the same UTC date |
 | ``Option`` | ``type == "option"``, linear, same expiry date, strike and put/call |
 
-Inverse contracts (settled in the base currency, sized in quote-currency contracts, and
-for options premiums quoted in the base currency) do not fit a quantity in the
-underlying and a price in the quote currency, so they are declined with that reason.
+Amounts (``AmountUnit``): ccxt's unified convention is that an amount counts contracts of
+``contractSize`` (base units for spot). Venues do not all follow it (Deribit sizes linear
+futures in the base coin and inverse futures in USD, whatever ``contractSize`` says), so a
+market carries the unit its venue documents (set by the dealer's venue dialect) and every
+conversion goes through ``amount_value`` / ``contract_amount``.
+
+Inverse futures and perpetuals (settled in the base currency, sized in quote-currency
+contracts) match only when the caller can size them (``allow_inverse``): ``walk_inverse``
+turns a quantity of the underlying into whole contracts at the walked price and reports
+the residual. Inverse options (premiums quoted in the base currency) are always declined.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, localcontext
+from enum import StrEnum
 from typing import Any
 
 from rfq_engine.domain.errors import ValidationError
@@ -55,6 +63,7 @@ __all__ = [
     "PRECISION_DECIMAL_PLACES",
     "PRECISION_SIGNIFICANT_DIGITS",
     "PRECISION_TICK_SIZE",
+    "AmountUnit",
     "BookFill",
     "BookLevel",
     "NoMarket",
@@ -70,6 +79,8 @@ __all__ = [
     "round_to_step",
     "venue_decimal",
     "walk_book",
+    "walk_inverse",
+    "walk_market",
 ]
 
 PRECISION_DECIMAL_PLACES = 2
@@ -151,13 +162,26 @@ def _expiry_date(value: object) -> date | None:
     return datetime.fromtimestamp(int(millis) / 1000, tz=UTC).date()
 
 
+class AmountUnit(StrEnum):
+    """What a venue's order and book amounts count for one market."""
+
+    CONTRACTS = "contracts"
+    """Contracts of ``contract_size`` (ccxt's unified convention; OKX swaps and futures)."""
+    BASE = "base"
+    """The base currency (spot; Deribit's linear futures and options)."""
+    QUOTE = "quote"
+    """The quote currency, in whole contracts of ``contract_size`` (Deribit's inverse futures: USD)."""
+
+
 @dataclass(frozen=True, slots=True)
 class VenueMarket:
     """One market a venue lists, in Decimal; built from the unified structure by ``from_ccxt``.
 
-    ``contract_size`` is the underlying per contract (1 for spot). Amounts at the venue are
-    in contracts (base units for spot); prices are per unit of the base currency.
-    ``taker_fee`` is a fraction of traded value (0.0005 = 5 bps), when the venue says.
+    ``contract_size`` is one contract in ``contract_ccy``: the base currency for a linear
+    contract (1 for spot), the quote currency for an inverse one (10 USD on Deribit).
+    ``amount_unit`` says what the venue's amounts count (``from_ccxt`` assumes ccxt's
+    convention; the venue dialect states the venue's own). Prices are per unit of the base
+    currency. ``taker_fee`` is a fraction of traded value (0.0005 = 5 bps), when the venue says.
     """
 
     symbol: str
@@ -176,6 +200,7 @@ class VenueMarket:
     price_step: Decimal | None
     min_amount: Decimal | None
     taker_fee: Decimal | None
+    amount_unit: AmountUnit = AmountUnit.CONTRACTS
 
     @classmethod
     def from_ccxt(cls, market: Mapping[str, Any], precision_mode: int) -> VenueMarket | None:
@@ -218,11 +243,28 @@ class VenueMarket:
             price_step=_step(precision.get("price"), precision_mode, f"{symbol}.precision.price"),
             min_amount=_opt_decimal(amount_limits.get("min"), f"{symbol}.limits.amount.min"),
             taker_fee=_opt_decimal(market.get("taker"), f"{symbol}.taker"),
+            amount_unit=AmountUnit.CONTRACTS if contract else AmountUnit.BASE,
         )
 
     @property
     def contract(self) -> bool:
         return self.type != "spot"
+
+    @property
+    def contract_ccy(self) -> str:
+        """The currency ``contract_size`` is in: the quote for an inverse contract, else the base."""
+        return self.quote if self.inverse else self.base
+
+    @property
+    def amount_value(self) -> Decimal:
+        """One unit of the venue's amount, in ``contract_ccy`` (BTC per unit for a linear
+        market, USD per unit for an inverse one)."""
+        return self.contract_size if self.amount_unit is AmountUnit.CONTRACTS else Decimal(1)
+
+    @property
+    def contract_amount(self) -> Decimal:
+        """One contract, in the venue's amount units."""
+        return Decimal(1) if self.amount_unit is AmountUnit.CONTRACTS else self.contract_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,12 +301,15 @@ def match_market(
     markets: Iterable[VenueMarket],
     *,
     currency_aliases: Mapping[str, Sequence[str]] | None = None,
+    allow_inverse: bool = False,
 ) -> VenueMarket | NoMarket:
     """The venue market for ``instrument``, matched by structure (see the module docstring).
 
     ``currency_aliases`` lets a quote currency match others the desk treats as the same
-    (``{"USD": ["USDT", "USDC"]}``); the instrument's own currency is preferred, then the
-    aliases in the order given, then the symbol, so the choice is deterministic.
+    (``{"USD": ["USDT", "USDC"]}``); a linear market is preferred to an inverse one, then the
+    instrument's own currency, then the aliases in the order given, then the symbol, so the
+    choice is deterministic. ``allow_inverse``: the caller sizes inverse futures and
+    perpetuals (``walk_inverse``); inverse options are declined either way.
     """
     what = describe_instrument(instrument)
     kind = _KIND_TO_TYPE.get(type(instrument))
@@ -280,16 +325,19 @@ def match_market(
     ]
     if not candidates:
         return NoMarket(f"{what} is not listed")
-    linear = [m for m in candidates if not m.inverse]
-    if not linear:
+    usable = [m for m in candidates if not m.inverse or (allow_inverse and m.type != "option")]
+    if not usable:
+        first = candidates[0]
+        why = ("an option premium quoted in the base currency" if first.type == "option"
+               else "sized in quote-currency contracts")
         return NoMarket(
-            f"{what} is listed only as an inverse contract ({candidates[0].symbol}: settled in "
-            f"{candidates[0].settle}, sized or priced in another currency): not supported"
+            f"{what} is listed only as an inverse contract ({first.symbol}: settled in "
+            f"{first.settle}, {why}): not supported"
         )
-    active = [m for m in linear if m.active]
+    active = [m for m in usable if m.active]
     if not active:
-        return NoMarket(f"{what} is listed ({linear[0].symbol}) but not active")
-    active.sort(key=lambda m: (quotes.index(m.quote), m.symbol))
+        return NoMarket(f"{what} is listed ({usable[0].symbol}) but not active")
+    active.sort(key=lambda m: (m.inverse, quotes.index(m.quote), m.symbol))
     return active[0]
 
 
@@ -392,7 +440,11 @@ class BookFill:
     the size-weighted price per unit of underlying before fees; ``price`` includes the
     taker fee on the right side (a buyer pays ``vwap * (1 + fee)``, a seller receives
     ``vwap * (1 - fee)``). ``limit_price`` is the last (worst) level reached: a limit
-    order there takes exactly these levels. ``complete`` is whether the full size fills.
+    order there takes exactly these levels. ``complete`` is whether the full size fills
+    (for an inverse market: whether the book holds it; see ``residual``).
+
+    ``residual`` (inverse markets): the underlying the whole contracts leave out, which is
+    ``quantity`` asked minus ``quantity`` filled when the book holds it all.
     """
 
     side: Side
@@ -403,6 +455,95 @@ class BookFill:
     limit_price: Decimal
     levels: int
     complete: bool
+    residual: Decimal = Decimal(0)
+
+
+def _take(levels: Sequence[BookLevel], wanted: Decimal,
+          step: Decimal | None) -> list[tuple[Decimal, Decimal]]:
+    """``(price, amount)`` taken best first for ``wanted`` venue units, kept a whole number of steps."""
+    taken: list[tuple[Decimal, Decimal]] = []
+    left = wanted
+    for level in levels:
+        if left <= 0:
+            break
+        take = min(level.amount, left)
+        taken.append((level.price, take))
+        left -= take
+    filled = sum((amount for _, amount in taken), Decimal(0))
+    excess = filled - round_to_step(filled, step)
+    while excess > 0 and taken:  # give back the part of the deepest levels that breaks a step
+        price, amount = taken.pop()
+        if amount > excess:
+            taken.append((price, amount - excess))
+            excess = Decimal(0)
+        else:
+            excess -= amount
+    return taken
+
+
+def walk_market(book: OrderBook, market: VenueMarket, side: Side, quantity: Decimal,
+                taker_fee: Decimal = Decimal(0)) -> BookFill | None:
+    """``walk_book`` (linear) or ``walk_inverse``, with the market's units, lot and step."""
+    if market.inverse:
+        return walk_inverse(book, side, quantity, amount_value=market.amount_value,
+                            contract_amount=market.contract_amount, amount_step=market.amount_step,
+                            taker_fee=taker_fee)
+    return walk_book(book, side, quantity, contract_size=market.amount_value,
+                     amount_step=market.amount_step, taker_fee=taker_fee)
+
+
+def walk_inverse(
+    book: OrderBook,
+    side: Side,
+    quantity: Decimal,
+    *,
+    amount_value: Decimal,
+    contract_amount: Decimal,
+    amount_step: Decimal | None = None,
+    taker_fee: Decimal = Decimal(0),
+) -> BookFill | None:
+    """Walk an inverse contract's ``book`` (amounts in venue units worth ``amount_value`` of
+    the quote currency each) for ``quantity`` of the underlying; None when nothing can fill.
+
+    The rounding rule: the levels' underlying (``amount * amount_value / price``) is taken
+    best first until ``quantity``; its quote-currency value, in venue units, is rounded
+    **down** to whole contracts (``contract_amount``, or the venue's larger ``amount_step``),
+    so the order never exceeds the size asked. Those contracts are then taken from the same
+    levels. ``quantity`` filled is their underlying, ``sum(amount * amount_value / price)``;
+    ``vwap`` is the size-weighted price per unit of underlying (the contracts' value over
+    their underlying: the conversion price of the fill); ``residual`` what the rounding left.
+    """
+    if quantity <= 0 or amount_value <= 0 or contract_amount <= 0 or taker_fee < 0 or taker_fee >= 1:
+        raise ValueError("walk_inverse needs a positive quantity, amount value and contract, a fee in [0, 1)")
+    step = max(contract_amount, amount_step or Decimal(0))
+    levels = book.asks if side is Side.BUY else book.bids
+    with localcontext(_CTX):
+        left, value = quantity, Decimal(0)
+        for level in levels:
+            if left <= 0:
+                break
+            take = min(level.amount * amount_value / level.price, left)
+            value += take * level.price
+            left -= take
+        held = quantity - max(left, Decimal(0))
+        taken = _take(levels, round_to_step(value / amount_value, step), step)
+        contracts = sum((amount for _, amount in taken), Decimal(0))
+        if contracts <= 0:
+            return None
+        underlying = sum((amount * amount_value / price for price, amount in taken), Decimal(0))
+        vwap = contracts * amount_value / underlying
+        price = vwap * (1 + taker_fee) if side is Side.BUY else vwap * (1 - taker_fee)
+        return BookFill(
+            side=side,
+            quantity=_OUT.plus(underlying),
+            contracts=contracts,
+            vwap=_OUT.plus(vwap),
+            price=_OUT.plus(price),
+            limit_price=taken[-1][0],
+            levels=len(taken),
+            complete=left <= 0,
+            residual=_OUT.plus(held - underlying),
+        )
 
 
 def walk_book(
@@ -426,24 +567,7 @@ def walk_book(
         wanted = round_to_step(quantity / contract_size, amount_step)
         if wanted <= 0:
             return None
-        taken: list[tuple[Decimal, Decimal]] = []
-        left = wanted
-        for level in book.asks if side is Side.BUY else book.bids:
-            if left <= 0:
-                break
-            take = min(level.amount, left)
-            taken.append((level.price, take))
-            left -= take
-        filled = sum((amount for _, amount in taken), Decimal(0))
-        aligned = round_to_step(filled, amount_step)
-        excess = filled - aligned
-        while excess > 0 and taken:  # give back the part of the deepest levels that breaks a step
-            price, amount = taken.pop()
-            if amount > excess:
-                taken.append((price, amount - excess))
-                excess = Decimal(0)
-            else:
-                excess -= amount
+        taken = _take(book.asks if side is Side.BUY else book.bids, wanted, amount_step)
         contracts = sum((amount for _, amount in taken), Decimal(0))
         if contracts <= 0:
             return None

@@ -111,10 +111,10 @@ def config(server: FakeOkx, tmp_path: Path, **overrides: Any) -> CcxtDealerConfi
 @pytest.fixture
 async def deribit(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDeribit]:
     """The fake Deribit with a BTC_USDC spot book: bids 0.05 @ 40000, 0.1 @ 39990; asks
-    0.05 @ 40010, 0.1 @ 40020 (amounts in BTC)."""
+    0.05 @ 40010, 0.1 @ 40020 (amounts in BTC); a dated inverse future expiring FUTURE_EXPIRY."""
     for key, value in DERIBIT_ENV.items():
         monkeypatch.setenv(key, value)
-    server = FakeDeribit()
+    server = FakeDeribit(future_expiry=FUTURE_EXPIRY)
     server.set_book("BTC_USDC", bids=[("40000", "0.05"), ("39990", "0.1")],
                     asks=[("40010", "0.05"), ("40020", "0.1")])
     await server.start()

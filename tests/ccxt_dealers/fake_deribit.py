@@ -23,9 +23,20 @@ What Deribit documents and this fake follows:
   (``currency`` + ``label``: a *list*: Deribit does not keep labels unique)
   (https://docs.deribit.com/api-reference/trading/private-get_order_state_by_label).
 
-Instruments: ``BTC_USDC`` (spot: amounts in BTC), ``BTC_USDC-PERPETUAL`` (linear, USDC)
-and ``BTC-PERPETUAL`` (inverse, amounts in USD). Limit IOC orders are matched against the
-served book, which they consume.
+Instruments, as ``public/get_instruments`` describes them: ``BTC_USDC`` (spot: amounts in
+BTC), ``BTC_USDC-PERPETUAL`` (``instrument_type`` ``linear``, settled in USDC,
+``contract_size`` 0.001, ``min_trade_amount`` 0.001: amounts in BTC), ``BTC-PERPETUAL`` and,
+with ``future_expiry``, the dated ``BTC-DDMMMYY`` (``reversed``: inverse, settled in BTC,
+amounts in USD, ``contract_size`` 10 USD, ``min_trade_amount`` 10). "For perpetual and
+inverse futures the amount is in USD units. For options and linear futures it is the
+underlying base currency coin" (``private/buy``, ``amount``); book amounts are the same
+units. Limit IOC orders are matched against the served book, which they consume.
+
+Fees (``taker_fee``, a fraction of the traded value): charged in the instrument's
+settlement currency, as each trade's ``fee_currency`` states it: USDC on the linear
+perpetual (``amount * price * fee``), BTC on inverse futures (``amount / price * fee``);
+spot in the base coin. The order's ``commission`` is their sum; ``average_price`` the
+amount-weighted average of the trades' prices.
 
 What a test scripts and reads:
 - ``order_mode``: ``normal``; ``slow`` (the order is booked and filled at once, the reply
@@ -52,6 +63,8 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from datetime import time as dtime
 from decimal import Decimal
 from typing import Any
 
@@ -65,6 +78,16 @@ _FOREVER = 32503708800000  # Deribit's expiration_timestamp of a perpetual
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def expiry_name(d: date) -> str:
+    """Deribit's dated instrument suffix: ``27MAR26``."""
+    return f"{d.day}{d.strftime('%b').upper()}{d.strftime('%y')}"
+
+
+def expiry_ms(d: date) -> int:
+    """Deribit's futures expire at 08:00 UTC."""
+    return int(datetime.combine(d, dtime(8, 0), tzinfo=UTC).timestamp() * 1000)
 
 
 def _num(text: str) -> float | int:
@@ -94,6 +117,10 @@ class FakeDeribit:
     ``public/auth``) then answers Deribit's 13009 ``unauthorized`` / 13004."""
     revoked: bool = False
     taker_fee: Decimal = Decimal("0.0005")
+    future_expiry: date | None = None
+    """When set, the dated inverse future ``BTC-<expiry>`` is listed."""
+    instrument_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Fields to change in ``get_instruments`` (a venue that changed a contract, for the tests)."""
     testnet: bool = True
     url: str = ""
     _tokens: set[str] = field(default_factory=set)
@@ -117,10 +144,9 @@ class FakeDeribit:
 
     # --- instruments -----------------------------------------------------------------------
 
-    @staticmethod
-    def instruments() -> list[dict[str, Any]]:
+    def instruments(self) -> list[dict[str, Any]]:
         created = 1_700_000_000_000
-        return [
+        listed = [
             {"instrument_name": "BTC_USDC", "instrument_id": 1, "kind": "spot", "base_currency": "BTC",
              "quote_currency": "USDC", "counter_currency": "USDC",
              "price_index": "btc_usdc", "tick_size": 1, "min_trade_amount": 0.0001, "contract_size": 0.0001,
@@ -142,6 +168,16 @@ class FakeDeribit:
              "maker_commission": 0.0, "max_leverage": 50, "is_active": True, "rfq": False,
              "creation_timestamp": created, "expiration_timestamp": _FOREVER},
         ]
+        if self.future_expiry is not None:
+            listed.append(
+                {"instrument_name": f"BTC-{expiry_name(self.future_expiry)}", "instrument_id": 4,
+                 "kind": "future", "instrument_type": "reversed", "future_type": "reversed",
+                 "settlement_period": "month", "base_currency": "BTC", "quote_currency": "USD",
+                 "counter_currency": "USD", "settlement_currency": "BTC", "price_index": "btc_usd",
+                 "tick_size": 2.5, "min_trade_amount": 10, "contract_size": 10, "taker_commission": 0.0005,
+                 "maker_commission": -0.0001, "max_leverage": 50, "is_active": True, "rfq": False,
+                 "creation_timestamp": created, "expiration_timestamp": expiry_ms(self.future_expiry)})
+        return [{**i, **self.instrument_overrides.get(i["instrument_name"], {})} for i in listed]
 
     def instrument(self, name: str) -> dict[str, Any]:
         found = next((i for i in self.instruments() if i["instrument_name"] == name), None)
@@ -168,7 +204,10 @@ class FakeDeribit:
         amount, limit = Decimal(params["amount"]), Decimal(params["price"])
         book = self.books.setdefault(name, {"bids": [], "asks": []})
         levels = book["asks"] if direction == "buy" else book["bids"]
-        filled, cost, trades = Decimal(0), Decimal(0), []
+        filled, cost, fees, trades = Decimal(0), Decimal(0), Decimal(0), []
+        spot = instrument["kind"] == "spot"
+        inverse = instrument.get("instrument_type") == "reversed"
+        fee_currency = instrument["base_currency"] if spot else instrument["settlement_currency"]
         order_id = f"{self.currency_of(instrument)}-{next(self._ids)}"
         label = params.get("label", "")
         for level in levels:
@@ -180,13 +219,16 @@ class FakeDeribit:
             filled += take
             cost += take * px
             level[1] = avail - take
+            per_unit = 1 if spot else 1 / px if inverse else px  # base coin, BTC, USDC
+            fee = (take * self.taker_fee * per_unit).quantize(Decimal("1e-10"))
+            fees += fee
             trades.append({"trade_seq": next(self._ids), "trade_id": f"T-{next(self._ids)}",
                            "timestamp": now_ms(), "tick_direction": 0, "state": "closed",
                            "price": _num(str(px)),
                            "order_type": "limit", "order_id": order_id, "matching_id": None, "liquidity": "T",
                            "label": label, "instrument_name": name, "index_price": _num(str(px)),
-                           "fee_currency": instrument["base_currency"],
-                           "fee": _num(str(take * self.taker_fee)), "direction": direction,
+                           "fee_currency": fee_currency,
+                           "fee": _num(str(fee)), "direction": direction,
                            "amount": _num(str(take))})
         book["asks" if direction == "buy" else "bids"] = [lv for lv in levels if lv[1] > 0]
         tif = params.get("time_in_force", "good_til_cancelled")
@@ -196,7 +238,7 @@ class FakeDeribit:
                  "instrument_name": name, "direction": direction, "price": _num(str(limit)),
                  "amount": _num(str(amount)), "filled_amount": _num(str(filled)),
                  "average_price": _num(str(cost / filled)) if filled else 0,
-                 "commission": _num(str(filled * self.taker_fee)), "label": label, "post_only": False,
+                 "commission": _num(str(fees)), "label": label, "post_only": False,
                  "reject_post_only": False, "api": True, "web": False, "max_show": _num(str(amount)),
                  "is_liquidation": False, "replaced": False, "risk_reducing": False, "mmp": False,
                  "creation_timestamp": now_ms(), "last_update_timestamp": now_ms()}

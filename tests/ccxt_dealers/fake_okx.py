@@ -137,16 +137,22 @@ class FakeOkx:
             cost += take * px
             level[1] = str(avail - take)
         book["asks" if side == "buy" else "bids"] = [lv for lv in levels if Decimal(lv[1]) > 0]
-        ct_val = Decimal("0.01") if inst.startswith("BTC-USDT-") else Decimal(1)  # linear swap/future
         avg = (cost / filled) if filled else Decimal(0)
-        fee = -(filled * ct_val * avg * Decimal("0.0005"))
+        if inst == "BTC-USD-SWAP":  # inverse: 100 USD contracts, the fee in the settlement coin (BTC)
+            fee_ccy = "BTC"
+            fee = Decimal(0) if not filled else -(filled * 100 / avg * Decimal("0.0005")).quantize(
+                Decimal("1e-10"))
+        else:
+            fee_ccy = "USDT"
+            ct_val = Decimal("0.01") if inst.startswith("BTC-USDT-") else Decimal(1)  # linear swap/future
+            fee = -(filled * ct_val * avg * Decimal("0.0005"))
         order_id = str(next(self._ids))
         order = {"instType": "SWAP" if inst.endswith("SWAP") else "SPOT", "instId": inst, "ordId": order_id,
                  "clOrdId": req.get("clOrdId", ""), "px": req["px"], "sz": req["sz"],
                  "ordType": req["ordType"],
                  "side": side, "state": "filled" if filled == size else "canceled",
                  "accFillSz": str(filled), "avgPx": str(avg) if filled else "", "fee": str(fee),
-                 "feeCcy": "USDT", "cTime": str(now_ms()), "uTime": str(now_ms()),
+                 "feeCcy": fee_ccy, "cTime": str(now_ms()), "uTime": str(now_ms()),
                  "fillTime": str(now_ms()), "tgtCcy": req.get("tgtCcy", ""), "tdMode": req.get("tdMode", "")}
         self.orders[order_id] = order
         return order

@@ -50,22 +50,21 @@ async def quote_for(dealers: CcxtDealers, inbox: Inbox, message: object, count: 
 # --- mapping ---------------------------------------------------------------------------------
 
 
-async def test_unlisted_and_inverse_instruments_are_declined_with_the_reason(
+async def test_unlisted_instruments_and_inverse_options_are_declined_with_the_reason(
         okx: FakeOkx, tmp_path: Path, make_dealers: Make) -> None:
     dealers, inbox = await make_dealers({DEALER: config(okx, tmp_path)})
     unlisted = leg({"kind": "future", "underlying": "BTC", "quote_ccy": "USDT",
                     "expiry": FUTURE_EXPIRY.replace(day=1 if FUTURE_EXPIRY.day != 1 else 2).isoformat()})
-    inverse = leg({"kind": "perpetual", "underlying": "BTC", "quote_ccy": "USD"})
     option = leg({"kind": "option", "underlying": "BTC", "quote_ccy": "USD",
                   "expiry": OPTION_EXPIRY.isoformat(), "strike": "50000", "option_type": "call"})
-    for n, one in enumerate((unlisted, inverse, option), start=1):
+    for n, one in enumerate((unlisted, option), start=1):
         await dealers.send_rfq(DEALER, rfq([one]))
         decline: Decline = await inbox.next(Decline, count=n)
         assert decline.dealer_id == DEALER
     reasons = [d.reason for d in inbox.of(Decline)]
     assert "is not listed" in reasons[0] and "okx" in reasons[0]
-    assert "inverse contract (BTC/USD:BTC: settled in BTC" in reasons[1]
-    assert "inverse" in reasons[2]
+    # options premiums in BTC are a later slice of issue 16; inverse swaps are sized (below)
+    assert "inverse contract (BTC/USD:BTC-" in reasons[1] and "premium quoted in the base" in reasons[1]
     assert okx.order_requests == []
 
 
@@ -78,6 +77,22 @@ async def test_a_listed_future_maps_by_expiry_date(okx: FakeOkx, tmp_path: Path,
     quote = await quote_for(dealers, inbox, rfq([future]))
     # 0.1 BTC = 10 contracts @ 41000, less 5 bps: 41000 * 0.9995 = 40979.5
     assert quote.bid == D("40979.5") and quote.ask is None and quote.quantity == D("0.1")
+
+
+async def test_an_inverse_swap_trades_in_contracts_of_100_usd(
+        okx: FakeOkx, tmp_path: Path, make_dealers: Make) -> None:
+    """OKX BTC-USD-SWAP: ``sz`` in contracts of ``ctVal`` 100 USD, settled and charged in BTC."""
+    okx.set_book("BTC-USD-SWAP", bids=[("40000", "500")], asks=[("40010", "500")])
+    dealers, inbox = await make_dealers({DEALER: config(okx, tmp_path)})
+    inverse = leg({"kind": "perpetual", "underlying": "BTC", "quote_ccy": "USD"})
+    quote = await quote_for(dealers, inbox, rfq([inverse], quantity="1"))
+    assert quote.quantity == D(1) and quote.bid == D(40000) * D("0.9995")  # 400 contracts, 1 BTC
+    await dealers.send_award(DEALER, award_for(quote))
+    confirm: ExecutionConfirm = await inbox.next(ExecutionConfirm)
+    [order] = okx.order_requests
+    assert (order["instId"], order["sz"], order["px"]) == ("BTC-USD-SWAP", "400", "40000")
+    assert confirm.quantity == D(1)  # 400 * 100 USD / 40000
+    assert "fee=0.0005 BTC" in confirm.dealer_trade_id and "notional=40000 USD" in confirm.dealer_trade_id
 
 
 # --- quoting from depth -------------------------------------------------------------------------

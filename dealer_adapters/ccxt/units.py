@@ -1,0 +1,236 @@
+"""Each venue's units as its documentation states them, checked against ``load_markets()``.
+
+Why (issue 16): ccxt's unified convention is that an order amount counts contracts of
+``contractSize``. On Deribit it does not hold: ``BTC_USDC-PERPETUAL`` has ``contract_size``
+0.001 (ccxt's ``contractSize``), but Deribit's order and book amounts for linear futures are
+in BTC. Sizing by ccxt's contracts sent 1,000x the size. So each venue's dialect states what
+its amounts count (``AmountUnit``), the contract size it documents, the currency premiums
+are quoted in and the currency fees are charged in, and every loaded market is checked
+against that statement when the dealer starts: a market that does not match is *refused*
+(an RFQ for it is declined with the reason), never traded at a guessed size.
+
+- **Deribit.** Amounts: spot, linear futures and options in the base coin; inverse futures
+  and perpetuals in USD, whole contracts. Contract size: ``get_instruments``
+  ``contract_size`` (10 USD for BTC inverse; the base coin for linear). Fees: in the
+  instrument's settlement currency (the trades' ``fee_currency`` when the order has them).
+- **OKX.** Amounts: spot in the base; swaps, futures and options in contracts (``sz``).
+  Contract size: ``ctVal`` in ``ctValCcy`` (0.01 BTC for BTC-USDT-SWAP, 100 USD for
+  BTC-USD-SWAP). Fees: ``feeCcy``, as ccxt parses it.
+- **Bybit, Binance.** Spot and linear contracts in the base coin (``contractSize`` 1);
+  inverse contracts refused. Fees: as ccxt parses them.
+
+Sources (the venues' public API documentation; the text quoted where it was read):
+- Deribit ``private/buy`` ``amount``: "It represents the requested order size. For perpetual
+  and inverse futures the amount is in USD units. For options and linear futures it is the
+  underlying base currency coin." ``get_instruments`` ``min_trade_amount``: the same units.
+  FIX ``OrderQty``: "in USD for perpetual and inverse futures, in the underlying base
+  currency coin for linear futures": https://docs.deribit.com/api-reference/trading/private-buy,
+  https://docs.deribit.com/api-reference/market-data/public-get_instruments,
+  https://docs.deribit.com/fix-api/production/order-cancel-replace. BTC inverse futures:
+  "Contract size US $10", "Cash settlement in BTC":
+  https://www.deribit.com/docs/contract-specifications/.
+- OKX ``ctVal`` / ``ctValCcy`` / ``ctType`` (get instruments) and ``sz`` in contracts for
+  FUTURES/SWAP/OPTION (place order):
+  https://www.okx.com/docs-v5/en/#public-data-rest-api-get-instruments,
+  https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-order (not re-read for
+  this change; 100 USD per BTC-USD-SWAP contract as OKX's contract specifications state).
+- Bybit ``qty`` (place order, base coin for linear): https://bybit-exchange.github.io/docs/v5/order/create-order;
+  Binance USD-M ``quantity`` (base asset): https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api
+  (neither re-read for this change; there is no fake Bybit or Binance yet, so their inverse
+  contracts are refused rather than sized from an unchecked statement).
+
+This module never imports ccxt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from rfq_engine.domain import decimal_str
+from rfq_engine.domain.venue import AmountUnit, VenueMarket, venue_decimal
+
+__all__ = ["BINANCE", "BYBIT", "DERIBIT", "OKX", "FeeRule", "SizeRule", "Units", "check_markets"]
+
+SizeRule = Callable[[Mapping[str, Any], VenueMarket], VenueMarket | str]
+"""``(ccxt market structure, parsed market) -> the market in the venue's units, or why it is
+refused``."""
+FeeRule = Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[Decimal, str] | None]
+"""``(intent, ccxt order) -> (fee, currency)`` as the venue states them, or None: use ccxt's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Units:
+    """What one venue's amounts count, in words (for messages and the docs) and as rules."""
+
+    amount: str
+    contract_size: str
+    premium: str
+    fee: str
+    source: str
+    size: SizeRule
+    fee_of: FeeRule
+
+
+def _dec(value: object, field: str) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    return venue_decimal(value, field)
+
+
+def _whole(amount: Decimal | None, unit: Decimal) -> bool:
+    return amount is None or (amount / unit) == (amount / unit).to_integral_value()
+
+
+# --- Deribit ----------------------------------------------------------------------------------
+
+DERIBIT_INVERSE_USD = {"BTC": Decimal(10)}
+"""USD per inverse contract, as Deribit's contract specifications state it."""
+
+
+def _deribit_size(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | str:
+    info = raw.get("info") or {}
+    if market.type == "spot":
+        return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
+    size = _dec(info.get("contract_size"), f"{market.symbol}.info.contract_size")
+    if size is None or size != market.contract_size:
+        return (f"get_instruments contract_size {info.get('contract_size')!r} and ccxt's contractSize "
+                f"{decimal_str(market.contract_size)} differ")
+    kind = str(info.get("instrument_type") or info.get("future_type") or "")
+    if market.type == "option":  # linear (USDC) or inverse (BTC premium): amounts in the base coin
+        return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
+    if kind == "linear" and not market.inverse:
+        return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
+    if kind == "reversed" and market.inverse:
+        documented = DERIBIT_INVERSE_USD.get(market.base)
+        if documented is not None and size != documented:
+            return (f"Deribit documents {decimal_str(documented)} USD per {market.base} inverse contract; "
+                    f"get_instruments says contract_size {decimal_str(size)}")
+        if market.quote not in ("USD",):
+            return f"an inverse contract quoted in {market.quote}, not USD"
+        if not _whole(market.amount_step, size) or not _whole(market.min_amount, size):
+            return (f"min_trade_amount {decimal_str(market.amount_step or market.min_amount or Decimal(0))} "
+                    f"is not a whole number of {decimal_str(size)} USD contracts")
+        return dataclasses.replace(market, amount_unit=AmountUnit.QUOTE)
+    return (f"instrument_type {kind or 'missing'!r} with ccxt's {'inverse' if market.inverse else 'linear'} "
+            "flag: no documented unit")
+
+
+def _deribit_fee(intent: Mapping[str, Any], order: Mapping[str, Any]) -> tuple[Decimal, str] | None:
+    """Deribit's ``commission`` in the currency Deribit charged it in: the trades' ``fee_currency``
+    when the order carries its trades (``private/buy``), else the instrument's settlement
+    currency (``get_order_state`` has no currency; ccxt labels every fee with the base coin,
+    which is wrong for a USDC-settled linear instrument)."""
+    info = order.get("info") or {}
+    if info.get("commission") is None:
+        return None
+    cost = abs(venue_decimal(info["commission"], "order.info.commission"))
+    trades = [t for t in info.get("trades") or [] if isinstance(t, dict) and t.get("fee_currency")]
+    stated = {str(t["fee_currency"]).upper() for t in trades}
+    if len(stated) == 1:
+        return cost, stated.pop()
+    settle = intent.get("settle")
+    if intent.get("market_type") != "spot" and isinstance(settle, str) and settle:
+        return cost, settle.upper()
+    return None
+
+
+DERIBIT = Units(
+    amount="spot, linear futures and options: the base coin; inverse futures: USD (whole contracts)",
+    contract_size="get_instruments contract_size: 10 USD for BTC inverse futures; base coin for linear",
+    premium="inverse options: BTC (not traded yet); USDC options: USDC",
+    fee="the instrument's settlement currency (the trades' fee_currency when present)",
+    source="https://docs.deribit.com/api-reference/trading/private-buy",
+    size=_deribit_size, fee_of=_deribit_fee,
+)
+
+
+# --- OKX --------------------------------------------------------------------------------------
+
+OKX_INVERSE_USD = {"BTC": Decimal(100)}
+"""USD per coin-margined swap or future contract, as OKX's contract specifications state it."""
+
+
+def _okx_size(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | str:
+    info = raw.get("info") or {}
+    if market.type == "spot":
+        return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
+    value = _dec(info.get("ctVal"), f"{market.symbol}.info.ctVal")
+    currency = str(info.get("ctValCcy") or "").upper()
+    if value is None or value != market.contract_size:
+        return (f"ctVal {info.get('ctVal')!r} and ccxt's contractSize "
+                f"{decimal_str(market.contract_size)} differ")
+    if market.type == "option":  # contracts of ctVal in the base coin; inverse ones are declined on match
+        if currency != market.base:
+            return f"an option's ctValCcy {currency!r} is not {market.base}"
+        return market
+    ct_type = str(info.get("ctType") or "")
+    if market.inverse:
+        if ct_type != "inverse" or currency != market.quote:
+            return f"ctType {ct_type!r}, ctValCcy {currency!r}: not an inverse contract in {market.quote}"
+        documented = OKX_INVERSE_USD.get(market.base)
+        if documented is not None and value != documented:
+            return f"OKX states {decimal_str(documented)} USD per {market.base} contract; ctVal is {value}"
+        if not _whole(market.amount_step, Decimal(1)):
+            return f"lotSz {market.amount_step} is not whole contracts"
+    elif ct_type != "linear" or currency != market.base:
+        return f"ctType {ct_type!r}, ctValCcy {currency!r}: not a linear contract in {market.base}"
+    return dataclasses.replace(market, amount_unit=AmountUnit.CONTRACTS)
+
+
+OKX = Units(
+    amount="spot: base; swaps, futures and options: contracts (sz)",
+    contract_size="ctVal in ctValCcy: 0.01 BTC (BTC-USDT-SWAP), 100 USD (BTC-USD-SWAP)",
+    premium="options: BTC (not traded yet)",
+    fee="feeCcy, as ccxt parses it",
+    source="https://www.okx.com/docs-v5/en/#public-data-rest-api-get-instruments",
+    size=_okx_size, fee_of=lambda _intent, _order: None,
+)
+
+
+# --- Bybit, Binance: linear only until a fake venue checks more ---------------------------------
+
+
+def _linear_only(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | str:
+    if market.type == "spot":
+        return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
+    if market.inverse:
+        return "inverse contracts on this venue are not sized yet (no fake venue checks them)"
+    if market.contract_size != 1:
+        return (f"ccxt's contractSize {decimal_str(market.contract_size)}, documented: 1 "
+                "(amounts in the base coin)")
+    return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
+
+
+BYBIT = Units(
+    amount="spot and linear contracts: the base coin; inverse contracts refused",
+    contract_size="1 (amounts in the base coin)",
+    premium="linear options: the quote currency",
+    fee="as ccxt parses it",
+    source="https://bybit-exchange.github.io/docs/v5/order/create-order",
+    size=_linear_only, fee_of=lambda _intent, _order: None,
+)
+BINANCE = dataclasses.replace(
+    BYBIT, source="https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api")
+
+
+def check_markets(units: Units, raw: Mapping[str, Mapping[str, Any]] | None,
+                  markets: list[VenueMarket]) -> tuple[list[VenueMarket], dict[str, str]]:
+    """Every parsed market, in the venue's units where it matches the venue's statement; and the
+    refused ones (kept as parsed, so an RFQ for one is declined with the reason), by symbol."""
+    checked: list[VenueMarket] = []
+    refused: dict[str, str] = {}
+    for market in markets:
+        try:
+            result = units.size((raw or {}).get(market.symbol) or {}, market)
+        except Exception as exc:  # an unreadable field is a mismatch too
+            result = f"unreadable: {exc}"
+        if isinstance(result, str):
+            refused[market.symbol] = result
+            checked.append(market)
+        else:
+            checked.append(result)
+    return checked, refused
