@@ -1,4 +1,6 @@
-"""``rfq serve``: engine, dealer adapters, API and web UI in one process; ``rfq api hash-token``."""
+"""``rfq serve``: engine, dealer adapters, API and web UI in one process (HTTPS with ``[api]
+tls_cert``/``tls_key``; SIGHUP reloads ``[[api.users]]``); ``rfq api new-token`` and
+``rfq api hash-token``."""
 
 from __future__ import annotations
 
@@ -24,46 +26,103 @@ def add_parsers(sub: Any) -> None:
     api = sub.add_parser("api", help="API helpers")
     api_sub = api.add_subparsers(dest="api_command", required=True, metavar="ACTION")
     hashing = api_sub.add_parser("hash-token", help="print the SHA-256 to put in "
-                                 "[[api.users]] token_sha256 (reads the token from stdin)")
+                                 "[[api.users]] token_sha256 (reads the token from stdin; "
+                                 "refuses one that is easy to guess)")
     hashing.set_defaults(handler=run_hash_token)
+    new = api_sub.add_parser("new-token", help="print a strong random token and the SHA-256 "
+                             "to put in [[api.users]] token_sha256")
+    new.set_defaults(handler=run_new_token)
 
 
 def run_hash_token(args: argparse.Namespace) -> int:
     from rfq_engine.api.auth import hash_token
+    from rfq_engine.api.tokens import token_problem
 
     token = sys.stdin.readline().strip()
-    if len(token) < 16:
-        print("rfq: a token must be at least 16 characters", file=sys.stderr)
+    problem = token_problem(token)
+    if problem is not None:
+        print(f"rfq: {problem}", file=sys.stderr)
         return 1
     print(hash_token(token))
     return 0
 
 
+def run_new_token(args: argparse.Namespace) -> int:
+    from rfq_engine.api.auth import hash_token
+    from rfq_engine.api.tokens import new_token
+
+    token = new_token()
+    print(f"token        {token}")
+    print(f"token_sha256 {hash_token(token)}")
+    print("rfq: give the token to its user (it is shown only now); put token_sha256 in their "
+          "[[api.users]] entry", file=sys.stderr)
+    return 0
+
+
+def _warn_at_start(config: Any, log: Any) -> None:
+    """Every ``config_warnings`` line in the log (JSON lines off a terminal); with no users,
+    also a banner on a terminal."""
+    from rfq_engine.config import NO_USERS, config_warnings
+
+    for warning in config_warnings(config):
+        log.warning("serve.config_warning", warning=warning)
+        if warning == NO_USERS and sys.stderr.isatty():
+            bar = "!" * 78
+            print(f"{bar}\n  WARNING: no [[api.users]] in the config: nobody can sign in to "
+                  "the API or\n  the web UI. `rfq api new-token` makes a token; add it as an "
+                  f"[[api.users]] entry\n  (README, \"Making a token\").\n{bar}",
+                  file=sys.stderr, flush=True)
+
+
 def run_serve(args: argparse.Namespace) -> int:
+    from rfq_engine.api.security import ssl_context
     from rfq_engine.cli.commands import report
     from rfq_engine.config import ConfigError, load_config
     from rfq_engine.logging import configure_logging
 
     try:
         config = load_config(args.config)
+        ssl_context(config.api)  # a certificate that does not load fails before anything opens
     except ConfigError as exc:
         return report(exc)
     configure_logging(config.logging.level, config.logging.json_lines)
-    return asyncio.run(serve(config, store_url=args.store, host=args.host, port=args.port))
+    return asyncio.run(serve(config, store_url=args.store, host=args.host, port=args.port,
+                             config_path=args.config))
+
+
+def _reload_users(path: str, web_app: Any, log: Any) -> None:
+    """SIGHUP: take ``[[api.users]]`` from the config file again (token rotation, expiry,
+    a new user) without a restart; a file that no longer validates changes nothing."""
+    from rfq_engine.api.security import TOKENS_KEY
+    from rfq_engine.config import ConfigError, load_config
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        log.error("serve.users_not_reloaded", path=path, problem=str(exc))
+        return
+    web_app[TOKENS_KEY].reload(config.api)
+    log.info("serve.users_reloaded", path=path, users=len(config.api.users))
+    _warn_at_start(config, log)
 
 
 async def serve(config: Any, *, store_url: str | None = None, host: str | None = None,
                 port: int | None = None, ready: asyncio.Event | None = None,
-                stop: asyncio.Event | None = None) -> int:
+                stop: asyncio.Event | None = None, config_path: str | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); then stop taking requests, end every
-    open RFQ with an audit event saying why, flush the store and exit 0."""
+    open RFQ with an audit event saying why, flush the store and exit 0 (1 if the audit
+    writer stopped on an unavailable store: runbooks/store-down.md). With
+    ``config_path``, SIGHUP reloads the users from it."""
     import structlog
     from aiohttp import web
 
     from rfq_engine.api.app import RedactingAccessLogger, create_web_app
+    from rfq_engine.api.security import ssl_context
     from rfq_engine.app import open_app
 
     log = structlog.get_logger("rfq_engine.serve")
+    tls = ssl_context(config.api)
+    _warn_at_start(config, log)
     app = await open_app(config, store_url=store_url)
     # Long-lived process: keep the start-up objects (modules, config, the app) out of every
     # later collection and collect the young generation less often. GC pauses were the
@@ -87,13 +146,17 @@ async def serve(config: Any, *, store_url: str | None = None, host: str | None =
     try:
         if scheduler is not None:
             await scheduler.start()
-        runner = web.AppRunner(create_web_app(app, config.api), handle_signals=False,
+        web_app = create_web_app(app, config.api)
+        if config_path is not None:
+            loop.add_signal_handler(signal.SIGHUP, _reload_users, config_path, web_app, log)
+        runner = web.AppRunner(web_app, handle_signals=False,
                                access_log_class=RedactingAccessLogger)
         await runner.setup()
         site = web.TCPSite(runner, host or config.api.host,
-                           config.api.port if port is None else port)
+                           config.api.port if port is None else port, ssl_context=tls)
         await site.start()
-        addresses = [f"http://{a[0]}:{a[1]}" for a in runner.addresses]
+        scheme = "https" if tls is not None else "http"
+        addresses = [f"{scheme}://{a[0]}:{a[1]}" for a in runner.addresses]
         log.info("serve.listening", addresses=addresses, dealers=len(app.engine.dealers))
         print(f"rfq serve listening on {', '.join(addresses)}", flush=True)
         if ready is not None:
@@ -101,7 +164,7 @@ async def serve(config: Any, *, store_url: str | None = None, host: str | None =
         await stop.wait()
         log.info("serve.stopping")
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         if scheduler is not None:
             await scheduler.stop()

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from rfq_engine.config import AppConfig, ConfigError, load_config
+from rfq_engine.config import AppConfig, ConfigError, config_warnings, load_config
 from rfq_engine.domain import RfqError, RfqSpec, RfqState, ValidationError, parse_ts
 from rfq_engine.error_table import EXIT_ERROR, outcome_of
 from rfq_engine.logging import configure_logging
@@ -101,7 +101,9 @@ def dispatch(args: argparse.Namespace) -> int:
         if args.command == "config":
             config = load_config(args.file)
             print(f"{args.file}: ok ({len(config.dealers)} dealers, mandates: "
-                  f"{', '.join(config.mandates)})")
+                  f"{', '.join(config.mandates)})", flush=True)
+            for warning in config_warnings(config):  # valid, but will not work as meant
+                print(f"{args.file}: warning: {warning}", file=sys.stderr)
             return EXIT_OK
         if args.command == "request":
             config = load_config(args.config)
