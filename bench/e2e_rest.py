@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,8 @@ async def closed_loop(api: Api, tracker: Stream, clients: int, seconds: float) -
 
     await asyncio.gather(*(client() for _ in range(clients)))
     return {"accepted": accepted / seconds, "completed": completed / seconds, "refused": refused,
-            "post_p50": pct(posts, 50), "post_p99": pct(posts, 99), "posts": len(posts), "states": states}
+            "post_p50": pct(posts, 50), "post_p99": pct(posts, 99), "posts": len(posts),
+            "states": dict(Counter(states))}
 
 
 async def open_loop(api: Api, tracker: Stream, rate: float, seconds: float) -> dict[str, Any]:
@@ -120,7 +122,7 @@ async def open_loop(api: Api, tracker: Stream, rate: float, seconds: float) -> d
     in_window = [e for e in ended if e[0] <= seconds]
     return {"rate": rate, "posted": n, "refused": refused, "post_p50": pct(posts, 50),
             "post_p99": pct(posts, 99), "completed": len(in_window) / seconds,
-            "states": [s for _, s in ended], "schedule_late_s": late}
+            "states": dict(Counter(s for _, s in ended)), "schedule_late_s": late}
 
 
 async def run_load(port: int, args: argparse.Namespace) -> None:
@@ -173,9 +175,10 @@ def disk_floor(directory: Path, n: int = 200) -> list[float]:
     return took
 
 
-def filled_share(states: list[str]) -> float:
-    filled = sum(1 for s in states if s in ("filled", "partially_filled"))
-    return 100 * filled / len(states) if states else 0.0
+def filled_share(states: dict[str, int]) -> float:
+    filled = states.get("filled", 0) + states.get("partially_filled", 0)
+    total = sum(states.values())
+    return 100 * filled / total if total else 0.0
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -208,7 +211,7 @@ async def bench(args: argparse.Namespace) -> None:
     load = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--role", "load", "--port", str(port), "--seconds", str(args.seconds),
         "--rate", str(args.rate), "--soak", str(args.soak), "--concurrency", str(args.concurrency),
-        stdout=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE, limit=1 << 24)
     try:
         assert load.stdout is not None
         while line := await load.stdout.readline():
@@ -271,9 +274,11 @@ def report(args: argparse.Namespace, phases: dict[str, dict[str, Any]], disk: li
             print(f"  RSS of rfq serve: {during[0]:.0f} MiB at the start, {warm[-1]:.0f} MiB after the "
                   f"first fifth (warm-up), {max(after):.0f} MiB at most after it, {during[-1]:.0f} MiB at "
                   f"the end ({slope:+.1f} MiB/min after warm-up; target: flat)")
-    states = [s for p in ("closed", "open", "soak") for s in phases.get(p, {}).get("states", [])]
+    states: Counter[str] = Counter()
+    for name in ("closed", "open", "soak"):
+        states.update(phases.get(name, {}).get("states", {}))
     share = filled_share(states)
-    print(f"filled {share:.1f}% of {len(states)} completed RFQs (target >= {TARGETS['filled']:g}%: "
+    print(f"filled {share:.1f}% of {sum(states.values())} completed RFQs (target >= {TARGETS['filled']:g}%: "
           f"{'met' if share >= TARGETS['filled'] else 'NOT met'})")
     tracker = phases.get("tracker", {})
     connected = sum(alive)

@@ -131,7 +131,8 @@ async function signIn(token) {
     ctx.me = await api("/api/v1/me");
   } catch (err) {
     session.clear();
-    showLogin(err.status === 401 ? "That token is not recognised." : `Sign-in failed: ${err.message}`);
+    const expired = err.status === 401 && /expired/.test(err.reason);
+    showLogin(err.status === 401 && !expired ? "That token is not recognised." : `Sign-in failed: ${err.message}`);
     return;
   }
   $("login").hidden = true;
