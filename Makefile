@@ -1,12 +1,13 @@
 # Two commands on a fresh machine with Python 3.11:
 #   make demo   create .venv, install, run the demo on embedded defaults
-#   make test   create .venv, install with the test extras, run every test and check
+#   make test   create .venv, install with the test extras, install or start what the tests
+#               need (.ci/setup: PostgreSQL, Mosquitto, Chromium), run every test and check
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck imports bench clean docs
+.PHONY: demo test install setup lint typecheck imports bench clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +32,12 @@ typecheck: install
 imports: install
 	$(BIN)/lint-imports
 
-test: install lint typecheck imports
+# PostgreSQL and Mosquitto installed and running, Chromium installed (apt-get, as root or
+# through sudo); RFQ_TEST_SKIP_PG=1 / RFQ_TEST_SKIP_MQTT=1 / RFQ_TEST_SKIP_BROWSER=1 skip each.
+setup:
+	.ci/setup
+
+test: install setup lint typecheck imports
 	$(BIN)/python -m pytest -q
 
 bench: install
