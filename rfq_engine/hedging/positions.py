@@ -18,6 +18,20 @@ position realizes ``(price - average) * closed * multiplier`` (signed for shorts
 multiplier is 1, except a hashprice NDF's, which is its ``days`` (one unit of quantity is
 1 PH/s for every day of the contract; the price is per PH/s per day).
 
+Inverse contracts (a fill whose ``TradeRecord.contract`` says so: Deribit BTC-PERPETUAL and
+dated BTC futures, OKX BTC-USD-SWAP; ``fill_terms`` reads the terms the ccxt dealer writes
+into ``dealer_trade_id``) are netted in their quote-currency notional, the contracts, not
+in BTC: closing 5,000 USD of contracts at another price is a different number of BTC.
+Their P&L is in coin: a position of notional ``N`` (signed, USD) entered at ``average``
+gains ``N * (1 / average - 1 / price)`` BTC when closed at ``price``; the average of
+trades that add is the notional over their BTC (``sum N / sum (N / price)``). Short 5,000
+one-USD contracts at 5,000 and close at 6,000: ``-5000 * (1/5000 - 1/6000) = -0.1667``
+BTC; close at 4,000: ``+0.25`` BTC. In USD the coin P&L is valued at the position's mark
+(``pnl_usd_at`` says which price; without a mark, the price of the last trade), so the
+report's totals stay in one currency. An inverse position is kept apart from a linear one
+in the same instrument (an OTC desk's USD-settled perpetual and Deribit's are different
+risks). The settlement currency is recorded with every fill where the dealer stated it.
+
 Marks: the ``settlements`` given (an index or final settlement, by instrument key) first;
 else the model fair value from the ``MarketSnapshot`` (a future at or past expiry is worth
 spot; an expired option its intrinsic value at spot; an NDF the snapshot's hashprice, an
@@ -28,6 +42,7 @@ result from the price traded: price sold minus price bought back, per unit.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -50,12 +65,15 @@ from rfq_engine.domain.rfq import Direction, RfqSpec, Side
 from rfq_engine.domain.values import decimal_str, format_ts
 
 __all__ = [
+    "ContractTerms",
     "LegTrade",
     "Position",
     "RollResult",
     "TradeRecord",
     "build_positions",
+    "fill_terms",
     "instrument_key",
+    "inverse_pnl",
     "leg_trades",
     "net_quantities",
     "parse_instrument_key",
@@ -120,9 +138,53 @@ def multiplier(instrument: Instrument) -> Decimal:
 
 
 @dataclass(frozen=True, slots=True)
+class ContractTerms:
+    """How a fill settles, where its dealer said: the settlement currency and, for an inverse
+    contract, the quote-currency notional the venue executed."""
+
+    settlement: str = ""
+    """The settlement currency (``BTC`` for an inverse contract, ``USDC``, ``USDT``...)."""
+    inverse: bool = False
+    notional: Decimal | None = None
+    """Unsigned, in the quote currency (USD): the contracts times their value. When absent,
+    an inverse fill's notional is taken as ``quantity * price``."""
+    contract_value: Decimal | None = None
+    """One contract in the quote currency (1, 10 or 100 USD), to show the contracts."""
+
+
+_TERM = re.compile(r"\b(settle|notional)=(\S+)(?: ([A-Z][A-Z0-9]*))?")
+
+
+def fill_terms(dealer_trade_id: str) -> ContractTerms | None:
+    """The terms the ccxt dealer records in a fill's ``dealer_trade_id`` (``... notional=39500
+    USD settle=BTC``), or None where it says nothing of them (another dealer)."""
+    found = {m.group(1): (m.group(2), m.group(3)) for m in _TERM.finditer(dealer_trade_id or "")}
+    if not found:
+        return None
+    settle = found.get("settle", ("", None))[0].upper()
+    if "notional" not in found:
+        return ContractTerms(settlement=settle)
+    try:
+        notional = abs(Decimal(found["notional"][0]))
+    except ArithmeticError:
+        raise ValidationError("dealer_trade_id", f"unreadable notional in {dealer_trade_id!r}") from None
+    return ContractTerms(settlement=settle, inverse=True, notional=notional)
+
+
+def inverse_pnl(notional: Decimal, entry: Decimal, exit_price: Decimal) -> Decimal:
+    """Coin P&L of an inverse position of signed ``notional`` (quote currency, positive long)
+    entered at ``entry`` and closed (or marked) at ``exit_price``."""
+    if entry <= 0 or exit_price <= 0:
+        raise ValidationError("price", "an inverse contract needs positive prices")
+    with localcontext(_WORK):
+        return notional * (1 / entry - 1 / exit_price)
+
+
+@dataclass(frozen=True, slots=True)
 class TradeRecord:
     """One fill with what is needed to split it into legs: the RFQ's spec and the reference leg
-    prices recorded at submission (None when the engine had no reference)."""
+    prices recorded at submission (None when the engine had no reference); ``contract``, the
+    fill's settlement terms where its dealer stated them (a single-leg fill only)."""
 
     fill_id: str
     rfq_id: str
@@ -132,6 +194,7 @@ class TradeRecord:
     filled_at: datetime
     dealer_id: str = ""
     reference_legs: tuple[Decimal, ...] | None = None
+    contract: ContractTerms | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +207,10 @@ class LegTrade:
     rfq_id: str
     filled_at: datetime
     allocated: bool
+    notional: Decimal | None = None
+    """An inverse contract's signed quote-currency notional (positive bought); None: linear."""
+    settlement: str = ""
+    contract_value: Decimal | None = None
 
 
 def _executed_sides(spec: RfqSpec) -> list[Side]:
@@ -186,23 +253,40 @@ def leg_trades(trade: TradeRecord, snapshot: MarketSnapshot | None = None,
             references[j] = (trade.price - implied) / (signs[j] * legs[j].ratio)
         prices = [_OUT.plus(p) for p in references]
         allocated = True
+    terms = trade.contract
+    if terms is not None and terms.inverse and len(legs) != 1:
+        raise ValidationError(f"fill {trade.fill_id}", "inverse contract terms on a multi-leg fill")
     out = []
     for leg, side, price in zip(legs, sides, prices, strict=True):
+        sign = 1 if side is Side.BUY else -1
+        notional = None
         with localcontext(_WORK):
-            qty = trade.quantity * leg.ratio * (1 if side is Side.BUY else -1)
+            qty = trade.quantity * leg.ratio * sign
+            if terms is not None and terms.inverse:
+                notional = sign * (terms.notional if terms.notional is not None else abs(qty) * price)
         out.append(LegTrade(leg.instrument, _OUT.plus(qty), price, trade.fill_id, trade.rfq_id,
-                            trade.filled_at, allocated))
+                            trade.filled_at, allocated, notional,
+                            terms.settlement if terms is not None else "",
+                            terms.contract_value if terms is not None else None))
     return out
 
 
 def net_quantities(trades: Iterable[TradeRecord]) -> dict[Instrument, Decimal]:
-    """Signed net quantity per instrument (no prices needed)."""
+    """Signed net quantity per instrument (no prices needed), in the underlying; an inverse
+    position counts its BTC at entry (its notional over its average price)."""
     out: dict[Instrument, Decimal] = {}
-    for trade in trades:
+    inverse: dict[Instrument, Position] = {}
+    for trade in sorted(trades, key=lambda t: (t.filled_at, t.fill_id)):
+        if trade.contract is not None and trade.contract.inverse:
+            for lt in leg_trades(trade):
+                inverse.setdefault(lt.instrument, Position(lt.instrument, inverse=True)).apply(lt)
+            continue
         sides = _executed_sides(trade.spec)
         for leg, side in zip(trade.spec.legs, sides, strict=True):
             qty = trade.quantity * leg.ratio * (1 if side is Side.BUY else -1)
             out[leg.instrument] = out.get(leg.instrument, Decimal(0)) + qty
+    for instrument, position in inverse.items():
+        out[instrument] = out.get(instrument, Decimal(0)) + position.quantity
     return {k: v for k, v in out.items() if v != 0}
 
 
@@ -221,12 +305,50 @@ class Position:
     status: str = "open"
     settled_pnl: Decimal = Decimal(0)
     fills: list[str] = field(default_factory=list)
+    inverse: bool = False
+    notional: Decimal = Decimal(0)
+    """Inverse: the signed quote-currency notional (the contracts times their value)."""
+    realized_pnl_coin: Decimal = Decimal(0)
+    unrealized_pnl_coin: Decimal | None = None
+    pnl_usd_at: str = ""
+    settlement: str = ""
+    contract_value: Decimal | None = None
+    last_price: Decimal = Decimal(0)
 
     @property
     def key(self) -> str:
         return instrument_key(self.instrument)
 
+    def _apply_inverse(self, trade: LegTrade) -> None:
+        n, dn, p = self.notional, trade.notional, trade.price
+        assert dn is not None
+        with localcontext(_WORK):
+            if n == 0 or (n > 0) == (dn > 0):
+                coin = (abs(n) / self.average_price if n else Decimal(0)) + abs(dn) / p
+                self.average_price = (abs(n) + abs(dn)) / coin
+            else:
+                closed = min(abs(dn), abs(n))
+                self.realized_pnl_coin += inverse_pnl(closed if n > 0 else -closed, self.average_price, p)
+                if abs(dn) > abs(n):
+                    self.average_price = p
+                elif abs(dn) == abs(n):
+                    self.average_price = Decimal(0)
+            self.notional = n + dn
+            self.quantity = self.notional / self.average_price if self.average_price else Decimal(0)
+            self.traded_quantity += abs(trade.quantity)
+
     def apply(self, trade: LegTrade) -> None:
+        if trade.settlement:
+            self.settlement = trade.settlement
+        self.contract_value = trade.contract_value or self.contract_value
+        self.last_price = trade.price
+        if self.inverse:
+            self._apply_inverse(trade)
+            self.trades += 1
+            self.allocated = self.allocated or trade.allocated
+            if trade.fill_id not in self.fills:
+                self.fills.append(trade.fill_id)
+            return
         mult = multiplier(self.instrument)
         q, dq, p = self.quantity, trade.quantity, trade.price
         with localcontext(_WORK):
@@ -248,6 +370,23 @@ class Position:
             self.fills.append(trade.fill_id)
 
     def to_dict(self) -> dict[str, Any]:
+        out = self._linear_dict()
+        if self.settlement:
+            out["settlement_currency"] = self.settlement
+        if self.inverse:
+            unrealized = self.unrealized_pnl_coin
+            out.update({
+                "contract": "inverse",
+                "notional": _d(self.notional),
+                "realized_pnl_coin": _d(self.realized_pnl_coin),
+                "unrealized_pnl_coin": None if unrealized is None else _d(unrealized),
+                "pnl_usd_at": self.pnl_usd_at,
+            })
+            if self.contract_value:
+                out["contracts"] = _d(self.notional / self.contract_value)
+        return out
+
+    def _linear_dict(self) -> dict[str, Any]:
         return {
             "instrument": self.key,
             "kind": self.instrument.kind.value,
@@ -289,15 +428,19 @@ def build_positions(trades: Sequence[TradeRecord], snapshot: MarketSnapshot, tod
                     settlements: Mapping[str, Decimal] | None = None) -> list[Position]:
     """Every instrument's position, marked, in key order (see the module docstring)."""
     settlements = dict(settlements or {})
-    book: dict[Instrument, Position] = {}
+    book: dict[tuple[Instrument, bool], Position] = {}
     for trade in sorted(trades, key=lambda t: (t.filled_at, t.fill_id)):
         for leg in leg_trades(trade, snapshot, today):
-            book.setdefault(leg.instrument, Position(leg.instrument)).apply(leg)
+            inverse = leg.notional is not None
+            book.setdefault((leg.instrument, inverse), Position(leg.instrument, inverse=inverse)).apply(leg)
     for position in book.values():
         instrument = position.instrument
         mark, source = _mark(instrument, snapshot, today, settlements)
         position.mark, position.mark_source = mark, source
         expired = (last_date(instrument) or date.max) < today
+        if position.inverse:
+            _mark_inverse(position, mark, expired or source == "settlement")
+            continue
         if position.quantity == 0:
             position.status = "closed"
             position.unrealized_pnl = Decimal(0)
@@ -316,7 +459,36 @@ def build_positions(trades: Sequence[TradeRecord], snapshot: MarketSnapshot, tod
         else:
             position.unrealized_pnl = _OUT.plus(pnl)
         position.realized_pnl = _OUT.plus(position.realized_pnl)
-    return sorted(book.values(), key=lambda p: p.key)
+    return sorted(book.values(), key=lambda p: (p.key, p.inverse))
+
+
+def _mark_inverse(position: Position, mark: Decimal | None, settles: bool) -> None:
+    """An inverse position's coin P&L at ``mark``, and both in USD at the mark (or, without
+    one, at the last trade's price)."""
+    at = mark if mark is not None and mark > 0 else position.last_price
+    position.pnl_usd_at = (f"mark {decimal_str(_OUT.plus(at))}" if at is mark
+                           else f"last trade {decimal_str(_OUT.plus(at))}")
+    if position.notional == 0:
+        position.status = "closed"
+        position.unrealized_pnl_coin = Decimal(0)
+    elif mark is None or mark <= 0:
+        position.unrealized_pnl_coin = None
+    else:
+        coin = inverse_pnl(position.notional, position.average_price, mark)
+        if settles:
+            position.status = "settled"
+            position.settled_pnl = _OUT.plus(coin * mark)
+            position.realized_pnl_coin += coin
+            position.unrealized_pnl_coin = Decimal(0)
+        else:
+            position.unrealized_pnl_coin = coin
+    with localcontext(_WORK):
+        position.realized_pnl_coin = _OUT.plus(position.realized_pnl_coin)
+        position.realized_pnl = _OUT.plus(position.realized_pnl_coin * at)
+        unrealized = position.unrealized_pnl_coin
+        position.unrealized_pnl = None if unrealized is None else _OUT.plus(unrealized * at)
+        if unrealized is not None:
+            position.unrealized_pnl_coin = _OUT.plus(unrealized)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from rfq_engine.domain import (
 )
 from rfq_engine.domain.pricing import MarketSnapshot
 from rfq_engine.engine import EngineConfig, RfqEngine
+from rfq_engine.hedging.positions import ContractTerms, fill_terms
 from rfq_engine.mandate import Mandate
 from rfq_engine.pricing.reference import ModelReferenceProvider
 from rfq_engine.store import open_store
@@ -226,6 +227,8 @@ async def test_through_the_engine_the_stored_fill_is_what_the_venue_executed_con
         executed_btc = D(str(order["filled_amount"])) / D(40001)  # converted back at the quote's price
         assert fill.quantity == executed_btc.quantize(D("1e-12"), rounding="ROUND_FLOOR")
         assert "notional=40000 USD" in fill.dealer_trade_id and "settle=BTC" in fill.dealer_trade_id
+        # what positions read from it: an inverse fill of 40000 USD, settled in BTC
+        assert fill_terms(fill.dealer_trade_id) == ContractTerms("BTC", inverse=True, notional=D(40000))
     finally:
         await engine.stop()
         await store.close()
