@@ -88,6 +88,20 @@ class Outbox:
         return item
 
 
+_LAST: list[tuple[EngineEvent, dict[str, Any]]] = []
+
+
+def _message(event: EngineEvent) -> dict[str, Any]:
+    """The stream message of ``event``, built once for every reader (listeners are called
+    one after another with the same event object). Readers never modify it."""
+    if _LAST and _LAST[0][0] is event:
+        return _LAST[0][1]
+    message = {"rfq_id": event.rfq_id, "type": event.type, "actor": event.actor,
+               "at": format_ts(utc_now()), "payload": to_jsonable(dict(event.payload))}
+    _LAST[:] = [(event, message)]
+    return message
+
+
 @routes.get("/api/v1/stream")
 @require("stream:read")
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -98,8 +112,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     outbox = Outbox(request.app[QUEUE_KEY])
 
     def listen(event: EngineEvent) -> None:
-        outbox.put({"rfq_id": event.rfq_id, "type": event.type, "actor": event.actor,
-                    "at": format_ts(utc_now()), "payload": to_jsonable(dict(event.payload))})
+        outbox.put(_message(event))
 
     last_progress = time.monotonic()
 
