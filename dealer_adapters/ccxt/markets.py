@@ -76,13 +76,16 @@ def resolve_legs(
     out: list[LegMarket] = []
     for index, leg in enumerate(rfq.legs):
         instrument = leg.instrument
-        found = match_market(instrument, markets, currency_aliases=currency_aliases,
+        usable = [m for m in markets if m.symbol not in refused] if refused else markets
+        found = match_market(instrument, usable, currency_aliases=currency_aliases,
                              allow_inverse=allow_inverse)
         if isinstance(found, NoMarket):
+            shadow = match_market(instrument, markets, currency_aliases=currency_aliases,
+                                  allow_inverse=allow_inverse) if refused else found
+            if refused and not isinstance(shadow, NoMarket) and shadow.symbol in refused:
+                return NoMarket(f"{venue}: {shadow.symbol} was refused when the dealer started, its units "
+                                f"do not match the venue's documentation: {refused[shadow.symbol]}")
             return NoMarket(f"{venue}: {found.reason}")
-        if refused and found.symbol in refused:
-            return NoMarket(f"{venue}: {found.symbol} was refused when the dealer started, its units do "
-                            f"not match the venue's documentation: {refused[found.symbol]}")
         if rfq.quantity_unit.strip().upper() != instrument.underlying.upper():
             return NoMarket(
                 f"{venue}: quantity is in {rfq.quantity_unit}, but {describe_instrument(instrument)} "

@@ -55,9 +55,9 @@ from rfq_engine.domain.venue import AmountUnit, VenueMarket, venue_decimal
 
 __all__ = ["BINANCE", "BYBIT", "DERIBIT", "OKX", "FeeRule", "SizeRule", "Units", "check_markets"]
 
-SizeRule = Callable[[Mapping[str, Any], VenueMarket], VenueMarket | str]
+SizeRule = Callable[[Mapping[str, Any], VenueMarket], VenueMarket | str | None]
 """``(ccxt market structure, parsed market) -> the market in the venue's units, or why it is
-refused``."""
+refused, or None: not a single instrument (a Deribit combo), left out of the markets``."""
 FeeRule = Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[Decimal, str] | None]
 """``(intent, ccxt order) -> (fee, currency)`` as the venue states them, or None: use ccxt's."""
 
@@ -91,8 +91,10 @@ DERIBIT_INVERSE_USD = {"BTC": Decimal(10)}
 """USD per inverse contract, as Deribit's contract specifications state it."""
 
 
-def _deribit_size(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | str:
+def _deribit_size(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | str | None:
     info = raw.get("info") or {}
+    if "combo" in str(info.get("kind") or ""):  # future_combo, option_combo: a package, not a leg
+        return None
     if market.type == "spot":
         return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
     size = _dec(info.get("contract_size"), f"{market.symbol}.info.contract_size")
@@ -154,7 +156,7 @@ OKX_INVERSE_USD = {"BTC": Decimal(100)}
 """USD per coin-margined swap or future contract, as OKX's contract specifications state it."""
 
 
-def _okx_size(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | str:
+def _okx_size(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | str | None:
     info = raw.get("info") or {}
     if market.type == "spot":
         return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
@@ -194,7 +196,7 @@ OKX = Units(
 # --- Bybit, Binance: linear only until a fake venue checks more ---------------------------------
 
 
-def _linear_only(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | str:
+def _linear_only(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | str | None:
     if market.type == "spot":
         return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
     if market.inverse:
@@ -228,6 +230,8 @@ def check_markets(units: Units, raw: Mapping[str, Mapping[str, Any]] | None,
             result = units.size((raw or {}).get(market.symbol) or {}, market)
         except Exception as exc:  # an unreadable field is a mismatch too
             result = f"unreadable: {exc}"
+        if result is None:
+            continue
         if isinstance(result, str):
             refused[market.symbol] = result
             checked.append(market)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dealer_adapters.ccxt.dialects import DIALECTS, dialect_for
+from dealer_adapters.ccxt.markets import NoMarket, resolve_legs
 from dealer_adapters.ccxt.sizing import executed_underlying, intent_units, order_amount
 from dealer_adapters.ccxt.units import check_markets
 from rfq_engine.domain import DealerId, Decline, Quote
@@ -74,6 +75,31 @@ def test_a_market_whose_units_differ_from_the_documentation_is_refused() -> None
     flag_mismatch = {**DERIBIT_LINEAR, "info": {**DERIBIT_LINEAR["info"], "instrument_type": "reversed"}}
     _, refused = check("deribit", flag_mismatch)
     assert "instrument_type 'reversed' with ccxt's linear flag" in refused["BTC/USDC:USDC"]
+
+
+def test_a_deribit_combo_is_left_out_and_a_refused_market_never_shadows_a_good_one() -> None:
+    """ccxt lists Deribit's combos (``kind: future_combo``, symbol = id, settled in BTC: inverse)
+    with an expiry: one must never stand in for the dated future it spreads."""
+    future = {**DERIBIT_INVERSE, "symbol": "BTC/USD:BTC-270326", "id": "BTC-26MAR27", "type": "future",
+              "expiry": 1806048000000}
+    combo = {**future, "symbol": "BTC-FS-26MAR27_PERP", "id": "BTC-FS-26MAR27_PERP", "linear": None,
+             "inverse": None, "info": {"kind": "future_combo", "instrument_type": "reversed",
+                                       "contract_size": 10}}
+    markets, refused = check("deribit", future, combo)
+    assert list(markets) == ["BTC/USD:BTC-270326"] and refused == {}
+    wrong = {**future, "symbol": "BTC/USD:BTC-270326-X", "info": {**future["info"], "contract_size": 100},
+             "contractSize": 100}
+    dialect = dialect_for("deribit")
+    assert dialect is not None
+    parsed = [m for m in (VenueMarket.from_ccxt(r, 4) for r in (future, wrong)) if m is not None]
+    checked, refused = check_markets(dialect.units, {r["symbol"]: r for r in (future, wrong)}, parsed)
+    instrument = leg({"kind": "future", "underlying": "BTC", "quote_ccy": "USD", "expiry": "2027-03-26"})
+    resolved = resolve_legs(rfq([instrument], quantity="1"), checked, venue="deribit", allow_inverse=True,
+                            refused=refused)
+    assert not isinstance(resolved, NoMarket) and resolved[0].market.symbol == "BTC/USD:BTC-270326"
+    alone = resolve_legs(rfq([instrument], quantity="1"), [m for m in checked if m.symbol in refused],
+                         venue="deribit", allow_inverse=True, refused=refused)
+    assert isinstance(alone, NoMarket) and "BTC/USD:BTC-270326-X was refused" in alone.reason
 
 
 def test_okx_contracts_and_the_inverse_contract_value() -> None:
