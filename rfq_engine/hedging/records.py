@@ -9,7 +9,7 @@ from rfq_engine.domain.events import EventType, ProgramDecided, RfqSubmitted
 from rfq_engine.domain.rfq import RfqSpec
 from rfq_engine.domain.states import RfqState
 from rfq_engine.domain.values import parse_decimal
-from rfq_engine.hedging.positions import TradeRecord
+from rfq_engine.hedging.positions import TradeRecord, fill_terms
 from rfq_engine.readside import typed_events
 from rfq_engine.store.base import AuditStore, EventFilter, RfqRow
 
@@ -36,7 +36,8 @@ async def load_trades(store: AuditStore, requester: str | None = None) -> list[T
         trades.append(TradeRecord(
             fill_id=fill.fill_id, rfq_id=fill.rfq_id, spec=RfqSpec.from_dict(event.spec),
             price=fill.price, quantity=fill.quantity, filled_at=fill.filled_at,
-            dealer_id=fill.dealer_id, reference_legs=_reference_legs(event)))
+            dealer_id=fill.dealer_id, reference_legs=_reference_legs(event),
+            contract=fill_terms(fill.dealer_trade_id)))
     return trades
 
 
