@@ -539,18 +539,13 @@ class CcxtDealers:
         except Exception as exc:
             self._on_error(dealer, exc)
             return
-        if outcome is None:
-            # not found is not proof: the intent stays unresolved (UNKNOWN to query_execution),
-            # is looked up again on every restart, and waits for a person
+        if outcome is None:  # not found proves nothing: UNKNOWN, looked up on every restart
+            why = ("adapter closed" if self._closed else "no look-up at this venue"
+                   if route is None or not route.can_lookup else "not found at the venue within "
+                   f"reconcile_timeout_ms={dealer.config.reconcile_timeout_ms}; never a reject")
             _log.error("ccxt_execution_needs_manual_reconciliation", dealer_id=dealer.dealer_id,
                        execution_id=intent["execution_id"], client_order_id=intent.get("client_order_id"),
-                       field=intent.get("client_order_field"),
-                       detail=("adapter closed" if self._closed else
-                               "no look-up at this venue" if route is None or not route.can_lookup else
-                               f"not found at the venue within reconcile_timeout_ms="
-                               f"{dealer.config.reconcile_timeout_ms}; left unresolved, never recorded "
-                               "as a reject"),
-                       alert=True)
+                       field=intent.get("client_order_field"), detail=why, alert=True)
             return
         if outcome.confirmed:
             _log.error("ccxt_execution_resolved_late", dealer_id=dealer.dealer_id,
