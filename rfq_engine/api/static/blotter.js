@@ -4,7 +4,7 @@
 
 import { api } from "./api.js";
 import { bps, fmt, fmtPrice, sub } from "./decimal.js";
-import { averageFillPrice, fromSummary, ladder } from "./record.js";
+import { averageFillPrice, fromSummary, ladder, tieNote, tieRule } from "./record.js";
 import { Ticket } from "./ticket.js";
 import {
   LIVE, TERMINAL, clear, debounce, directionText, fmtDateTime, fmtMs, fmtTime, h, packageName,
@@ -208,6 +208,7 @@ function tickCountdowns() {
   if (!s) return;
   const now = Date.now();
   for (const el of s.cardsEl.querySelectorAll("[data-deadline]")) paintCountdown(el, now);
+  for (const el of s.cardsEl.querySelectorAll("[data-expires]")) paintExpiry(el, now);
 }
 
 function priceLabel(side) {
@@ -296,7 +297,8 @@ function buildCard(id) {
       vsRef === null ? "" : fmt(vsRef, 1, { sign: true })),
     h("td", { class: "num mono muted" }, after === null ? "" : `+${fmtMs(after)}`),
     h("td", { class: "mono muted" }, r.valid_until ? fmtTime(r.valid_until, 1) : ""),
-    h("td", { class: "status" }, statusText));
+    h("td", { class: "status" }, statusText,
+      r.tie ? h("span", { class: "tie", testid: "quote-tie" }, ` · ${tieNote(r, fmtMs)}`) : null));
   }));
   const table = h("table", { class: "ladder", testid: "ladder" },
     h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Dealer"),
@@ -307,6 +309,7 @@ function buildCard(id) {
       h("th", {}, "Status"))),
     body);
 
+  const ties = tieRule(rows);
   const foot = h("div", { class: "card-foot" });
   for (const a of rec.awards) {
     foot.appendChild(h("div", { class: `award award-${a.outcome}`, testid: "award" },
@@ -355,7 +358,9 @@ function buildCard(id) {
     `dealers to ask: ${spec.dealers.join(", ")}`);
   return h("article", { class: `card cs-${rec.state}`, testid: "rfq-card", "data-rfq-id": id,
     "data-state": rec.state },
-  head, info, rows.length ? table : toAsk, foot.childNodes.length ? foot : null);
+  head, info, rows.length ? table : toAsk,
+  ties ? h("p", { class: "tie-rule", testid: "tie-rule" }, ties) : null,
+  foot.childNodes.length ? foot : null);
 }
 
 function approvalBox(rec) {
@@ -364,8 +369,9 @@ function approvalBox(rec) {
   const mine = (rec.requester || rec.spec.requester) === ctx.me.name;
   const why = h("span", {}, h("span", { class: "tag warn" }, "APPROVAL"),
     a.reason || rec.reason || (a.notional ? `notional ${fmt(a.notional)} above ${fmt(a.threshold)}` : "needs a second person's approval"));
-  if (!ctx.may("rfq:approve")) return h("div", { class: "approval" }, why, h("span", { class: "muted" }, " · waiting for an approver"));
-  if (mine) return h("div", { class: "approval" }, why, h("span", { class: "muted" }, " · your own RFQ: another approver decides"));
+  const expiry = expiryNote(a.expires_at);
+  if (!ctx.may("rfq:approve")) return h("div", { class: "approval" }, why, expiry, h("span", { class: "muted" }, " · waiting for an approver"));
+  if (mine) return h("div", { class: "approval" }, why, expiry, h("span", { class: "muted" }, " · your own RFQ: another approver decides"));
   const reason = h("input", { class: "input small", placeholder: "reason to refuse", testid: "refuse-reason",
     value: s.refusing.get(rec.rfq_id) || "", oninput: (e) => s.refusing.set(rec.rfq_id, e.target.value) });
   const act = (grant) => async (e) => {
@@ -381,11 +387,32 @@ function approvalBox(rec) {
       e.currentTarget.disabled = false;
     }
   };
-  return h("div", { class: "approval" }, why,
+  return h("div", { class: "approval" }, why, expiry,
     h("div", { class: "actions" },
       h("button", { class: "btn small good", type: "button", testid: "approve", onclick: act(true) }, "Approve"),
       reason,
       h("button", { class: "btn small danger", type: "button", testid: "refuse", onclick: act(false) }, "Refuse")));
+}
+
+// When an approval request lapses (the RFQ then ends expired): the time in UTC, and how long
+// is left, kept current by the countdown tick.
+function expiryNote(at) {
+  if (!at) return null;
+  const el = h("span", { class: "approval-expiry", testid: "approval-expiry", title: at,
+    "data-expires": String(tsMillis(at) + (s.skew || 0)) },
+  "expires ", h("b", { class: "mono" }, `${fmtDateTime(at)} UTC`), h("span", { class: "exp-left mono" }));
+  paintExpiry(el, Date.now());
+  return el;
+}
+
+function paintExpiry(el, now) {
+  const left = Number(el.dataset.expires) - now;
+  const secs = Math.max(0, Math.ceil(left / 1000));
+  const text = left <= 0 ? " · lapsed" : secs >= 3600 ? ` · in ${Math.floor(secs / 3600)} h ${Math.floor((secs % 3600) / 60)} min`
+    : ` · in ${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, "0")}`;
+  const out = el.querySelector(".exp-left");
+  if (out.textContent !== text) out.textContent = text;
+  el.classList.toggle("urgent", left < 60_000);
 }
 
 function resolveBox(rec, award) {

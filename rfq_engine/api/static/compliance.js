@@ -4,10 +4,10 @@
 
 import { api, download } from "./api.js";
 import { fmt, fmtPrice } from "./decimal.js";
-import { fromView, ladder } from "./record.js";
+import { fromView, ladder, tieNote, tieRule } from "./record.js";
 import {
-  LIVE, TERMINAL, clear, directionText, fmtDateTime, fmtMs, fmtTime, h, legText, packageName,
-  quoteCcy, shortId, stateBadge, tsMicros,
+  DATE_FIELD, LIVE, TERMINAL, clear, directionText, fmtDateTime, fmtMs, fmtTime, h, isoDate, legText,
+  nextUtcDate, packageName, quoteCcy, shortId, stateBadge, tsMicros, utcDate,
 } from "./util.js";
 
 const STATES = ["created", "pending_approval", "open", "awarding", "confirming", "unresolved", "filled",
@@ -97,15 +97,26 @@ function mountSearch(view) {
     h("option", { value: "" }, "any state"),
     STATES.map((st) => h("option", { value: st, selected: st === search.state }, st.replace(/_/g, " "))));
   const requester = h("input", { class: "input", value: search.requester, placeholder: "any", size: 10 });
-  const from = h("input", { class: "input", type: "date", value: search.from });
-  const to = h("input", { class: "input", type: "date", value: search.to });
+  const from = h("input", { ...DATE_FIELD, class: "input date", value: search.from, testid: "search-from" });
+  const to = h("input", { ...DATE_FIELD, class: "input date", value: search.to, testid: "search-to" });
+  const today = h("button", { type: "button", class: "link-btn", testid: "search-today",
+    onclick: () => { from.value = to.value = isoDate(new Date()); run(); } }, "today (UTC)");
 
   const run = async () => {
+    // dates are UTC days: created on or after From 00:00Z, before the day after To 00:00Z
+    const bad = [from, to].filter((el) => el.value.trim() && !utcDate(el.value));
+    [from, to].forEach((el) => el.classList.toggle("invalid", bad.includes(el)));
+    if (bad.length) {
+      s?.ctx.toast("search: a date is YYYY-MM-DD, a day in UTC (e.g. 2026-11-21)", "error");
+      return;
+    }
     Object.assign(search, { text: text.value.trim(), state: state.value, requester: requester.value.trim(),
-      from: from.value, to: to.value });
+      from: utcDate(from.value) || "", to: utcDate(to.value) || "" });
     const params = ["limit=1000"];
     if (search.state) params.push(`state=${search.state}`);
     if (search.requester) params.push(`requester=${encodeURIComponent(search.requester)}`);
+    if (search.from) params.push(`since=${search.from}T00:00:00Z`);
+    if (search.to) params.push(`until=${nextUtcDate(search.to)}T00:00:00Z`);
     try {
       const { rfqs } = await api(`/api/v1/rfqs?${params.join("&")}`);
       search.rows = rfqs;
@@ -128,11 +139,11 @@ function mountSearch(view) {
     note.textContent = search.rows ? `${rows.length} RFQ${rows.length === 1 ? "" : "s"}` : "";
     clear(results, rows.length ? rows.map((r) => h("tr", { class: "clickable", testid: "result-row",
       "data-rfq-id": r.rfq_id, onclick: () => { location.hash = `#/compliance/${r.rfq_id}`; } },
-    h("td", { class: "mono" }, fmtDateTime(r.created_at)),
+    h("td", { class: "mono when" }, fmtDateTime(r.created_at)), // wraps to date over time when tight
     h("td", { class: "mono" }, h("a", { href: `#/compliance/${r.rfq_id}` }, shortId(r.rfq_id))),
     h("td", {}, r.requester), h("td", {}, r.mandate),
     h("td", {}, h("span", { class: `dir dir-${r.direction === "two_way" ? r.spec.private_side : r.direction}` },
-      directionText(r.spec))), h("td", {}, packageName(r.spec)),
+      directionText(r.spec))), h("td", { class: "pkg" }, packageName(r.spec)),
     h("td", { class: "num mono" }, `${fmt(r.quantity)} ${r.quantity_unit}`),
     h("td", { class: "num mono" }, fmt(r.notional, 0)),
     h("td", { class: "wrap dealers" }, (r.spec.dealers || []).join(", ")),
@@ -143,7 +154,7 @@ function mountSearch(view) {
   const form = h("form", { class: "search-bar", testid: "search-form",
     onsubmit: (e) => { e.preventDefault(); run(); } },
   field("Search", text), field("State", state), field("Requester", requester),
-  field("From (UTC)", from), field("To", to),
+  field("From (UTC date)", from), field("To (UTC, inclusive)", to), h("div", { class: "field" }, today),
   h("button", { class: "btn primary", type: "submit", testid: "search-submit" }, "Search"));
   text.addEventListener("input", () => { search.text = text.value.trim(); render(); });
 
@@ -278,6 +289,8 @@ function renderRecord(el, view, events) {
     d.approval && Object.keys(d.approval).length ? kv([
       ["approval", d.approval.decision ? `${d.approval.decision} by ${d.approval.by} at ${fmtTime(d.approval.at)}` : "requested, undecided"],
       d.approval.reason ? ["why needed", d.approval.reason] : null,
+      d.approval.expires_at ? ["expires", h("span", { class: "mono", testid: "record-approval-expiry" },
+        `${fmtDateTime(d.approval.expires_at)} UTC`)] : null,
       d.approval.note ? ["note", d.approval.note] : null,
     ]) : null);
 
@@ -307,9 +320,11 @@ function renderRecord(el, view, events) {
     h("td", { class: "mono" }, fmtTime(r.quote.received_at, 6)),
     h("td", { class: "mono" }, since(r.quote.received_at)),
     h("td", { class: "mono" }, fmtTime(r.quote.valid_until, 3)),
-    h("td", { class: `wrap ${r.status === "valid" ? "" : "bad"}` }, r.status === "valid" ? (r.rank ? `ranked #${r.rank}` : "received")
-      : `${r.status}${r.reason ? `: ${r.reason}` : ""}`),
+    h("td", { class: `wrap ${r.status === "valid" ? "" : "bad"}`, testid: "record-quote-status" },
+      r.status === "valid" ? (r.rank ? `ranked #${r.rank}` : "received") : `${r.status}${r.reason ? `: ${r.reason}` : ""}`,
+      r.tie ? h("span", { class: "tie" }, ` · ${tieNote(r, fmtMs)}`) : null),
     h("td", { class: "wrap" }, r.verdicts.map(verdictChip)))), [2, 3, 4]),
+    tieRule(rows) ? h("p", { class: "hint", testid: "record-tie-rule" }, tieRule(rows)) : null,
     d.min_quotes ? h("p", { class: "rule-line", testid: "rule-verdict" }, verdictChip(d.min_quotes), " ", d.min_quotes.reason) : null);
 
   // -- awards and fills

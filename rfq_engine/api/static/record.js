@@ -3,7 +3,7 @@
 // twice changes nothing (quotes by quote_id, awards by execution_id, fills by fill_id), so
 // a snapshot and the stream may overlap freely.
 
-import { cmp } from "./decimal.js";
+import { cmp, fmtPrice } from "./decimal.js";
 import { TERMINAL, awardSide, tsMicros } from "./util.js";
 
 export function emptyRecord(rfqId) {
@@ -212,7 +212,8 @@ export function ladder(rec) {
       Object.assign(row, { status: "rejected", reason: r.reason, verdicts: r.verdicts || [] });
     } else if (rec.ranked && rankById.has(q.quote_id)) {
       const r = rankById.get(q.quote_id);
-      Object.assign(row, { rank: r.rank, verdicts: r.verdicts || [] });
+      Object.assign(row, { rank: r.rank, verdicts: r.verdicts || [],
+        received_at: r.received_at || row.received_at });
     } else if (rec.ranked) {
       Object.assign(row, { status: "rejected", reason: "not in the engine's ranking" });
     }
@@ -224,6 +225,7 @@ export function ladder(rec) {
   const valid = rows.filter((r) => r.status === "valid");
   if (!rec.ranked) valid.sort(better(side)).forEach((r, i) => { r.rank = i + 1; });
   else valid.sort((a, b) => a.rank - b.rank);
+  markTies(valid);
   const answered = new Set(rows.map((r) => r.dealer_id));
   const declined = rec.declines.map((d) => {
     answered.add(d.dealer_id);
@@ -239,6 +241,42 @@ export function ladder(rec) {
   const others = rows.filter((r) => r.status !== "valid")
     .sort((a, b) => (tsMicros(a.received_at) || 0) - (tsMicros(b.received_at) || 0));
   return { side, rows: [...valid, ...others, ...declined, ...waiting, ...failed] };
+}
+
+// Equal prices rank by time received, the earlier quote first (rfq_engine/domain/ranking.py):
+// each row of a tie gets tie = {first: the earliest row at that price, rows: all of them,
+// behindMs: how much later than the first it arrived (0 for the first)}.
+function markTies(ranked) {
+  for (let i = 0; i < ranked.length;) {
+    let j = i + 1;
+    while (j < ranked.length && cmp(ranked[j].price, ranked[i].price) === 0) j++;
+    if (j - i > 1) {
+      const group = ranked.slice(i, j);
+      const t0 = tsMicros(group[0].received_at);
+      for (const r of group) {
+        r.tie = { first: group[0], rows: group,
+          behindMs: t0 === null ? null : (tsMicros(r.received_at) - t0) / 1000 };
+      }
+    }
+    i = j;
+  }
+}
+
+// One sentence for a ladder with ties: which quote won each tie, and why.
+export function tieRule(rows) {
+  const firsts = [...new Set(rows.filter((r) => r.tie).map((r) => r.tie.first))];
+  if (!firsts.length) return "";
+  const each = firsts.map((f) => `${f.tie.rows.map((r) => r.dealer_id).join(" = ")} at ${fmtPrice(f.price)}: `
+    + `${f.dealer_id} quoted first`);
+  return `Equal prices rank by the time each quote was received, the earlier first (${each.join("; ")}).`;
+}
+
+// A tied row's own note: "tie: quoted first" or "tie with desk-a: quoted 312 ms later".
+export function tieNote(row, fmtMs) {
+  if (!row.tie) return "";
+  if (row.tie.first === row) return "tie on price: quoted first";
+  const later = row.tie.behindMs === null ? "later" : `${fmtMs(row.tie.behindMs)} later`;
+  return `tie with ${row.tie.first.dealer_id}: quoted ${later}`;
 }
 
 export function averageFillPrice(rec) {

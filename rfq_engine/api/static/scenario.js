@@ -1,11 +1,17 @@
 // Hedge scenarios (POST /api/v1/hedge/scenario): hedged vs unhedged revenue across prices at
 // expiry (future, protective put, collar; DOMAIN.md worked example A) or NDF outcomes at
-// settlement rates (worked example B). The numbers come from the server's Decimal code;
-// only the chart turns them into floats.
+// settlement rates (worked example B). The table is the prices asked for; the chart is the
+// payoff as a curve: the same scenario asked again at prices sampled between the given ones,
+// the strikes among them, so a put's floor and a collar's cap show as the kinks they are.
+// Every number comes from the server's Decimal code; only the chart turns them into floats.
 
 import { api } from "./api.js";
-import { fmt, toNumber } from "./decimal.js";
-import { clear, h, svg } from "./util.js";
+import { compact, lineChart } from "./charts.js";
+import { cmp, fmt, toNumber } from "./decimal.js";
+import { clear, h } from "./util.js";
+
+const MAX_POINTS = 200; // the API's bound on prices / settle_rates
+const SAMPLES = 64;
 
 const PRESETS = {
   collar: { strategy: "collar", spot: "40000", cost: "30000", put: "35000", call: "50000",
@@ -36,7 +42,7 @@ export function mount(view) {
   const inputs = h("div", { class: "scenario-fields" });
   const renderFields = () => clear(inputs, FIELDS[form.strategy].map((key) => h("label", { class: "field" },
     h("span", {}, LABELS[key]),
-    h("input", { class: "input", value: form[key] ?? "", testid: `scenario-${key}`,
+    h("input", { class: "input", value: form[key] ?? "", testid: `scenario-field-${key}`,
                  oninput: (e) => { form[key] = e.target.value; } }))));
   const strategies = h("div", { class: "seg" }, Object.keys(PRESETS).map((name) => h("button", {
     type: "button", class: `seg-btn ${form.strategy === name ? "on" : ""}`, testid: `scenario-${name}`,
@@ -52,7 +58,8 @@ export function mount(view) {
       else body[key] = value;
     }
     try {
-      show(result, await api("/api/v1/hedge/scenario", { method: "POST", body }));
+      const data = await api("/api/v1/hedge/scenario", { method: "POST", body });
+      show(result, data, await curve(body, data));
     } catch (err) {
       clear(result, h("div", { class: "empty bad", testid: "scenario-error" }, err.message));
     }
@@ -68,46 +75,90 @@ export function mount(view) {
 
 export function unmount() {}
 
-function show(el, data) {
+// The strikes the server resolved ("87.5%" of spot becomes a price): where the payoff bends.
+function kinksOf(data) {
+  const t = data.terms || {};
+  return [["put_strike", "put"], ["call_strike", "call"]].filter(([k]) => t[k]).map(([k, name]) => ({
+    x: t[k], name, role: name === "put" ? "floor" : "cap" }));
+}
+
+// Prices for the curve: about SAMPLES round steps from the lowest to the highest of the given
+// prices and the strikes, plus every given price and every strike exactly; sorted, each once.
+export function samplePrices(given, kinks, n = SAMPLES) {
+  const exact = [...given, ...kinks].filter((v) => toNumber(v) !== null && Number.isFinite(toNumber(v)));
+  if (!exact.length) return [];
+  const values = exact.map(toNumber);
+  const [lo, hi] = [Math.min(...values), Math.max(...values)];
+  const room = Math.min(n, MAX_POINTS - exact.length);
+  const grid = [];
+  if (hi > lo && room > 1) {
+    const raw = (hi - lo) / room;
+    const e = Math.floor(Math.log10(raw));
+    const m = [1, 2, 2.5, 5, 10].find((x) => x * 10 ** e >= raw);
+    const step = m * 10 ** e;
+    const dp = Math.max(0, -e + (m === 2.5 ? 1 : 0)); // the decimals a multiple of step needs
+    for (let k = Math.ceil(lo / step); k * step <= hi; k++) grid.push((k * step).toFixed(dp));
+  }
+  const all = [...exact, ...grid].sort((a, b) => toNumber(a) - toNumber(b) || cmp(a, b));
+  return all.filter((v, i) => i === 0 || cmp(v, all[i - 1]) !== 0).slice(0, MAX_POINTS);
+}
+
+// The same scenario at the sampled prices: {x, hedged, unhedged} as numbers, or null when the
+// server will not compute it (the table still shows the given prices).
+async function curve(body, data) {
   const ndf = data.chart.hedged !== undefined;
-  const hedged = ndf ? data.chart.hedged : data.chart.hedged_revenue;
-  const unhedged = ndf ? data.chart.unhedged : data.chart.unhedged_revenue;
+  const xs = samplePrices(data.chart.x, kinksOf(data).map((k) => k.x));
+  if (xs.length < 2) return null;
+  try {
+    const dense = await api("/api/v1/hedge/scenario", { method: "POST",
+      body: { ...body, [ndf ? "settle_rates" : "prices"]: xs } });
+    return series(dense);
+  } catch {
+    return null;
+  }
+}
+
+function series(data) {
+  const ndf = data.chart.hedged !== undefined;
+  const x = data.chart.x.map(toNumber);
+  const pts = (ys) => ys.map((y, i) => [x[i], toNumber(y)]);
+  return { x: data.chart.x, hedged: pts(ndf ? data.chart.hedged : data.chart.hedged_revenue),
+    unhedged: pts(ndf ? data.chart.unhedged : data.chart.unhedged_revenue) };
+}
+
+function show(el, data, dense) {
+  const ndf = data.chart.hedged !== undefined;
+  const given = series(data);
+  const drawn = dense || given;
+  const kinks = kinksOf(data).map((k) => {
+    const i = drawn.x.findIndex((v) => cmp(v, k.x) === 0);
+    const y = i >= 0 ? drawn.hedged[i][1] : null;
+    const level = y === null ? "" : ` ${fmt(String(Math.round(y)), 0)}`;
+    return { x: toNumber(k.x), y, label: `${k.name} ${fmt(k.x)}`,
+      tag: y === null ? "" : `${k.role} ${compact(y)}`,
+      note: `${k.name} strike ${fmt(k.x)}: hedged revenue ${k.role}${level}` };
+  });
   const head = ndf
     ? ["Settlement rate", "Revenue unhedged", "NDF settlement", "Revenue hedged", "Profit after power"]
     : ["Price at expiry", "Unhedged revenue / unit", "Unhedged P&L / unit", "Hedged revenue / unit", "Hedged P&L / unit"];
   const rows = data.rows.map((r) => ndf
     ? [r.settlement_rate, r.exposure, r.ndf_settlement, r.total, r.profit]
     : [r.price, r.unhedged_revenue, r.unhedged_pnl, r.hedged_revenue, r.hedged_pnl]);
-  clear(el,
-    lineChart(data.chart.x, [["Unhedged", unhedged, "unhedged"], ["Hedged", hedged, "hedged"]], data.chart.x_label),
+  const marks = (cls, ys) => ys.map((y, i) => ({ x: toNumber(data.chart.x[i]), y: toNumber(y), cls,
+    title: `${fmt(data.chart.x[i])}: ${fmt(y, 0)}` }));
+  const chart = lineChart({
+    series: [{ name: "Unhedged", cls: "unhedged", points: drawn.unhedged },
+      { name: "Hedged", cls: "hedged", points: drawn.hedged }],
+    marks: [...marks("unhedged", ndf ? data.chart.unhedged : data.chart.unhedged_revenue),
+      ...marks("hedged", ndf ? data.chart.hedged : data.chart.hedged_revenue)],
+    kinks, testid: "scenario-chart",
+    xLabel: ndf ? data.chart.x_label : `${data.chart.x_label} (USD per unit)`,
+    yLabel: ndf ? "revenue over the period (USD)" : `revenue for ${fmt(data.quantity)} units (USD)`,
+    title: "hedged and unhedged revenue across outcomes" });
+  clear(el, chart,
+    dense ? null : h("p", { class: "hint", testid: "scenario-curve-note" },
+      "The chart joins only the prices given: the server did not compute the sampled curve."),
     h("table", { class: "grid-table", testid: "scenario-table" },
       h("thead", {}, h("tr", {}, head.map((t) => h("th", {}, t)))),
       h("tbody", {}, rows.map((r) => h("tr", {}, r.map((v) => h("td", { class: "num" }, v === undefined ? "–" : fmt(v, 2))))))));
-}
-
-function lineChart(xs, series, xLabel) {
-  const W = 640, H = 260, L = 70, R = 20, T = 16, B = 36;
-  const xv = xs.map(toNumber);
-  const all = series.flatMap(([, ys]) => ys.map(toNumber));
-  const [x0, x1] = [Math.min(...xv), Math.max(...xv)];
-  const [y0, y1] = [Math.min(0, ...all), Math.max(...all) * 1.08 || 1];
-  const px = (x) => L + ((x - x0) / (x1 - x0 || 1)) * (W - L - R);
-  const py = (y) => H - B - ((y - y0) / (y1 - y0 || 1)) * (H - T - B);
-  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => y0 + f * (y1 - y0));
-  return svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart line-chart", testid: "scenario-chart", role: "img" },
-    ticks.map((t) => [svg("line", { x1: L, x2: W - R, y1: py(t), y2: py(t), class: "gridline" }),
-      svg("text", { x: L - 6, y: py(t) + 4, "text-anchor": "end", class: "tick" }, compact(t))]),
-    xv.map((x, i) => svg("text", { x: px(x), y: H - B + 16, "text-anchor": "middle", class: "tick" }, xs[i])),
-    svg("text", { x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle", class: "axis-label" }, xLabel),
-    series.map(([name, ys, cls], k) => [
-      svg("polyline", { points: ys.map((y, i) => `${px(xv[i])},${py(toNumber(y))}`).join(" "), class: `series ${cls}` }),
-      ys.map((y, i) => svg("circle", { cx: px(xv[i]), cy: py(toNumber(y)), r: 3, class: `series ${cls}` })),
-      svg("text", { x: L + 10 + k * 110, y: T + 4, class: `legend ${cls}` }, `■ ${name}`)]));
-}
-
-function compact(v) {
-  const a = Math.abs(v);
-  if (a >= 1e6) return `${+(v / 1e6).toFixed(2)}M`;
-  if (a >= 1e3) return `${+(v / 1e3).toFixed(1)}k`;
-  return `${+v.toFixed(2)}`;
 }

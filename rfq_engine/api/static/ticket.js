@@ -7,7 +7,7 @@
 
 import { ApiError, api } from "./api.js";
 import { fmt, parse } from "./decimal.js";
-import { clear, h, isoDate, legText, uuid } from "./util.js";
+import { DATE_FIELD, clear, h, isoDate, legText, utcDate, uuid } from "./util.js";
 
 function lastFriday(year, month) { // month 0-11
   const d = new Date(Date.UTC(year, month + 1, 0));
@@ -147,9 +147,12 @@ export class Ticket {
     errBox.hidden = true;
     this.el.querySelectorAll(".invalid").forEach((e) => e.classList.remove("invalid"));
     const s = this.state;
+    const badDate = s.legs.flatMap((l, i) => ["expiry", "start"].filter((k) => k in l.instrument
+      && !utcDate(l.instrument[k])).map((k) => `legs[${i}].instrument.${k}`))[0];
     const problem = !parse(s.quantity) ? ["quantity", "must be a decimal number, e.g. 100"]
       : !s.dealers.size ? ["dealers", "select at least one dealer"]
-        : !(Number(s.windowS) > 0) ? ["window_ms", "must be a number of seconds"] : null;
+        : !(Number(s.windowS) > 0) ? ["window_ms", "must be a number of seconds"]
+          : badDate ? [badDate, "a date is YYYY-MM-DD (UTC), e.g. 2027-03-26"] : null;
     if (problem) {
       this.showError(new ApiError(422, { error: "validation", field: problem[0], reason: problem[1] }));
       return;
@@ -250,14 +253,15 @@ export class Ticket {
       const set = (k) => (v) => { i[k] = v; updateNote(); };
       const mini = (label, el) => h("label", { class: "mini-field" }, h("span", {}, label), el);
       const details = [];
-      if (i.kind === "future" || i.kind === "option") details.push(mini("Expiry", input(f("expiry"), i.expiry, { type: "date" }, set("expiry"))));
+      const date = { ...DATE_FIELD, class: "input date" };
+      if (i.kind === "future" || i.kind === "option") details.push(mini("Expiry (UTC)", input(f("expiry"), i.expiry, date, set("expiry"))));
       if (i.kind === "option") {
         details.push(mini("Strike", input(f("strike"), i.strike, { inputmode: "decimal" }, set("strike"))));
         details.push(mini("Type", seg(f("option_type"), [["put", "Put"], ["call", "Call"]], i.option_type,
           (v) => { i.option_type = v; this.render(); })));
       }
       if (i.kind === "hashprice_ndf") {
-        details.push(mini("Start", input(f("start"), i.start, { type: "date" }, set("start"))));
+        details.push(mini("Start (UTC)", input(f("start"), i.start, date, set("start"))));
         details.push(mini("Days", input(f("days"), String(i.days), { inputmode: "numeric" },
           (v) => { i.days = v; updateNote(); updateContracts(); })));
       }

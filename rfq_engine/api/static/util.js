@@ -84,6 +84,27 @@ export function isoDate(d) {
   return d.toISOString().slice(0, 10);
 }
 
+// A calendar date typed as YYYY-MM-DD, read as a UTC date (never the browser's zone or
+// locale): the text back when it is a real date, else null. "2026-02-30" is null.
+export function utcDate(text) {
+  const t = String(text ?? "").trim();
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(t);
+  if (!m) return null;
+  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+  return d.getUTCFullYear() === Number(m[1]) && isoDate(d) === t ? t : null;
+}
+
+// The day after a UTC date: the exclusive end of "up to and including" that date.
+export function nextUtcDate(day) {
+  const [y, m, d] = day.split("-").map(Number);
+  return isoDate(new Date(Date.UTC(y, m - 1, d + 1)));
+}
+
+// Attributes of a date field: plain text in YYYY-MM-DD, UTC (a browser's date input shows
+// the local locale's format, mm/dd/yyyy, and everything else here is UTC).
+export const DATE_FIELD = { type: "text", placeholder: "YYYY-MM-DD", maxlength: 10, size: 10,
+  spellcheck: "false", autocomplete: "off", inputmode: "numeric", title: "a UTC date: YYYY-MM-DD" };
+
 // ---------------------------------------------------------------- RFQ wording
 
 export const TERMINAL = new Set(["filled", "partially_filled", "not_filled", "cancelled", "expired",
