@@ -85,7 +85,11 @@ class TokenIndex:
         return len(self._by_hash)
 
     def lookup(self, token: str) -> Principal | None:
-        return self._by_hash.get(hash_token(token))
+        try:
+            digest = hash_token(token)
+        except UnicodeEncodeError:  # header bytes that are not UTF-8: no token at all
+            return None
+        return self._by_hash.get(digest)
 
 
 def unauthorized(reason: str = "a valid bearer token is required") -> web.HTTPUnauthorized:

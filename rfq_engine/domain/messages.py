@@ -228,6 +228,31 @@ def body_to_dict(message: Outbound | Inbound) -> dict[str, Any]:
     raise TypeError(f"no wire body for {type(message).__name__}")
 
 
+def _not_text(value: object, path: str, depth: int = 0) -> str | None:
+    """The path of a string in ``value`` that is not Unicode text (a lone surrogate, which
+    JSON can carry as ``"\\ud800"``), or None. Such a string cannot be written to the audit
+    log, so it is refused at the door like any other malformed field."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if depth > 8:
+        return None  # deeper than any dealer body: its fields are checked where they are read
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            found = _not_text(k, path, depth + 1) or _not_text(v, f"{path}.{k}", depth + 1)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _not_text(v, f"{path}[{i}]", depth + 1)
+            if found:
+                return found
+    return None
+
+
 def _text(body: Mapping[str, Any], key: str, *, max_len: int = 200) -> str:
     value = require(body, key, "body")
     if not isinstance(value, str) or not value or len(value) > max_len:
@@ -250,6 +275,9 @@ def parse_body(
     """
     if not isinstance(body, Mapping):
         raise ValidationError("body", "must be a JSON object")
+    bad = _not_text(body, "body") or _not_text(msg_id, "msg_id")
+    if bad is not None:
+        raise ValidationError(bad, "must be Unicode text (a lone surrogate is not)")
     if msg_type == "quote":
         bid, ask = _opt_price(body, "bid"), _opt_price(body, "ask")
         if bid is None and ask is None:

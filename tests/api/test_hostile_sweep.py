@@ -460,10 +460,6 @@ async def test_every_endpoint_survives_a_hostile_corpus(sweep_api: Api) -> None:
     assert sweep.count > 2000
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rfq_engine/api/auth.py (not this file's to fix): aiohttp turns a header's bytes that are "
-    "not UTF-8 into lone surrogates, and hash_token's token.encode('utf-8') raises on them: "
-    "a 500 on every authenticated path. A token that is not text should be no token (401)."))
 async def test_a_bearer_token_that_is_not_utf8_is_a_401(sweep_api: Api) -> None:
     sweep = Sweep(sweep_api)
     for method, path in (("GET", "/api/v1/me"), ("POST", "/api/v1/rfqs"), ("GET", "/metrics")):

@@ -66,3 +66,21 @@ def test_canonical_json_is_sorted_compact_and_keeps_unicode() -> None:
 def test_canonical_json_refuses_floats_anywhere() -> None:
     with pytest.raises(TypeError, match="float"):
         canonical_json({"a": [1, {"b": 0.1}]})
+
+
+@pytest.mark.parametrize("body", [
+    {"rfq_id": "r", "quote_id": "q\ud800", "bid": "1", "quantity": "1",
+     "valid_until": "2030-01-01T00:00:00.000000Z"},
+    {"rfq_id": "r", "reason": "no\udfff"},
+])
+def test_a_lone_surrogate_anywhere_in_a_dealer_body_is_refused(body: dict[str, str]) -> None:
+    """JSON can carry "\\ud800"; such a string cannot be written to the audit log, so a
+    dealer's message holding one is refused at the door (never reaching the writer)."""
+    from datetime import UTC, datetime
+
+    from rfq_engine.domain import DealerId, ValidationError, parse_body
+
+    kind = "quote" if "quote_id" in body else "quote.decline"
+    with pytest.raises(ValidationError, match="Unicode text"):
+        parse_body(kind, body, dealer_id=DealerId("d"), msg_id="m",
+                   received_at=datetime.now(UTC))
