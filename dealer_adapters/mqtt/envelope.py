@@ -12,16 +12,13 @@ separators, no whitespace, UTF-8, non-ASCII kept) of the whole object without ``
 Both directions are signed with the same per-dealer secret; on engine -> dealer
 messages ``dealer_id`` is the addressee, so it always equals the topic's dealer.
 
-Verification (``open_envelope``) checks, in order, and turns the first failure into one
-reason string: size, UTF-8, JSON (no floats, no NaN, no duplicate keys), the envelope's
-fields and types, ``type`` allowed on that topic, ``dealer_id`` equal to the topic's
-dealer, the signature, ``sent_at``, and (``verify_inbound``) the body through the
-shared ``parse_body`` with decimals required to be JSON strings. Whether a quote is
-late, for an unknown RFQ, a duplicate, or a confirm that does not match its award is the
-engine's call, not this module's.
+Verification (``open_envelope``) checks, in order, and reports the first failure: size,
+UTF-8, JSON (no floats, NaN or duplicate keys), the envelope's fields, ``type`` allowed on
+that topic, ``dealer_id`` equal to the topic's dealer, the signature, ``sent_at``, and
+(``verify_inbound``) the body through the shared ``parse_body``. Whether a quote is late
+or a confirm matches its award is the engine's call.
 
-The project's extensions of the contract (docs/dealer-protocol.md, "Extensions") live
-here too, because ``rfq_engine.domain``'s shared bodies know only the contract:
+The project's extensions of the contract (docs/dealer-protocol.md, "Extensions"):
 
 - ``rfq.new`` carries ``close_policy`` and ``award`` carries ``quantity_unit``
   (``outbound_body`` adds them; ``parse_outbound_body`` reads them, with defaults for an
