@@ -2,7 +2,8 @@
 
 Sections: ``[engine]``, ``[store]``, ``[logging]``, ``[market]`` (reference prices),
 ``[mandates.<name>]``, ``[[dealers]]``, ``[api]`` (``rfq serve``), and for hedge programs
-``[forecast]`` and ``[programs.<name>]`` (``rfq_engine.hedging.program``). Unknown keys are
+``[forecast]``, ``[programs.<name>]`` (``rfq_engine.hedging.program``) and
+``[collateral.<dealer>]`` (``rfq_engine.hedging.margin``). Unknown keys are
 errors (a typo must not silently fall back to a default). Secrets never live in the file: a
 field ending in ``_env`` names the environment variable that holds the value.
 
@@ -29,6 +30,7 @@ from dealer_adapters.simulated.config import SimulatedDealerConfig
 from rfq_engine.configtypes import STRICT
 from rfq_engine.domain.errors import SetupError
 from rfq_engine.engine.config import EngineConfig
+from rfq_engine.hedging.margin import CollateralAgreement, check_collateral
 from rfq_engine.hedging.program import ForecastConfig, ProgramConfig, check_programs
 from rfq_engine.mandate import MandateConfig
 from rfq_engine.pricing.ccxt_reference import CcxtReferenceConfig
@@ -211,6 +213,8 @@ class AppConfig(BaseModel):
     """Hedge programs, ``[programs.<name>]``, run by ``rfq serve``'s scheduler."""
     reference: CcxtReferenceConfig | None = None
     """Live reference prices from an exchange (``docs/dealers-ccxt.md``); default: ``[market]``."""
+    collateral: dict[str, CollateralAgreement] = {}
+    """Collateral agreements with OTC desks, ``[collateral.<dealer>]`` (``docs/hedging.md``)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> AppConfig:
@@ -239,6 +243,7 @@ class AppConfig(BaseModel):
     @model_validator(mode="after")
     def _programs(self) -> AppConfig:
         check_programs(self.programs, self.mandates, [d.id for d in self.dealers], self.forecast)
+        check_collateral(self.collateral, [d.id for d in self.dealers])
         return self
 
 

@@ -6,6 +6,7 @@
     rfq hedge positions --config FILE [--program NAME] [--settle KEY=PRICE ...]
     rfq hedge scenario --strategy collar --spot 40000 --cost 30000 --put 35000 --call 50000 ...
     rfq hedge scenario --strategy ndf --unit 60 --hashrate-ph 50 --days 30 --settle 45,75 ...
+    rfq hedge margin --config FILE [--shock -0.2 ...] [--posted DEALER:ASSET=AMOUNT ...]  (cmd_margin)
 
 Every command takes ``--json`` (decimals as strings). ``--dry-run`` writes nothing at all:
 the store is opened read-only (a missing database is an empty book) and no engine starts.
@@ -24,7 +25,7 @@ EXIT_OK, EXIT_ERROR, EXIT_NOT_FILLED, EXIT_PARTIAL = 0, 1, 2, 3
 
 
 def add_parsers(sub: Any) -> None:
-    hedge = sub.add_parser("hedge", help="hedge programs: forecast, plan, roll, positions, scenarios")
+    hedge = sub.add_parser("hedge", help="hedge programs: forecast, plan, roll, positions, scenarios, margin")
     actions = hedge.add_subparsers(dest="hedge_command", required=True, metavar="ACTION")
 
     forecast = actions.add_parser("forecast", help="BTC per day and per month, and hashprice, from "
@@ -95,6 +96,10 @@ def add_parsers(sub: Any) -> None:
                           help="NDF: hedge only the operating cost (ratio = power cost / revenue)")
     scenario.add_argument("--json", action="store_true")
     scenario.set_defaults(handler=run_scenario)
+
+    from rfq_engine.cli.cmd_margin import add_parser as add_margin
+
+    add_margin(actions)
 
 
 # ------------------------------------------------------------------------------ helpers
