@@ -19,10 +19,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from rfq_engine.domain.errors import StoreFault
 from rfq_engine.store.events import AuditEvent
+
+if TYPE_CHECKING:
+    from rfq_engine.store.outage import HealthWatcher, StoreHealth
 
 __all__ = [
     "ALL_FILLS",
@@ -232,6 +235,17 @@ class EventRecorder(Protocol):
         ...
 
     async def verify(self) -> VerifyReport: ...
+
+    @property
+    def health(self) -> StoreHealth:
+        """Whether the writer can commit (``outage.py``); a store that does not say is up."""
+        from rfq_engine.store.outage import UP
+
+        return UP
+
+    def watch_health(self, watcher: HealthWatcher) -> None:
+        """Call ``watcher`` when the store goes down, comes back, or its writer stops."""
+        return None
 
 
 @runtime_checkable

@@ -71,23 +71,33 @@ def event_row(event: AuditEvent, ts_text: str) -> tuple[Any, ...]:
 class ChainVerifier:
     """Recomputes the chain row by row: contiguous seq from 1, prev_hash linkage, hashes.
 
-    ``watch_seq`` is the checkpoint's seq: the stored hash at that seq is kept in
-    ``watched_hash`` so the caller can compare it with the checkpoint afterwards.
+    ``watch``: seqs whose stored hash is kept in ``watched`` (the checkpoint's and the
+    witness's heads), so the caller can compare them afterwards; ``watch_seq`` is one more
+    such seq, whose hash is also ``watched_hash``.
     """
 
     __slots__ = (
-        "count", "first_bad_seq", "head_hash", "head_seq", "problem", "watch_seq",
-        "watched_hash",
+        "count", "first_bad_seq", "head_hash", "head_seq", "problem", "watch", "watch_seq",
+        "watched",
     )
 
-    def __init__(self, watch_seq: int | None = None) -> None:
+    def __init__(self, watch_seq: int | None = None, watch: Iterable[int] = ()) -> None:
         self.count = 0
         self.head_seq = 0
         self.head_hash = GENESIS_HASH
         self.first_bad_seq: int | None = None
         self.problem: str | None = None
         self.watch_seq = watch_seq
-        self.watched_hash: str | None = None
+        self.watch = frozenset(watch) | ({watch_seq} if watch_seq is not None else set())
+        self.watched: dict[int, str] = {0: GENESIS_HASH}
+
+    @property
+    def watched_hash(self) -> str | None:
+        return None if self.watch_seq is None else self.watched.get(self.watch_seq)
+
+    def hash_at(self, seq: int) -> str | None:
+        """The stored hash at a watched ``seq`` (seq 0: the genesis), None if not seen."""
+        return self.watched.get(seq)
 
     @property
     def failed(self) -> bool:
@@ -104,7 +114,7 @@ class ChainVerifier:
             return False
         expected = self.head_seq + 1
         prev = self.head_hash
-        watch = self.watch_seq
+        watch = self.watch
         count = 0
         try:
             for seq, ts_text, rfq_id, type_, actor, payload, prev_hash, hash_ in rows:
@@ -120,8 +130,8 @@ class ChainVerifier:
                     )
                 if link_hash(prev_hash, seq, ts_text, rfq_id, type_, actor, payload) != hash_:
                     return self._fail(seq, f"seq {seq}: hash does not match its contents (row edited)")
-                if seq == watch:
-                    self.watched_hash = hash_
+                if seq in watch:
+                    self.watched[seq] = hash_
                 prev = hash_
                 expected = seq + 1
                 count += 1

@@ -1,62 +1,46 @@
-"""The chain-head checkpoint: the one thing that catches deletion of the newest events.
+"""The checkpoint log: the chain's heads, kept outside the database, one entry per step.
 
 Why it exists. The hash chain proves that every stored row is consistent with the row
-before it. Deleting the *newest* rows leaves a shorter chain that is still perfectly
-consistent, and someone able to edit the database can also recompute every hash after an
-edit ("rewrite the chain"). Neither can be seen from inside the database. So after each
-committed batch the writer records the chain head (``seq`` and ``hash`` of the newest
-event) in a small JSON file *outside* the database::
+before it. Deleting the *newest* rows leaves a shorter chain that is still consistent,
+someone able to edit the database can recompute every hash after an edit ("rewrite the
+chain"), and can append a row with a correctly computed hash. None of that can be seen
+from inside the database. So the writer records its heads in an append-only file outside
+it (``<dbfile>.head`` for SQLite, ``[store] checkpoint_path`` otherwise), one JSON line
+an entry::
 
-    {"seq": 1234, "hash": "<64 hex>", "mac": "<hmac-sha256 hex or empty>", "check": "<sha256 hex>"}
+    {"check": "<sha256>", "hash": "<head hash>", "kind": "intent", "mac": "<hmac or empty>",
+     "n": 41, "prev": "<link of entry 40>", "seq": 1234}
 
-padded with spaces to a fixed ``RECORD_SIZE`` bytes. ``check`` is SHA-256 over
-``"seq:hash:mac"`` (no key): it makes a torn or partial overwrite detectable. The file
-holds two such slots and in-place writes alternate between them, so a write torn by a
-crash or power loss can only damage the slot being written: the reader takes the valid
-slot with the highest ``seq`` (at worst the previous head, which reads as "database ahead
-of the checkpoint", a note). Only when no slot checks is the file unreadable
-(``CheckpointError``). Files of the previous format (one unpadded record) are still read;
-they were only ever replaced atomically.
+- ``n`` counts the entries from 1, with no gap; ``prev`` is the *link* of entry ``n-1``
+  (its ``mac`` with a key, else its ``check``; empty for entry 1, or the previous file
+  format's MAC when a log continues one): removing, reordering or splicing entries breaks
+  the chain of links, and with ``RFQ_AUDIT_CHECKPOINT_KEY`` set a believable entry needs
+  the key (``mac`` is HMAC-SHA256 of ``n:kind:seq:hash:prev[:by]``).
+- ``check`` is SHA-256 over the same fields and the mac, without a key: a torn or edited
+  line is detectable, keyed or not.
+- ``kind``: ``intent`` is written *before* a batch is committed and names the batch's last
+  seq and hash; ``done`` is written after the commit (and by a writer opening the store, for
+  the head it found); ``adopt`` is a person's ``rfq audit adopt-tail`` (``by``). So every
+  row in the database is announced by an entry before it exists: a row past the newest
+  entry was not written by the writer (or its entry was lost by a power cut: see
+  docs/audit.md), and is neither adopted by the next writer nor passed by ``verify``.
 
-and ``verify`` compares the database against it:
+The file is only ever appended to (``O_APPEND``, one ``write`` an entry), so it can live on
+a file with the append-only attribute (``chattr +a``), where the engine's own user cannot
+truncate it. A final line without its newline is a write in progress or torn by a crash,
+and is ignored (a note); any other unreadable line is a finding. An entry is made visible
+before the futures of its batch resolve; its fdatasync follows in the background (SQLite,
+see writer.py) or before the commit (an ``intent`` of the asynchronous stores). If the path
+stops naming the file the writer appends to (deleted, replaced, truncated, written by
+someone else), the writer says so at error level and appends to whatever the path names
+now, continuing its counter: the gap is then visible to ``verify``.
 
-- database's newest seq < checkpoint seq  -> "events after seq N were deleted",
-  ``first_bad_seq`` = N + 1;
-- hash stored at the checkpoint's seq != checkpoint hash -> the chain was rewritten
-  (at or before that seq; the checkpoint cannot tell where, so that seq is reported);
-- database ahead of the checkpoint -> fine (a writer is between commit and checkpoint, or
-  crashed there), reported as a note.
+Files of the previous formats (one record, or two alternating fixed-size slots, each
+``{"seq", "hash", "mac", "check"}``) are read as one checkpoint, and the first writer to
+open the store continues them as a log whose entry 1 links to their MAC.
 
-The file is written after the commit and before the appenders' futures resolve, so every
-acknowledged event is covered. The first write of a ``CheckpointFile`` creates the record
-atomically (temp file, fsync, ``os.replace``, fsync of the directory) and keeps it open;
-later writes overwrite the fixed-size record in place (one ``pwrite``, then ``fdatasync``:
-no rename, no directory fsync). If the path no longer names the open file (deleted or
-replaced behind the writer's back), the next write goes the atomic way again.
-
-The SQLite writer splits the in-place write in two (``write_sync(..., durable=False)`` then
-``sync()``): the ``pwrite`` happens in the commit's own thread hop, before the futures
-resolve, so every reader of the file (``verify``, a tamperer) sees the new head at once;
-the ``fdatasync`` follows in the background, off the decision's latency. The only thing
-this gives up is the checkpoint's durability across a *power loss* in that fraction of a
-millisecond: afterwards the checkpoint may name an older head than the (fsynced) database,
-which is the state a crash between commit and checkpoint always could leave, and reads as
-a note ("events after checkpoint seq N are not covered yet"), never as a false alarm.
-Each slot is one 512-byte sector, so a write torn by power loss leaves each slot whole,
-old or new. A writer
-opening an empty chain writes ``seq 0`` at once, so from then on a
-missing file is itself a finding (a verifier running beside a brand-new store must not
-mistake "not written yet" for "deleted").
-
-``mac`` is HMAC-SHA256 over ``"seq:hash"`` keyed by the environment variable
-``RFQ_AUDIT_CHECKPOINT_KEY``. Without a key the checkpoint still catches accidents and
-careless tampering, but whoever can write the database and the file can forge both;
-``verify`` says so in its notes. With a key, a believable checkpoint needs the key.
-
-For SQLite the default location is ``<dbfile>.head``; PostgreSQL and the memory store have
-no natural place, so the path is passed explicitly (None: no checkpoint, and ``verify``
-notes that deletion of the newest events cannot be detected). Keep it on a different
-trust boundary than the database when you can (another host, append-only storage).
+The judgement (what a log says about a database) lives in ``verify.py``; this module
+reads, checks and appends.
 """
 
 from __future__ import annotations
@@ -66,6 +50,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import threading
 import time
@@ -73,23 +58,37 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Final
 
 from rfq_engine.domain.errors import StoreFault
 
 __all__ = [
+    "ADOPT",
+    "DONE",
+    "INTENT",
     "KEY_ENV",
-    "RECORD_SIZE",
     "Checkpoint",
     "CheckpointError",
-    "CheckpointFile",
+    "CheckpointLog",
+    "Entry",
+    "LogState",
     "compute_mac",
     "key_from_env",
+    "make_entry",
+    "parse_entry",
     "read_checkpoint",
+    "read_log",
     "write_checkpoint",
 ]
 
-KEY_ENV = "RFQ_AUDIT_CHECKPOINT_KEY"
-RECORD_SIZE = 512  # bytes of every checkpoint written by this version (JSON + space padding)
+log = logging.getLogger(__name__)
+
+KEY_ENV: Final = "RFQ_AUDIT_CHECKPOINT_KEY"
+INTENT: Final = "intent"
+DONE: Final = "done"
+ADOPT: Final = "adopt"
+_KINDS: Final = frozenset({INTENT, DONE, ADOPT})
+_LEGACY_RECORD: Final = 512  # one slot of the previous two-slot format
 
 
 class CheckpointError(StoreFault):
@@ -98,9 +97,43 @@ class CheckpointError(StoreFault):
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
+    """A chain head named by the checkpoint: ``seq``, ``hash`` and its MAC ("" without key)."""
+
     seq: int
     hash: str
     mac: str
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    n: int
+    kind: str
+    seq: int
+    hash: str
+    prev: str
+    mac: str
+    check: str
+    by: str = ""
+
+    @property
+    def link(self) -> str:
+        """What entry ``n + 1`` names as its ``prev``."""
+        return self.mac or self.check
+
+    @property
+    def head(self) -> Checkpoint:
+        return Checkpoint(self.seq, self.hash, self.mac)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"n": self.n, "kind": self.kind, "seq": self.seq,
+                                "hash": self.hash, "prev": self.prev, "mac": self.mac,
+                                "check": self.check}
+        if self.by:
+            data["by"] = self.by
+        return data
+
+    def line(self) -> bytes:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
 def key_from_env() -> bytes | None:
@@ -108,25 +141,200 @@ def key_from_env() -> bytes | None:
     return value.encode() if value else None
 
 
+def _fields(n: int, kind: str, seq: int, hash_: str, prev: str, by: str) -> str:
+    return f"{n}:{kind}:{seq}:{hash_}:{prev}" + (f":{by}" if by else "")
+
+
+def make_entry(key: bytes | None, n: int, kind: str, seq: int, hash_: str, prev: str,
+               by: str = "") -> Entry:
+    fields = _fields(n, kind, seq, hash_, prev, by)
+    mac = hmac.new(key, fields.encode(), hashlib.sha256).hexdigest() if key else ""
+    check = hashlib.sha256(f"{fields}:{mac}".encode()).hexdigest()
+    return Entry(n, kind, seq, hash_, prev, mac, check, by)
+
+
+def entry_intact(entry: Entry) -> bool:
+    fields = _fields(entry.n, entry.kind, entry.seq, entry.hash, entry.prev, entry.by)
+    return hmac.compare_digest(entry.check, hashlib.sha256(f"{fields}:{entry.mac}".encode()).hexdigest())
+
+
+def entry_mac_ok(entry: Entry, key: bytes | None) -> bool:
+    """True without a key (nothing to check), else whether the MAC verifies."""
+    if key is None:
+        return True
+    fields = _fields(entry.n, entry.kind, entry.seq, entry.hash, entry.prev, entry.by)
+    return hmac.compare_digest(entry.mac, hmac.new(key, fields.encode(), hashlib.sha256).hexdigest())
+
+
+def parse_entry(raw: bytes | str) -> Entry:
+    """One line of a checkpoint log (or of a witness file); CheckpointError if it is not a
+    whole, intact entry."""
+    try:
+        data = json.loads(raw)
+        entry = Entry(data["n"], data["kind"], data["seq"], data["hash"], data["prev"],
+                      data["mac"], data["check"], data.get("by", ""))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError("not a checkpoint entry") from exc
+    ints = (entry.n, entry.seq)
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in ints) or entry.n < 1:
+        raise CheckpointError("a checkpoint entry's n and seq must be non-negative integers")
+    if entry.kind not in _KINDS or not all(isinstance(v, str) for v in (
+            entry.hash, entry.prev, entry.mac, entry.check, entry.by)):
+        raise CheckpointError("a checkpoint entry has a bad kind or a non-string field")
+    if not entry_intact(entry):
+        raise CheckpointError("a checkpoint entry's check does not match it (torn or edited)")
+    return entry
+
+
+# --- the previous formats ------------------------------------------------------------------
+
+
 def compute_mac(key: bytes, seq: int, hash_: str) -> str:
+    """The MAC of the previous one-record formats: HMAC-SHA256 of ``seq:hash``."""
     return hmac.new(key, f"{seq}:{hash_}".encode(), hashlib.sha256).hexdigest()
 
 
-def _check(seq: int, hash_: str, mac: str) -> str:
-    return hashlib.sha256(f"{seq}:{hash_}:{mac}".encode()).hexdigest()
+def _legacy_record(raw: bytes, path: str | os.PathLike[str]) -> Checkpoint:
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        seq, hash_, mac = data["seq"], data["hash"], data.get("mac", "")
+        check = data.get("check")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"checkpoint {path} is not valid JSON of seq/hash/mac") from exc
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise CheckpointError(f"checkpoint {path}: seq must be a non-negative integer")
+    if not isinstance(hash_, str) or not isinstance(mac, str):
+        raise CheckpointError(f"checkpoint {path}: hash and mac must be strings")
+    expected = hashlib.sha256(f"{seq}:{hash_}:{mac}".encode()).hexdigest()
+    if check is not None and (not isinstance(check, str) or not hmac.compare_digest(check, expected)):
+        raise CheckpointError(
+            f"checkpoint {path}: checksum does not match its contents (torn or corrupted write)")
+    return Checkpoint(seq, hash_, mac)
 
 
-def encode_record(seq: int, hash_: str, key: bytes | None) -> tuple[bytes, Checkpoint]:
-    """The fixed-size on-disk record for a checkpoint."""
-    mac = compute_mac(key, seq, hash_) if key else ""
-    text = json.dumps({"seq": seq, "hash": hash_, "mac": mac, "check": _check(seq, hash_, mac)})
-    data = text.encode()
-    if len(data) >= RECORD_SIZE:
-        raise ValueError(f"checkpoint record too long ({len(data)} bytes)")
-    return data + b" " * (RECORD_SIZE - 1 - len(data)) + b"\n", Checkpoint(seq, hash_, mac)
+def _legacy(raw: bytes, path: str | os.PathLike[str]) -> Checkpoint:
+    if len(raw) != 2 * _LEGACY_RECORD:
+        return _legacy_record(raw, path)
+    found: list[Checkpoint] = []
+    problems: list[str] = []
+    for slot in (raw[:_LEGACY_RECORD], raw[_LEGACY_RECORD:]):
+        try:
+            found.append(_legacy_record(slot, path))
+        except CheckpointError as exc:
+            problems.append(str(exc))
+    if not found:
+        raise CheckpointError(f"checkpoint {path}: no slot is readable ({problems[0]})")
+    return max(found, key=lambda c: c.seq)
+
+
+def _is_log(raw: bytes) -> bool:
+    first = raw.split(b"\n", 1)[0]
+    try:
+        data = json.loads(first)
+    except ValueError:
+        return b'"n":' in first or b'"kind":' in first  # a log whose first line is damaged
+    return isinstance(data, dict) and "n" in data
+
+
+# --- reading a log -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogState:
+    """A checkpoint file as read: its entries (or the previous format's one checkpoint)."""
+
+    entries: tuple[Entry, ...] = ()
+    legacy: Checkpoint | None = None
+    torn: bool = False
+    """The final line is incomplete: a write in progress, or torn by a crash (ignored)."""
+    problem: str | None = None
+    """The log contradicts itself (entries removed, spliced, forged, rolled back)."""
+
+    @property
+    def last(self) -> Entry | None:
+        return self.entries[-1] if self.entries else None
+
+    @property
+    def before_last(self) -> Entry | None:
+        return self.entries[-2] if len(self.entries) > 1 else None
+
+    def find(self, n: int) -> Entry | None:
+        if not self.entries:
+            return None
+        i = n - self.entries[0].n
+        return self.entries[i] if 0 <= i < len(self.entries) else None
+
+
+def parse_log(raw: bytes, path: str | os.PathLike[str], key: bytes | None) -> LogState:
+    """The entries of a checkpoint file and the first thing wrong with them, if any."""
+    if not raw.strip():
+        return LogState()
+    if not _is_log(raw):
+        return LogState(legacy=_legacy(raw, path))
+    *lines, rest = raw.split(b"\n")
+    entries: list[Entry] = []
+    problem: str | None = None
+    durable = -1
+    for number, line in enumerate(lines, 1):
+        try:
+            entry = parse_entry(line)
+        except CheckpointError as exc:
+            problem = f"checkpoint log {path}, line {number}: {exc}"
+            break
+        previous = entries[-1] if entries else None
+        if previous is None and entry.n != 1:
+            problem = (f"checkpoint log {path} starts at entry {entry.n}: entries 1..{entry.n - 1} "
+                       "are gone (the file was deleted or cut at its start)")
+        elif previous is not None and entry.n != previous.n + 1:
+            problem = (f"checkpoint log {path}: entry {entry.n} follows entry {previous.n} "
+                       "(entries were removed, or the log was spliced)")
+        elif previous is not None and entry.prev != previous.link:
+            problem = (f"checkpoint log {path}: entry {entry.n} does not link to entry "
+                       f"{previous.n} (entries removed, reordered or forged)")
+        elif not entry_mac_ok(entry, key):
+            problem = (f"checkpoint {path}: MAC does not verify at entry {entry.n} "
+                       f"(forged checkpoint or wrong {KEY_ENV})")
+        elif entry.kind != INTENT and entry.seq < durable:
+            problem = (f"checkpoint log {path}: entry {entry.n} records head seq {entry.seq} "
+                       f"after an earlier head seq {durable} (the log was rolled back)")
+        if problem is not None:
+            break
+        if entry.kind != INTENT:
+            durable = entry.seq
+        entries.append(entry)
+    return LogState(tuple(entries), torn=bool(rest.strip()), problem=problem)
+
+
+def read_log(path: str | os.PathLike[str], key: bytes | None = None) -> LogState | None:
+    """The checkpoint file at ``path``, or None when it does not exist. A file of the
+    previous format that does not parse is read again (twice, a millisecond apart): a
+    reader could race its in-place overwrite; a torn record on disk stays torn."""
+    for attempt in range(3):
+        try:
+            raw = Path(path).read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return parse_log(raw, path, key)
+        except CheckpointError:
+            if attempt == 2:
+                raise
+            time.sleep(0.001)
+    raise AssertionError("unreachable")
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint | None:
+    """The newest head a checkpoint file names (its last entry), None if there is none."""
+    state = read_log(path)
+    if state is None:
+        return None
+    if state.legacy is not None:
+        return state.legacy
+    return None if state.last is None else state.last.head
 
 
 def _replace(target: Path, data: bytes) -> None:
+    """Atomically: a reader sees the old file or the new one, whole."""
     tmp = target.with_name(target.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -138,21 +346,14 @@ def _replace(target: Path, data: bytes) -> None:
     _fsync_dir(target.parent)
 
 
-def _write_all(fd: int, data: bytes, offset: int = 0) -> None:
-    written = os.pwrite(fd, data, offset)
+def _write_all(fd: int, data: bytes) -> None:
+    written = os.write(fd, data)
     if written != len(data):
         raise OSError(f"short checkpoint write ({written} of {len(data)} bytes)")
 
 
-def write_checkpoint(path: str | os.PathLike[str], seq: int, hash_: str, key: bytes | None) -> Checkpoint:
-    """Atomically replace the checkpoint: a reader sees the old file or the new one, whole."""
-    data, cp = encode_record(seq, hash_, key)
-    _replace(Path(path), data + data)  # both slots
-    return cp
-
-
 def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable; best effort where directories cannot be opened."""
+    """Make a new name durable; best effort where directories cannot be opened."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -165,131 +366,161 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint | None:
-    """The checkpoint, or None when the file does not exist.
-
-    A record that does not parse or check is read again (twice, a millisecond apart)
-    before it is declared unreadable: a reader racing an in-place overwrite may see part of
-    it, a torn record on disk stays torn."""
-    for attempt in range(3):
-        try:
-            raw = Path(path).read_bytes()
-        except FileNotFoundError:
-            return None
-        try:
-            return _parse(raw, path)
-        except CheckpointError:
-            if attempt == 2:
-                raise
-            time.sleep(0.001)
-    raise AssertionError("unreachable")
+def write_checkpoint(path: str | os.PathLike[str], seq: int, hash_: str, key: bytes | None) -> Checkpoint:
+    """Start a new log at ``path`` (replacing the file atomically) whose one entry records
+    ``(seq, hash)`` as the head."""
+    entry = make_entry(key, 1, DONE, seq, hash_, "")
+    _replace(Path(path), entry.line())
+    return entry.head
 
 
-def _parse(raw: bytes, path: str | os.PathLike[str]) -> Checkpoint:
-    if len(raw) == 2 * RECORD_SIZE:  # two slots: the newest one that checks
-        found: list[Checkpoint] = []
-        problems: list[str] = []
-        for slot in (raw[:RECORD_SIZE], raw[RECORD_SIZE:]):
-            try:
-                found.append(_parse_record(slot, path))
-            except CheckpointError as exc:
-                problems.append(str(exc))
-        if not found:
-            raise CheckpointError(f"checkpoint {path}: no slot is readable ({problems[0]})")
-        return max(found, key=lambda c: c.seq)
-    return _parse_record(raw, path)
+# --- the writer's side ---------------------------------------------------------------------
 
 
-def _parse_record(raw: bytes, path: str | os.PathLike[str]) -> Checkpoint:
-    try:
-        data = json.loads(raw.decode("utf-8"))
-        seq, hash_, mac = data["seq"], data["hash"], data.get("mac", "")
-        check = data.get("check")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"checkpoint {path} is not valid JSON of seq/hash/mac") from exc
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-        raise CheckpointError(f"checkpoint {path}: seq must be a non-negative integer")
-    if not isinstance(hash_, str) or not isinstance(mac, str):
-        raise CheckpointError(f"checkpoint {path}: hash and mac must be strings")
-    if check is not None and (
-        not isinstance(check, str) or not hmac.compare_digest(check, _check(seq, hash_, mac))
-    ):
-        raise CheckpointError(
-            f"checkpoint {path}: checksum does not match its contents (torn or corrupted write)"
-        )
-    return Checkpoint(seq, hash_, mac)
-
-
-class CheckpointFile:
-    """A checkpoint location plus its key; file I/O runs in a thread, off the event loop."""
+class CheckpointLog:
+    """A checkpoint location plus its key. The writer ``resume``s it after reading it, then
+    appends; file I/O of the async methods runs in a thread, off the event loop."""
 
     __slots__ = (
-        "_fd", "_file_id", "_lock", "_slot", "_sync_again", "_sync_executor", "_sync_future",
-        "key", "path",
+        "_fd", "_file_id", "_fresh", "_lock", "_next_n", "_prev", "_size", "_sync_again",
+        "_sync_executor", "_sync_future", "key", "last_entry", "path",
     )
 
     def __init__(self, path: str | os.PathLike[str], key: bytes | None = None) -> None:
         self.path = Path(path)
         self.key = key
-        self._fd: int | None = None  # the record written last, kept open for in-place writes
-        self._file_id = (0, 0)  # (st_dev, st_ino) of _fd
-        self._slot = 0  # the slot the next in-place write goes to (they alternate)
+        self._fd: int | None = None  # the file appended to, kept open
+        self._file_id = (0, 0)
+        self._size = 0  # what the file holds as far as this writer knows
         self._lock = threading.Lock()
-        self._sync_executor: ThreadPoolExecutor | None = None  # request_sync's own thread
-        self._sync_future: Future[None] | None = None  # the running or last background sync
+        self._next_n = 1
+        self._prev = ""
+        self._fresh = True  # the next append starts the file anew (none, empty or old format)
+        self.last_entry: Entry | None = None
+        self._sync_executor: ThreadPoolExecutor | None = None
+        self._sync_future: Future[None] | None = None
         self._sync_again = False
 
     @property
     def authenticated(self) -> bool:
         return self.key is not None
 
-    async def write(self, seq: int, hash_: str) -> Checkpoint:
-        return await asyncio.to_thread(self.write_sync, seq, hash_)
+    async def read(self) -> LogState | None:
+        return await asyncio.to_thread(read_log, self.path, self.key)
 
-    def write_sync(self, seq: int, hash_: str, *, durable: bool = True) -> Checkpoint:
-        """Visible to readers on return, and durable too unless ``durable=False`` (then
-        ``sync()`` makes it so). In place (pwrite, fdatasync) while the path still names
-        the record this object wrote; otherwise (first write, file deleted or replaced, an
-        earlier error) atomically by ``os.replace``, which is always durable."""
-        data, cp = encode_record(seq, hash_, self.key)
+    def mac_ok(self, cp: Checkpoint) -> bool:
+        """The previous format's MAC: True when no key is configured (nothing to check)."""
+        if self.key is None:
+            return True
+        return hmac.compare_digest(cp.mac, compute_mac(self.key, cp.seq, cp.hash))
+
+    def resume(self, state: LogState | None) -> None:
+        """Continue after ``state`` (what ``read`` returned at open): a log goes on from its
+        last entry; a missing, empty or previous-format file is started anew."""
         with self._lock:
-            fd = self._fd
-            if fd is not None and not self._still_ours():
-                self._close_fd()
-                fd = None
-            if fd is None:
-                _replace(self.path, data + data)  # both slots hold this head
+            self._close_fd()
+            last = None if state is None else state.last
+            if last is not None:
+                self._next_n, self._prev, self._fresh = last.n + 1, last.link, False
+            else:
+                legacy = None if state is None else state.legacy
+                self._next_n, self._fresh = 1, True
+                self._prev = "" if legacy is None else (legacy.mac or legacy.hash)
+            self.last_entry = last
+
+    def intent_sync(self, seq: int, hash_: str, *, durable: bool = False) -> None:
+        """Announce a batch ending at ``(seq, hash)`` before its commit (once: a retried
+        batch is announced already)."""
+        last = self.last_entry
+        if last is None or (last.kind, last.seq, last.hash) != (INTENT, seq, hash_):
+            self.append_sync(INTENT, seq, hash_, durable=durable)
+
+    def done_sync(self, seq: int, hash_: str, *, durable: bool = False) -> Entry:
+        """Record ``(seq, hash)`` as committed; returns the entry that says so."""
+        last = self.last_entry
+        if last is not None and last.kind == DONE and (last.seq, last.hash) == (seq, hash_):
+            return last
+        return self.append_sync(DONE, seq, hash_, durable=durable)
+
+    async def intent(self, seq: int, hash_: str) -> None:
+        await asyncio.to_thread(self.intent_sync, seq, hash_, durable=True)
+
+    async def done(self, seq: int, hash_: str) -> Entry:
+        return await asyncio.to_thread(self.done_sync, seq, hash_)
+
+    def append_sync(self, kind: str, seq: int, hash_: str, *, durable: bool = False,
+                    by: str = "") -> Entry:
+        """Append one entry: visible to readers on return, durable too if ``durable``."""
+        with self._lock:
+            entry = make_entry(self.key, self._next_n, kind, seq, hash_, self._prev, by)
+            data = entry.line()
+            if self._fresh:
+                _replace(self.path, data)  # durable; continues an old-format file, if any
+                self._fresh = False
                 self._open_fd()
-                self._slot = 0
-                return cp
-            try:
-                _write_all(fd, data, self._slot * RECORD_SIZE)
+                self._size = len(data)
+            else:
+                fd = self._append_fd()
+                _write_all(fd, data)
+                self._size += len(data)
                 if durable:
                     os.fdatasync(fd)
-                self._slot ^= 1  # a torn next write cannot touch the slot just written
-            except OSError:
-                self._close_fd()  # the next write starts over with an atomic replace
+            self._next_n, self._prev, self.last_entry = entry.n + 1, entry.link, entry
+            return entry
+
+    def _append_fd(self) -> int:
+        """The open file, if the path still names it as this writer left it; else what the
+        path names now (said at error level: the gap in the counter shows in verify)."""
+        fd = self._fd
+        try:
+            st = os.stat(self.path)
+            ours = (st.st_dev, st.st_ino) == self._file_id and st.st_size == self._size
+        except FileNotFoundError:
+            ours, st = False, None
+        if fd is not None and ours:
+            return fd
+        log.error("audit checkpoint log %s changed behind the writer's back (%s); appending "
+                  "entry %d to what the path names now", self.path,
+                  "missing" if st is None else f"{st.st_size} bytes, expected {self._size}",
+                  self._next_n)
+        self._close_fd()
+        self._open_fd(create=True)
+        if self._fd is None:
+            raise OSError(f"cannot open checkpoint log {self.path}")
+        self._size = os.fstat(self._fd).st_size
+        return self._fd
+
+    def _open_fd(self, *, create: bool = False) -> None:
+        flags = os.O_WRONLY | os.O_APPEND | (os.O_CREAT if create else 0)
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError:
+            if create:
                 raise
-            return cp
+            return  # written durably; the next append finds the file again
+        st = os.fstat(fd)
+        self._fd, self._file_id = fd, (st.st_dev, st.st_ino)
+
+    def _close_fd(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def sync(self) -> None:
-        """fdatasync the record written last (nothing to do if none is open). Runs on a dup
-        of the descriptor, outside the lock, so the next ``write_sync`` need not wait."""
+        """fdatasync what was appended (nothing to do if no file is open). Runs on a dup of
+        the descriptor, outside the lock, so the next append need not wait."""
         with self._lock:
             if self._fd is None:
                 return
             fd = os.dup(self._fd)
         try:
             os.fdatasync(fd)
-        except OSError:
-            with self._lock:
-                self._close_fd()  # the next write starts over with an atomic replace
-            raise
         finally:
             os.close(fd)
 
     def request_sync(self, on_error: Callable[[OSError], None]) -> None:
-        """``sync()`` soon, on this file's own thread, without involving any event loop.
+        """``sync()`` soon, on this log's own thread, without involving any event loop.
         Coalesced: while one runs, any number of requests make exactly one more. A failure
         goes to ``on_error`` (on that thread)."""
         with self._lock:
@@ -319,40 +550,10 @@ class CheckpointFile:
         if running is not None:
             await asyncio.wrap_future(running)
 
-    def _still_ours(self) -> bool:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return False
-        return (st.st_dev, st.st_ino) == self._file_id and st.st_size == 2 * RECORD_SIZE
-
-    def _open_fd(self) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDWR)
-        except OSError:
-            return  # the record is durable; the next write replaces it again
-        st = os.fstat(fd)
-        self._fd, self._file_id = fd, (st.st_dev, st.st_ino)
-
-    def _close_fd(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
     def close(self) -> None:
-        """Release the open record (a later write reopens it) and the sync thread. Idempotent."""
+        """Release the file (a later append reopens it) and the sync thread. Idempotent."""
         executor, self._sync_executor = self._sync_executor, None
         if executor is not None:
             executor.shutdown(wait=True)  # a pending background sync finishes first
         with self._lock:
             self._close_fd()
-
-    async def read(self) -> Checkpoint | None:
-        return await asyncio.to_thread(read_checkpoint, self.path)
-
-    def mac_ok(self, cp: Checkpoint) -> bool:
-        """True when no key is configured (nothing to check) or the MAC verifies."""
-        if self.key is None:
-            return True
-        return hmac.compare_digest(cp.mac, compute_mac(self.key, cp.seq, cp.hash))

@@ -10,13 +10,17 @@ process dies (no stale lock files to clean up):
   open file description, so a second open in the *same* process is refused too.
 - PostgreSQL: ``pg_try_advisory_lock`` on a dedicated connection held for the store's
   lifetime (session-level, survives transactions). If that connection drops, the server
-  releases the lock: a caveat shared by every advisory-lock scheme.
+  releases the lock: a caveat shared by every advisory-lock scheme. So after a lost
+  connection the writer calls ``ensure`` before it writes again: if the lock's session
+  died, the lock is taken again on a new one, or the writer is fenced (``WriterFenced``)
+  when another session took it meanwhile.
 
 Read-only stores (verify / show / export) take no lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 
@@ -24,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rfq_engine.store.base import StoreError
+from rfq_engine.store.outage import WriterFenced
 
 __all__ = ["PG_LOCK_KEY", "FileLock", "PgAdvisoryLock"]
 
@@ -92,6 +97,26 @@ class PgAdvisoryLock:
                 f"database {database!r}; open read-only to inspect"
             )
         self._conn = conn
+
+    async def ensure(self) -> None:
+        """After a lost connection: keep the lock if its session is alive, else take it
+        again. WriterFenced if another session holds it now; any other error (the server
+        still unreachable) propagates, for the caller to retry."""
+        conn = self._conn
+        if conn is not None:
+            try:
+                await conn.execute(text("SELECT 1"))
+                return  # a session-level lock lives as long as its session
+            except Exception:
+                self._conn = None
+                with contextlib.suppress(Exception):
+                    await conn.invalidate()
+                with contextlib.suppress(Exception):
+                    await conn.close()
+        try:
+            await self.acquire()
+        except StoreError as exc:
+            raise WriterFenced(f"{exc} (taken while this writer's connection was lost)") from None
 
     async def release(self) -> None:
         conn, self._conn = self._conn, None

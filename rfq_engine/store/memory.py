@@ -31,11 +31,12 @@ from rfq_engine.store.base import (
     VerifyReport,
 )
 from rfq_engine.store.chain import RawRow, event_row
-from rfq_engine.store.checkpoint import CheckpointFile, key_from_env
+from rfq_engine.store.checkpoint import CheckpointLog, key_from_env
 from rfq_engine.store.events import GENESIS_HASH, AuditEvent
+from rfq_engine.store.outage import HealthWatcher, RetryPolicy
 from rfq_engine.store.projection import Change, Tables, apply_change, changes_for
 from rfq_engine.store.verify import check_before_writing, verify_pages
-from rfq_engine.store.writer import GroupCommitWriter, WriterStats
+from rfq_engine.store.writer import GroupCommitWriter, WriterHealth, WriterStats
 
 __all__ = ["InMemoryAuditStore", "matches"]
 
@@ -55,7 +56,7 @@ def matches(event: AuditEvent, flt: EventFilter) -> bool:
     )
 
 
-class InMemoryAuditStore(AuditStore):
+class InMemoryAuditStore(WriterHealth, AuditStore):
     """An AuditStore that keeps everything in process memory."""
 
     def __init__(
@@ -64,10 +65,13 @@ class InMemoryAuditStore(AuditStore):
         checkpoint_path: str | os.PathLike[str] | None = None,
         checkpoint_key: bytes | None = None,
         batch_max: int = 1000,
+        retry: RetryPolicy | None = None,
     ) -> None:
         key = checkpoint_key if checkpoint_key is not None else key_from_env()
-        self._checkpoint = None if checkpoint_path is None else CheckpointFile(checkpoint_path, key)
+        self._checkpoint = None if checkpoint_path is None else CheckpointLog(checkpoint_path, key)
         self._batch_max = batch_max
+        self._retry = retry
+        self._watchers: list[HealthWatcher] = []
         self._events: list[AuditEvent] = []
         self._tables = Tables()
         self._writer: GroupCommitWriter[_Prepared] | None = None
@@ -89,12 +93,13 @@ class InMemoryAuditStore(AuditStore):
         if self._writer is not None:
             raise StoreError("the audit store is already open")
         head = self._head()
-        await check_before_writing(self._checkpoint, head, self._hash_at)
+        await check_before_writing(self._checkpoint, self._raw_pages(), head)
         writer = GroupCommitWriter(
             self._prepare, self._commit, self._load_head, head, checkpoint=self._checkpoint,
-            batch_max=self._batch_max,
+            batch_max=self._batch_max, retry=self._retry,
         )
         writer.stats = self.stats
+        self._attach(writer)
         writer.start()
         self._writer = writer
 
@@ -139,9 +144,6 @@ class InMemoryAuditStore(AuditStore):
             return 0, GENESIS_HASH
         last = self._events[-1]
         return last.seq, last.hash
-
-    async def _hash_at(self, seq: int) -> str | None:
-        return self._events[seq - 1].hash if 0 < seq <= len(self._events) else None
 
     # --- events -----------------------------------------------------------------------------
 

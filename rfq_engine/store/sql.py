@@ -47,9 +47,10 @@ from sqlalchemy.sql.dml import Insert
 
 from rfq_engine.store.base import AuditStore, EventFilter, StoreError, VerifyReport
 from rfq_engine.store.chain import RawRow, event_row, ts_text
-from rfq_engine.store.checkpoint import CheckpointFile, key_from_env
+from rfq_engine.store.checkpoint import CheckpointLog, key_from_env
 from rfq_engine.store.events import GENESIS_HASH, AuditEvent
 from rfq_engine.store.locks import FileLock, PgAdvisoryLock
+from rfq_engine.store.outage import HealthWatcher, RetryPolicy
 from rfq_engine.store.projection import (
     Change,
     Dirty,
@@ -73,8 +74,15 @@ from rfq_engine.store.tables import (
     row_to_event,
     upgrade_indexes,
 )
-from rfq_engine.store.verify import check_before_writing, verify_pages
-from rfq_engine.store.writer import CommitFn, GroupCommitWriter, ThreadCommit, WriterStats
+from rfq_engine.store.verify import adopt_tail, check_before_writing, verify_pages
+from rfq_engine.store.witness import Witness
+from rfq_engine.store.writer import (
+    CommitFn,
+    GroupCommitWriter,
+    ThreadCommit,
+    WriterHealth,
+    WriterStats,
+)
 
 __all__ = ["DEFAULT_URL", "SqlAuditStore"]
 
@@ -99,13 +107,15 @@ def _upsert(dialect: str, table: Any) -> Insert:
     return stmt.on_conflict_do_update(index_elements=pk, set_=update)
 
 
-class SqlAuditStore(SqlQueryTables, AuditStore):
+class SqlAuditStore(WriterHealth, SqlQueryTables, AuditStore):
     """The audit store on SQLite (default) or PostgreSQL.
 
     ``checkpoint_path``: ``...`` means the default (``<dbfile>.head`` for SQLite, none for
     PostgreSQL); None disables the checkpoint (verify then notes that deletion of the
     newest events cannot be detected). ``readonly``: no lock, no writer, no DDL; append
-    raises. ``checkpoint_key`` defaults to ``$RFQ_AUDIT_CHECKPOINT_KEY``.
+    raises. ``checkpoint_key`` defaults to ``$RFQ_AUDIT_CHECKPOINT_KEY``. ``witness``: a
+    file the writer publishes its heads to and ``verify`` checks against (witness.py).
+    ``retry``: what the writer does when a commit fails (outage.py).
     """
 
     def __init__(
@@ -120,6 +130,8 @@ class SqlAuditStore(SqlQueryTables, AuditStore):
         batch_max: int = 1000,
         busy_timeout_ms: int = 5000,
         verify_page: int = 20_000,
+        witness: str | os.PathLike[str] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         try:
             self._url: URL = make_url(url)
@@ -135,7 +147,9 @@ class SqlAuditStore(SqlQueryTables, AuditStore):
         if checkpoint_path is ...:
             checkpoint_path = None if self._sqlite_path is None else f"{self._sqlite_path}.head"
         key = checkpoint_key if checkpoint_key is not None else key_from_env()
-        self._checkpoint = None if checkpoint_path is None else CheckpointFile(checkpoint_path, key)
+        self._checkpoint = None if checkpoint_path is None else CheckpointLog(checkpoint_path, key)
+        self._witness = witness
+        self._retry = retry
         self.readonly = readonly
         self._synchronous = sync
         if sqlite_cache_mib < 1:
@@ -158,6 +172,7 @@ class SqlAuditStore(SqlQueryTables, AuditStore):
             for t in (rfqs, quotes, awards, fills)
         }
         self.stats = WriterStats()
+        self._watchers: list[HealthWatcher] = []
 
     def _sqlite_file(self) -> str:
         database = self._url.database
@@ -232,19 +247,37 @@ class SqlAuditStore(SqlQueryTables, AuditStore):
             pragmas += ["PRAGMA journal_mode = WAL", f"PRAGMA synchronous = {self._synchronous}"]
         return pragmas
 
-    async def _open_writer(self) -> None:
-        engine = self._require_engine()
+    async def _take_lock(self) -> None:
         if self._sqlite_path is not None:
             self._file_lock = FileLock(f"{self._sqlite_path}.lock")
             self._file_lock.acquire()
         else:
-            self._pg_lock = PgAdvisoryLock(engine)
+            self._pg_lock = PgAdvisoryLock(self._require_engine())
             await self._pg_lock.acquire()
+
+    async def adopt_tail(self, through: int, by: str) -> tuple[int, int]:
+        """``rfq audit adopt-tail`` (verify.adopt_tail) on this store, unopened: takes the
+        writer's lock (no writer may run), vouches, releases."""
+        if self.readonly or self._engine is not None or self._checkpoint is None:
+            raise StoreError("adopt-tail needs a closed, writable store with a checkpoint")
+        self._check_database_file()
+        self._engine = self._create_engine()
+        try:
+            with store_errors("adopt-tail"):
+                await self._take_lock()
+                return await adopt_tail(self._checkpoint, self._raw_pages(), through, by)
+        finally:
+            await self._release()
+
+    async def _open_writer(self) -> None:
+        engine = self._require_engine()
+        await self._take_lock()
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
             await conn.run_sync(upgrade_indexes)
         head = await self._load_head()
-        await check_before_writing(self._checkpoint, head, self._hash_at)
+        with store_errors("verifying the chain before writing"):
+            await check_before_writing(self._checkpoint, self._raw_pages(), head, self._witness)
         self._cache = RowCache()
         commit: CommitFn[_Prepared] | ThreadCommit[_Prepared] = self._commit
         if self._sqlite_path is not None:  # the whole commit in one hop to its own thread
@@ -257,9 +290,11 @@ class SqlAuditStore(SqlQueryTables, AuditStore):
             commit = self._committer.thread_commit()
         writer = GroupCommitWriter(
             self._prepare, commit, self._load_head, head, checkpoint=self._checkpoint,
-            batch_max=self._batch_max,
+            batch_max=self._batch_max, reconnect=self._reconnect, retry=self._retry,
+            witness=None if self._witness is None else Witness(self._witness),
         )
         writer.stats = self.stats
+        self._attach(writer)
         writer.start()
         self._writer = writer
 
@@ -320,6 +355,17 @@ class SqlAuditStore(SqlQueryTables, AuditStore):
     def queue_depth(self) -> int:
         return 0 if self._writer is None else self._writer.depth
 
+    async def _reconnect(self) -> None:
+        """Before the writer retries a failed commit: PostgreSQL's pool is dropped, so the
+        retry runs on a new connection, and the writer's lock is checked (and taken again
+        if its session died: a database restart ends every session). SQLite's connection
+        is a file handle; a failed transaction was rolled back on it."""
+        if self._dialect != "postgresql":
+            return
+        await self._require_engine().dispose()
+        if self._pg_lock is not None:
+            await self._pg_lock.ensure()
+
     def _prepare(self, events: list[AuditEvent], payloads: list[dict[str, Any]]) -> _Prepared:
         """The CPU half of a commit, done while the previous batch is still committing."""
         changes = [c for e, p in zip(events, payloads, strict=True) for c in changes_for(e, p)]
@@ -364,12 +410,6 @@ class SqlAuditStore(SqlQueryTables, AuditStore):
         async with self._require_engine().connect() as conn:
             row = (await conn.execute(stmt)).first()
         return (0, GENESIS_HASH) if row is None else (int(row[0]), str(row[1]))
-
-    async def _hash_at(self, seq: int) -> str | None:
-        stmt = select(audit_events.c.hash).where(audit_events.c.seq == seq)
-        async with self._require_engine().connect() as conn:
-            value = (await conn.execute(stmt)).scalar()
-        return None if value is None else str(value)
 
     # --- events -----------------------------------------------------------------------------
 
@@ -418,7 +458,7 @@ class SqlAuditStore(SqlQueryTables, AuditStore):
 
     async def verify(self) -> VerifyReport:
         with store_errors("verify"):
-            return await verify_pages(self._raw_pages(), self._checkpoint)
+            return await verify_pages(self._raw_pages(), self._checkpoint, self._witness)
 
     async def _raw_pages(self) -> AsyncGenerator[Sequence[RawRow], None]:
         """Pages of raw rows from the driver; the next page is fetched while the consumer

@@ -1,131 +1,294 @@
-"""``verify`` for every store: stream raw rows through the chain check, then the checkpoint.
+"""``verify`` for every store: stream raw rows through the chain check, then judge the chain
+against its checkpoint log and, if there is one, its witness.
 
 The store only supplies pages of raw rows in seq order (``chain.RawRow``); the judgement
 (which problem wins, what is merely a note) lives here once. Chain problems come first
-because they name the lowest bad seq; the checkpoint can only speak about the head.
+because they name the lowest bad seq; the checkpoint and the witness speak about heads.
+
+What the checkpoint log's newest entry allows the database to hold (``checkpoint.py``):
+
+- a ``done`` (or ``adopt``) entry for seq S: exactly S events, with the entry's hash at S;
+- an ``intent`` for S after an entry for B: S events (the batch landed; its done entry is
+  missing because a writer is between the two or stopped there) or B (not yet committed,
+  or never: a writer stopped before its commit); both are notes;
+- fewer: "events after seq N were deleted"; another hash at the entry's seq: the chain was
+  rewritten; more: rows no writer announced ("not covered by the checkpoint log"). A
+  writer may be committing while ``verify`` reads, so the log is read before the rows and,
+  if the rows go past it, once more after.
+
+A writer runs the same judgement when it opens the store (``check_before_writing``) and
+refuses to extend a chain that fails it, naming the first bad seq and the runbook.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass, field
 
 from rfq_engine.store.base import StoreError, VerifyReport
 from rfq_engine.store.chain import ChainVerifier, RawRow
-from rfq_engine.store.checkpoint import KEY_ENV, Checkpoint, CheckpointError, CheckpointFile
+from rfq_engine.store.checkpoint import (
+    ADOPT,
+    INTENT,
+    KEY_ENV,
+    Checkpoint,
+    CheckpointError,
+    CheckpointLog,
+    Entry,
+    LogState,
+    entry_mac_ok,
+)
+from rfq_engine.store.witness import read_witness
 
-__all__ = ["check_before_writing", "checkpoint_problem", "verify_pages"]
+__all__ = ["RUNBOOK", "adopt_tail", "check_before_writing", "verify_pages"]
 
+RUNBOOK = "runbooks/audit-chain-broken.md"
 NO_CHECKPOINT_NOTE = "no checkpoint configured: deletion of the newest events cannot be detected"
 UNAUTHENTICATED_NOTE = (
     f"checkpoint is not authenticated ({KEY_ENV} is not set): whoever can write both the "
     "database and the checkpoint file can hide a deletion"
 )
+HashAt = Callable[[int], "str | None"]
+"""The stored hash at a seq the verifier watched (None: not seen, or not watched)."""
 
 
-def checkpoint_problem(
-    checkpoint: CheckpointFile, cp: Checkpoint | None, head_seq: int, hash_at_cp: str | None
-) -> tuple[str, int | None] | None:
-    """What is wrong between a (valid) chain ending at ``head_seq`` and its checkpoint.
+@dataclass(slots=True)
+class _Judgement:
+    problem: str | None = None
+    first_bad: int | None = None
+    checkpoint_seq: int | None = None
+    notes: list[str] = field(default_factory=list)
+    uncovered: bool = False
 
-    ``hash_at_cp`` is the hash stored in the database at ``cp.seq`` (None if absent).
-    Returns (problem, first_bad_seq) or None when they agree.
-    """
-    if cp is None:
-        if head_seq > 0:
-            return (
-                f"checkpoint {checkpoint.path} is missing but the chain holds events up to "
-                f"seq {head_seq} (checkpoint deleted, or database moved without it)",
-                None,
-            )
-        return None
-    if not checkpoint.mac_ok(cp):
-        return (
-            f"checkpoint {checkpoint.path}: MAC does not verify "
-            f"(forged checkpoint or wrong {KEY_ENV})",
-            None,
-        )
-    if head_seq < cp.seq:
-        return (
-            f"events after seq {head_seq} were deleted "
-            f"(the checkpoint records seq {cp.seq} as the head)",
-            head_seq + 1,
-        )
-    if cp.seq > 0 and hash_at_cp != cp.hash:
-        return (
-            f"seq {cp.seq}: hash differs from the checkpoint "
-            f"(chain rewritten at or before seq {cp.seq})",
-            cp.seq,
-        )
-    return None
+    def fail(self, problem: str, first_bad: int | None) -> _Judgement:
+        self.problem, self.first_bad = problem, first_bad
+        return self
 
 
-async def check_before_writing(
-    checkpoint: CheckpointFile | None,
-    head: tuple[int, str],
-    hash_at: Callable[[int], Awaitable[str | None]],
-) -> None:
-    """Before a writer extends a chain: refuse (StoreError) if the chain disagrees with its
-    checkpoint, because appending would move the checkpoint on and hide a deletion or a
-    rewrite for good; seal a new chain's empty head so a missing file always means loss."""
-    if checkpoint is None:
-        return
-    try:
-        cp = await checkpoint.read()
-    except CheckpointError as exc:
-        raise StoreError(str(exc)) from exc
-    found = checkpoint_problem(checkpoint, cp, head[0], None if cp is None else await hash_at(cp.seq))
-    if found is not None:
-        raise StoreError(f"refusing to write: {found[0]}; run `rfq audit verify`")
-    if cp is None:
-        await checkpoint.write(*head)
+def _rewritten(seq: int, what: str) -> str:
+    return f"seq {seq}: hash differs from the {what} (chain rewritten at or before seq {seq})"
 
 
-async def verify_pages(
-    pages: AsyncGenerator[Sequence[RawRow], None], checkpoint: CheckpointFile | None
-) -> VerifyReport:
-    """Verify a chain given as pages of raw rows; reads the checkpoint *before* the rows so a
-    running writer can only be ahead of it, never behind."""
+def _differs(hash_at: HashAt, seq: int, expected: str) -> bool:
+    found = hash_at(seq)
+    return found is not None and found != expected
+
+
+def _legacy(log: CheckpointLog, cp: Checkpoint, head: int, hash_at: HashAt, j: _Judgement) -> _Judgement:
+    """A checkpoint file of the previous format: one head, written after its commit."""
+    j.checkpoint_seq = cp.seq
+    if not log.mac_ok(cp):
+        return j.fail(f"checkpoint {log.path}: MAC does not verify (forged checkpoint or wrong "
+                      f"{KEY_ENV})", None)
+    if head < cp.seq:
+        return j.fail(f"events after seq {head} were deleted (the checkpoint records seq "
+                      f"{cp.seq} as the head)", head + 1)
+    if cp.seq > 0 and _differs(hash_at, cp.seq, cp.hash):
+        return j.fail(_rewritten(cp.seq, "checkpoint"), cp.seq)
+    if head > cp.seq:
+        j.notes.append(f"{head - cp.seq} events after checkpoint seq {cp.seq} are not covered "
+                       "(a checkpoint of the previous format; the next writer continues it as a log)")
+    return j
+
+
+def judge_log(log: CheckpointLog, state: LogState | None, head: int, hash_at: HashAt) -> _Judgement:
+    """What the checkpoint file says about a chain that verified up to ``head``."""
+    j = _Judgement()
+    if state is None or (state.legacy is None and state.last is None and state.problem is None):
+        if head > 0:
+            what = "is missing" if state is None else "is empty"
+            j.fail(f"checkpoint {log.path} {what} but the chain holds events up to seq {head} "
+                   "(checkpoint deleted, or database moved without it)", None)
+        return j
+    if state.legacy is not None:
+        return _legacy(log, state.legacy, head, hash_at, j)
+    if state.problem is not None:
+        return j.fail(state.problem, None)
+    if state.torn:
+        j.notes.append("the checkpoint log's last line is incomplete (a write in progress, or "
+                       "torn by a crash): ignored")
+    j.notes += [f"checkpoint entry {e.n}: events up to seq {e.seq} were adopted by {e.by} "
+                "(rfq audit adopt-tail)" for e in state.entries if e.kind == ADOPT]
+    last = state.last
+    assert last is not None
+    base = state.before_last if last.kind == INTENT else None
+    if last.kind == INTENT and head == last.seq:
+        j.notes.append(f"the batch up to seq {last.seq} was committed and its done entry is "
+                       "missing (a writer is between the two, or stopped there)")
+    elif base is not None and head == base.seq:
+        j.checkpoint_seq = base.seq
+        j.notes.append(f"checkpoint entry {last.n} announces seqs {base.seq + 1}..{last.seq}, "
+                       "not in the database: a writer is committing them, or stopped before it did")
+        if _differs(hash_at, base.seq, base.hash):
+            return j.fail(_rewritten(base.seq, "checkpoint"), base.seq)
+        return j
+    if j.checkpoint_seq is None:
+        j.checkpoint_seq = last.seq
+    if head < last.seq:
+        return j.fail(f"events after seq {head} were deleted (the checkpoint records seq "
+                      f"{last.seq} as the head)", head + 1)
+    if last.seq > 0 and _differs(hash_at, last.seq, last.hash):
+        return j.fail(_rewritten(last.seq, "checkpoint"), last.seq)
+    if head > last.seq:
+        j.uncovered = True
+        return j.fail(
+            f"events {last.seq + 1}..{head} are not covered by the checkpoint log (its newest "
+            f"entry, {last.n}, names seq {last.seq}): rows added behind the writer's back, or "
+            f"checkpoint entries lost to a power cut; see {RUNBOOK}", last.seq + 1)
+    return j
+
+
+def judge_witness(witnessed: list[Entry], state: LogState | None, head: int, hash_at: HashAt,
+                  key: bytes | None, path: str | os.PathLike[str]) -> _Judgement:
+    """The chain and its checkpoint log against the heads a witness holds."""
+    j = _Judgement()
+    if not witnessed:
+        j.notes.append(f"the witness {path} holds no head yet")
+        return j
+    for w in witnessed:
+        if not entry_mac_ok(w, key):
+            return j.fail(f"witness {path}: entry {w.n} does not verify (forged, or the wrong "
+                          f"{KEY_ENV})", None)
+    newest = max(witnessed, key=lambda w: w.n)
+    if head < newest.seq:
+        return j.fail(
+            f"events after seq {head} were deleted: the witness {path} saw seq {newest.seq} "
+            f"committed (checkpoint entry {newest.n}); the database and its checkpoint log were "
+            "rolled back together", head + 1)
+    if _differs(hash_at, newest.seq, newest.hash):
+        return j.fail(_rewritten(newest.seq, f"head the witness {path} saw"), newest.seq)
+    if state is not None and state.legacy is None:
+        for w in witnessed:
+            found = state.find(w.n)
+            if found is None or found.link != w.link:
+                return j.fail(f"the checkpoint log lacks the witnessed entry {w.n} (seq {w.seq}): "
+                              "it was rolled back or rewritten", None)
+    return j
+
+
+def _seqs(state: LogState | None, witnessed: Sequence[Entry]) -> set[int]:
+    """The seqs whose stored hash the judgement needs."""
+    seqs = {max(witnessed, key=lambda w: w.n).seq} if witnessed else set()
+    if state is not None:
+        if state.legacy is not None:
+            seqs.add(state.legacy.seq)
+        seqs |= {e.seq for e in (state.last, state.before_last) if e is not None}
+    return seqs
+
+
+async def _verify(
+    pages: AsyncGenerator[Sequence[RawRow], None], checkpoint: CheckpointLog | None,
+    witness: str | os.PathLike[str] | None,
+) -> tuple[VerifyReport, LogState | None, bool]:
+    """The report, the checkpoint log as judged, and whether the one problem is rows past
+    the log (what ``adopt_tail`` may vouch for)."""
     started = time.perf_counter()
     notes: list[str] = []
-    cp: Checkpoint | None = None
+    state: LogState | None = None
     cp_error: str | None = None
+    witnessed: list[Entry] = []
     if checkpoint is None:
         notes.append(NO_CHECKPOINT_NOTE)
     else:
         try:
-            cp = await checkpoint.read()
+            state = await checkpoint.read()  # before the rows: a running writer is only ahead
         except (CheckpointError, OSError) as exc:
             cp_error = f"checkpoint unreadable: {exc}"
-    verifier = ChainVerifier(watch_seq=None if cp is None else cp.seq)
+    if witness is not None:
+        try:
+            witnessed = read_witness(witness)
+        except FileNotFoundError:
+            notes.append(f"no witness file at {witness} yet")
+        except (CheckpointError, OSError) as exc:
+            cp_error = cp_error or f"witness unreadable: {exc}"
+    verifier = ChainVerifier(watch=_seqs(state, witnessed))
     async with contextlib.aclosing(pages):
         async for page in pages:
             if not verifier.feed(page):
                 break
-    problem, first_bad = verifier.problem, verifier.first_bad_seq
+    problem, first_bad, cp_seq = verifier.problem, verifier.first_bad_seq, None
+    head, uncovered = verifier.head_seq, False
     if checkpoint is not None:
         if not checkpoint.authenticated:
             notes.append(UNAUTHENTICATED_NOTE)
-        if problem is None and cp_error is not None:
-            problem = cp_error
-        elif problem is None:
-            found = checkpoint_problem(checkpoint, cp, verifier.head_seq, verifier.watched_hash)
-            if found is not None:
-                problem, first_bad = found
-        if problem is None and cp is not None and verifier.head_seq > cp.seq:
-            notes.append(
-                f"{verifier.head_seq - cp.seq} events after checkpoint seq {cp.seq} are not "
-                "covered yet (a writer is committing, or stopped between commit and checkpoint)"
-            )
-    return VerifyReport(
-        ok=problem is None,
-        events=verifier.count,
-        head_seq=verifier.head_seq,
-        head_hash=verifier.head_hash,
-        first_bad_seq=first_bad,
-        problem=problem,
-        checkpoint_seq=None if cp is None else cp.seq,
-        seconds=time.perf_counter() - started,
-        notes=tuple(notes),
-    )
+        j = judge_log(checkpoint, state, head, verifier.hash_at)
+        if j.uncovered:  # a writer may have committed since the log was read: once more
+            again = await checkpoint.read()
+            retry = judge_log(checkpoint, again, head, verifier.hash_at)
+            if retry.problem is None:
+                j, state = retry, again
+        cp_seq = j.checkpoint_seq
+        if problem is None and cp_error is None and j.problem is not None:
+            problem, first_bad, uncovered = j.problem, j.first_bad, j.uncovered
+        notes += j.notes
+    if witness is not None and problem is None and cp_error is None:
+        key = None if checkpoint is None else checkpoint.key
+        w = judge_witness(witnessed, state, head, verifier.hash_at, key, witness)
+        problem, first_bad = w.problem, w.first_bad
+        notes += w.notes
+    if problem is None and cp_error is not None:
+        problem = cp_error
+    report = VerifyReport(
+        ok=problem is None, events=verifier.count, head_seq=head, head_hash=verifier.head_hash,
+        first_bad_seq=first_bad, problem=problem, checkpoint_seq=cp_seq,
+        seconds=time.perf_counter() - started, notes=tuple(notes))
+    return report, state, uncovered
+
+
+async def verify_pages(
+    pages: AsyncGenerator[Sequence[RawRow], None], checkpoint: CheckpointLog | None,
+    witness: str | os.PathLike[str] | None = None,
+) -> VerifyReport:
+    """Verify a chain given as pages of raw rows against its checkpoint log (and witness)."""
+    report, _, _ = await _verify(pages, checkpoint, witness)
+    return report
+
+
+async def check_before_writing(
+    checkpoint: CheckpointLog | None, pages: AsyncGenerator[Sequence[RawRow], None],
+    head: tuple[int, str], witness: str | os.PathLike[str] | None = None,
+) -> None:
+    """Before a writer extends a chain: verify all of it (the rows, the checkpoint log, the
+    witness) and refuse (StoreError) if it fails, naming the first bad seq and the runbook:
+    appending would bury the damage under new events. Then continue the log with a
+    ``done`` entry for the head found (a new chain's seq 0, so that from then on a missing
+    file is itself a finding; a batch that did or did not land before a crash)."""
+    report, state, _ = await _verify(pages, checkpoint, witness)
+    if not report.ok:
+        where = "" if report.first_bad_seq is None else f" (first bad seq {report.first_bad_seq})"
+        raise StoreError(f"refusing to write: {report.problem}{where}; run `rfq audit verify` "
+                         f"and follow {RUNBOOK}")
+    if (report.head_seq, report.head_hash) != head:
+        raise StoreError(f"refusing to write: the chain head moved while it was verified "
+                         f"(seq {head[0]}, then {report.head_seq}): is another writer running?")
+    if checkpoint is None:
+        return
+    checkpoint.resume(state)
+    last = None if state is None else state.last
+    if last is None or last.kind == INTENT or (last.seq, last.hash) != head:
+        await checkpoint.done(*head)
+
+
+
+async def adopt_tail(checkpoint: CheckpointLog, pages: AsyncGenerator[Sequence[RawRow], None],
+                     through: int, by: str) -> tuple[int, int]:
+    """A person vouches for the events past the checkpoint log (their entries lost to a
+    power cut; docs/audit.md), with the writer's lock held: the chain must verify but for
+    exactly that, ending at ``through``. Appends an ``adopt`` entry naming ``by``; returns
+    the first and last seq adopted. Anything else wrong is refused."""
+    report, state, uncovered = await _verify(pages, checkpoint, None)
+    if report.ok:
+        raise StoreError("nothing to adopt: every event is covered by the checkpoint log")
+    if not uncovered or report.first_bad_seq is None:
+        raise StoreError(f"refusing to adopt: {report.problem}; follow {RUNBOOK}")
+    if report.head_seq != through:
+        raise StoreError(f"the uncovered events are seqs {report.first_bad_seq}..{report.head_seq}, "
+                         f"not up to {through}: check them, then name the last one")
+    checkpoint.resume(state)
+    await asyncio.to_thread(checkpoint.append_sync, ADOPT, report.head_seq, report.head_hash,
+                            durable=True, by=by)
+    return report.first_bad_seq, report.head_seq

@@ -15,41 +15,56 @@ N's last event and prepared, in chunks with a yield between them so N's commit k
 moving; when N is durable, N+1 goes straight to the database.
 
 Where the commit is a blocking call on a thread of its own (``ThreadCommit``: SQLite), the
-writer runs it and the checkpoint's write in one hop to that thread, and the checkpoint's
-fdatasync follows in the background after the futures resolved (see checkpoint.py for why
-that is safe); otherwise the checkpoint is written, durably, after the commit returns. A
+writer runs the checkpoint log's ``intent`` entry, the commit and its ``done`` entry in one
+hop to that thread, and the log's fdatasync follows in the background after the futures
+resolved (checkpoint.py says what a power cut in that window can and cannot cost);
+otherwise the intent is appended durably before the commit and the done entry after it. A
 ``ThreadCommit`` may split off work the appenders need not wait for (``after``: SQLite's
 query tables); it runs once the tasks the futures woke have had their turn, and ``flush``
 and ``settled`` wait for it, ``depth`` does not count it.
 
-If ``commit`` raises, the head is reloaded from the store. If the store's head turns out to
-be this batch's last event the commit did land (the error came after it, e.g. a lost
-connection during COMMIT) and the futures resolve normally; otherwise they fail with
-``StoreError``, the next batch (linked on top of the failed one) goes back to the queue
-and is relinked, and the seqs are reused, so the chain never has holes.
+If ``commit`` raises, the batch is neither failed nor dropped (outage.py): the writer
+reconnects (``reconnect``), reloads the head, and if the batch is not in the store after
+all (the error came after the COMMIT), commits it again with the same seqs and hashes,
+with a backoff, while later events wait behind it in order (the batch staged meanwhile
+stays linked on top of it). Watchers see the store go down and come back. Only past the
+retry policy's limits does the writer stop: every waiting future fails, nothing more is
+written, and what the store holds is a prefix of what happened.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Final, Generic, TypeVar
 
-from rfq_engine.domain import to_jsonable, utc_now
-from rfq_engine.domain.values import decimal_str
+from rfq_engine.domain import utc_now
 from rfq_engine.store.base import StoreError
+from rfq_engine.store.canonical import encode_payload
 from rfq_engine.store.chain import link_hash, ts_text
-from rfq_engine.store.checkpoint import CheckpointFile
+from rfq_engine.store.checkpoint import DONE, CheckpointLog
 from rfq_engine.store.events import AuditEvent
+from rfq_engine.store.outage import (
+    UP,
+    HealthTracker,
+    HealthWatcher,
+    RetryPolicy,
+    StoreHealth,
+    WriterFenced,
+    describe,
+)
+from rfq_engine.store.witness import Witness
 
-__all__ = ["CommitFn", "GroupCommitWriter", "HeadFn", "PrepareFn", "ThreadCommit", "WriterStats"]
+__all__ = [
+    "CommitFn", "GroupCommitWriter", "HeadFn", "PrepareFn", "ReconnectFn", "ThreadCommit",
+    "WriterHealth", "WriterStats",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +75,9 @@ PrepareFn = Callable[[list[AuditEvent], list[dict[str, Any]]], P]
 # commit(parts): one transaction for the prepared parts of one batch, in order.
 CommitFn = Callable[[list[P]], Awaitable[None]]
 HeadFn = Callable[[], Awaitable[tuple[int, str]]]
+# reconnect(): before a retry, drop the connections a failure may have broken (and retake
+# the writer's lock if its session died with them; WriterFenced if someone else has it).
+ReconnectFn = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,59 +106,20 @@ class WriterStats:
     failed_batches: int = 0
     failed_events: int = 0
     checkpoint_errors: int = 0
+    failed_commits: int = 0
+    """Commit attempts that failed (each is retried; none of them lost an event)."""
+    outages: int = 0
+    """Times the store went down (a retry on a new connection failed too)."""
 
 
-def _refuse_float(text: str) -> Any:
-    raise TypeError(f"floats are not allowed in audit payloads ({text}); use Decimal or str")
+class _Stopped(Exception):
+    """The writer gives up: past the retry policy's limits, or fenced."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
-def _jsonable(value: Any) -> Any:
-    converted = to_jsonable(value)
-    if converted is value:
-        raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-    return converted
-
-
-# ``canonical_json`` with its encoder and decoder built once: json.dumps/json.loads with
-# options construct new ones on every call, a quarter of the cost for small payloads.
-_encode: Final = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable
-).encode
-_decode: Final = json.JSONDecoder(
-    parse_float=_refuse_float, parse_constant=_refuse_float  # 1.5, NaN, Infinity
-).decode
-# For a payload already made of plain JSON values (see ``_native``): no ``default`` hook.
-_encode_native: Final = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False
-).encode
-
-
-class _Unusual(Exception):
-    """A value ``_native`` leaves to the general path (encode, then parse back)."""
-
-
-def _native(value: Any) -> Any:
-    """A fresh copy of ``value`` as ``_decode(_encode(value))`` would return it, for the
-    common types only (exact dict with str keys, list, tuple, str, int, bool, None,
-    Decimal); TypeError on a float, ``_Unusual`` for anything else. Cheaper than parsing
-    the encoded text back, and encoding the copy gives the same text as encoding ``value``."""
-    t = type(value)
-    if t is str or t is int or t is bool or value is None:
-        return value
-    if t is dict:
-        out = {}
-        for k, v in value.items():
-            if type(k) is not str:
-                raise _Unusual
-            out[k] = _native(v)
-        return out
-    if t is list or t is tuple:
-        return [_native(v) for v in value]
-    if t is Decimal:
-        return decimal_str(value)
-    if t is float:
-        raise TypeError(f"floats are not allowed in audit payloads ({value!r}); use Decimal or str")
-    raise _Unusual
 
 
 class _Pending:
@@ -183,18 +162,23 @@ class GroupCommitWriter(Generic[P]):
         load_head: HeadFn,
         head: tuple[int, str],
         *,
-        checkpoint: CheckpointFile | None = None,
+        checkpoint: CheckpointLog | None = None,
         batch_max: int = 1000,
+        reconnect: ReconnectFn | None = None,
+        retry: RetryPolicy | None = None,
+        witness: Witness | None = None,
     ) -> None:
         if batch_max < 1:
             raise ValueError("batch_max must be >= 1")
         self._prepare = prepare
         self._commit = commit
         self._load_head = load_head
+        self._reconnect = reconnect
+        self._policy = retry or RetryPolicy()
         self._head = head  # newest durable event
         self._linked = head  # newest linked event (ahead of _head while batches are staged)
-        self._head_stale = False
         self._checkpoint = checkpoint
+        self._witness = witness
         self._batch_max = batch_max
         self._queue: collections.deque[_Pending] = collections.deque()
         self._committing: _Batch[P] | None = None
@@ -207,6 +191,9 @@ class GroupCommitWriter(Generic[P]):
         self._settled = head[0]  # newest seq whose whole commit (not only its events) ended
         self._settle_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._closing = False
+        self._close_deadline: float | None = None
+        self._refusal = "the audit store is not open for writing"
+        self._tracker = HealthTracker(self._policy)
         self._task: asyncio.Task[None] | None = None
         self.stats = WriterStats()
         self.last_checkpoint_error: OSError | None = None
@@ -221,6 +208,14 @@ class GroupCommitWriter(Generic[P]):
         """Events submitted but not yet durable (queued, staged or being committed)."""
         return (len(self._queue) + len(self._committing or ()) + len(self._staged or ()))
 
+    @property
+    def health(self) -> StoreHealth:
+        return self._tracker.health
+
+    def watch(self, watcher: HealthWatcher) -> None:
+        """Call ``watcher(health)`` at each change: down, back up, stopped."""
+        self._tracker.watch(watcher)
+
     def start(self) -> None:
         if self._task is not None:
             raise RuntimeError("writer already started")
@@ -230,10 +225,10 @@ class GroupCommitWriter(Generic[P]):
         self, rfq_id: str | None, type_: str, actor: str, payload: Mapping[str, Any]
     ) -> asyncio.Future[AuditEvent]:
         """Queue an event. Raises at once (never via the future) for caller errors: a closed
-        writer (StoreError), an empty type/actor (ValueError), a float or another value
-        without an exact canonical JSON form (TypeError)."""
+        or stopped writer (StoreError), an empty type/actor (ValueError), a float or another
+        value without an exact canonical JSON form (TypeError)."""
         if self._task is None or self._closing:
-            raise StoreError("the audit store is not open for writing")
+            raise StoreError(self._refusal)
         if not isinstance(type_, str) or not type_:
             raise ValueError("event type must be a non-empty string")
         if not isinstance(actor, str) or not actor:
@@ -241,14 +236,8 @@ class GroupCommitWriter(Generic[P]):
         if rfq_id is not None and not isinstance(rfq_id, str):
             raise ValueError("rfq_id must be a string or None")
         # The store gets its own JSON-native copy and floats are refused (json.dumps writes
-        # them without asking), here rather than in the writer's critical path: by a copying
-        # walk for the common types, else by encoding and parsing the text back.
-        try:
-            parsed: dict[str, Any] = _native(payload if type(payload) is dict else dict(payload))
-            payload_json = _encode_native(parsed)
-        except (_Unusual, RecursionError):
-            payload_json = _encode(payload if type(payload) is dict else dict(payload))
-            parsed = _decode(payload_json)
+        # them without asking), here rather than in the writer's critical path.
+        payload_json, parsed = encode_payload(payload)
         future: asyncio.Future[AuditEvent] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(utc_now(), rfq_id, type_, actor, payload_json, parsed, future))
         self._submitted += 1
@@ -260,8 +249,9 @@ class GroupCommitWriter(Generic[P]):
         target = self._submitted
         if self._processed >= target:
             return
-        if self._task is None:
-            raise StoreError("the audit writer is not running")
+        if self._task is None or self._task.done():
+            raise StoreError(self._refusal if self._task is not None else
+                             "the audit writer is not running")
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._flush_waiters.append((target, self.stats.failed_events, waiter))
         await waiter
@@ -277,17 +267,23 @@ class GroupCommitWriter(Generic[P]):
         await asyncio.shield(waiter)
 
     async def close(self) -> None:
-        """Drain the queue, then stop. Idempotent; survives the caller being cancelled."""
+        """Drain the queue, then stop. With the store down, the retries go on for at most
+        the policy's ``close_grace_s``. Idempotent; survives the caller being cancelled."""
         task = self._task
         if task is None:
             return
         self._closing = True
+        self._refusal = "the audit store is closing"
+        if self._close_deadline is None:
+            self._close_deadline = time.monotonic() + self._policy.close_grace_s
         self._notify()
         try:
             await asyncio.shield(task)
             if self._checkpoint is not None:
                 await asyncio.shield(self._checkpoint.synced())
                 await asyncio.to_thread(self._sync_checkpoint)
+            if self._witness is not None:
+                await self._witness.close()
         finally:
             self._task = None
             if self._checkpoint is not None:
@@ -311,37 +307,30 @@ class GroupCommitWriter(Generic[P]):
                 if self._queue and (batch is None or len(batch) < self._batch_max):
                     batch = await self._stage(batch)
                 if batch is None:
-                    if self._queue:  # a batch failed before staging (store unavailable)
+                    if self._queue:  # the events of a failed ``prepare`` were failed
                         continue
                     if self._closing:
                         return
-                    await self._wait_for_work()
+                    await self._idle()
                     continue
                 self._committing = batch
                 commit = self._commit_task = self._start_commit(batch)
                 await self._stage_while(commit)
                 await self._finish(batch, commit)
+        except _Stopped as stopped:
+            self._stop(stopped.reason)
         except asyncio.CancelledError:
             self._abandon("the audit writer was cancelled")
             raise
         except Exception as exc:  # a bug: refuse new events rather than queue them forever
             log.exception("audit writer crashed")
-            self._closing = True
-            self._abandon(f"the audit writer crashed: {exc!r}")
+            self._stop(f"the audit writer crashed: {exc!r}")
         finally:
             self._wake_settlers(everyone=True)
 
     async def _stage(self, batch: _Batch[P] | None) -> _Batch[P] | None:
         """Link and prepare what is queued, up to batch_max, yielding between chunks.
         None when nothing could be staged."""
-        if self._head_stale and await self._reload_head():
-            self._linked = self._head  # nothing is staged while the head is stale
-        if self._head_stale:
-            doomed = [self._queue.popleft() for _ in range(min(len(self._queue), self._batch_max))]
-            self._fail(doomed, "audit store unavailable: could not read the chain head")
-            self._processed += len(doomed)
-            self._wake_flushers()
-            return batch
         batch = batch if batch is not None else _Batch()
         while self._queue and len(batch) < self._batch_max:
             self._link_chunk(batch)
@@ -350,28 +339,33 @@ class GroupCommitWriter(Generic[P]):
         return batch if batch else None
 
     def _start_commit(self, batch: _Batch[P]) -> asyncio.Future[bool]:
-        """The batch's commit; its result says whether the checkpoint was written with it."""
+        """The batch's commit; its result says whether the done entry was written with it."""
+        last = batch.events[-1]
         if isinstance(self._commit, ThreadCommit):
-            last = batch.events[-1]
             return asyncio.get_running_loop().run_in_executor(
                 self._commit.executor, self._commit_then_checkpoint, self._commit.commit,
                 batch.parts, last.seq, last.hash,
             )
-        return asyncio.ensure_future(self._commit_only(self._commit, batch.parts))
+        return asyncio.ensure_future(self._commit_only(self._commit, batch.parts, last))
 
-    @staticmethod
-    async def _commit_only(commit: CommitFn[P], parts: list[P]) -> bool:
+    async def _commit_only(self, commit: CommitFn[P], parts: list[P], last: AuditEvent) -> bool:
+        if self._checkpoint is not None:  # announced, durably, before it can exist
+            await self._checkpoint.intent(last.seq, last.hash)
         await commit(parts)
         return False
 
     def _commit_then_checkpoint(
         self, commit: Callable[[list[P]], None], parts: list[P], seq: int, hash_: str
     ) -> bool:
-        """On the commit's thread: commit, then write (not yet fdatasync) the checkpoint."""
+        """On the commit's thread: the intent entry, the commit, the done entry (visible,
+        not yet fdatasync'd). An intent that cannot be written fails the attempt: a row
+        nobody announced would read as forged."""
+        if self._checkpoint is not None:
+            self._checkpoint.intent_sync(seq, hash_)
         commit(parts)
         if self._checkpoint is not None:
             try:
-                self._checkpoint.write_sync(seq, hash_, durable=False)
+                self._checkpoint.done_sync(seq, hash_)
                 self.last_checkpoint_error = None
             except OSError as exc:
                 self._checkpoint_failed(exc)
@@ -398,9 +392,7 @@ class GroupCommitWriter(Generic[P]):
         """Until ``commit`` ends, link and prepare arriving events as the next batch."""
         while not commit.done():
             staged = self._staged
-            if self._queue and not self._head_stale and (
-                staged is None or len(staged) < self._batch_max
-            ):
+            if self._queue and (staged is None or len(staged) < self._batch_max):
                 if staged is None:
                     staged = self._staged = _Batch()
                 self._link_chunk(staged)
@@ -434,32 +426,137 @@ class GroupCommitWriter(Generic[P]):
 
     async def _finish(self, batch: _Batch[P], commit: asyncio.Future[bool]) -> None:
         error = commit.exception()
+        written_with_commit = commit.result() if error is None else await self._retry(batch, error)
         last = batch.events[-1]
-        if error is not None and not await self._landed_anyway(last):
-            self._fail(batch.pendings, f"audit write failed: {error}")
-            self._unstage()
-        else:
-            if error is not None:
-                log.warning("audit commit reported %r but the batch is in the store", error)
-            self._head = (last.seq, last.hash)
-            self.stats.batches += 1
-            self.stats.events += len(batch)
-            self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-            written_with_commit = error is None and commit.result()
-            if not written_with_commit:
-                await self._write_checkpoint()
-            for pending, event in zip(batch.pendings, batch.events, strict=True):
-                if not pending.future.done():
-                    pending.future.set_result(event)
-            if written_with_commit and self._checkpoint is not None:
-                self._checkpoint.request_sync(self._checkpoint_failed)  # after: off the wait
-            self._committing = None  # durable: no longer counted in ``depth``
-            await self._after_commit(batch)
-            self._settled = last.seq
-            self._wake_settlers()
+        self._head = (last.seq, last.hash)
+        self.stats.batches += 1
+        self.stats.events += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        if not written_with_commit:
+            await self._write_checkpoint()
+        for pending, event in zip(batch.pendings, batch.events, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(event)
+        if self._checkpoint is not None:
+            self._checkpoint.request_sync(self._checkpoint_failed)  # after: off the wait
+            entry = self._checkpoint.last_entry
+            if self._witness is not None and entry is not None and entry.kind == DONE:
+                self._witness.offer(entry)
+        self._committing = None  # durable: no longer counted in ``depth``
+        await self._after_commit(batch)
+        self._settled = last.seq
+        self._wake_settlers()
         self._committing = self._commit_task = None
         self._processed += len(batch)
         self._wake_flushers()
+
+    # --- a commit failed --------------------------------------------------------------------
+
+    async def _retry(self, batch: _Batch[P], error: BaseException) -> bool:
+        """Until ``batch`` is in the store: reconnect, reload the head, and commit it again
+        (same seqs and hashes) unless it landed after all. Returns whether the done entry
+        was written with the commit; raises ``_Stopped`` past the policy's limits."""
+        first, last = batch.events[0].seq, batch.events[-1]
+        started = time.monotonic()
+        failures = 0
+        while True:
+            failures += 1
+            self.stats.failed_commits += 1
+            if isinstance(error, WriterFenced):
+                raise _Stopped(describe(error))
+            if failures == 1:
+                log.warning("audit commit of seqs %d..%d failed (%s); retrying on a new connection",
+                            first, last.seq, describe(error))
+            else:
+                if self._tracker.failed(error, failures - 1, self.depth):
+                    self.stats.outages += 1
+                self._check_limits(started)
+                await self._pause(self._policy.delay(failures - 1))
+            try:
+                if self._reconnect is not None:
+                    await self._reconnect()
+                head = await self._load_head()
+            except WriterFenced as exc:
+                raise _Stopped(describe(exc)) from exc
+            except Exception as exc:  # still unavailable: the next attempt, after a pause
+                error = exc
+                continue
+            if head == (last.seq, last.hash):
+                log.warning("audit commit of seqs %d..%d reported an error, but the batch is in "
+                            "the store", first, last.seq)
+                self._tracker.recovered(self.depth)
+                return False
+            if head != self._head:
+                raise _Stopped(f"the chain head moved under this writer (seq {head[0]}; it wrote "
+                               f"up to seq {self._head[0]}): is another writer running?")
+            commit = self._commit_task = self._start_commit(batch)
+            await self._stage_while(commit)
+            error = commit.exception()  # type: ignore[assignment]
+            if error is None:
+                self._tracker.recovered(self.depth)
+                return bool(commit.result())
+
+    async def _idle(self) -> None:
+        """Wait for work; meanwhile read the head every ``probe_interval_s`` (outage.py)."""
+        work = self._wait_for_work()
+        interval = self._policy.probe_interval_s
+        if interval is None:
+            await work
+            return
+        failures = 0
+        while not work.done():
+            await asyncio.wait({work}, timeout=interval if failures == 0 else
+                               self._policy.delay(failures))
+            if work.done():
+                return
+            try:
+                if failures and self._reconnect is not None:
+                    await self._reconnect()
+                head = await self._load_head()
+            except WriterFenced as exc:
+                raise _Stopped(describe(exc)) from exc
+            except Exception as exc:
+                failures += 1
+                if failures >= 2 and self._tracker.failed(exc, failures - 1, self.depth):
+                    self.stats.outages += 1
+                continue
+            if head != self._head:
+                raise _Stopped(f"the chain head moved under this writer (seq {head[0]}; it wrote "
+                               f"up to seq {self._head[0]}): is another writer running?")
+            failures = 0
+            self._tracker.recovered(self.depth)
+
+    def _check_limits(self, started: float) -> None:
+        now, policy = time.monotonic(), self._policy
+        if now - started > policy.give_up_after_s:
+            raise _Stopped(f"the audit store has been unavailable for {now - started:.0f} s "
+                           f"(the limit is {policy.give_up_after_s:g} s: [store] outage_limit_s)")
+        if self.depth > policy.max_queued:
+            raise _Stopped(f"{self.depth} audit events wait for an unavailable store (the limit "
+                           f"is {policy.max_queued})")
+        if self._close_deadline is not None and now > self._close_deadline:
+            raise _Stopped("the audit store is still unavailable at shutdown")
+
+    async def _pause(self, delay: float) -> None:
+        if self._close_deadline is not None:
+            delay = min(delay, max(0.0, self._close_deadline - time.monotonic()) + 0.01)
+        await asyncio.sleep(delay)
+
+    def _stop(self, reason: str) -> None:
+        """Give up: fail everything waiting, refuse new events, write nothing more."""
+        self._closing = True
+        self._refusal = f"the audit writer stopped: {reason}"
+        waiting = [b for b in (self._committing, self._staged) if b is not None]
+        lost = self.depth
+        first = waiting[0].events[0].seq if waiting else self._head[0] + 1
+        log.error("audit writer stopped: %s; %d events were not written (seq %d and after); the "
+                  "store holds everything up to seq %d, with no gap; restart the engine once the "
+                  "store is back: recovery resumes from what is durable (runbooks/store-down.md)",
+                  reason, lost, first, self._head[0])
+        self._abandon(self._refusal)
+        self._tracker.stopped(reason)
+
+    # --- waiters, checkpoint ----------------------------------------------------------------
 
     def _wake_settlers(self, *, everyone: bool = False) -> None:
         if not self._settle_waiters:
@@ -473,38 +570,18 @@ class GroupCommitWriter(Generic[P]):
                 still.append((seq, waiter))
         self._settle_waiters = still
 
-    def _unstage(self) -> None:
-        """The staged batch was linked on top of a failed one: back to the queue, unlinked."""
-        staged, self._staged = self._staged, None
-        if staged is not None:
-            self._queue.extendleft(reversed(staged.pendings))
-        self._linked = self._head
-
-    async def _reload_head(self) -> bool:
-        try:
-            self._head = await self._load_head()
-        except Exception:  # any store failure: retried before the next batch
-            self._head_stale = True
-            return False
-        self._head_stale = False
-        return True
-
-    async def _landed_anyway(self, last: AuditEvent) -> bool:
-        """After a commit error: reload the head; True if it shows the batch was committed."""
-        return await self._reload_head() and self._head == (last.seq, last.hash)
-
     async def _write_checkpoint(self) -> None:
         if self._checkpoint is None:
             return
         try:
-            await self._checkpoint.write(*self._head)
+            await self._checkpoint.done(*self._head)
             self.last_checkpoint_error = None
         except OSError as exc:
             self._checkpoint_failed(exc)
 
     def _checkpoint_failed(self, exc: OSError) -> None:
-        # The events are durable; failing their futures would invite duplicates. The
-        # lagging checkpoint shows up as a note in verify and is retried next batch.
+        # The events are durable; failing their futures would invite duplicates. The next
+        # batch's intent entry covers them (or fails that batch's commit, and retries it).
         self.stats.checkpoint_errors += 1
         self.last_checkpoint_error = exc
         log.error("audit checkpoint %s not written: %s", getattr(self._checkpoint, "path", "?"), exc)
@@ -514,10 +591,12 @@ class GroupCommitWriter(Generic[P]):
             return
         try:
             self._checkpoint.sync()
-        except OSError as exc:  # the next write replaces the file atomically (durable)
+        except OSError as exc:
             self._checkpoint_failed(exc)
 
     def _fail(self, pendings: list[_Pending], reason: str) -> None:
+        """Fail these futures. The writer has said why at error level, once: the failure
+        counts as retrieved, so a future nobody awaited does not log it again."""
         if not pendings:
             return
         self.stats.failed_batches += 1
@@ -525,6 +604,7 @@ class GroupCommitWriter(Generic[P]):
         for pending in pendings:
             if not pending.future.done():
                 pending.future.set_exception(StoreError(reason))
+                pending.future.exception()
 
     def _wake_flushers(self) -> None:
         if not self._flush_waiters:
@@ -556,3 +636,24 @@ class GroupCommitWriter(Generic[P]):
             if not waiter.done():
                 waiter.set_exception(StoreError(reason))
         self._flush_waiters = []
+
+
+class WriterHealth:
+    """``health`` and ``watch_health`` of a store whose writer, while open, is ``_writer``:
+    watchers registered before ``open`` are handed to each writer it starts (``_attach``)."""
+
+    _writer: GroupCommitWriter[Any] | None
+    _watchers: list[HealthWatcher]
+
+    @property
+    def health(self) -> StoreHealth:
+        return UP if self._writer is None else self._writer.health
+
+    def watch_health(self, watcher: HealthWatcher) -> None:
+        self._watchers.append(watcher)
+        if self._writer is not None:
+            self._writer.watch(watcher)
+
+    def _attach(self, writer: GroupCommitWriter[Any]) -> None:
+        for watcher in self._watchers:
+            writer.watch(watcher)

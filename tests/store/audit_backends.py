@@ -10,6 +10,7 @@ import asyncpg
 from audit_tamper import SqlTamper
 
 from rfq_engine.store import AuditStore, InMemoryAuditStore, SqlAuditStore
+from rfq_engine.store.outage import RetryPolicy
 
 STORE_TABLES = "audit_events, rfqs, quotes, awards, fills"
 
@@ -31,19 +32,19 @@ class Backend:
 
     def build(
         self, *, readonly: bool = False, checkpoint: bool = True, key: bytes | None = None,
-        batch_max: int = 1000,
+        batch_max: int = 1000, witness: Path | None = None, retry: RetryPolicy | None = None,
     ) -> AuditStore:
         path = self.head if checkpoint else None
         if self.kind == "memory":
             # One instance per test: "reopen" is close() then open() on it.
             if self.memory is None:
                 self.memory = InMemoryAuditStore(
-                    checkpoint_path=path, checkpoint_key=key, batch_max=batch_max
+                    checkpoint_path=path, checkpoint_key=key, batch_max=batch_max, retry=retry,
                 )
             return self.memory
         store = SqlAuditStore(
             self.url, checkpoint_path=path, checkpoint_key=key, readonly=readonly,
-            batch_max=batch_max,
+            batch_max=batch_max, witness=witness, retry=retry,
         )
         self.stores.append(store)
         return store

@@ -19,6 +19,7 @@ from rfq_engine.store import (
     open_store,
     read_checkpoint,
 )
+from rfq_engine.store.outage import RetryPolicy, StoreState
 
 
 async def test_second_writer_is_refused_and_readers_work_alongside(sql_backend: Backend) -> None:
@@ -50,55 +51,77 @@ async def test_readonly_verify_while_the_writer_appends(sql_backend: Backend) ->
     assert reports[-1].events == 300 and reports[-1].checkpoint_seq == 300
 
 
-async def reject_actor_evil(backend: Backend) -> None:
-    """A trigger that makes any commit containing an event by 'evil' fail."""
+async def fail_inserts_while_faulty(backend: Backend) -> None:
+    """A trigger that fails every insert into audit_events while the table ``fault`` has a
+    row: a database that refuses commits until the test clears it."""
     tamper = backend.tamper()
     if backend.kind == "sqlite":
         await tamper.execute(
-            "CREATE TRIGGER no_evil BEFORE INSERT ON audit_events WHEN NEW.actor = 'evil' "
-            "BEGIN SELECT RAISE(ABORT, 'evil is not welcome'); END;"
+            "DROP TABLE IF EXISTS fault; CREATE TABLE fault (x INTEGER); INSERT INTO fault VALUES (1); "
+            "CREATE TRIGGER faulty BEFORE INSERT ON audit_events WHEN EXISTS (SELECT 1 FROM fault) "
+            "BEGIN SELECT RAISE(ABORT, 'the store refuses writes'); END;"
         )
     else:
         await tamper.execute(
-            "CREATE OR REPLACE FUNCTION no_evil() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "IF NEW.actor = 'evil' THEN RAISE EXCEPTION 'evil is not welcome'; END IF; "
-            "RETURN NEW; END $$; CREATE TRIGGER no_evil BEFORE INSERT ON audit_events "
-            "FOR EACH ROW EXECUTE FUNCTION no_evil();"
+            "DROP TABLE IF EXISTS fault; CREATE TABLE fault (x INTEGER); INSERT INTO fault VALUES (1); "
+            "CREATE OR REPLACE FUNCTION faulty() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF EXISTS (SELECT 1 FROM fault) THEN RAISE EXCEPTION 'the store refuses writes'; "
+            "END IF; RETURN NEW; END $$; CREATE TRIGGER faulty BEFORE INSERT ON audit_events "
+            "FOR EACH ROW EXECUTE FUNCTION faulty();"
         )
 
 
-async def test_failed_commit_fails_its_batch_and_the_chain_continues(sql_backend: Backend) -> None:
-    store = await sql_backend.open()
+FAST_RETRY = RetryPolicy(first_delay_s=0.01, max_delay_s=0.05, give_up_after_s=0.5)
+
+
+async def test_a_commit_that_keeps_failing_stops_the_writer_and_drops_nothing_before_it(
+        sql_backend: Backend) -> None:
+    """Issue 15: a failed batch used to be failed alone while the chain went on after it
+    (a hole in the record). Now it is retried, later events wait behind it, and past the
+    outage limit the writer stops: every waiting future fails, the store holds the prefix."""
+    store = await sql_backend.open(retry=FAST_RETRY)
+    downs: list[StoreState] = []
+    store.watch_health(lambda h: downs.append(h.state))
     first = await store.append("r1", "test.x", "engine", {})
-    await reject_actor_evil(sql_backend)
-    with pytest.raises(StoreError, match="evil is not welcome"):
-        await store.append("r1", "test.x", "evil", {})
-    bad = store.append("r1", "test.x", "evil", {})
-    with pytest.raises(StoreError, match="1 audit events failed"):
-        await store.flush()
-    with pytest.raises(StoreError):
+    await fail_inserts_while_faulty(sql_backend)
+    bad = store.append("r1", "test.x", "engine", {"i": 1})
+    later = store.append("r1", "test.x", "engine", {"i": 2})
+    with pytest.raises(StoreError, match=r"audit writer stopped.*unavailable"):
         await bad
-    after = await store.append("r1", "test.x", "engine", {"after": True})
-    assert (after.seq, after.prev_hash) == (2, first.hash)
-    assert store.stats.failed_batches == 2  # type: ignore[attr-defined]
-    assert (await store.verify()).ok
-    assert [e.seq for e in await store.events()] == [1, 2]
+    with pytest.raises(StoreError, match="audit writer stopped"):
+        await later
+    with pytest.raises(StoreError, match="audit writer stopped"):
+        store.append("r1", "test.x", "engine", {})
+    assert downs == [StoreState.DOWN, StoreState.STOPPED]
+    assert store.health.state is StoreState.STOPPED
+    assert store.stats.failed_commits >= 3 and store.stats.outages == 1  # type: ignore[attr-defined]
+    await store.close()
+    reader = await sql_backend.open(readonly=True)
+    assert (await reader.verify()).ok
+    assert [e.seq for e in await reader.events()] == [first.seq]
+    await sql_backend.tamper().execute("DELETE FROM fault")
+    successor = await sql_backend.open()  # a restart goes on from the prefix
+    assert (await successor.append("r1", "test.x", "engine", {})).seq == 2
 
 
-async def test_batches_staged_behind_a_failed_commit_are_relinked(sql_backend: Backend) -> None:
-    store = await sql_backend.open(batch_max=50)
+async def test_a_commit_that_fails_for_a_while_is_retried_with_the_same_seqs(
+        sql_backend: Backend) -> None:
+    store = await sql_backend.open(batch_max=50, retry=RetryPolicy(first_delay_s=0.01,
+                                                                   max_delay_s=0.05))
     first = await store.append("r1", "test.x", "engine", {})
-    await reject_actor_evil(sql_backend)
-    futures = [store.append("r1", "test.x", "evil" if i == 0 else "engine", {"i": i})
-               for i in range(301)]
-    await asyncio.gather(*futures, return_exceptions=True)
-    failed = [f for f in futures if f.exception() is not None]
-    assert futures[0] in failed and len(failed) == 50  # the whole first batch, nothing more
-    written = [f.result() for f in futures[50:]]
-    assert [e.seq for e in written] == list(range(2, 253))
+    await fail_inserts_while_faulty(sql_backend)
+    futures = [store.append("r1", "test.x", "engine", {"i": i}) for i in range(301)]
+    await asyncio.sleep(0.3)
+    assert store.health.state is StoreState.DOWN and not any(f.done() for f in futures)
+    await sql_backend.tamper().execute("DELETE FROM fault")
+    written = await asyncio.gather(*futures)
+    assert store.health.state is StoreState.UP
+    assert [e.seq for e in written] == list(range(2, 303))
+    assert [e.payload["i"] for e in written] == list(range(301))
     assert written[0].prev_hash == first.hash
     report = await store.verify()
-    assert report.ok and report.head_seq == 252 and report.checkpoint_seq == 252
+    assert report.ok and report.head_seq == 302 and report.checkpoint_seq == 302
+    assert store.stats.failed_events == 0  # type: ignore[attr-defined]
 
 
 async def test_readonly_open_needs_an_existing_store(tmp_path: Path, backend: Backend) -> None:

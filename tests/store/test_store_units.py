@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import tempfile
 from dataclasses import astuple
 from datetime import UTC, datetime, timedelta, timezone
@@ -29,7 +30,14 @@ from rfq_engine.store import (
     write_checkpoint,
 )
 from rfq_engine.store.chain import ChainVerifier, link_hash, ts_text
-from rfq_engine.store.checkpoint import CheckpointError, CheckpointFile, compute_mac
+from rfq_engine.store.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointLog,
+    LogState,
+    compute_mac,
+    read_log,
+)
 from rfq_engine.store.projection import Tables, apply_change, changes_for
 
 E = EventType
@@ -102,11 +110,16 @@ def test_checkpoint_file_round_trip_and_mac(tmp_path: Path) -> None:
     assert read_checkpoint(path) == cp and cp.mac == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.head"]  # no temp file left
     keyed = write_checkpoint(path, 8, "cd" * 32, b"k")
-    assert keyed.mac == compute_mac(b"k", 8, "cd" * 32) != compute_mac(b"other", 8, "cd" * 32)
-    assert CheckpointFile(path, b"k").mac_ok(keyed)
-    assert not CheckpointFile(path, b"other").mac_ok(keyed)
-    assert CheckpointFile(path, None).mac_ok(keyed)  # nothing to check without a key
-    for junk in ("", "{}", '{"seq": "1", "hash": "x"}', '{"seq": -1, "hash": "x"}', "[1]"):
+    assert len(keyed.mac) == 64 and read_checkpoint(path) == keyed
+    assert (read_log(path, b"k") or LogState()).problem is None
+    assert "MAC does not verify" in ((read_log(path, b"other") or LogState()).problem or "")
+    assert (read_log(path, None) or LogState()).problem is None  # nothing to check without a key
+    old = Checkpoint(8, "cd" * 32, compute_mac(b"k", 8, "cd" * 32))  # the previous format's MAC
+    assert CheckpointLog(path, b"k").mac_ok(old) and not CheckpointLog(path, b"other").mac_ok(old)
+    assert CheckpointLog(path, None).mac_ok(old)
+    path.write_text("")
+    assert read_checkpoint(path) is None  # an empty file names no head (verify: a finding)
+    for junk in ("{}", '{"seq": "1", "hash": "x"}', '{"seq": -1, "hash": "x"}', "[1]"):
         path.write_text(junk)
         with pytest.raises(CheckpointError):
             read_checkpoint(path)
@@ -222,44 +235,38 @@ def test_memory_and_sqlite_project_the_same_rows(events: list[tuple[str, str, di
         asyncio.run(project_both(events, directory))
 
 
-def test_checkpoint_in_place_writes_and_torn_records(tmp_path: Path) -> None:
-    import json as _json
-    import os as _os
-
-    import pytest as _pytest
-
-    from rfq_engine.store.checkpoint import (
-        RECORD_SIZE,
-        CheckpointError,
-        CheckpointFile,
-        read_checkpoint,
-    )
-
+def test_checkpoint_log_appends_and_reads_torn_edited_and_cut_logs(tmp_path: Path) -> None:
     path = tmp_path / "audit.head"
-    cp = CheckpointFile(path, b"k")
-    cp.write_sync(1, "a" * 64)
-    inode = _os.stat(path).st_ino
-    cp.write_sync(2, "b" * 64)  # in place: same file, two fixed-size slots
-    assert _os.stat(path).st_ino == inode and _os.stat(path).st_size == 2 * RECORD_SIZE
-    got = read_checkpoint(path)
-    assert got is not None and (got.seq, got.hash) == (2, "b" * 64) and cp.mac_ok(got)
-    cp.write_sync(3, "c" * 64)  # the other slot: seq 2 stays whole beside it
-    raw = bytearray(path.read_bytes())  # a crash tore the newest write: part of it is old
-    i = raw.index(b"c" * 64)
-    raw[i : i + 10] = b"b" * 10
-    path.write_bytes(bytes(raw))
-    got = read_checkpoint(path)
-    assert got is not None and got.seq == 2  # the previous head, never a believable torn one
-    j = raw.index(b"b" * 64)  # both slots torn: unreadable
-    raw[j : j + 10] = b"a" * 10
-    path.write_bytes(bytes(raw))
-    with _pytest.raises(CheckpointError, match="torn"):
-        read_checkpoint(path)
-    path.unlink()  # deleted behind the writer's back: the next write recreates it
-    cp.write_sync(4, "c" * 64)
-    got = read_checkpoint(path)
-    assert got is not None and got.seq == 4
-    cp.close()
-    path.write_text(_json.dumps({"seq": 5, "hash": "d" * 64, "mac": ""}))  # previous format
+    log = CheckpointLog(path, b"k")
+    log.resume(None)
+    log.done_sync(0, GENESIS_HASH)  # the first entry creates the file atomically
+    inode = os.stat(path).st_ino
+    log.intent_sync(1, "a" * 64)
+    log.intent_sync(1, "a" * 64)  # a retried batch is announced once
+    log.done_sync(1, "a" * 64)
+    log.done_sync(1, "a" * 64)  # and recorded once
+    assert os.stat(path).st_ino == inode  # appended, never replaced
+    state = read_log(path, b"k")
+    assert state is not None and state.problem is None
+    assert [(e.n, e.kind, e.seq) for e in state.entries] == [(1, "done", 0), (2, "intent", 1),
+                                                             (3, "done", 1)]
+    assert [e.prev for e in state.entries[1:]] == [e.link for e in state.entries[:-1]]
+    good = path.read_bytes()
+    path.write_bytes(good + b'{"check":"x')  # a crash tore the last append: ignored
+    state = read_log(path, b"k")
+    assert state is not None and state.torn and state.problem is None and state.entries[-1].n == 3
+    path.write_bytes(good.replace(b'"seq":1', b'"seq":2', 1))  # an edited entry
+    assert "line 2" in ((read_log(path, b"k") or LogState()).problem or "")
+    lines = good.splitlines(keepends=True)
+    path.write_bytes(lines[0] + lines[2])  # an entry removed from the middle
+    assert "entry 3 follows entry 1" in ((read_log(path, b"k") or LogState()).problem or "")
+    path.write_bytes(lines[1] + lines[2])  # the start cut off
+    assert "starts at entry 2" in ((read_log(path, b"k") or LogState()).problem or "")
+    path.write_bytes(good)
+    path.unlink()  # deleted behind the writer's back: it appends to a new file, and the gap shows
+    log.done_sync(2, "b" * 64)
+    assert "starts at entry 4" in ((read_log(path, b"k") or LogState()).problem or "")
+    log.close()
+    path.write_text(json.dumps({"seq": 5, "hash": "d" * 64, "mac": ""}))  # the oldest format
     old = read_checkpoint(path)
     assert old is not None and old.seq == 5
