@@ -57,7 +57,8 @@ from rfq_engine.engine.risk import RiskBook
 from rfq_engine.engine.run import RfqRun
 from rfq_engine.mandate import Mandate
 from rfq_engine.pricing.reference import ReferencePriceProvider, ReferenceUnavailable
-from rfq_engine.store.base import AuditStore
+from rfq_engine.store.base import AuditStore, StoreError
+from rfq_engine.store.outage import StoreHealth, StoreState
 
 __all__ = ["RfqEngine"]
 
@@ -100,6 +101,7 @@ class RfqEngine:
         self._status: dict[DealerId, DealerStatus] = {}
         self._halted: str | None = None
         self._started = False
+        store.watch_health(self._store_health)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -150,7 +152,48 @@ class RfqEngine:
                 await adapter.close()
             except Exception:
                 log.exception("adapter.close_failed")
-        await self.services.store.flush()
+        await self._flush_while_up()
+
+    async def _flush_while_up(self) -> None:
+        """Wait for the audit store to take every event, while it can: with the store down,
+        its ``close`` retries for a bounded grace and then says what was not written."""
+        store = self.services.store
+        flushing = asyncio.ensure_future(store.flush())
+        flushing.add_done_callback(lambda f: f.cancelled() or f.exception())
+        while not flushing.done():
+            await asyncio.wait({flushing}, timeout=0.25)
+            if not flushing.done() and not store.health.up:
+                log.error("engine.stopping_with_store_down", store=store.health.to_dict(),
+                          queued=store.queue_depth)
+                return
+        if flushing.exception() is not None:
+            log.error("engine.stop_flush_failed", error=str(flushing.exception()))
+
+    def _store_health(self, health: StoreHealth) -> None:
+        """The audit store went down, came back, or its writer stopped (``store.outage``).
+        Down: the kill switch engages by itself. New RFQs are refused; every open RFQ is
+        cancelled (awards in last look are honoured: they wait for the store, in memory, in
+        order). The halt and the cancels are audited, durable once the store is back. It
+        stays engaged until an admin resumes (runbooks/store-down.md)."""
+        if health.state is StoreState.UP:
+            log.warning("engine.store_back", halted=self._halted)
+            return
+        log.error("engine.store_unavailable", store=health.to_dict(), open_rfqs=len(self._runs))
+        if self._halted is not None:
+            return
+        self._halted = (f"audit store unavailable: {health.error}" if health.state is
+                        StoreState.DOWN else f"audit store stopped: {health.error}")
+        try:
+            self.services.audit(None, KillSwitchSet(True, self._halted))
+        except StoreError:
+            log.error("engine.kill_switch_not_audited", reason=self._halted)
+        for run in list(self._runs.values()):
+            text = f"kill switch: {self._halted}"
+            try:
+                run.record(CancelRequested(text))
+            except StoreError:
+                log.error("rfq.cancel_not_audited", rfq_id=run.rfq_id, reason=text)
+            run.request_cancel(text)
 
     def _parked(self, task: asyncio.Task[None]) -> bool:
         """Left non-terminal on stop, for recovery: waiting for approval (a person) or in
@@ -268,6 +311,10 @@ class RfqEngine:
         self._task_runs[task] = run
 
         def finished(t: asyncio.Task[None]) -> None:
+            if not (run.state.is_terminal or run.parked or run.waiting_unresolved.is_set()):
+                log.error("rfq.left_unfinished", rfq_id=run.rfq_id, state=run.state.value,
+                          store=self.services.store.health.to_dict(),
+                          hint="recovery takes it over on the next start")
             self._tasks.discard(t)
             self._task_runs.pop(t, None)
             self._runs.pop(run.rfq_id, None)
