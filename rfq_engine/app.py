@@ -50,7 +50,9 @@ def open_configured_store(config: AppConfig, *, url: str | None = None,
     checkpoint = ... if config.store.checkpoint_path is None else config.store.checkpoint_path
     return open_store(url or config.store.resolved_url(), checkpoint_path=checkpoint,
                       readonly=readonly, sqlite_synchronous=config.store.sqlite_synchronous,
-                      sqlite_cache_mib=config.store.sqlite_cache_mib)
+                      sqlite_cache_mib=config.store.sqlite_cache_mib,
+                      witness=config.store.witness_path,
+                      outage_limit_s=config.store.outage_limit_s)
 
 
 async def open_app(config: AppConfig, *, store_url: str | None = None,

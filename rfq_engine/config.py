@@ -66,6 +66,13 @@ class StoreConfig(BaseModel):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     sqlite_cache_mib: int = Field(default=64, ge=2, le=65_536)
     """Page cache of the SQLite writer's connection (MiB): the indexes a commit touches."""
+    outage_limit_s: float = Field(default=120.0, gt=0, le=86_400)
+    """How long the writer retries a commit that fails (nothing is dropped meanwhile; new
+    RFQs are refused) before it stops and the process must be restarted
+    (runbooks/store-down.md)."""
+    witness_path: str | None = None
+    """A file outside the operator's reach the writer publishes its heads to; ``rfq audit
+    verify`` checks against it (docs/audit.md, "Who can hide what")."""
 
     def resolved_url(self) -> str:
         if self.url_env:

@@ -26,6 +26,15 @@ EXIT_OK, EXIT_NOT_FILLED, EXIT_PARTIAL, EXIT_TAMPERED = 0, 2, 3, 4
 EXIT_UNRESOLVED = 5
 """An award's outcome is unknown and could not be reconciled: do NOT re-send the size; a
 person resolves it (``rfq resolve``, runbooks/unresolved-execution.md)."""
+EXIT_OUTCOME_UNKNOWN = 6
+"""The audit store failed while an award was out: the dealer may have executed, and the
+store does not say. Do NOT re-send the size; once the store is back, ``rfq recover`` asks
+the dealer and records the outcome (runbooks/store-down.md)."""
+OUTCOME_UNKNOWN_HINT = (
+    "rfq: the audit store failed while an award was out ({error}): the outcome is UNKNOWN, "
+    "the dealer may have executed. Do not re-send it. Once the store is back, run `rfq "
+    "recover` with the same config: it asks the dealer and records the fill or the reject; "
+    "see runbooks/store-down.md.")
 UNRESOLVED_HINT = ("rfq: an award's outcome could not be reconciled with the dealer: the RFQ "
                    "is left `unresolved` with its exposure reserved. Do not re-send it. Find "
                    "out from the dealer and record it with `rfq resolve` (or run `rfq serve`, "
@@ -142,6 +151,7 @@ async def _request(config: AppConfig, spec: RfqSpec, store_url: str | None, *,
     app.engine.add_listener(view)
     try:
         rfq_id = await app.engine.submit(spec)
+        run = app.engine.live(rfq_id)
         view.watch(rfq_id)
         end = await run_to_end(app.engine, rfq_id, actor=spec.requester,
                                reason="needs approval; one-shot request cannot wait")
@@ -150,10 +160,14 @@ async def _request(config: AppConfig, spec: RfqSpec, store_url: str | None, *,
                   "`rfq request` cannot wait for; it is cancelled. Run it through "
                   "`rfq serve` where an approver can act.", file=sys.stderr)
         state = end.state
+        failed = await _store_failure(app)
+        if failed is not None:  # what the store holds of this RFQ is not its outcome
+            await view.close()
+            return _store_failed(failed, run is not None and bool(
+                set(run.book.awards) - run.book.rejected))
         if state is RfqState.UNRESOLVED:
             print(UNRESOLVED_HINT, file=sys.stderr)
         await view.close()
-        await app.store.flush()
         record = build_decision_record(await app.store.events(EventFilter(rfq_id=rfq_id)))
     finally:
         await view.close()
@@ -171,6 +185,9 @@ async def _recover(config: AppConfig, store_url: str | None) -> int:
 
         recovered = await recover_open_rfqs(app.engine, resume_pending_approval=False)
         states = [await app.engine.wait(r, until_unresolved=True) for r in recovered]
+        failed = await _store_failure(app)
+        if failed is not None:
+            return _store_failed(failed, bool(recovered))
         waiting = await app.store.rfqs(states=[RfqState.PENDING_APPROVAL.value])
     finally:
         await app.close()
@@ -186,19 +203,43 @@ async def _recover(config: AppConfig, store_url: str | None) -> int:
     return EXIT_OK
 
 
+async def _store_failure(app: Any) -> str | None:
+    """Why the store does not hold everything the engine did (its writer stopped, or an
+    event failed), or None."""
+    from rfq_engine.store import StoreError
+
+    try:
+        await app.store.flush()
+    except StoreError as exc:
+        return str(exc)
+    health = app.store.health
+    return None if health.up else f"{health.state.value}: {health.error}"
+
+
+def _store_failed(error: str, awarded: bool) -> int:
+    """An award may have executed: outcome unknown (6). None went out: an error (1)."""
+    if awarded:
+        print(OUTCOME_UNKNOWN_HINT.format(error=error), file=sys.stderr)
+        return EXIT_OUTCOME_UNKNOWN
+    return _fail(f"the audit store failed before any award went out ({error}); nothing "
+                 "traded; see runbooks/store-down.md")
+
+
 def _store_for(args: argparse.Namespace, *, readonly: bool) -> Any:
     from rfq_engine.store import open_store
 
     checkpoint = args.checkpoint
+    witness = getattr(args, "witness", None)
     if args.config:
         config = load_config(args.config)
         url = config.store.resolved_url()
         checkpoint = checkpoint or config.store.checkpoint_path
+        witness = witness or config.store.witness_path
     else:
         url = args.store or DEMO_STORE
     if url.startswith("sqlite") and not Path(url.split("///", 1)[-1]).exists():
         raise ConfigError(f"no audit store at {url}")
-    kwargs: dict[str, Any] = {"readonly": readonly}
+    kwargs: dict[str, Any] = {"readonly": readonly, "witness": witness}
     if checkpoint:
         kwargs["checkpoint_path"] = checkpoint
     return open_store(url, **kwargs)
@@ -207,6 +248,11 @@ def _store_for(args: argparse.Namespace, *, readonly: bool) -> Any:
 async def _audit(args: argparse.Namespace) -> int:
     from rfq_engine.store import EventFilter
 
+    if args.audit_command == "adopt-tail":
+        first, last = await _store_for(args, readonly=False).adopt_tail(args.through, args.by)
+        print(f"adopted events {first}..{last}: the checkpoint log records that {args.by} "
+              "vouched for them; `rfq audit verify` now covers them")
+        return EXIT_OK
     store = _store_for(args, readonly=True)
     await store.open()
     try:

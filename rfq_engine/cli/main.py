@@ -5,7 +5,8 @@ so ``rfq --help`` costs milliseconds and never imports ccxt or the MQTT stack.
 
 Exit codes: 0 success (an RFQ filled), 1 error (every error: ``rfq_engine.error_table``),
 2 an RFQ did not trade at all (not filled, rejected, cancelled, expired), 3 an RFQ partially
-filled, 4 the audit chain failed verification, 5 an award's outcome is unresolved.
+filled, 4 the audit chain failed verification, 5 an award's outcome is unresolved, 6 the
+audit store failed while an award was out (outcome unknown: do not re-send; ``rfq recover``).
 """
 
 from __future__ import annotations
@@ -63,13 +64,22 @@ def _parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     for name, text in (("verify", "recompute the hash chain; exit 4 naming the first bad seq"),
                        ("show", "print the decision record of one RFQ"),
-                       ("export", "stream events as CSV or JSON lines")):
+                       ("export", "stream events as CSV or JSON lines"),
+                       ("adopt-tail", "vouch for events past the checkpoint log (entries "
+                        "lost to a power cut), after checking them; no engine may run")):
         p = audit_sub.add_parser(name, help=text)
         src = p.add_mutually_exclusive_group()
         src.add_argument("--config", help="TOML config file (its [store])")
         src.add_argument("--store", help=f"store URL (default {DEMO_STORE})")
         p.add_argument("--checkpoint", help="chain-head checkpoint file (default: beside a "
                        "SQLite file)")
+        if name == "verify":
+            p.add_argument("--witness", help="a witness file of published heads (default: "
+                           "[store] witness_path of --config)")
+        if name == "adopt-tail":
+            p.add_argument("--through", type=int, required=True,
+                           help="the last seq to adopt (the database's newest)")
+            p.add_argument("--by", required=True, help="who vouches (recorded in the log)")
         if name == "show":
             p.add_argument("rfq_id")
             p.add_argument("--json", action="store_true")
