@@ -3,7 +3,9 @@
 - ``rfq_outcomes_total{state}``: RFQs by terminal state;
 - ``rfq_quote_response_seconds{dealer}``: from the RFQ opening to each dealer's first answer;
 - ``rfq_award_latency_seconds``: from the window closing to the award being durable;
-- ``rfq_audit_queue_depth`` / ``rfq_open_rfqs``: read at scrape time.
+- ``rfq_audit_queue_depth`` / ``rfq_open_rfqs``: read at scrape time;
+- ``rfq_audit_store_up`` (1, or 0 while commits fail or the writer stopped) and
+  ``rfq_audit_failed_commits`` (attempts that failed, each retried): read at scrape time.
 """
 
 from __future__ import annotations
@@ -38,6 +40,14 @@ class Metrics:
         queue.set_function(lambda: engine.store.queue_depth)
         open_rfqs = Gauge("rfq_open_rfqs", "RFQs in a non-terminal state", registry=self.registry)
         open_rfqs.set_function(lambda: len(engine.open_rfqs))
+        store_up = Gauge("rfq_audit_store_up", "1 while the audit store takes commits, 0 while "
+                         "they fail (retried; new RFQs refused) or its writer stopped",
+                         registry=self.registry)
+        store_up.set_function(lambda: 1 if engine.store.health.up else 0)
+        failed = Gauge("rfq_audit_failed_commits", "Audit commit attempts that failed (each is "
+                       "retried; no event is dropped)", registry=self.registry)
+        failed.set_function(lambda: getattr(getattr(engine.store, "stats", None),
+                                            "failed_commits", 0))
         self._opened: dict[str, float] = {}
         self._answered: set[tuple[str, str]] = set()
         self._closed: dict[str, float] = {}

@@ -42,6 +42,9 @@ async def _readiness(request: web.Request) -> tuple[bool, dict[str, object]]:
     except Exception as exc:  # readiness reports, it never raises
         checks["store"] = f"unreachable: {type(exc).__name__}"
         ready = False
+    writer = app.store.health  # reads can work while commits fail (a full disk, read-only)
+    checks["audit_writer"] = writer.to_dict()
+    ready = ready and writer.up
     online = {d: app.engine.dealer_online(d) for d in app.engine.dealers}
     checks["dealers_online"] = sum(online.values())
     checks["dealers"] = online

@@ -143,6 +143,16 @@ async def serve(config: Any, *, store_url: str | None = None, host: str | None =
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # The audit writer gave up on an unavailable store: nothing more can be recorded, so
+    # stop (exit 1) and let the supervisor restart; recovery resumes (runbooks/store-down.md).
+    store_stopped: list[Any] = []
+
+    def on_store_health(health: Any) -> None:
+        if health.state.value == "stopped":
+            store_stopped.append(health)
+            stop.set()
+
+    app.store.watch_health(on_store_health)
     try:
         if scheduler is not None:
             await scheduler.start()
@@ -173,4 +183,7 @@ async def serve(config: Any, *, store_url: str | None = None, host: str | None =
         await app.close()
         gc.set_threshold(*old_threshold)
         gc.unfreeze()
+    if store_stopped:
+        log.error("serve.exit_store_stopped", store=store_stopped[-1].to_dict())
+        return 1
     return 0
