@@ -27,8 +27,11 @@ an entry::
 
 The file is only ever appended to (``O_APPEND``, one ``write`` an entry), so it can live on
 a file with the append-only attribute (``chattr +a``), where the engine's own user cannot
-truncate it. A final line without its newline is a write in progress or torn by a crash,
-and is ignored (a note); any other unreadable line is a finding. An entry is made visible
+truncate it. A final line without its newline is a write in progress or torn by a crash:
+ignored (a note), and the next writer removes it (or, on an append-only file, ends it with
+a newline). A line that is not an intact entry is skipped with a note: what it could hide
+shows anyway, because the entries around it must still count on and link (an entry
+edited or removed breaks that; the newest one cut off leaves rows uncovered). An entry is made visible
 before the futures of its batch resolve; its fdatasync follows in the background (SQLite,
 see writer.py) or before the commit (an ``intent`` of the asynchronous stores). If the path
 stops naming the file the writer appends to (deleted, replaced, truncated, written by
@@ -249,6 +252,10 @@ class LogState:
     """The final line is incomplete: a write in progress, or torn by a crash (ignored)."""
     problem: str | None = None
     """The log contradicts itself (entries removed, spliced, forged, rolled back)."""
+    skipped: tuple[int, ...] = ()
+    """Lines (1-based) that are not intact entries: torn writes ended by a newline, junk."""
+    size: int = 0
+    """Bytes up to the end of the last complete line."""
 
     @property
     def last(self) -> Entry | None:
@@ -273,14 +280,15 @@ def parse_log(raw: bytes, path: str | os.PathLike[str], key: bytes | None) -> Lo
         return LogState(legacy=_legacy(raw, path))
     *lines, rest = raw.split(b"\n")
     entries: list[Entry] = []
+    skipped: list[int] = []
     problem: str | None = None
     durable = -1
     for number, line in enumerate(lines, 1):
         try:
             entry = parse_entry(line)
-        except CheckpointError as exc:
-            problem = f"checkpoint log {path}, line {number}: {exc}"
-            break
+        except CheckpointError:
+            skipped.append(number)
+            continue
         previous = entries[-1] if entries else None
         if previous is None and entry.n != 1:
             problem = (f"checkpoint log {path} starts at entry {entry.n}: entries 1..{entry.n - 1} "
@@ -302,7 +310,8 @@ def parse_log(raw: bytes, path: str | os.PathLike[str], key: bytes | None) -> Lo
         if entry.kind != INTENT:
             durable = entry.seq
         entries.append(entry)
-    return LogState(tuple(entries), torn=bool(rest.strip()), problem=problem)
+    return LogState(tuple(entries), torn=bool(rest.strip()), problem=problem,
+                    skipped=tuple(skipped), size=len(raw) - len(rest))
 
 
 def read_log(path: str | os.PathLike[str], key: bytes | None = None) -> LogState | None:
@@ -420,13 +429,30 @@ class CheckpointLog:
         with self._lock:
             self._close_fd()
             last = None if state is None else state.last
-            if last is not None:
+            if state is not None and last is not None:
                 self._next_n, self._prev, self._fresh = last.n + 1, last.link, False
+                self._continue(state)
             else:
                 legacy = None if state is None else state.legacy
                 self._next_n, self._fresh = 1, True
                 self._prev = "" if legacy is None else (legacy.mac or legacy.hash)
             self.last_entry = last
+
+    def _continue(self, state: LogState) -> None:
+        """Open the log for appending after ``state``; a torn final line is removed, or
+        ended with a newline where the file may only grow (``chattr +a``)."""
+        self._open_fd(create=False)
+        if self._fd is None:
+            return
+        size = os.fstat(self._fd).st_size
+        if size > state.size:
+            log.warning("audit checkpoint log %s: a torn final line (%d bytes, a write cut by "
+                        "a crash) is set aside", self.path, size - state.size)
+            try:
+                os.truncate(self.path, state.size)
+            except OSError:
+                _write_all(self._fd, b"\n")
+        self._size = os.fstat(self._fd).st_size
 
     def intent_sync(self, seq: int, hash_: str, *, durable: bool = False) -> None:
         """Announce a batch ending at ``(seq, hash)`` before its commit (once: a retried

@@ -111,6 +111,10 @@ def judge_log(log: CheckpointLog, state: LogState | None, head: int, hash_at: Ha
     if state.torn:
         j.notes.append("the checkpoint log's last line is incomplete (a write in progress, or "
                        "torn by a crash): ignored")
+    if state.skipped:
+        lines = ", ".join(map(str, state.skipped[:5])) + (", …" if len(state.skipped) > 5 else "")
+        j.notes.append(f"checkpoint log line(s) {lines}: not an intact entry (a torn write, or "
+                       "junk): skipped; the entries around it link")
     j.notes += [f"checkpoint entry {e.n}: events up to seq {e.seq} were adopted by {e.by} "
                 "(rfq audit adopt-tail)" for e in state.entries if e.kind == ADOPT]
     last = state.last

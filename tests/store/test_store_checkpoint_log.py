@@ -4,6 +4,7 @@ extend a broken chain (defect 4): direct SQL and file edits, then the next write
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 
@@ -12,7 +13,8 @@ from audit_backends import Backend
 from audit_samples import lifecycle
 from test_store_tamper import N, assert_bad, rehash, verify, written
 
-from rfq_engine.store import StoreError
+from rfq_engine.store import StoreError, StoreState
+from rfq_engine.store.outage import RetryPolicy
 
 RUNBOOK = "runbooks/audit-chain-broken.md"
 
@@ -96,3 +98,20 @@ async def test_adopt_tail_refuses_any_other_damage(sql_backend: Backend) -> None
     await tamper.update(3, actor="mallory")
     with pytest.raises(StoreError, match="refusing to adopt: seq 3"):
         await sql_backend.build().adopt_tail(N, "carol")
+
+
+async def test_rows_appended_behind_a_running_writer_fence_it(sql_backend: Backend) -> None:
+    """A DBA appends a row with a correct hash while the writer idles: its probe sees a head
+    it did not write, and it stops rather than write on top of it."""
+    store = await sql_backend.open(retry=RetryPolicy(probe_interval_s=0.05))
+    await lifecycle(store, "r1")
+    last = (await sql_backend.tamper().rows())[-1]
+    await sql_backend.tamper().insert(rehash(last, last[7], seq=last[0] + 1, actor="mallory"))
+    for _ in range(100):
+        if store.health.state is StoreState.STOPPED:
+            break
+        await asyncio.sleep(0.02)
+    assert store.health.state is StoreState.STOPPED
+    assert "head moved under this writer" in (store.health.error or "")
+    with pytest.raises(StoreError, match="stopped"):
+        store.append("r1", "test.x", "engine", {})

@@ -255,8 +255,16 @@ def test_checkpoint_log_appends_and_reads_torn_edited_and_cut_logs(tmp_path: Pat
     path.write_bytes(good + b'{"check":"x')  # a crash tore the last append: ignored
     state = read_log(path, b"k")
     assert state is not None and state.torn and state.problem is None and state.entries[-1].n == 3
+    resumed = CheckpointLog(path, b"k")  # the next writer sets the torn line aside
+    resumed.resume(read_log(path, b"k"))
+    resumed.done_sync(2, "b" * 64)
+    resumed.close()
+    state = read_log(path, b"k")
+    assert state is not None and not state.torn and state.problem is None and not state.skipped
+    assert [e.n for e in state.entries] == [1, 2, 3, 4]
     path.write_bytes(good.replace(b'"seq":1', b'"seq":2', 1))  # an edited entry
-    assert "line 2" in ((read_log(path, b"k") or LogState()).problem or "")
+    edited = read_log(path, b"k") or LogState()
+    assert edited.skipped == (2,) and "entry 3 follows entry 1" in (edited.problem or "")
     lines = good.splitlines(keepends=True)
     path.write_bytes(lines[0] + lines[2])  # an entry removed from the middle
     assert "entry 3 follows entry 1" in ((read_log(path, b"k") or LogState()).problem or "")
