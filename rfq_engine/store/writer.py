@@ -438,7 +438,8 @@ class GroupCommitWriter(Generic[P]):
             if not pending.future.done():
                 pending.future.set_result(event)
         if self._checkpoint is not None:
-            self._checkpoint.request_sync(self._checkpoint_failed)  # after: off the wait
+            if written_with_commit:  # off the wait (the other path's intent was synced)
+                self._checkpoint.request_sync(self._checkpoint_failed)
             entry = self._checkpoint.last_entry
             if self._witness is not None and entry is not None and entry.kind == DONE:
                 self._witness.offer(entry)
@@ -571,10 +572,14 @@ class GroupCommitWriter(Generic[P]):
         self._settle_waiters = still
 
     async def _write_checkpoint(self) -> None:
+        """The done entry after a commit that did not write it: an append to the page cache,
+        done here rather than in a thread (a hop costs more). Not synced on its own: the
+        batch's intent was, before the commit, and the next intent's fdatasync (or close)
+        covers it; losing it to a power cut only leaves that intent as the newest entry."""
         if self._checkpoint is None:
             return
         try:
-            await self._checkpoint.done(*self._head)
+            self._checkpoint.done_sync(*self._head)
             self.last_checkpoint_error = None
         except OSError as exc:
             self._checkpoint_failed(exc)
