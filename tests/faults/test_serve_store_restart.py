@@ -163,3 +163,42 @@ async def test_database_gone_past_the_limit_exits_1_and_the_restart_recovers(
         assert (await store.verify()).ok
     finally:
         await store.close()
+
+
+async def test_sigterm_while_the_database_is_gone_exits_1_within_its_grace(
+        tmp_path: Path, pg_db: PgDatabase) -> None:
+    """SIGTERM with events waiting for a store that is down: the RFQs are stopped as usual,
+    the store's close retries for its grace, says what it could not write, and the process
+    exits 1; what the store holds verifies, and the next start finishes the RFQ."""
+    config = serve_config(tmp_path, pg_db.url)
+    proc, base, stderr = await start_serve(config)
+    try:
+        async with aiohttp.ClientSession(base, timeout=aiohttp.ClientTimeout(total=10)) as http:
+            body = rfq_body(window_ms=1000, close_policy="deadline", dealers=["d1", "d2", "d3"])
+            async with http.post("/api/v1/rfqs", json=body, headers=auth("alice")) as resp:
+                assert resp.status == 201, await resp.text()
+                rfq_id = (await resp.json())["rfq_id"]
+        await asyncio.sleep(0.3)
+        await pg_db.refuse_connections()
+        await asyncio.sleep(1.5)  # the window ends: its events wait for the store
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 60) == 1
+        assert time.monotonic() - started < 40
+        assert "events were not written" in (await stderr).decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    await pg_db.allow_connections()
+    again, _, _ = await start_serve(config)
+    again.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(again.wait(), 30) == 0
+    store = SqlAuditStore(pg_db.url, checkpoint_path=tmp_path / "audit.head", readonly=True)
+    await store.open()
+    try:
+        row = await store.get_rfq(rfq_id)
+        assert row is not None and row.state not in NON_TERMINAL, row
+        assert (await store.verify()).ok
+    finally:
+        await store.close()
