@@ -24,7 +24,8 @@ to an HTTP client (status, ``error`` kind) and to a shell (exit code) is one tab
     │   └── dealer_tools.brokerconf.BrokerConfigError  the Mosquitto files cannot be written
     ├── StoreFault           500  a durable record cannot be read, written or trusted
     │   ├── store.StoreError                    the audit store failed (open, lock, write, chain)
-    │   ├── store.checkpoint.CheckpointError    the chain-head checkpoint file is unreadable
+    │   │   └── store.outage.WriterFenced       another writer has the lock, or the head moved
+    │   ├── store.checkpoint.CheckpointError    the checkpoint log (or a witness) is unreadable
     │   ├── domain.eventcodec.EventDecodeError  a stored payload does not fit its event type
     │   └── dealer_adapters.journal.JournalError  an adapter's execution journal is unreadable
     │       └── simulated.ledger.LedgerError    (the simulated desk's ledger)
