@@ -33,10 +33,10 @@ from rfq_engine.store.base import (
 from rfq_engine.store.chain import RawRow, event_row
 from rfq_engine.store.checkpoint import CheckpointLog, key_from_env
 from rfq_engine.store.events import GENESIS_HASH, AuditEvent
-from rfq_engine.store.outage import HealthWatcher, RetryPolicy
+from rfq_engine.store.outage import HealthWatcher, RetryPolicy, WriterHealth
 from rfq_engine.store.projection import Change, Tables, apply_change, changes_for
 from rfq_engine.store.verify import check_before_writing, verify_pages
-from rfq_engine.store.writer import GroupCommitWriter, WriterHealth, WriterStats
+from rfq_engine.store.writer import GroupCommitWriter, WriterStats
 
 __all__ = ["InMemoryAuditStore", "matches"]
 

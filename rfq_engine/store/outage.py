@@ -29,14 +29,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Final, Protocol
 
 from rfq_engine.domain import utc_now
 from rfq_engine.store.base import StoreError
 
 __all__ = [
     "UP", "HealthTracker", "HealthWatcher", "RetryPolicy", "StoreHealth", "StoreState",
-    "WriterFenced", "describe",
+    "WriterFenced", "WriterHealth", "describe",
 ]
 
 log = logging.getLogger("rfq_engine.store.writer")
@@ -160,3 +160,31 @@ class HealthTracker:
                 watcher(self.health)
             except Exception:  # a broken watcher must not break the writer
                 log.exception("a store health watcher failed")
+
+
+class _Watched(Protocol):
+    @property
+    def health(self) -> StoreHealth: ...
+
+    def watch(self, watcher: HealthWatcher) -> None: ...
+
+
+class WriterHealth:
+    """``health`` and ``watch_health`` of a store whose writer, while open, is ``_writer``:
+    watchers registered before ``open`` are handed to each writer it starts (``_attach``)."""
+
+    _writer: _Watched | None
+    _watchers: list[HealthWatcher]
+
+    @property
+    def health(self) -> StoreHealth:
+        return UP if self._writer is None else self._writer.health
+
+    def watch_health(self, watcher: HealthWatcher) -> None:
+        self._watchers.append(watcher)
+        if self._writer is not None:
+            self._writer.watch(watcher)
+
+    def _attach(self, writer: _Watched) -> None:
+        for watcher in self._watchers:
+            writer.watch(watcher)

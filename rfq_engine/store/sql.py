@@ -50,7 +50,7 @@ from rfq_engine.store.chain import RawRow, event_row, ts_text
 from rfq_engine.store.checkpoint import CheckpointLog, key_from_env
 from rfq_engine.store.events import GENESIS_HASH, AuditEvent
 from rfq_engine.store.locks import FileLock, PgAdvisoryLock
-from rfq_engine.store.outage import HealthWatcher, RetryPolicy
+from rfq_engine.store.outage import HealthWatcher, RetryPolicy, WriterHealth
 from rfq_engine.store.projection import (
     Change,
     Dirty,
@@ -76,13 +76,7 @@ from rfq_engine.store.tables import (
 )
 from rfq_engine.store.verify import adopt_tail, check_before_writing, verify_pages
 from rfq_engine.store.witness import Witness
-from rfq_engine.store.writer import (
-    CommitFn,
-    GroupCommitWriter,
-    ThreadCommit,
-    WriterHealth,
-    WriterStats,
-)
+from rfq_engine.store.writer import CommitFn, GroupCommitWriter, ThreadCommit, WriterStats
 
 __all__ = ["DEFAULT_URL", "SqlAuditStore"]
 

@@ -38,20 +38,26 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Executor
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, TypeVar
 
 from rfq_engine.domain import utc_now
 from rfq_engine.store.base import StoreError
+from rfq_engine.store.batch import (
+    Batch,
+    CommitFn,
+    HeadFn,
+    Pending,
+    PrepareFn,
+    ReconnectFn,
+    ThreadCommit,
+    WriterStats,
+)
 from rfq_engine.store.canonical import encode_payload
 from rfq_engine.store.chain import link_hash, ts_text
 from rfq_engine.store.checkpoint import DONE, CheckpointLog
 from rfq_engine.store.events import AuditEvent
 from rfq_engine.store.outage import (
-    UP,
     HealthTracker,
     HealthWatcher,
     RetryPolicy,
@@ -63,53 +69,13 @@ from rfq_engine.store.witness import Witness
 
 __all__ = [
     "CommitFn", "GroupCommitWriter", "HeadFn", "PrepareFn", "ReconnectFn", "ThreadCommit",
-    "WriterHealth", "WriterStats",
+    "WriterStats",
 ]
 
 log = logging.getLogger(__name__)
 
 P = TypeVar("P")
-# prepare(events, payloads): the store's CPU work for linked events, no I/O. payloads[i] is
-# events[i].payload already parsed (a fresh dict the store may keep).
-PrepareFn = Callable[[list[AuditEvent], list[dict[str, Any]]], P]
-# commit(parts): one transaction for the prepared parts of one batch, in order.
-CommitFn = Callable[[list[P]], Awaitable[None]]
-HeadFn = Callable[[], Awaitable[tuple[int, str]]]
-# reconnect(): before a retry, drop the connections a failure may have broken (and retake
-# the writer's lock if its session died with them; WriterFenced if someone else has it).
-ReconnectFn = Callable[[], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class ThreadCommit(Generic[P]):
-    """A store's blocking commit and the executor (one thread) it must run on.
-
-    ``commit(parts)`` makes the batch's events durable; the futures resolve when it
-    returns. ``after(parts)``, if given, is the rest of the batch's work that appenders
-    need not wait for (SQLite: the query tables); it runs on the same thread once the
-    tasks the futures woke have run, and handles its own errors (an exception from it is
-    logged; the events stand). ``flush`` and ``settled`` wait for it."""
-
-    executor: Executor
-    commit: Callable[[list[P]], None]
-    after: Callable[[list[P]], None] | None = None
-
-
 PREPARE_CHUNK: Final = 200  # events linked and prepared between two yields to the loop
-
-
-@dataclass(slots=True)
-class WriterStats:
-    batches: int = 0
-    events: int = 0
-    largest_batch: int = 0
-    failed_batches: int = 0
-    failed_events: int = 0
-    checkpoint_errors: int = 0
-    failed_commits: int = 0
-    """Commit attempts that failed (each is retried; none of them lost an event)."""
-    outages: int = 0
-    """Times the store went down (a retry on a new connection failed too)."""
 
 
 class _Stopped(Exception):
@@ -118,38 +84,6 @@ class _Stopped(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-
-
-class _Pending:
-    __slots__ = ("actor", "future", "payload", "payload_json", "rfq_id", "ts", "type")
-
-    def __init__(
-        self, ts: datetime, rfq_id: str | None, type_: str, actor: str, payload_json: str,
-        payload: dict[str, Any], future: asyncio.Future[AuditEvent],
-    ) -> None:
-        self.ts = ts
-        self.rfq_id = rfq_id
-        self.type = type_
-        self.actor = actor
-        self.payload_json = payload_json
-        self.payload = payload
-        self.future = future
-
-
-class _Batch(Generic[P]):
-    """Linked, prepared events waiting for one commit, in submission order."""
-
-    __slots__ = ("events", "parts", "pendings")
-
-    def __init__(self) -> None:
-        self.pendings: list[_Pending] = []
-        self.events: list[AuditEvent] = []
-        self.parts: list[P] = []
-
-    def __len__(self) -> int:
-        return len(self.pendings)
 
 
 class GroupCommitWriter(Generic[P]):
@@ -180,9 +114,9 @@ class GroupCommitWriter(Generic[P]):
         self._checkpoint = checkpoint
         self._witness = witness
         self._batch_max = batch_max
-        self._queue: collections.deque[_Pending] = collections.deque()
-        self._committing: _Batch[P] | None = None
-        self._staged: _Batch[P] | None = None
+        self._queue: collections.deque[Pending] = collections.deque()
+        self._committing: Batch[P] | None = None
+        self._staged: Batch[P] | None = None
         self._commit_task: asyncio.Future[Any] | None = None
         self._work: asyncio.Future[None] | None = None
         self._submitted = 0
@@ -239,7 +173,7 @@ class GroupCommitWriter(Generic[P]):
         # them without asking), here rather than in the writer's critical path.
         payload_json, parsed = encode_payload(payload)
         future: asyncio.Future[AuditEvent] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(utc_now(), rfq_id, type_, actor, payload_json, parsed, future))
+        self._queue.append(Pending(utc_now(), rfq_id, type_, actor, payload_json, parsed, future))
         self._submitted += 1
         self._notify()
         return future
@@ -328,17 +262,17 @@ class GroupCommitWriter(Generic[P]):
         finally:
             self._wake_settlers(everyone=True)
 
-    async def _stage(self, batch: _Batch[P] | None) -> _Batch[P] | None:
+    async def _stage(self, batch: Batch[P] | None) -> Batch[P] | None:
         """Link and prepare what is queued, up to batch_max, yielding between chunks.
         None when nothing could be staged."""
-        batch = batch if batch is not None else _Batch()
+        batch = batch if batch is not None else Batch()
         while self._queue and len(batch) < self._batch_max:
             self._link_chunk(batch)
             if self._queue and len(batch) < self._batch_max:
                 await asyncio.sleep(0)  # a yield, not a delay: submitters keep running
         return batch if batch else None
 
-    def _start_commit(self, batch: _Batch[P]) -> asyncio.Future[bool]:
+    def _start_commit(self, batch: Batch[P]) -> asyncio.Future[bool]:
         """The batch's commit; its result says whether the done entry was written with it."""
         last = batch.events[-1]
         if isinstance(self._commit, ThreadCommit):
@@ -371,7 +305,7 @@ class GroupCommitWriter(Generic[P]):
                 self._checkpoint_failed(exc)
         return True
 
-    async def _after_commit(self, batch: _Batch[P]) -> None:
+    async def _after_commit(self, batch: Batch[P]) -> None:
         """The store's work after a durable batch (``ThreadCommit.after``), started once
         the tasks its futures woke have had their turn: they run without this thread
         competing for the GIL, and the next batch is staged meanwhile."""
@@ -394,14 +328,14 @@ class GroupCommitWriter(Generic[P]):
             staged = self._staged
             if self._queue and (staged is None or len(staged) < self._batch_max):
                 if staged is None:
-                    staged = self._staged = _Batch()
+                    staged = self._staged = Batch()
                 self._link_chunk(staged)
                 await asyncio.sleep(0)  # let the commit take its next step
             else:
                 waiting: set[asyncio.Future[Any]] = {commit, self._wait_for_work()}
                 await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
 
-    def _link_chunk(self, batch: _Batch[P]) -> None:
+    def _link_chunk(self, batch: Batch[P]) -> None:
         count = min(len(self._queue), self._batch_max - len(batch), PREPARE_CHUNK)
         pendings = [self._queue.popleft() for _ in range(count)]
         seq, prev = self._linked
@@ -424,7 +358,7 @@ class GroupCommitWriter(Generic[P]):
         batch.events += events
         batch.parts.append(part)
 
-    async def _finish(self, batch: _Batch[P], commit: asyncio.Future[bool]) -> None:
+    async def _finish(self, batch: Batch[P], commit: asyncio.Future[bool]) -> None:
         error = commit.exception()
         written_with_commit = commit.result() if error is None else await self._retry(batch, error)
         last = batch.events[-1]
@@ -453,7 +387,7 @@ class GroupCommitWriter(Generic[P]):
 
     # --- a commit failed --------------------------------------------------------------------
 
-    async def _retry(self, batch: _Batch[P], error: BaseException) -> bool:
+    async def _retry(self, batch: Batch[P], error: BaseException) -> bool:
         """Until ``batch`` is in the store: reconnect, reload the head, and commit it again
         (same seqs and hashes) unless it landed after all. Returns whether the done entry
         was written with the commit; raises ``_Stopped`` past the policy's limits."""
@@ -599,7 +533,7 @@ class GroupCommitWriter(Generic[P]):
         except OSError as exc:
             self._checkpoint_failed(exc)
 
-    def _fail(self, pendings: list[_Pending], reason: str) -> None:
+    def _fail(self, pendings: list[Pending], reason: str) -> None:
         """Fail these futures. The writer has said why at error level, once: the failure
         counts as retrieved, so a future nobody awaited does not log it again."""
         if not pendings:
@@ -641,24 +575,3 @@ class GroupCommitWriter(Generic[P]):
             if not waiter.done():
                 waiter.set_exception(StoreError(reason))
         self._flush_waiters = []
-
-
-class WriterHealth:
-    """``health`` and ``watch_health`` of a store whose writer, while open, is ``_writer``:
-    watchers registered before ``open`` are handed to each writer it starts (``_attach``)."""
-
-    _writer: GroupCommitWriter[Any] | None
-    _watchers: list[HealthWatcher]
-
-    @property
-    def health(self) -> StoreHealth:
-        return UP if self._writer is None else self._writer.health
-
-    def watch_health(self, watcher: HealthWatcher) -> None:
-        self._watchers.append(watcher)
-        if self._writer is not None:
-            self._writer.watch(watcher)
-
-    def _attach(self, writer: GroupCommitWriter[Any]) -> None:
-        for watcher in self._watchers:
-            writer.watch(watcher)

@@ -1,0 +1,89 @@
+"""The writer's units of work: an event waiting for its commit (``Pending``), a linked,
+prepared batch of them (``Batch``), and what a store hands the writer (``PrepareFn``,
+``CommitFn`` or ``ThreadCommit``, ``HeadFn``, ``ReconnectFn``); the writer's counters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from rfq_engine.store.events import AuditEvent
+
+__all__ = [
+    "Batch", "CommitFn", "HeadFn", "Pending", "PrepareFn", "ReconnectFn", "ThreadCommit",
+    "WriterStats",
+]
+
+P = TypeVar("P")
+# prepare(events, payloads): the store's CPU work for linked events, no I/O. payloads[i] is
+# events[i].payload already parsed (a fresh dict the store may keep).
+PrepareFn = Callable[[list[AuditEvent], list[dict[str, Any]]], P]
+# commit(parts): one transaction for the prepared parts of one batch, in order.
+CommitFn = Callable[[list[P]], Awaitable[None]]
+HeadFn = Callable[[], Awaitable[tuple[int, str]]]
+# reconnect(): before a retry, drop the connections a failure may have broken (and retake
+# the writer's lock if its session died with them; WriterFenced if someone else has it).
+ReconnectFn = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadCommit(Generic[P]):
+    """A store's blocking commit and the executor (one thread) it must run on.
+
+    ``commit(parts)`` makes the batch's events durable; the futures resolve when it
+    returns. ``after(parts)``, if given, is the rest of the batch's work that appenders
+    need not wait for (SQLite: the query tables); it runs on the same thread once the
+    tasks the futures woke have run, and handles its own errors (an exception from it is
+    logged; the events stand). ``flush`` and ``settled`` wait for it."""
+
+    executor: Executor
+    commit: Callable[[list[P]], None]
+    after: Callable[[list[P]], None] | None = None
+
+
+@dataclass(slots=True)
+class WriterStats:
+    batches: int = 0
+    events: int = 0
+    largest_batch: int = 0
+    failed_batches: int = 0
+    failed_events: int = 0
+    checkpoint_errors: int = 0
+    failed_commits: int = 0
+    """Commit attempts that failed (each is retried; none of them lost an event)."""
+    outages: int = 0
+    """Times the store went down (a retry on a new connection failed too)."""
+
+
+class Pending:
+    __slots__ = ("actor", "future", "payload", "payload_json", "rfq_id", "ts", "type")
+
+    def __init__(
+        self, ts: datetime, rfq_id: str | None, type_: str, actor: str, payload_json: str,
+        payload: dict[str, Any], future: asyncio.Future[AuditEvent],
+    ) -> None:
+        self.ts = ts
+        self.rfq_id = rfq_id
+        self.type = type_
+        self.actor = actor
+        self.payload_json = payload_json
+        self.payload = payload
+        self.future = future
+
+
+class Batch(Generic[P]):
+    """Linked, prepared events waiting for one commit, in submission order."""
+
+    __slots__ = ("events", "parts", "pendings")
+
+    def __init__(self) -> None:
+        self.pendings: list[Pending] = []
+        self.events: list[AuditEvent] = []
+        self.parts: list[P] = []
+
+    def __len__(self) -> int:
+        return len(self.pendings)
