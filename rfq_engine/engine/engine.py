@@ -213,6 +213,12 @@ class RfqEngine:
         return cancelled
 
     async def resume(self, *, actor: str = "engine") -> None:
+        """Lift the kill switch; refused (``EngineHalted``) while the audit store is down:
+        nothing could be recorded."""
+        health = self.services.store.health
+        if not health.up:
+            raise EngineHalted(f"the audit store is {health.state.value} ({health.error}): "
+                               "resume once it is back (runbooks/store-down.md)")
         if self._halted is not None:
             self._halted = None
             await self.services.audit(None, KillSwitchSet(False, ""), actor=actor)

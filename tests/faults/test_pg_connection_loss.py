@@ -121,6 +121,8 @@ async def test_read_only_database_in_last_look_halts_then_resumes_with_nothing_l
     assert h.engine.halted is not None
     with pytest.raises(EngineHalted):
         await h.engine.submit(future_rfq(dealers=["d1"]))
+    with pytest.raises(EngineHalted, match="resume once it is back"):
+        await h.engine.resume(actor="erin")  # nothing could be recorded meanwhile
     await pg_db.read_only(False)
     assert await h.engine.wait(rfq_id, timeout=30) is RfqState.FILLED
     await h.store.flush()
@@ -129,6 +131,8 @@ async def test_read_only_database_in_last_look_halts_then_resumes_with_nothing_l
     assert "rfq.cancel_requested" in types  # the kill switch's, audited once the store was back
     assert h.store.health.state is StoreState.UP and h.store.stats.failed_events == 0
     assert (await h.store.verify()).ok
+    await h.engine.resume(actor="erin")  # the store is back: an admin may resume
+    assert h.engine.halted is None
 
 
 async def test_store_down_past_the_limit_stops_the_writer_and_recovery_settles_it(
