@@ -43,8 +43,9 @@ to an HTTP client (status, ``error`` kind) and to a shell (exit code) is one tab
         ├── InvalidRequest   422  (also a ValidationError, above)
         └── EngineHalted     503  new RFQs are refused (the engine is stopping or halted)
 
-The engine's errors predate the categories and are listed in the table by name; each
-belongs under the category whose status it shares. A second base such as ``ValueError``,
+The engine's errors derive from the category whose status they share (NotFound,
+Forbidden, Conflict, InputError, Unavailable); two of them keep their own row in the table
+for their wording. A second base such as ``ValueError``,
 ``KeyError`` or ``ConnectionError`` stays where code catches the error by it.
 
 A 500 row is a fault: the API logs it and answers "internal error" without its message;
