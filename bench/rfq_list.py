@@ -51,9 +51,9 @@ from rfq_engine.api.auth import hash_token, require
 from rfq_engine.api.body import query_int
 from rfq_engine.api.rfqs import APP_KEY
 from rfq_engine.api.serialize import json_response, row
-from rfq_engine.app import open_app
 from rfq_engine.config import parse_config
 from rfq_engine.store import EventFilter, SqlAuditStore
+from rfq_engine.wiring import open_app
 
 REQUESTERS = ("treasury-desk", "mining-ops", "prop-desk")
 MANDATES = ("hedge-2026", "treasury")

@@ -21,9 +21,9 @@ from rfq_engine.api.idempotency import IdempotencyMap
 from rfq_engine.api.metrics import Metrics
 from rfq_engine.api.openapi import openapi_document
 from rfq_engine.api.serialize import error, json_response
-from rfq_engine.app import App
 from rfq_engine.config import ApiConfig
 from rfq_engine.error_table import INTERNAL, outcome_of, public_reason
+from rfq_engine.wiring import App
 
 __all__ = ["RedactingAccessLogger", "create_web_app"]
 

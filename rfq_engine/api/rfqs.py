@@ -19,12 +19,12 @@ from rfq_engine.api.auth import PRINCIPAL, require
 from rfq_engine.api.body import is_text, query_int, read_json
 from rfq_engine.api.idempotency import Claim, IdempotencyMap, Named
 from rfq_engine.api.serialize import error, json_response, row
-from rfq_engine.app import App
 from rfq_engine.decision import build_decision_record
 from rfq_engine.domain import RfqSpec, RfqState, ValidationError, format_ts, parse_ts, to_jsonable
 from rfq_engine.domain.rfq import MAX_KEY
 from rfq_engine.domain.values import check_fields
 from rfq_engine.store import EventFilter, RfqCursor, RfqQuery
+from rfq_engine.wiring import App
 
 __all__ = ["APP_KEY", "IDEMPOTENCY_KEY", "MAX_REASON", "reason_field", "routes"]
 

@@ -301,8 +301,8 @@ def run_plan(args: argparse.Namespace) -> int:
 
 async def _read_store(config: Any, url: str | None) -> Any:
     """The store opened read-only, or None when there is no database yet (an empty book)."""
-    from rfq_engine.app import open_configured_store
     from rfq_engine.store.base import StoreError
+    from rfq_engine.wiring import open_configured_store
 
     try:
         store = open_configured_store(config, url=url, readonly=True)
@@ -365,11 +365,11 @@ def _leg_text(instrument: dict[str, Any]) -> str:
 
 async def _submit(config: Any, args: argparse.Namespace, period: Any) -> int:
 
-    from rfq_engine.app import open_app
     from rfq_engine.cli.commands import EXIT_UNRESOLVED, UNRESOLVED_HINT
     from rfq_engine.domain.states import RfqState
     from rfq_engine.engine.oneshot import run_to_end
     from rfq_engine.hedging.scheduler import HedgeScheduler
+    from rfq_engine.wiring import open_app
 
     app = await open_app(config, store_url=args.store)
     scheduler = HedgeScheduler.from_config(app.engine, app.store, config, app.reference)

@@ -118,7 +118,7 @@ async def serve(config: Any, *, store_url: str | None = None, host: str | None =
 
     from rfq_engine.api.app import RedactingAccessLogger, create_web_app
     from rfq_engine.api.security import ssl_context
-    from rfq_engine.app import open_app
+    from rfq_engine.wiring import open_app
 
     log = structlog.get_logger("rfq_engine.serve")
     tls = ssl_context(config.api)

@@ -140,11 +140,11 @@ def dispatch(args: argparse.Namespace) -> int:
 
 async def _request(config: AppConfig, spec: RfqSpec, store_url: str | None, *,
                    as_json: bool) -> int:
-    from rfq_engine.app import open_app
     from rfq_engine.cli.live import LiveView
     from rfq_engine.decision import build_decision_record, render_decision_record
     from rfq_engine.engine.oneshot import run_to_end
     from rfq_engine.store import EventFilter
+    from rfq_engine.wiring import open_app
 
     app = await open_app(config, store_url=store_url)
     view = LiveView(sys.stderr)
@@ -177,7 +177,7 @@ async def _request(config: AppConfig, spec: RfqSpec, store_url: str | None, *,
 
 
 async def _recover(config: AppConfig, store_url: str | None) -> int:
-    from rfq_engine.app import open_app
+    from rfq_engine.wiring import open_app
 
     app = await open_app(config, store_url=store_url, recover=False)
     try:

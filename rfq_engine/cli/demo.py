@@ -67,7 +67,7 @@ def demo_rfqs(today: date, window_ms: int,
 
 
 async def run_demo(store_url: str, *, fast: bool = False) -> int:
-    from rfq_engine.app import open_app
+    from rfq_engine.wiring import open_app
 
     text = resources.files("rfq_engine.cli").joinpath("demo.toml").read_text(encoding="utf-8")
     config = parse_config(tomllib.loads(text), "embedded demo config")

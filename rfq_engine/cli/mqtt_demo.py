@@ -138,8 +138,8 @@ async def run_mqtt_demo(store_url: str, *, fast: bool = False) -> int:
 
 async def _run(tmp: Path, mosquitto: str, store_url: str, *, fast: bool) -> int:
     from dealer_adapters.mqtt.adapter import MqttDealers
-    from rfq_engine.app import open_app
     from rfq_engine.cli.mqtt_broker import write_for_config
+    from rfq_engine.wiring import open_app
 
     text = resources.files("rfq_engine.cli").joinpath("demo.toml").read_text(encoding="utf-8")
     data = tomllib.loads(text)

@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from rfq_engine.api.app import create_web_app
 from rfq_engine.api.auth import hash_token
-from rfq_engine.app import App, open_app
 from rfq_engine.config import parse_config
+from rfq_engine.wiring import App, open_app
 
 USERS = {"alice": "trader", "bob": "trader", "carol": "approver", "dave": "compliance",
          "erin": "admin"}

@@ -38,8 +38,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
 from rfq_engine.api.app import create_web_app
-from rfq_engine.app import open_app
 from rfq_engine.config import ApiConfig, parse_config
+from rfq_engine.wiring import open_app
 from tests.api.conftest import EXPIRY, TOKENS, Api, auth, config_data, rfq_body
 
 ROLES = {"trader": "alice", "approver": "carol", "compliance": "dave", "admin": "erin"}

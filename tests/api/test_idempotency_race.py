@@ -15,8 +15,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from rfq_engine.api.app import create_web_app
-from rfq_engine.app import open_app
 from rfq_engine.config import parse_config
+from rfq_engine.wiring import open_app
 from tests.api.conftest import Api, auth, config_data, rfq_body
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from rfq_engine.api.app import create_web_app
 from rfq_engine.api.auth import hash_token
 from rfq_engine.api.security import CSP, SERVER, TOKENS_KEY, FailureLimiter
-from rfq_engine.app import App, open_app
 from rfq_engine.config import ApiConfig, parse_config
+from rfq_engine.wiring import App, open_app
 from tests.api.conftest import TOKENS, Api, auth, config_data
 
 OLD, NEW = "rotating-old-token-Zq81mX4", "rotating-new-token-Pw27kL9"

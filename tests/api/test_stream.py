@@ -16,9 +16,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from rfq_engine.api.app import create_web_app
 from rfq_engine.api.stream import Outbox
-from rfq_engine.app import open_app
 from rfq_engine.config import parse_config
 from rfq_engine.engine import EngineEvent
+from rfq_engine.wiring import open_app
 from tests.api.conftest import TOKENS, Api, config_data
 
 

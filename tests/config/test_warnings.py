@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from rfq_engine.api.auth import hash_token
-from rfq_engine.app import open_app
 from rfq_engine.cli.main import main
 from rfq_engine.config import (
     DEMO_TOKEN,
@@ -25,6 +24,7 @@ from rfq_engine.config import (
     parse_config,
 )
 from rfq_engine.domain import RfqSpec, RfqState
+from rfq_engine.wiring import open_app
 from tests.api.conftest import config_data, rfq_body
 
 ROOT = Path(__file__).parents[2]

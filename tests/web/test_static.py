@@ -12,8 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from rfq_engine.api.app import create_web_app
-from rfq_engine.app import open_app
 from rfq_engine.config import parse_config
+from rfq_engine.wiring import open_app
 from tests.api.conftest import config_data
 
 STATIC = Path(__file__).parents[2] / "rfq_engine" / "api" / "static"

@@ -1,6 +1,6 @@
 """Wire one process from a config: store, reference prices, dealer adapters, mandates, engine.
 
-Shared by the CLI commands (and later ``rfq serve``) so every entry point builds the
+Shared by the CLI commands and ``rfq serve`` so every entry point builds the
 engine the same way. Heavy adapters are imported by the factory only when configured.
 """
 
