@@ -6,11 +6,9 @@ JSON object::
     {"v": 1, "type": "quote", "msg_id": "...", "dealer_id": "desk-a",
      "sent_at": "2026-11-21T10:00:00.123456Z", "body": {...}, "sig": "9f2c..."}
 
-``sig`` is the lowercase hex HMAC-SHA256, keyed with the dealer's shared secret, of the
-canonical JSON (``rfq_engine.domain.canonical_json``: keys sorted, ``,``/``:``
-separators, no whitespace, UTF-8, non-ASCII kept) of the whole object without ``sig``.
-Both directions are signed with the same per-dealer secret; on engine -> dealer
-messages ``dealer_id`` is the addressee, so it always equals the topic's dealer.
+``sig`` is the hex HMAC-SHA256 (the dealer's shared secret) of the canonical JSON
+(``rfq_engine.domain.canonical_json``) of the whole object without ``sig``, both ways; on
+engine -> dealer messages ``dealer_id`` is the addressee, equal to the topic's dealer.
 
 Verification (``open_envelope``) checks, in order, and reports the first failure: size,
 UTF-8, JSON (no floats, NaN or duplicate keys), the envelope's fields, ``type`` allowed on
