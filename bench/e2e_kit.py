@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import socket
 import sqlite3
 import sys
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rfq_engine.api.auth import hash_token  # noqa: E402
+from rfq_engine.cli.mqtt_demo import stop_process  # noqa: E402
 
 TERMINAL = frozenset({"filled", "partially_filled", "not_filled", "cancelled", "expired", "rejected",
                       "failed"})
@@ -90,15 +90,7 @@ async def wait_listening(port: int, process: asyncio.subprocess.Process | None =
 
 
 async def stop(process: asyncio.subprocess.Process, grace: float = 20.0) -> None:
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), grace)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+    await stop_process(process, grace=grace)
 
 
 def rfq_body(dealers: list[str], window_ms: int, quantity: str = "1") -> dict[str, Any]:

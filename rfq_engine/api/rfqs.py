@@ -20,10 +20,10 @@ from rfq_engine.api.body import is_text, query_int, read_json
 from rfq_engine.api.idempotency import Claim, IdempotencyMap, Named
 from rfq_engine.api.serialize import error, json_response, row
 from rfq_engine.decision import build_decision_record
-from rfq_engine.domain import RfqSpec, RfqState, ValidationError, format_ts, parse_ts, to_jsonable
+from rfq_engine.domain import RfqSpec, RfqState, ValidationError, format_ts, parse_ts
 from rfq_engine.domain.rfq import MAX_KEY
 from rfq_engine.domain.values import check_fields
-from rfq_engine.store import EventFilter, RfqCursor, RfqQuery
+from rfq_engine.store import EventFilter, RfqCursor, RfqQuery, RfqRow
 from rfq_engine.wiring import App
 
 __all__ = ["APP_KEY", "IDEMPOTENCY_KEY", "MAX_REASON", "reason_field", "routes"]
@@ -74,14 +74,12 @@ def _live_view(app: App, rfq_id: str) -> dict[str, Any] | None:
     if run is None or run.submitted_at is None:
         return None
     spec, book = run.spec, run.book
-    view: dict[str, Any] = to_jsonable({
-        "rfq_id": rfq_id, "client_rfq_id": spec.client_rfq_id, "requester": spec.requester,
-        "mandate": spec.mandate, "direction": spec.direction.value, "quantity": spec.quantity,
-        "quantity_unit": spec.quantity_unit, "state": book.state.value,
-        "notional": book.notional if book.notional is not None else Decimal(0),
-        "filled_quantity": book.filled_quantity, "created_at": run.submitted_at,
-        "updated_at": run.submitted_at, "reason": book.reason, "spec": spec.to_dict(),
-        "quotes": [], "awards": [], "fills": [], "decision": None})
+    summary = RfqRow(rfq_id, spec.client_rfq_id, spec.requester, spec.mandate,
+                     spec.direction.value, spec.quantity, spec.quantity_unit, book.state.value,
+                     book.notional if book.notional is not None else Decimal(0),
+                     book.filled_quantity, run.submitted_at, run.submitted_at, book.reason,
+                     spec.to_dict())
+    view = {**row(summary), "quotes": [], "awards": [], "fills": [], "decision": None}
     return view
 
 

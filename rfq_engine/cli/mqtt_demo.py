@@ -30,7 +30,7 @@ from rfq_engine.cli.live import LiveView
 from rfq_engine.config import parse_config
 from rfq_engine.domain import DealerId
 
-__all__ = ["MQTT_DEMO_DEALERS", "run_mqtt_demo"]
+__all__ = ["MQTT_DEMO_DEALERS", "run_mqtt_demo", "stop_process"]
 
 MQTT_DEMO_DEALERS = ("alpha-otc", "bravo-otc", "charlie-mm")
 _ENGINE_PASSWORD_ENV = "RFQ_DEMO_ENGINE_MQTT_PASSWORD"
@@ -106,7 +106,8 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-async def _stop(process: asyncio.subprocess.Process, *, grace: float = 5.0) -> None:
+async def stop_process(process: asyncio.subprocess.Process, *, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; returns once the process has ended."""
     if process.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
@@ -212,5 +213,5 @@ async def _run(tmp: Path, mosquitto: str, store_url: str, *, fast: bool) -> int:
         if app is not None:
             await app.close()
         for child in reversed(children):
-            await _stop(child)
+            await stop_process(child)
     return await verify_demo_store(store_url)

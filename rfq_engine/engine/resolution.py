@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from rfq_engine.domain import ExecutionId, ValidationError, decimal_str
+from rfq_engine.domain import ExecutionId, decimal_str
 from rfq_engine.domain.events import ExecutionResolved
 from rfq_engine.engine.awards import AwardOutcome, PendingAward
 from rfq_engine.engine.errors import InvalidRequest, InvalidState, NotPermitted
@@ -85,10 +85,7 @@ async def resolve_pending(requester: str, pending: PendingAward, r: Resolution, 
     if r.actor == requester:
         raise NotPermitted("an execution must be resolved by someone other than the RFQ's "
                            "requester")
-    try:
-        outcome = _outcome(pending, r)
-    except ValidationError:
-        raise
+    outcome = _outcome(pending, r)
     award = pending.award
     event = ExecutionResolved(
         award.execution_id, award.dealer_id, r.executed, r.evidence.strip(), r.actor,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any, Final, TypeVar
@@ -169,15 +170,15 @@ class SqlQueryTables(QueryTables):
     (``_overlays``: a read-only SQLite reader, which merges ``missing_rows`` into its
     answers, both read in one snapshot)."""
 
-    def _require_engine(self) -> AsyncEngine:
-        raise NotImplementedError
+    @abstractmethod
+    def _require_engine(self) -> AsyncEngine: ...
 
-    async def _tables_current(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def _tables_current(self) -> None: ...
 
     @property
-    def _overlays(self) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def _overlays(self) -> bool: ...
 
     async def _read(
         self, build: Callable[[Tables | None], Select[Any] | None]
