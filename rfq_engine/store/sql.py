@@ -49,6 +49,7 @@ from rfq_engine.store.base import AuditStore, EventFilter, StoreError, VerifyRep
 from rfq_engine.store.chain import RawRow, event_row, ts_text
 from rfq_engine.store.checkpoint import CheckpointLog, key_from_env
 from rfq_engine.store.events import GENESIS_HASH, AuditEvent
+from rfq_engine.store.leader import Candidate
 from rfq_engine.store.locks import FileLock, PgAdvisoryLock
 from rfq_engine.store.outage import HealthWatcher, RetryPolicy, WriterHealth
 from rfq_engine.store.projection import (
@@ -109,7 +110,8 @@ class SqlAuditStore(WriterHealth, SqlQueryTables, AuditStore):
     newest events cannot be detected). ``readonly``: no lock, no writer, no DDL; append
     raises. ``checkpoint_key`` defaults to ``$RFQ_AUDIT_CHECKPOINT_KEY``. ``witness``: a
     file the writer publishes its heads to and ``verify`` checks against (witness.py).
-    ``retry``: what the writer does when a commit fails (outage.py).
+    ``retry``: what the writer does when a commit fails (outage.py). ``candidate``
+    (PostgreSQL): who this writer is and whether ``open`` waits for the lock (leader.py).
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class SqlAuditStore(WriterHealth, SqlQueryTables, AuditStore):
         verify_page: int = 20_000,
         witness: str | os.PathLike[str] | None = None,
         retry: RetryPolicy | None = None,
+        candidate: Candidate | None = None,
     ) -> None:
         try:
             self._url: URL = make_url(url)
@@ -134,6 +137,9 @@ class SqlAuditStore(WriterHealth, SqlQueryTables, AuditStore):
         self._dialect = self._url.get_backend_name()
         if self._dialect not in ("sqlite", "postgresql"):
             raise StoreError(f"unsupported audit database {self._dialect!r}: use SQLite or PostgreSQL")
+        if candidate is not None and self._dialect != "postgresql":
+            raise StoreError("leadership (rfq serve --ha) needs a PostgreSQL audit store")
+        self._candidate = candidate
         sync = sqlite_synchronous.upper()
         if sync not in SYNCHRONOUS_MODES:
             raise ValueError(f"sqlite_synchronous must be one of {sorted(SYNCHRONOUS_MODES)}")
@@ -246,7 +252,7 @@ class SqlAuditStore(WriterHealth, SqlQueryTables, AuditStore):
             self._file_lock = FileLock(f"{self._sqlite_path}.lock")
             self._file_lock.acquire()
         else:
-            self._pg_lock = PgAdvisoryLock(self._require_engine())
+            self._pg_lock = PgAdvisoryLock(self._require_engine(), candidate=self._candidate)
             await self._pg_lock.acquire()
 
     async def adopt_tail(self, through: int, by: str) -> tuple[int, int]:
@@ -373,6 +379,8 @@ class SqlAuditStore(WriterHealth, SqlQueryTables, AuditStore):
         tables, dirty = Tables(), Dirty()
         try:
             async with self._require_engine().begin() as conn:
+                if self._pg_lock is not None:  # the epoch, in the commit's own transaction
+                    await self._pg_lock.check(conn)
                 await conn.exec_driver_sql(self._insert_events.sql, params)
                 if changes:
                     tables, missing = self._cache.split(touched(changes))
