@@ -16,6 +16,7 @@ from rfq_engine.engine import RfqEngine
 from rfq_engine.mandate import Mandate
 from rfq_engine.pricing.reference import ModelReferenceProvider, ReferencePriceProvider
 from rfq_engine.store import AuditStore, open_store
+from rfq_engine.store.leader import Candidate
 
 __all__ = ["App", "open_app", "open_configured_store"]
 
@@ -45,20 +46,21 @@ async def _close_reference(reference: ReferencePriceProvider) -> None:
 
 
 def open_configured_store(config: AppConfig, *, url: str | None = None,
-                          readonly: bool = False) -> AuditStore:
+                          readonly: bool = False, candidate: Candidate | None = None) -> AuditStore:
     # Without a configured path the store picks its default (``<db file>.head`` for SQLite).
     checkpoint = ... if config.store.checkpoint_path is None else config.store.checkpoint_path
     return open_store(url or config.store.resolved_url(), checkpoint_path=checkpoint,
                       readonly=readonly, sqlite_synchronous=config.store.sqlite_synchronous,
                       sqlite_cache_mib=config.store.sqlite_cache_mib,
                       witness=config.store.witness_path,
-                      outage_limit_s=config.store.outage_limit_s)
+                      outage_limit_s=config.store.outage_limit_s, candidate=candidate)
 
 
 async def open_app(config: AppConfig, *, store_url: str | None = None,
-                   recover: bool = True) -> App:
-    """Open the store, build everything, start the engine (running recovery first)."""
-    store = open_configured_store(config, url=store_url)
+                   recover: bool = True, candidate: Candidate | None = None) -> App:
+    """Open the store, build everything, start the engine (running recovery first). With a
+    waiting ``candidate`` (rfq serve --ha) opening the store waits for the leadership."""
+    store = open_configured_store(config, url=store_url, candidate=candidate)
     await store.open()
     live: ReferencePriceProvider | None = None
     try:

@@ -38,6 +38,7 @@ from rfq_engine.store.base import (
 )
 from rfq_engine.store.checkpoint import KEY_ENV, Checkpoint, read_checkpoint, write_checkpoint
 from rfq_engine.store.events import GENESIS_HASH, AuditEvent, EventType, chain_hash
+from rfq_engine.store.leader import Candidate
 from rfq_engine.store.memory import InMemoryAuditStore
 from rfq_engine.store.outage import RetryPolicy, StoreHealth, StoreState
 from rfq_engine.store.sql import DEFAULT_URL, SqlAuditStore
@@ -86,6 +87,7 @@ def open_store(
     sqlite_cache_mib: int = 64,
     witness: str | os.PathLike[str] | None = None,
     outage_limit_s: float | None = None,
+    candidate: Candidate | None = None,
 ) -> AuditStore:
     """The store for ``url`` (not yet opened).
 
@@ -94,7 +96,8 @@ def open_store(
     means ``<dbfile>.head`` for SQLite and no checkpoint for PostgreSQL and memory, whose
     checkpoint must be named explicitly; None disables it. ``witness``: a file outside the
     operator's reach for the heads (witness.py); ``outage_limit_s``: how long a failing
-    commit is retried before the writer stops (outage.py).
+    commit is retried before the writer stops (outage.py); ``candidate``: leadership on
+    PostgreSQL (leader.py).
     """
     retry = None if outage_limit_s is None else RetryPolicy(give_up_after_s=outage_limit_s)
     if url == MEMORY_URL:
@@ -105,5 +108,5 @@ def open_store(
     return SqlAuditStore(
         url, checkpoint_path=checkpoint_path, readonly=readonly,
         sqlite_synchronous=sqlite_synchronous, sqlite_cache_mib=sqlite_cache_mib,
-        witness=witness, retry=retry,
+        witness=witness, retry=retry, candidate=candidate,
     )
