@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from rfq_engine.domain.events import AwardDecided, QuoteDeclined, QuoteReceived, RfqStateChanged
 from rfq_engine.domain.states import TERMINAL, RfqState
 from rfq_engine.engine import EngineEvent, RfqEngine
-from rfq_engine.readside import listened
+from rfq_engine.readmodels.events import listened
 
 __all__ = ["Metrics"]
 

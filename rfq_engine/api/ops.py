@@ -18,7 +18,7 @@ from rfq_engine.api.rfqs import APP_KEY, reason_field
 from rfq_engine.api.serialize import json_response
 from rfq_engine.domain import parse_ts, utc_now
 from rfq_engine.domain.values import check_fields
-from rfq_engine.scorecard import SCORECARD_EVENT_TYPES, dealer_scorecards
+from rfq_engine.readmodels.scorecard import SCORECARD_EVENT_TYPES, dealer_scorecards
 from rfq_engine.store import EventFilter
 
 __all__ = ["METRICS_KEY", "routes"]

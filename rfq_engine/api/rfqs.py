@@ -19,10 +19,10 @@ from rfq_engine.api.auth import PRINCIPAL, require
 from rfq_engine.api.body import is_text, query_int, read_json
 from rfq_engine.api.idempotency import Claim, IdempotencyMap, Named
 from rfq_engine.api.serialize import error, json_response, row
-from rfq_engine.decision import build_decision_record
 from rfq_engine.domain import RfqSpec, RfqState, ValidationError, format_ts, parse_ts
 from rfq_engine.domain.rfq import MAX_KEY
 from rfq_engine.domain.values import check_fields
+from rfq_engine.readmodels.decision import build_decision_record
 from rfq_engine.store import EventFilter, RfqCursor, RfqQuery, RfqRow
 from rfq_engine.wiring import App
 

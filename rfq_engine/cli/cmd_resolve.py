@@ -120,10 +120,10 @@ async def _via_api(args: argparse.Namespace) -> int:
 async def _one_shot(args: argparse.Namespace, config: Any, quantity: Decimal | None,
                     price: Decimal | None) -> int:
     from rfq_engine.cli.commands import report
-    from rfq_engine.decision import build_decision_record, render_decision_record
     from rfq_engine.domain import ExecutionId, RfqError, RfqState
     from rfq_engine.engine.recovery import recover_open_rfqs
     from rfq_engine.engine.resolution import Resolution
+    from rfq_engine.readmodels.decision import build_decision_record, render_decision_record
     from rfq_engine.store import EventFilter
     from rfq_engine.wiring import open_app
 

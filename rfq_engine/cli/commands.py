@@ -141,8 +141,8 @@ def dispatch(args: argparse.Namespace) -> int:
 async def _request(config: AppConfig, spec: RfqSpec, store_url: str | None, *,
                    as_json: bool) -> int:
     from rfq_engine.cli.live import LiveView
-    from rfq_engine.decision import build_decision_record, render_decision_record
     from rfq_engine.engine.oneshot import run_to_end
+    from rfq_engine.readmodels.decision import build_decision_record, render_decision_record
     from rfq_engine.store import EventFilter
     from rfq_engine.wiring import open_app
 
@@ -269,7 +269,7 @@ async def _audit(args: argparse.Namespace) -> int:
             print(f"AUDIT CHAIN BROKEN{where}: {report.problem}", file=sys.stderr)
             return EXIT_TAMPERED
         if args.audit_command == "show":
-            from rfq_engine.decision import build_decision_record, render_decision_record
+            from rfq_engine.readmodels.decision import build_decision_record, render_decision_record
 
             events = await store.events(EventFilter(rfq_id=args.rfq_id))
             if not events:

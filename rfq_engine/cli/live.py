@@ -29,7 +29,7 @@ from rfq_engine.domain.events import (
 )
 from rfq_engine.domain.states import RfqState
 from rfq_engine.engine import EngineEvent
-from rfq_engine.readside import listened
+from rfq_engine.readmodels.events import listened
 
 __all__ = ["LiveView", "money"]
 

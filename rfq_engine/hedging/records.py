@@ -10,7 +10,7 @@ from rfq_engine.domain.rfq import RfqSpec
 from rfq_engine.domain.states import RfqState
 from rfq_engine.domain.values import parse_decimal
 from rfq_engine.hedging.positions import TradeRecord, fill_terms
-from rfq_engine.readside import typed_events
+from rfq_engine.readmodels.events import typed_events
 from rfq_engine.store.base import AuditStore, EventFilter, RfqRow
 
 __all__ = ["load_trades", "open_rfqs", "program_decisions"]

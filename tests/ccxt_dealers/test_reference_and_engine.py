@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from dealer_adapters.ccxt import CcxtDealers
-from rfq_engine.decision import build_decision_record
 from rfq_engine.domain import DealerId, RfqSpec, RfqState, utc_now
 from rfq_engine.domain.pricing import MarketSnapshot
 from rfq_engine.engine import EngineConfig, RfqEngine
 from rfq_engine.mandate import Mandate
 from rfq_engine.pricing.ccxt_reference import CcxtReferenceConfig, CcxtReferenceProvider, open_ccxt_reference
 from rfq_engine.pricing.reference import ReferenceUnavailable
+from rfq_engine.readmodels.decision import build_decision_record
 from rfq_engine.store import EventFilter, open_store
 from tests.ccxt_dealers.conftest import config
 from tests.ccxt_dealers.fake_okx import FakeOkx, now_ms

@@ -210,7 +210,7 @@ async def test_reference_at_award_is_recorded_for_tca(make_harness) -> None:
     h.dealers.confirm((await h.dealers.next(Award)).message)  # type: ignore[arg-type]
     assert await h.engine.wait(rfq_id, 5) is RfqState.FILLED
     await h.store.flush()
-    from rfq_engine.decision import build_decision_record
+    from rfq_engine.readmodels.decision import build_decision_record
     from rfq_engine.store.base import EventFilter
 
     record = build_decision_record(await h.store.events(EventFilter(rfq_id=rfq_id)))

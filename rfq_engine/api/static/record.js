@@ -1,4 +1,4 @@
-// One RFQ as the UI holds it: the decision record's shape (rfq_engine/decision.py), seeded
+// One RFQ as the UI holds it: the decision record's shape (rfq_engine/readmodels/decision.py), seeded
 // from GET /api/v1/rfqs/{id} and kept current by the stream's events. Applying an event
 // twice changes nothing (quotes by quote_id, awards by execution_id, fills by fill_id), so
 // a snapshot and the stream may overlap freely.

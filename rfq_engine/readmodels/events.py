@@ -18,7 +18,7 @@ from rfq_engine.store.events import AuditEvent
 
 __all__ = ["Listened", "listened", "typed", "typed_events"]
 
-log = structlog.get_logger("rfq_engine.readside")
+log = structlog.get_logger("rfq_engine.readmodels.events")
 
 
 def typed(type_: str, payload: Mapping[str, Any], *, seq: int | None = None,

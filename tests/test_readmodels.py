@@ -1,5 +1,5 @@
 """The readers of the audit log take typed events and skip, with a warning, a payload that
-does not decode (``rfq_engine.readside``)."""
+does not decode (``rfq_engine.readmodels.events``)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from rfq_engine.decision import build_decision_record
 from rfq_engine.domain import canonical_json
 from rfq_engine.domain.events import EventType, QuoteDeclined, UnknownEvent
 from rfq_engine.engine import EngineEvent
-from rfq_engine.readside import listened, typed, typed_events
-from rfq_engine.scorecard import dealer_scorecards
+from rfq_engine.readmodels.decision import build_decision_record
+from rfq_engine.readmodels.events import listened, typed, typed_events
+from rfq_engine.readmodels.scorecard import dealer_scorecards
 from rfq_engine.store.events import AuditEvent
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -33,7 +33,7 @@ from rfq_engine.domain.events import (
     RfqStateChanged,
 )
 from rfq_engine.domain.states import RfqState
-from rfq_engine.readside import typed_events
+from rfq_engine.readmodels.events import typed_events
 from rfq_engine.store.events import AuditEvent
 
 __all__ = ["SCORECARD_EVENT_TYPES", "Scorecard", "dealer_scorecards"]

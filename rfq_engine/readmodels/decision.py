@@ -44,7 +44,7 @@ from rfq_engine.domain.events import (
     encode,
 )
 from rfq_engine.pricing.tca import tca
-from rfq_engine.readside import typed
+from rfq_engine.readmodels.events import typed
 from rfq_engine.store.events import AuditEvent
 
 __all__ = ["build_decision_record", "render_decision_record"]
