@@ -18,7 +18,6 @@ from decimal import (
     DivisionByZero,
     InvalidOperation,
     Overflow,
-    localcontext,
 )
 from typing import Any, Final
 
@@ -65,26 +64,18 @@ _STEPS: Final = {places: Decimal((0, (1,), -places)) for places in range(19)}
 
 
 def fmt_amount(value: Decimal, places: int = 2) -> str:
-    """``12000000`` -> ``12,000,000``, ``1234.5678`` -> ``1,234.57``: rounded, zeros cut."""
+    """``12000000`` -> ``12,000,000``, ``1234.5678`` -> ``1,234.57``: rounded to ``places``
+    (0 to 18; a ``ValueError`` otherwise), zeros cut. A value that is not a ``Decimal`` is a
+    ``TypeError``."""
     step = _STEPS.get(places) if type(places) is int else None
-    if step is None or type(value) is not Decimal:
-        return _fmt_amount_general(value, places)
-    text = format(_quantize(value, step), ",f")
+    if step is None:
+        raise ValueError(f"fmt_amount: places must be an int from 0 to 18, not {places!r}")
+    if not isinstance(value, Decimal):
+        raise TypeError(f"fmt_amount: a Decimal, not {type(value).__name__}")
+    text = format(_quantize(Decimal(value), step), ",f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text == "-0" or not text else text
-
-
-def _fmt_amount_general(value: Decimal, places: int) -> str:
-    """``fmt_amount`` for a number of places outside ``_STEPS`` or a value that is not
-    exactly a ``Decimal`` (a subclass, an int): the general, slower path."""
-    with localcontext() as ctx:
-        ctx.prec = max(60, value.adjusted() + places + 2)
-        rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
-    text = format(rounded, ",f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in {"-0", ""} else text
 
 
 def fmt_bps(value: Decimal) -> str:
