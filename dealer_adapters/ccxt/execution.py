@@ -88,6 +88,7 @@ from dealer_adapters.ccxt.sizing import (
 )
 from dealer_adapters.ccxt.units import check_markets
 from rfq_engine.domain import Award, QuoteSide, RfqId, RfqNew, Side, decimal_str, format_ts, utc_now
+from rfq_engine.domain.premium import CoinPremium, IndexPrice
 from rfq_engine.domain.venue import (
     package_price,
     quote_sides,
@@ -139,6 +140,8 @@ def _fee_in_quote(order: dict[str, Any], intent: dict[str, Any], average: Decima
         total += cost
     if not currency and total == 0:
         return Decimal(0), "", Decimal(0)
+    if currency == str(intent.get("premium_currency") or "").upper():  # a coin premium: same units
+        return total, currency, total
     if currency == str(intent["base"]).upper():
         return total, currency, total * average
     return total, currency, total
@@ -185,13 +188,16 @@ def order_outcome(order: dict[str, Any], intent: dict[str, Any], exchange_id: st
     note = f"{exchange_id}:{order_id}"
     if settle:
         details["settlement_currency"] = settle
+    premium_ccy = str(intent.get("premium_currency") or "")
+    if premium_ccy:
+        details.update(premium_currency=premium_ccy, index_price=intent.get("index_price", ""))
     if intent.get("inverse"):
         notional = filled * Decimal(str(intent["amount_value"]))
         details.update(notional=decimal_str(notional), notional_currency=intent.get("contract_ccy", ""),
                        conversion_price=intent["conversion_price"])
     if average is not None:
         details["average"] = decimal_str(average)
-        note += f" avg={decimal_str(average)}"
+        note += f" avg={decimal_str(average)}" + (f" {premium_ccy}" if premium_ccy else "")
         dialect = dialect_for(exchange_id)
         stated = dialect.units.fee_of(intent, order) if dialect is not None else None
         fee = _fee_in_quote(order, intent, average, stated)
@@ -256,18 +262,43 @@ class BookRoute:
     async def _book(self, market: VenueMarket) -> Any:
         return book_from_ccxt(await self.exchange.fetch_order_book(market.symbol, self.config.book_depth))
 
+    def _walk(self, book: Any, market: VenueMarket, side: Side, quantity: Decimal) -> tuple[Any, Decimal]:
+        """The walk with the venue's fee in its price, and the fee as a fraction of the price.
+
+        A coin-premium option under a published schedule (``Units.option_fees``) pays a fee
+        per unit of underlying that depends on the premium: the book is walked without it,
+        the schedule gives the fee at that premium, and that fee as a fraction of it is the
+        walk's taker fee (``price = vwap +/- fee``)."""
+        schedule = self.dialect.units.option_fees
+        if not market.premium_ccy or schedule is None:
+            fee = taker_fee(market, self.config.taker_fee)
+            return walk_market(book, market, side, quantity, fee), fee
+        bare = walk_market(book, market, side, quantity, Decimal(0))
+        if bare is None or bare.vwap <= 0:
+            return bare, Decimal(0)
+        fraction = schedule.per_unit(market, bare.vwap) / bare.vwap
+        return walk_market(book, market, side, quantity, fraction), fraction
+
+    async def _index(self, market: VenueMarket) -> IndexPrice | None:
+        rule = self.dialect.units.index
+        return None if rule is None or not market.premium_ccy else await rule(self.exchange, market)
+
     async def price(self, rfq: RfqNew) -> QuotePlan | DeclinePlan | None:
         resolved = self._resolve(rfq)
         if isinstance(resolved, NoMarket):
             return DeclinePlan(resolved.reason)
         market, leg = resolved.market, resolved.leg
+        if market.premium_ccy and self.dialect.units.index is None:
+            return DeclinePlan(f"{self.venue}: {market.symbol} quotes its premium in {market.premium_ccy} "
+                               "and this venue has no index price to convert it at")
         book = await self._book(market)
-        fee = taker_fee(market, self.config.taker_fee)
+        index = await self._index(market)
         problems: list[str] = []
         fills = {}
+        fees: dict[QuoteSide, Decimal] = {}
         for side in quote_sides(rfq.direction):
             order_side = requester_leg_side(rfq.direction, side, leg)
-            fill = walk_market(book, market, order_side, resolved.quantity, fee)
+            fill, fees[side] = self._walk(book, market, order_side, resolved.quantity)
             book_side = "asks" if order_side is Side.BUY else "bids"
             if fill is None:
                 problems.append(
@@ -291,7 +322,7 @@ class BookRoute:
         priced = []
         for side, (order_side, fill) in fills.items():
             if fill.quantity != quantity:
-                refill = walk_market(book, market, order_side, quantity, fee)
+                refill, fees[side] = self._walk(book, market, order_side, quantity)
                 if refill is None:
                     return DeclinePlan(f"{self.venue}: the {market.symbol} book has no whole contract "
                                        f"for {decimal_str(quantity)} on the {order_side.value} side")
@@ -299,21 +330,37 @@ class BookRoute:
             priced.append((side, order_side, fill))
         package_qty = floor_quantity(min(fill.quantity for _, _, fill in priced) / leg.ratio)
         sides: list[SideQuote] = []
+        natives: dict[QuoteSide, tuple[Decimal, Decimal]] = {}
         for side, order_side, fill in priced:
-            raw = package_price(side, [(order_side, leg.ratio, fill.price)])
-            price = round_price(raw, _quantum(market), up=side is QuoteSide.ASK)
+            up = side is QuoteSide.ASK
+            if index is not None:  # the venue's premium and fee in its coin; the engine converts
+                native = round_price(package_price(side, [(order_side, leg.ratio, fill.vwap)]),
+                                     _quantum(market), up=up)
+                fee_unit = abs(fill.price - fill.vwap) * leg.ratio
+                natives[side] = (native, fee_unit)
+                price = native + fee_unit if up else native - fee_unit
+            else:
+                raw = package_price(side, [(order_side, leg.ratio, fill.price)])
+                price = round_price(raw, _quantum(market), up=up)
             detail = {
                 "symbol": market.symbol, "order_side": order_side.value,
                 "leg_price": decimal_str(fill.price), "vwap": decimal_str(fill.vwap),
                 "limit_price": decimal_str(fill.limit_price), "contracts": decimal_str(fill.contracts),
-                "amount_unit": market.amount_unit.value, "fee": decimal_str(fee),
+                "amount_unit": market.amount_unit.value, "fee": decimal_str(fees[side]),
             }
             if market.inverse:  # the conversion the award and the confirm use (sizing.py)
                 detail.update(conversion_price=decimal_str(fill.vwap),
                               residual=decimal_str(resolved.quantity - fill.quantity))
+            if index is not None:
+                detail.update(premium_currency=market.premium_ccy or "", index_price=decimal_str(index.price))
             sides.append(SideQuote(side, price, package_qty, detail))
         valid_until = utc_now() + timedelta(milliseconds=self.config.quote_validity_ms)
-        return QuotePlan(tuple(sides), package_qty, valid_until)
+        premium = None
+        if index is not None and market.premium_ccy:
+            bid, ask = natives.get(QuoteSide.BID), natives.get(QuoteSide.ASK)
+            premium = CoinPremium(market.premium_ccy, bid[0] if bid else None, ask[0] if ask else None,
+                                  index, bid[1] if bid else Decimal(0), ask[1] if ask else Decimal(0))
+        return QuotePlan(tuple(sides), package_qty, valid_until, premium=premium)
 
     async def prepare(
         self, award: Award, sent: SentQuote, rfq: RfqNew, client_id: str
@@ -338,13 +385,12 @@ class BookRoute:
             if classify(exc) is ErrorKind.AUTH:
                 raise
             return f"last look: could not read the {market.symbol} book: {describe_error(exc)}"
-        fee = taker_fee(market, self.config.taker_fee)
         conversion = Decimal(quoted.detail["conversion_price"]) if market.inverse else None
         # the whole awarded size: with a thinner book (allow_partial) the IOC takes what is there
         contracts = order_amount(market, quantity, conversion, slack=QUANTUM * leg.ratio)
         if contracts <= 0:
             return f"the awarded {decimal_str(award.quantity)} is less than one {market.symbol} contract"
-        fill = walk_market(book, market, order_side, quantity, fee)
+        fill, _fee = self._walk(book, market, order_side, quantity)
         if fill is None:
             return f"last look: the {market.symbol} book has nothing on the {order_side.value} side"
         if not fill.complete and not rfq.allow_partial:
@@ -374,6 +420,7 @@ class BookRoute:
             "quoted_leg_price": decimal_str(quoted_leg),
             "last_look_leg_price": decimal_str(fill.price),
             "last_look_moved_bps": decimal_str(moved.quantize(Decimal("0.01"))),
+            **({"index_price": quoted.detail["index_price"]} if "index_price" in quoted.detail else {}),
         }
 
     async def place(self, intent: dict[str, Any]) -> Outcome | None:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from dealer_adapters.common import describe_error
 from rfq_engine.domain import Award, QuoteId, QuoteSide, RfqId, RfqNew, decimal_str
 from rfq_engine.domain.errors import WireError
+from rfq_engine.domain.premium import CoinPremium
 
 __all__ = [
     "DeclinePlan",
@@ -116,6 +117,9 @@ class QuotePlan:
     valid_until: datetime
     key: str = ""
     """Routes that poll (OKX RFQ) send a new quote only when this changes."""
+    premium: CoinPremium | None = None
+    """A premium in a coin, as the venue quoted it: sent as ``premium`` (the engine converts
+    it, ``domain.premium``); the sides' prices are then in that coin."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,6 +80,8 @@ def intent_units(market: VenueMarket, conversion: Decimal | None) -> dict[str, A
     if market.inverse:
         assert conversion is not None
         units["conversion_price"] = decimal_str(conversion)
+    if market.premium_ccy:
+        units["premium_currency"] = market.premium_ccy
     return units
 
 

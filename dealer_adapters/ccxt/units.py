@@ -45,21 +45,52 @@ This module never imports ccxt.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from rfq_engine.domain import decimal_str
+from rfq_engine.domain.premium import IndexPrice, option_fee
 from rfq_engine.domain.venue import AmountUnit, VenueMarket, venue_decimal
 
-__all__ = ["BINANCE", "BYBIT", "DERIBIT", "OKX", "FeeRule", "SizeRule", "Units", "check_markets"]
+__all__ = [
+    "BINANCE",
+    "BYBIT",
+    "DERIBIT",
+    "OKX",
+    "FeeRule",
+    "IndexRule",
+    "OptionFees",
+    "SizeRule",
+    "Units",
+    "check_markets",
+]
 
 SizeRule = Callable[[Mapping[str, Any], VenueMarket], VenueMarket | str | None]
 """``(ccxt market structure, parsed market) -> the market in the venue's units, or why it is
 refused, or None: not a single instrument (a Deribit combo), left out of the markets``."""
 FeeRule = Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[Decimal, str] | None]
 """``(intent, ccxt order) -> (fee, currency)`` as the venue states them, or None: use ccxt's."""
+IndexRule = Callable[[Any, VenueMarket], Awaitable[IndexPrice]]
+"""``(exchange, coin-premium market) -> the venue's index price``, read at quote time."""
+
+
+@dataclass(frozen=True, slots=True)
+class OptionFees:
+    """A published options fee schedule: ``underlying_rate`` of the underlying per contract,
+    capped at ``cap_rate`` of the option price (``domain.premium.option_fee``)."""
+
+    underlying_rate: Decimal | None
+    """None: the market's listed taker fee (``taker`` in ``load_markets()``) is the rate."""
+    cap_rate: Decimal
+    source: str
+
+    def per_unit(self, market: VenueMarket, premium: Decimal) -> Decimal:
+        """The taker fee per unit of underlying, in the premium's currency."""
+        rate = self.underlying_rate if self.underlying_rate is not None else market.taker_fee
+        return option_fee(premium, underlying_rate=rate or Decimal(0), cap_rate=self.cap_rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +104,14 @@ class Units:
     source: str
     size: SizeRule
     fee_of: FeeRule
+    option_fees: OptionFees | None = None
+    """Coin-premium options: the venue's fee schedule (else the taker fee of the premium)."""
+    index: IndexRule | None = None
+    """Coin-premium options: where the index price is read (None: such options are refused)."""
+
+
+def _ms(value: object, field: str) -> datetime:
+    return datetime.fromtimestamp(int(venue_decimal(value, field)) / 1000, tz=UTC)
 
 
 def _dec(value: object, field: str) -> Decimal | None:
@@ -103,7 +142,15 @@ def _deribit_size(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | 
                 f"{decimal_str(market.contract_size)} differ")
     kind = str(info.get("instrument_type") or info.get("future_type") or "")
     if market.type == "option":  # linear (USDC) or inverse (BTC premium): amounts in the base coin
-        return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
+        if not market.inverse:
+            return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
+        premium = str(info.get("quote_currency") or "").upper()
+        if premium != market.base or (market.settle or "") != market.base or size != 1:
+            return (f"a coin-settled option with quote_currency {premium!r}, settlement "
+                    f"{market.settle!r}, contract_size {decimal_str(size)}: Deribit documents the "
+                    f"premium in {market.base} per contract of 1 {market.base}")
+        return dataclasses.replace(market, amount_unit=AmountUnit.BASE, inverse=False,
+                                   premium_ccy=premium)
     if kind == "linear" and not market.inverse:
         return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
     if kind == "reversed" and market.inverse:
@@ -140,13 +187,31 @@ def _deribit_fee(intent: Mapping[str, Any], order: Mapping[str, Any]) -> tuple[D
     return None
 
 
+async def _deribit_index(exchange: Any, market: VenueMarket) -> IndexPrice:
+    """``public/ticker``'s ``index_price`` and ``timestamp`` for the option itself."""
+    ticker = await exchange.fetch_ticker(market.symbol)
+    info = ticker.get("info") or {}
+    price = venue_decimal(ticker.get("indexPrice") or info.get("index_price"), "ticker.index_price")
+    return IndexPrice(price, market.quote, _ms(ticker.get("timestamp") or info.get("timestamp"),
+                                               "ticker.timestamp"),
+                      f"deribit public/ticker {market.id} index_price")
+
+
+DERIBIT_OPTION_FEES = OptionFees(
+    underlying_rate=Decimal("0.0003"), cap_rate=Decimal("0.125"),
+    source="https://support.deribit.com/hc/en-us/articles/25944746248989-Fees")
+"""BTC options: "0.03% of the underlying or 0.0003 BTC per options contract (Capped at 12.5%
+of the options price)", maker and taker."""
+
 DERIBIT = Units(
     amount="spot, linear futures and options: the base coin; inverse futures: USD (whole contracts)",
     contract_size="get_instruments contract_size: 10 USD for BTC inverse futures; base coin for linear",
-    premium="inverse options: BTC (not traded yet); USDC options: USDC",
-    fee="the instrument's settlement currency (the trades' fee_currency when present)",
+    premium="BTC options: BTC per contract of 1 BTC (converted at public/ticker index_price); "
+            "USDC options: USDC",
+    fee="the instrument's settlement currency (the trades' fee_currency when present); BTC options: "
+        "min(0.0003 BTC, 12.5% of the premium) per contract",
     source="https://docs.deribit.com/api-reference/trading/private-buy",
-    size=_deribit_size, fee_of=_deribit_fee,
+    size=_deribit_size, fee_of=_deribit_fee, option_fees=DERIBIT_OPTION_FEES, index=_deribit_index,
 )
 
 
@@ -165,9 +230,13 @@ def _okx_size(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | str 
     if value is None or value != market.contract_size:
         return (f"ctVal {info.get('ctVal')!r} and ccxt's contractSize "
                 f"{decimal_str(market.contract_size)} differ")
-    if market.type == "option":  # contracts of ctVal in the base coin; inverse ones are declined on match
+    if market.type == "option":  # contracts of ctVal in the base coin
         if currency != market.base:
             return f"an option's ctValCcy {currency!r} is not {market.base}"
+        if market.inverse:  # coin-margined (BTC-USD-...): the premium is in the settlement coin
+            if (market.settle or "") != market.base:
+                return f"a coin-margined option settled in {market.settle!r}, not {market.base}"
+            return dataclasses.replace(market, inverse=False, premium_ccy=market.base)
         return market
     ct_type = str(info.get("ctType") or "")
     if market.inverse:
@@ -183,13 +252,33 @@ def _okx_size(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | str 
     return dataclasses.replace(market, amount_unit=AmountUnit.CONTRACTS)
 
 
+async def _okx_index(exchange: Any, market: VenueMarket) -> IndexPrice:
+    """``GET /api/v5/market/index-tickers`` for ``<base>-<quote>``: ``idxPx`` and ``ts``."""
+    index_id = f"{market.base}-{market.quote}"
+    response = await exchange.publicGetMarketIndexTickers({"instId": index_id})
+    rows = [r for r in (response or {}).get("data") or []
+            if isinstance(r, dict) and r.get("instId") == index_id]
+    if len(rows) != 1:
+        raise LookupError(f"okx index-tickers {index_id}: {len(rows)} rows")
+    return IndexPrice(venue_decimal(rows[0].get("idxPx"), "index.idxPx"), market.quote,
+                      _ms(rows[0].get("ts"), "index.ts"),
+                      f"okx GET /api/v5/market/index-tickers {index_id} idxPx")
+
+
+OKX_OPTION_FEES = OptionFees(
+    underlying_rate=Decimal("0.0003"), cap_rate=Decimal("0.07"),
+    source="OKX 'Trading Fee Rules FAQ' (read through restatements; the official page was not retrieved)")
+"""Options: min(fee rate x contract value, 7% x premium x contract value) per contract (the cap
+was 12.5% until 2025-05-15, as OKX's announcement restated it); the rate is the base tier's
+taker, 0.03% (ccxt lists OKX's spot taker, 0.15%, for options)."""
+
 OKX = Units(
     amount="spot: base; swaps, futures and options: contracts (sz)",
-    contract_size="ctVal in ctValCcy: 0.01 BTC (BTC-USDT-SWAP), 100 USD (BTC-USD-SWAP)",
-    premium="options: BTC (not traded yet)",
-    fee="feeCcy, as ccxt parses it",
+    contract_size="ctVal in ctValCcy: 0.01 BTC (BTC-USDT-SWAP, BTC-USD options), 100 USD (BTC-USD-SWAP)",
+    premium="coin-margined options: BTC per BTC (converted at index-tickers idxPx)",
+    fee="feeCcy, as ccxt parses it; options: min(0.0003 x underlying, 7% of the premium)",
     source="https://www.okx.com/docs-v5/en/#public-data-rest-api-get-instruments",
-    size=_okx_size, fee_of=lambda _intent, _order: None,
+    size=_okx_size, fee_of=lambda _intent, _order: None, option_fees=OKX_OPTION_FEES, index=_okx_index,
 )
 
 

@@ -68,7 +68,10 @@ def lookup_policy_for(config: CcxtDealerConfig) -> LookupPolicy:
 
 
 def plan_quote_body(rfq_id: RfqId, quote_id: QuoteId, plan: QuotePlan) -> dict[str, Any]:
-    """The ``quote`` body of a priced plan (its sides only)."""
+    """The ``quote`` body of a priced plan (its sides; or the coin premium it quotes)."""
+    if plan.premium is not None:  # what the venue said, converted by the engine's domain rule
+        return {**quote_body(rfq_id, quote_id, plan.quantity, plan.valid_until),
+                "premium": plan.premium.to_dict()}
     prices = {side.side.value: side.price for side in plan.sides}
     return quote_body(rfq_id, quote_id, plan.quantity, plan.valid_until,
                       bid=prices.get("bid"), ask=prices.get("ask"))

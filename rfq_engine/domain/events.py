@@ -183,7 +183,9 @@ class RfqSent:
 
 @dataclass(frozen=True, slots=True)
 class QuoteReceived:
-    """A dealer's quote as it arrived (checked afterwards)."""
+    """A dealer's quote as it arrived (checked afterwards). `conversion` (optional, its own
+    `version`): a premium quoted in a coin, converted at the venue's index (`domain.premium`):
+    the coin premium, fee, all-in, index price, time and source behind `bid`/`ask`."""
 
     TYPE: ClassVar[str] = T.QUOTE_RECEIVED
     VERSION: ClassVar[int] = 1
@@ -195,6 +197,7 @@ class QuoteReceived:
     valid_until: datetime
     received_at: datetime
     msg_id: str | None = None
+    conversion: Json = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True, slots=True)

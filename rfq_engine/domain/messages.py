@@ -19,6 +19,7 @@ from typing import Any
 
 from rfq_engine.domain.errors import ValidationError
 from rfq_engine.domain.ids import DealerId, ExecutionId, QuoteId, RfqId
+from rfq_engine.domain.premium import PremiumConversion, parse_premium
 from rfq_engine.domain.rfq import Direction, Leg, QuoteSide
 from rfq_engine.domain.values import (
     ENTRY_BOUNDS,
@@ -85,7 +86,12 @@ class RfqClosed:
 
 @dataclass(frozen=True, slots=True)
 class Quote:
-    """A dealer's firm price. ``received_at`` is stamped by the transport on arrival."""
+    """A dealer's firm price. ``received_at`` is stamped by the transport on arrival.
+
+    ``conversion``: a premium the dealer quoted in a coin (``premium`` in the body, see
+    ``domain.premium``); ``bid``/``ask`` are then its conversion at the venue's index, and
+    the record of that conversion is kept with the quote.
+    """
 
     rfq_id: RfqId
     dealer_id: DealerId
@@ -96,6 +102,7 @@ class Quote:
     valid_until: datetime
     received_at: datetime
     msg_id: str
+    conversion: PremiumConversion | None = None
 
     def price(self, side: QuoteSide) -> Decimal | None:
         return self.bid if side is QuoteSide.BID else self.ask
@@ -205,6 +212,9 @@ def body_to_dict(message: Outbound | Inbound) -> dict[str, Any]:
             "quantity": decimal_str(message.quantity),
             "valid_until": format_ts(message.valid_until),
         }
+        if message.conversion is not None:
+            body["premium"] = message.conversion.premium.to_dict()
+            return body
         if message.bid is not None:
             body["bid"] = decimal_str(message.bid)
         if message.ask is not None:
@@ -272,6 +282,8 @@ def parse_body(
 
     Shape only: whether a quote is late, off-market or for a closed RFQ is the engine's call.
     A quote price may be zero or negative (a collar's net premium); quantities must be positive.
+    A quote whose premium is in a coin carries ``premium`` (``domain.premium.parse_premium``)
+    instead of ``bid``/``ask``, which are then its conversion.
     """
     if not isinstance(body, Mapping):
         raise ValidationError("body", "must be a JSON object")
@@ -279,7 +291,14 @@ def parse_body(
     if bad is not None:
         raise ValidationError(bad, "must be Unicode text (a lone surrogate is not)")
     if msg_type == "quote":
-        bid, ask = _opt_price(body, "bid"), _opt_price(body, "ask")
+        conversion = None
+        if body.get("premium") is not None:
+            if body.get("bid") is not None or body.get("ask") is not None:
+                raise ValidationError("body.premium", "a coin premium quote has no bid or ask of its "
+                                      "own: they are its conversion")
+            conversion = parse_premium(body["premium"], received_at)
+        bid, ask = ((conversion.bid, conversion.ask) if conversion is not None
+                    else (_opt_price(body, "bid"), _opt_price(body, "ask")))
         if bid is None and ask is None:
             raise ValidationError("body", "a quote needs a bid, an ask or both")
         return Quote(
@@ -292,6 +311,7 @@ def parse_body(
             valid_until=parse_ts(require(body, "valid_until", "body"), "body.valid_until"),
             received_at=received_at,
             msg_id=msg_id,
+            conversion=conversion,
         )
     if msg_type == "quote.decline":
         reason = body.get("reason", "")

@@ -201,6 +201,9 @@ class VenueMarket:
     min_amount: Decimal | None
     taker_fee: Decimal | None
     amount_unit: AmountUnit = AmountUnit.CONTRACTS
+    premium_ccy: str | None = None
+    """An option whose premium the venue quotes in a coin (``BTC``), not in ``quote``: the
+    venue dialect states it; the premium is converted at the index (``domain.premium``)."""
 
     @classmethod
     def from_ccxt(cls, market: Mapping[str, Any], precision_mode: int) -> VenueMarket | None:

@@ -90,7 +90,8 @@ _OUTCOME_WIRE = {
 
 def _quote_received(q: Quote) -> QuoteReceived:
     return QuoteReceived(q.dealer_id, q.quote_id, q.bid, q.ask, q.quantity, q.valid_until,
-                         q.received_at, q.msg_id)
+                         q.received_at, q.msg_id,
+                         None if q.conversion is None else q.conversion.to_dict())
 
 
 def _quote_rejected(q: Quote, reason: str, stage: str) -> QuoteRejected:

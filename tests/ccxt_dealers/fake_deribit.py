@@ -32,6 +32,12 @@ inverse futures the amount is in USD units. For options and linear futures it is
 underlying base currency coin" (``private/buy``, ``amount``); book amounts are the same
 units. Limit IOC orders are matched against the served book, which they consume.
 
+With ``option_expiry``, BTC options ``BTC-DDMMMYY-50000-P``/``-C`` (``quote_currency`` BTC: the
+premium is in BTC per contract of 1 BTC, ``counter_currency`` USD, settled in BTC, amounts in
+BTC, ``min_trade_amount`` 0.1, tick 0.0001); their ``public/ticker`` carries ``index_price``
+(``index_price``, settable) and ``timestamp``; their fee is Deribit's options schedule
+(``OPTION_FEE_RATE`` per contract, capped at ``OPTION_FEE_CAP`` of the price), in BTC.
+
 Fees (``taker_fee``, a fraction of the traded value): charged in the instrument's
 settlement currency, as each trade's ``fee_currency`` states it: USDC on the linear
 perpetual (``amount * price * fee``), BTC on inverse futures (``amount / price * fee``);
@@ -74,6 +80,10 @@ API_KEY = "deribit-client-id"
 SECRET = "deribit-client-secret"
 
 _FOREVER = 32503708800000  # Deribit's expiration_timestamp of a perpetual
+OPTION_FEE_RATE = Decimal("0.0003")
+OPTION_FEE_CAP = Decimal("0.125")
+"""BTC options: "0.03% of the underlying or 0.0003 BTC per options contract (Capped at 12.5% of
+the options price)": https://support.deribit.com/hc/en-us/articles/25944746248989-Fees."""
 
 
 def now_ms() -> int:
@@ -119,6 +129,12 @@ class FakeDeribit:
     taker_fee: Decimal = Decimal("0.0005")
     future_expiry: date | None = None
     """When set, the dated inverse future ``BTC-<expiry>`` is listed."""
+    option_expiry: date | None = None
+    """When set, the BTC options ``BTC-<expiry>-50000-P`` and ``-C`` are listed (premium in BTC)."""
+    index_price: Decimal = Decimal("60000")
+    """``btc_usd``: what ``public/ticker`` answers as ``index_price`` for an option."""
+    index_age_ms: int = 0
+    """How old the ticker's ``timestamp`` is (a stale index, for the tests)."""
     instrument_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Fields to change in ``get_instruments`` (a venue that changed a contract, for the tests)."""
     testnet: bool = True
@@ -177,6 +193,17 @@ class FakeDeribit:
                  "tick_size": 2.5, "min_trade_amount": 10, "contract_size": 10, "taker_commission": 0.0005,
                  "maker_commission": -0.0001, "max_leverage": 50, "is_active": True, "rfq": False,
                  "creation_timestamp": created, "expiration_timestamp": expiry_ms(self.future_expiry)})
+        if self.option_expiry is not None:
+            for letter, kind in (("P", "put"), ("C", "call")):
+                listed.append(
+                    {"instrument_name": f"BTC-{expiry_name(self.option_expiry)}-50000-{letter}",
+                     "instrument_id": 10 + len(listed), "kind": "option", "option_type": kind,
+                     "strike": 50000.0, "settlement_period": "month", "base_currency": "BTC",
+                     "quote_currency": "BTC", "counter_currency": "USD", "settlement_currency": "BTC",
+                     "price_index": "btc_usd", "tick_size": 0.0001, "min_trade_amount": 0.1,
+                     "contract_size": 1.0, "taker_commission": 0.0003, "maker_commission": 0.0003,
+                     "block_trade_commission": 0.0003, "is_active": True, "rfq": False,
+                     "creation_timestamp": created, "expiration_timestamp": expiry_ms(self.option_expiry)})
         return [{**i, **self.instrument_overrides.get(i["instrument_name"], {})} for i in listed]
 
     def instrument(self, name: str) -> dict[str, Any]:
@@ -219,14 +246,19 @@ class FakeDeribit:
             filled += take
             cost += take * px
             level[1] = avail - take
-            per_unit = 1 if spot else 1 / px if inverse else px  # base coin, BTC, USDC
-            fee = (take * self.taker_fee * per_unit).quantize(Decimal("1e-10"))
+            if instrument["kind"] == "option":  # 0.0003 BTC per contract, at most 12.5% of the price
+                fee = min(take * OPTION_FEE_RATE, take * px * OPTION_FEE_CAP).quantize(Decimal("1e-10"))
+            else:
+                per_unit = 1 if spot else 1 / px if inverse else px  # base coin, BTC, USDC
+                fee = (take * self.taker_fee * per_unit).quantize(Decimal("1e-10"))
             fees += fee
             trades.append({"trade_seq": next(self._ids), "trade_id": f"T-{next(self._ids)}",
                            "timestamp": now_ms(), "tick_direction": 0, "state": "closed",
                            "price": _num(str(px)),
                            "order_type": "limit", "order_id": order_id, "matching_id": None, "liquidity": "T",
-                           "label": label, "instrument_name": name, "index_price": _num(str(px)),
+                           "label": label, "instrument_name": name,
+                           "index_price": _num(str(self.index_price if instrument["kind"] == "option"
+                                                    else px)),
                            "fee_currency": fee_currency,
                            "fee": _num(str(fee)), "direction": direction,
                            "amount": _num(str(take))})
@@ -299,6 +331,11 @@ class FakeDeribit:
         view = self._book_view(p["instrument_name"], 1)
         view.pop("bids")
         view.pop("asks")
+        if self.instrument(p["instrument_name"])["kind"] == "option":  # index in USD, premium in BTC
+            view.update(index_price=_num(str(self.index_price)), underlying_price=_num(str(self.index_price)),
+                        underlying_index="index_price", timestamp=now_ms() - self.index_age_ms,
+                        mark_iv=50.0, interest_rate=0, greeks={"delta": -0.3, "gamma": 0, "vega": 0,
+                                                               "theta": 0, "rho": 0})
         return view
 
     async def _order(self, direction: str, p: dict[str, str]) -> Any:

@@ -2,12 +2,13 @@
 ``okx`` instance (``exchange.urls['api']['rest']`` pointed here). Transport-level only:
 ccxt's request building, signing, parsing and error mapping all run for real.
 
-What it serves: instruments (spot, linear and inverse swaps, a dated future, inverse
-options), currencies, order books and tickers, batch order placement with an IOC matcher
-against the served book, order look-up by ``ordId``/``clOrdId``, convert quotes/trades/
-history, and the block-RFQ endpoints. Scripted behaviours: a delayed order answer (the
-order is booked first: a client timeout), insufficient funds, refused credentials,
-orders invisible to the first N look-ups.
+What it serves: instruments (spot, linear and inverse swaps, a dated future, coin-margined
+options of 0.01 BTC, premium in BTC, fee min(0.03% of the underlying, 7% of the premium)),
+currencies, order books and tickers, the ``BTC-USD`` index (``market/index-tickers``), batch
+order placement with an IOC matcher against the served book, order look-up by
+``ordId``/``clOrdId``, convert quotes/trades/history, and the block-RFQ endpoints. Scripted
+behaviours: a delayed order answer (the order is booked first: a client timeout),
+insufficient funds, refused credentials, orders invisible to the first N look-ups.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class FakeOkx:
     convert_requests: list[dict[str, Any]] = field(default_factory=list)
     convert_trades: dict[str, dict[str, Any]] = field(default_factory=dict)
     convert_price: str = "40000.5"
+    index_price: str = "60000"
+    """``GET /api/v5/market/index-tickers`` ``BTC-USD`` ``idxPx``."""
     rfqs: dict[str, dict[str, Any]] = field(default_factory=dict)
     rfq_requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     maker_quotes: list[dict[str, Any]] = field(default_factory=list)
@@ -138,7 +141,11 @@ class FakeOkx:
             level[1] = str(avail - take)
         book["asks" if side == "buy" else "bids"] = [lv for lv in levels if Decimal(lv[1]) > 0]
         avg = (cost / filled) if filled else Decimal(0)
-        if inst == "BTC-USD-SWAP":  # inverse: 100 USD contracts, the fee in the settlement coin (BTC)
+        if inst.startswith("BTC-USD-") and inst.endswith(("-C", "-P")):  # options: 0.01 BTC contracts
+            fee_ccy = "BTC"  # min(0.03% of the underlying, 7% of the premium), in BTC
+            fee = -min(filled * Decimal("0.01") * Decimal("0.0003"),
+                       filled * Decimal("0.01") * avg * Decimal("0.07"))
+        elif inst == "BTC-USD-SWAP":  # inverse: 100 USD contracts, the fee in the settlement coin (BTC)
             fee_ccy = "BTC"
             fee = Decimal(0) if not filled else -(filled * 100 / avg * Decimal("0.0005")).quantize(
                 Decimal("1e-10"))
@@ -189,6 +196,13 @@ class FakeOkx:
         if book is None:
             return self.error("51001", "Instrument ID does not exist")
         return self.ok([book])
+
+    async def h_market_index_tickers(self, q: dict[str, str], _b: Any) -> web.Response:
+        if q.get("instId") != "BTC-USD":
+            return self.error("51001", "Instrument ID does not exist")
+        return self.ok([{"instId": "BTC-USD", "idxPx": self.index_price, "high24h": self.index_price,
+                         "low24h": self.index_price, "open24h": self.index_price,
+                         "sodUtc0": self.index_price, "sodUtc8": self.index_price, "ts": str(now_ms())}])
 
     async def h_market_ticker(self, q: dict[str, str], _b: Any) -> web.Response:
         ticker = self.tickers.get(q["instId"])
