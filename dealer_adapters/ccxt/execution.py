@@ -217,6 +217,8 @@ def order_outcome(order: dict[str, Any], intent: dict[str, Any], exchange_id: st
             details["fees"] = order.get("fees") or order.get("fee")
     if intent.get("inverse"):
         note += f" notional={details['notional']} {details['notional_currency']}".rstrip()
+    if premium_ccy and intent.get("index_price"):  # the fill's price is its conversion at this index
+        note += f" premium={premium_ccy} index={intent['index_price']}"
     if settle:
         note += f" settle={settle}"
     return Outcome(True, quantity, award_price, note[:200], "", details)

@@ -30,7 +30,15 @@ BTC; close at 4,000: ``+0.25`` BTC. In USD the coin P&L is valued at the positio
 (``pnl_usd_at`` says which price; without a mark, the price of the last trade), so the
 report's totals stay in one currency. An inverse position is kept apart from a linear one
 in the same instrument (an OTC desk's USD-settled perpetual and Deribit's are different
-risks). The settlement currency is recorded with every fill where the dealer stated it.
+risks). The settlement currency is recorded with every fill where the dealer stated it,
+typed by ``terms.settlement_kind`` (coin, stablecoin, fiat).
+
+Coin-premium options (Deribit's BTC options, OKX's coin-margined ones: ``ContractTerms``
+with ``premium_currency`` and the ``index_price`` the quote was converted at) are netted
+like any option in the underlying, and also in coin: a trade's coin price is its USD price
+over that index (918 USD at 60,000 is 0.0153 BTC). Their P&L is in coin, the mark in coin
+at spot (``mark / spot``), and in USD at spot (``pnl_usd_at``): the premium paid in BTC is
+worth more USD when BTC rises, which the USD prices traded alone would not show.
 
 Marks: the ``settlements`` given (an index or final settlement, by instrument key) first;
 else the model fair value from the ``MarketSnapshot`` (a future at or past expiry is worth
@@ -42,7 +50,6 @@ result from the price traded: price sold minus price bought back, per unit.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -63,12 +70,20 @@ from rfq_engine.domain.instruments import (
 from rfq_engine.domain.pricing import MarketSnapshot, PriceUnavailable, fair_price
 from rfq_engine.domain.rfq import Direction, RfqSpec, Side
 from rfq_engine.domain.values import decimal_str, format_ts
+from rfq_engine.hedging.terms import (
+    ContractTerms,
+    SettlementKind,
+    fill_terms,
+    inverse_pnl,
+    settlement_kind,
+)
 
 __all__ = [
     "ContractTerms",
     "LegTrade",
     "Position",
     "RollResult",
+    "SettlementKind",
     "TradeRecord",
     "build_positions",
     "fill_terms",
@@ -138,49 +153,6 @@ def multiplier(instrument: Instrument) -> Decimal:
 
 
 @dataclass(frozen=True, slots=True)
-class ContractTerms:
-    """How a fill settles, where its dealer said: the settlement currency and, for an inverse
-    contract, the quote-currency notional the venue executed."""
-
-    settlement: str = ""
-    """The settlement currency (``BTC`` for an inverse contract, ``USDC``, ``USDT``...)."""
-    inverse: bool = False
-    notional: Decimal | None = None
-    """Unsigned, in the quote currency (USD): the contracts times their value. When absent,
-    an inverse fill's notional is taken as ``quantity * price``."""
-    contract_value: Decimal | None = None
-    """One contract in the quote currency (1, 10 or 100 USD), to show the contracts."""
-
-
-_TERM = re.compile(r"\b(settle|notional)=(\S+)(?: ([A-Z][A-Z0-9]*))?")
-
-
-def fill_terms(dealer_trade_id: str) -> ContractTerms | None:
-    """The terms the ccxt dealer records in a fill's ``dealer_trade_id`` (``... notional=39500
-    USD settle=BTC``), or None where it says nothing of them (another dealer)."""
-    found = {m.group(1): (m.group(2), m.group(3)) for m in _TERM.finditer(dealer_trade_id or "")}
-    if not found:
-        return None
-    settle = found.get("settle", ("", None))[0].upper()
-    if "notional" not in found:
-        return ContractTerms(settlement=settle)
-    try:
-        notional = abs(Decimal(found["notional"][0]))
-    except ArithmeticError:
-        raise ValidationError("dealer_trade_id", f"unreadable notional in {dealer_trade_id!r}") from None
-    return ContractTerms(settlement=settle, inverse=True, notional=notional)
-
-
-def inverse_pnl(notional: Decimal, entry: Decimal, exit_price: Decimal) -> Decimal:
-    """Coin P&L of an inverse position of signed ``notional`` (quote currency, positive long)
-    entered at ``entry`` and closed (or marked) at ``exit_price``."""
-    if entry <= 0 or exit_price <= 0:
-        raise ValidationError("price", "an inverse contract needs positive prices")
-    with localcontext(_WORK):
-        return notional * (1 / entry - 1 / exit_price)
-
-
-@dataclass(frozen=True, slots=True)
 class TradeRecord:
     """One fill with what is needed to split it into legs: the RFQ's spec and the reference leg
     prices recorded at submission (None when the engine had no reference); ``contract``, the
@@ -211,6 +183,9 @@ class LegTrade:
     """An inverse contract's signed quote-currency notional (positive bought); None: linear."""
     settlement: str = ""
     contract_value: Decimal | None = None
+    index_price: Decimal | None = None
+    """A coin premium's index (its price in coin is ``price / index_price``); None: not one."""
+    premium_currency: str = ""
 
 
 def _executed_sides(spec: RfqSpec) -> list[Side]:
@@ -254,8 +229,9 @@ def leg_trades(trade: TradeRecord, snapshot: MarketSnapshot | None = None,
         prices = [_OUT.plus(p) for p in references]
         allocated = True
     terms = trade.contract
-    if terms is not None and terms.inverse and len(legs) != 1:
-        raise ValidationError(f"fill {trade.fill_id}", "inverse contract terms on a multi-leg fill")
+    if terms is not None and (terms.inverse or terms.coin_premium) and len(legs) != 1:
+        raise ValidationError(f"fill {trade.fill_id}", "inverse or coin-premium terms on a multi-leg fill")
+    coin = terms is not None and terms.coin_premium
     out = []
     for leg, side, price in zip(legs, sides, prices, strict=True):
         sign = 1 if side is Side.BUY else -1
@@ -267,7 +243,9 @@ def leg_trades(trade: TradeRecord, snapshot: MarketSnapshot | None = None,
         out.append(LegTrade(leg.instrument, _OUT.plus(qty), price, trade.fill_id, trade.rfq_id,
                             trade.filled_at, allocated, notional,
                             terms.settlement if terms is not None else "",
-                            terms.contract_value if terms is not None else None))
+                            terms.contract_value if terms is not None else None,
+                            terms.index_price if terms is not None and coin else None,
+                            terms.premium_currency if terms is not None and coin else ""))
     return out
 
 
@@ -314,6 +292,9 @@ class Position:
     settlement: str = ""
     contract_value: Decimal | None = None
     last_price: Decimal = Decimal(0)
+    premium_currency: str = ""
+    """A coin-premium option (``BTC``): also netted in coin, its P&L in coin and at spot."""
+    average_price_coin: Decimal = Decimal(0)
 
     @property
     def key(self) -> str:
@@ -349,21 +330,16 @@ class Position:
             if trade.fill_id not in self.fills:
                 self.fills.append(trade.fill_id)
             return
-        mult = multiplier(self.instrument)
-        q, dq, p = self.quantity, trade.quantity, trade.price
-        with localcontext(_WORK):
-            if q == 0 or (q > 0) == (dq > 0):
-                self.average_price = (self.average_price * abs(q) + p * abs(dq)) / (abs(q) + abs(dq))
-            else:
-                closed = min(abs(dq), abs(q))
-                direction = 1 if q > 0 else -1
-                self.realized_pnl += (p - self.average_price) * closed * direction * mult
-                if abs(dq) > abs(q):
-                    self.average_price = p
-                elif abs(dq) == abs(q):
-                    self.average_price = Decimal(0)
-            self.quantity = q + dq
-            self.traded_quantity += abs(dq)
+        q, dq = self.quantity, trade.quantity
+        if self.premium_currency and trade.index_price:
+            with localcontext(_WORK):
+                coin_price = trade.price / trade.index_price
+            self.average_price_coin, self.realized_pnl_coin = _net(
+                q, dq, self.average_price_coin, self.realized_pnl_coin, coin_price, Decimal(1))
+        self.average_price, self.realized_pnl = _net(q, dq, self.average_price, self.realized_pnl,
+                                                     trade.price, multiplier(self.instrument))
+        self.quantity = q + dq
+        self.traded_quantity += abs(dq)
         self.trades += 1
         self.allocated = self.allocated or trade.allocated
         if trade.fill_id not in self.fills:
@@ -373,6 +349,17 @@ class Position:
         out = self._linear_dict()
         if self.settlement:
             out["settlement_currency"] = self.settlement
+            out["settlement_kind"] = SettlementKind.COIN.value if self.inverse else settlement_kind(
+                self.settlement)
+        if self.premium_currency:
+            unrealized_coin = self.unrealized_pnl_coin
+            out.update({
+                "contract": "coin_premium", "premium_currency": self.premium_currency,
+                "average_price_coin": _d(self.average_price_coin),
+                "realized_pnl_coin": _d(self.realized_pnl_coin),
+                "unrealized_pnl_coin": None if unrealized_coin is None else _d(unrealized_coin),
+                "pnl_usd_at": self.pnl_usd_at,
+            })
         if self.inverse:
             unrealized = self.unrealized_pnl_coin
             out.update({
@@ -403,6 +390,19 @@ class Position:
         }
 
 
+def _net(q: Decimal, dq: Decimal, average: Decimal, realized: Decimal, price: Decimal,
+         mult: Decimal) -> tuple[Decimal, Decimal]:
+    """Average cost and realized P&L after a trade of ``dq`` at ``price`` on a position ``q``."""
+    with localcontext(_WORK):
+        if q == 0 or (q > 0) == (dq > 0):
+            return (average * abs(q) + price * abs(dq)) / (abs(q) + abs(dq)), realized
+        closed = min(abs(dq), abs(q))
+        realized += (price - average) * closed * (1 if q > 0 else -1) * mult
+        if abs(dq) > abs(q):
+            return price, realized
+        return (Decimal(0) if abs(dq) == abs(q) else average), realized
+
+
 def _mark(instrument: Instrument, snapshot: MarketSnapshot, today: date,
           settlements: Mapping[str, Decimal]) -> tuple[Decimal | None, str]:
     key = instrument_key(instrument)
@@ -428,11 +428,12 @@ def build_positions(trades: Sequence[TradeRecord], snapshot: MarketSnapshot, tod
                     settlements: Mapping[str, Decimal] | None = None) -> list[Position]:
     """Every instrument's position, marked, in key order (see the module docstring)."""
     settlements = dict(settlements or {})
-    book: dict[tuple[Instrument, bool], Position] = {}
+    book: dict[tuple[Instrument, bool, str], Position] = {}
     for trade in sorted(trades, key=lambda t: (t.filled_at, t.fill_id)):
         for leg in leg_trades(trade, snapshot, today):
             inverse = leg.notional is not None
-            book.setdefault((leg.instrument, inverse), Position(leg.instrument, inverse=inverse)).apply(leg)
+            book.setdefault((leg.instrument, inverse, leg.premium_currency), Position(
+                leg.instrument, inverse=inverse, premium_currency=leg.premium_currency)).apply(leg)
     for position in book.values():
         instrument = position.instrument
         mark, source = _mark(instrument, snapshot, today, settlements)
@@ -440,6 +441,10 @@ def build_positions(trades: Sequence[TradeRecord], snapshot: MarketSnapshot, tod
         expired = (last_date(instrument) or date.max) < today
         if position.inverse:
             _mark_inverse(position, mark, expired or source == "settlement")
+            continue
+        if position.premium_currency:
+            _mark_coin(position, mark, snapshot.spot.get(instrument.underlying.upper()),
+                       expired or source == "settlement")
             continue
         if position.quantity == 0:
             position.status = "closed"
@@ -459,7 +464,33 @@ def build_positions(trades: Sequence[TradeRecord], snapshot: MarketSnapshot, tod
         else:
             position.unrealized_pnl = _OUT.plus(pnl)
         position.realized_pnl = _OUT.plus(position.realized_pnl)
-    return sorted(book.values(), key=lambda p: (p.key, p.inverse))
+    return sorted(book.values(), key=lambda p: (p.key, p.inverse, p.premium_currency))
+
+
+def _mark_coin(position: Position, mark: Decimal | None, spot: Decimal | None, settles: bool) -> None:
+    """A coin-premium option: P&L in coin (its premium paid in coin, its mark in coin at spot),
+    and in USD at spot (without a spot, realized P&L at the USD prices traded)."""
+    closed = position.quantity == 0
+    with localcontext(_WORK):
+        coin_mark = None if mark is None or not spot or spot <= 0 else mark / spot
+        unrealized = (Decimal(0) if closed else None if coin_mark is None
+                      else (coin_mark - position.average_price_coin) * position.quantity)
+        position.mark = mark
+        position.status = "closed" if closed else "settled" if settles and unrealized is not None else "open"
+        if settles and unrealized is not None and not closed:
+            position.realized_pnl_coin += unrealized
+            unrealized = Decimal(0)
+        position.unrealized_pnl_coin = None if unrealized is None else _OUT.plus(unrealized)
+        position.realized_pnl_coin = _OUT.plus(position.realized_pnl_coin)
+        if spot is None or spot <= 0:  # realized stays in USD as traded; nothing valued at spot
+            position.pnl_usd_at = "no spot: USD at the prices traded"
+            position.unrealized_pnl = Decimal(0) if closed else None
+            return
+        position.pnl_usd_at = f"spot {decimal_str(_OUT.plus(spot))}"
+        position.realized_pnl = _OUT.plus(position.realized_pnl_coin * spot)
+        position.unrealized_pnl = None if unrealized is None else _OUT.plus(unrealized * spot)
+        if position.status == "settled":
+            position.settled_pnl = position.realized_pnl
 
 
 def _mark_inverse(position: Position, mark: Decimal | None, settles: bool) -> None:

@@ -30,6 +30,7 @@ from rfq_engine.domain import (
 from rfq_engine.domain.events import QuoteReceived, decode
 from rfq_engine.domain.pricing import MarketSnapshot
 from rfq_engine.engine import EngineConfig, RfqEngine
+from rfq_engine.hedging.positions import ContractTerms, SettlementKind, fill_terms
 from rfq_engine.mandate import Mandate
 from rfq_engine.pricing.reference import ModelReferenceProvider
 from rfq_engine.store import open_store
@@ -158,6 +159,10 @@ async def test_through_the_engine_the_conversion_is_stored_with_the_quote(
         assert await engine.wait(rfq_id, 10) is RfqState.FILLED
         [fill] = await store.fills(rfq_id)
         assert (fill.price, fill.quantity) == (D(918), D(1))
+        # what positions read: a coin premium converted at 60,000, settled in BTC (a coin)
+        terms = fill_terms(fill.dealer_trade_id)
+        assert terms == ContractTerms("BTC", premium_currency="BTC", index_price=D(60000))
+        assert terms.kind is SettlementKind.COIN
         events = [e for e in await store.events() if e.type == "quote.received"]
         [received] = [decode(e.type, e.payload) for e in events]
         assert isinstance(received, QuoteReceived) and received.ask == D(918)

@@ -1,5 +1,6 @@
 """Inverse contracts in positions and P&L (issue 16): netted in contracts, P&L in coin and in
-USD at a mark, the settlement currency recorded with the fill."""
+USD at a mark, the settlement currency recorded (typed) with the fill; coin-premium options
+netted in coin too, their P&L in coin and in USD at spot."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from typing import Any
 import pytest
 
 from rfq_engine.domain.errors import ValidationError
-from rfq_engine.domain.instruments import Future, Perpetual, instrument_to_dict
+from rfq_engine.domain.instruments import Future, Option, OptionType, Perpetual, instrument_to_dict
 from rfq_engine.domain.rfq import RfqSpec
 from rfq_engine.hedging.positions import (
     ContractTerms,
+    SettlementKind,
     TradeRecord,
     build_positions,
     fill_terms,
@@ -122,3 +124,49 @@ def test_the_terms_the_ccxt_dealer_writes_with_every_fill() -> None:
     assert fill_terms("desk-trade-7") is None
     with pytest.raises(ValidationError, match="multi-leg"):
         positions([trade("sell", "1", "5000", notional="5000", legs=2)])
+
+
+PUT = Option("BTC", "USD", date(2027, 3, 26), D(50000), OptionType.PUT)
+
+
+def coin_put(side: str, price: str, index: str) -> TradeRecord:
+    return trade(side, "1", price, instrument=PUT,
+                 contract=ContractTerms("BTC", premium_currency="BTC", index_price=D(index)))
+
+
+def test_the_settlement_currency_is_typed() -> None:
+    assert ContractTerms("BTC").kind is SettlementKind.COIN
+    assert ContractTerms("USDT").kind is ContractTerms("USDC").kind is SettlementKind.STABLECOIN
+    assert ContractTerms("USD").kind is SettlementKind.FIAT and ContractTerms().kind is None
+    row = positions([trade("sell", "1", "5000", contract=ContractTerms("USDC"))])[0].to_dict()
+    assert (row["settlement_currency"], row["settlement_kind"]) == ("USDC", "stablecoin")
+
+
+def test_a_coin_premium_put_is_netted_in_coin_and_its_pnl_valued_at_spot() -> None:
+    # bought at 918 USD with the index at 60,000 (0.0153 BTC all-in), sold at 1,000 USD with the
+    # index at 50,000 (0.02 BTC): +0.0047 BTC realized, valued at today's spot (40,000): 188 USD
+    [pos] = positions([coin_put("buy", "918", "60000"), coin_put("sell", "1000", "50000")])
+    assert pos.premium_currency == "BTC" and pos.status == "closed" and pos.quantity == 0
+    assert pos.realized_pnl_coin == D("0.0047") and pos.realized_pnl == D(188)
+    assert pos.pnl_usd_at == "spot 40000"
+    row = pos.to_dict()
+    assert (row["contract"], row["premium_currency"], row["settlement_kind"]) == (
+        "coin_premium", "BTC", "coin")
+
+
+def test_an_open_coin_premium_put_is_marked_in_coin_at_spot() -> None:
+    [pos] = positions([coin_put("buy", "918", "60000")], settlements={instrument_key(PUT): D(1200)})
+    # settled at 1,200 USD with spot at 40,000: 0.03 BTC against 0.0153 paid: +0.0147 BTC, 588 USD
+    # (the USD prices alone would say 282: the premium was paid in BTC when BTC was at 60,000)
+    assert pos.average_price_coin == D("0.0153") and pos.status == "settled"
+    assert pos.realized_pnl_coin == D("0.0147") and pos.realized_pnl == D(588)
+    assert pos.unrealized_pnl == 0 and pos.unrealized_pnl_coin == 0
+
+
+def test_the_coin_premium_terms_the_ccxt_dealer_writes() -> None:
+    note = ("deribit:BTC-1001 avg=0.015 BTC fee=0.0003 BTC improvement_bps=0 premium=BTC index=60000 "
+            "settle=BTC")
+    assert fill_terms(note) == ContractTerms("BTC", premium_currency="BTC", index_price=D(60000))
+    with pytest.raises(ValidationError, match="multi-leg"):
+        positions([trade("buy", "1", "918", instrument=PUT, legs=2, contract=ContractTerms(
+            "BTC", premium_currency="BTC", index_price=D(60000)))])
