@@ -1,8 +1,9 @@
 """The aiohttp application of ``rfq serve``: API under ``/api/v1``, web UI, ops endpoints.
 
-Errors are JSON ``{"error", "reason", "field"?}``: 400 malformed, 401, 413 and 405 from
-aiohttp; an ``RfqError`` gets the status of its row in ``rfq_engine.error_table`` (403, 404,
-409, 422 naming the field, 503). Bad input never becomes a 500 (``body`` reads hostile JSON).
+Errors are JSON ``{"error", "reason", "field"?}``: 400 malformed (also a request the HTTP
+parser refuses: ``parser_errors``), 401, 413 and 405 from aiohttp; an ``RfqError`` gets the
+status of its row in ``rfq_engine.error_table`` (403, 404, 409, 422 naming the field, 503).
+Bad input never becomes a 500 (``body`` reads hostile JSON).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from aiohttp import web
 from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
 
-from rfq_engine.api import audit, executions, hedge, ops, rfqs, security, stream
+from rfq_engine.api import audit, executions, hedge, ops, parser_errors, rfqs, security, stream
 from rfq_engine.api.idempotency import IdempotencyMap
 from rfq_engine.api.metrics import Metrics
 from rfq_engine.api.openapi import openapi_document
@@ -94,6 +95,7 @@ async def _revalidate_ui(request: web.Request, response: web.StreamResponse) -> 
 def create_web_app(app: App, api: ApiConfig, *, metrics: Metrics | None = None) -> web.Application:
     web_app = web.Application(middlewares=[errors], client_max_size=1024 * 1024)
     security.install(web_app, api)  # authentication after the errors; security headers
+    parser_errors.install(web_app)  # the HTTP parser's 400s in JSON too
     web_app[rfqs.APP_KEY] = app
     web_app[rfqs.IDEMPOTENCY_KEY] = IdempotencyMap(ttl_s=api.idempotency_ttl_s,
                                                    max_keys=api.idempotency_keys)
