@@ -48,6 +48,7 @@ KINDS: dict[str, str] = {
     "rest": "dealer_adapters.rest.factory",
     "mqtt": "dealer_adapters.mqtt.factory",
     "ccxt": "dealer_adapters.ccxt.factory",
+    "fix": "dealer_adapters.fix.factory",
 }
 """Implemented kinds and the module whose ``KIND`` registers each (imported only when used).
 Adapters are built in this order."""
