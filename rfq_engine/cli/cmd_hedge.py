@@ -3,6 +3,7 @@
     rfq hedge forecast [--config FILE [--program NAME]] [--hashrate "50 PH/s"] [--difficulty D] ...
     rfq hedge plan PROGRAM --config FILE [--dry-run] [--period YYYY-MM] [--approver NAME]
     rfq hedge roll PROGRAM --config FILE [--dry-run] [--period YYYY-MM]
+    rfq hedge run --config FILE [--at TIME] [--program NAME ...] [--dry-run]  (cmd_hedge_run)
     rfq hedge positions --config FILE [--program NAME] [--settle KEY=PRICE ...]
     rfq hedge scenario --strategy collar --spot 40000 --cost 30000 --put 35000 --call 50000 ...
     rfq hedge scenario --strategy ndf --unit 60 --hashrate-ph 50 --days 30 --settle 45,75 ...
@@ -97,9 +98,15 @@ def add_parsers(sub: Any) -> None:
     scenario.add_argument("--json", action="store_true")
     scenario.set_defaults(handler=run_scenario)
 
+    from rfq_engine.cli.cmd_hedge_run import add_parser as add_run
     from rfq_engine.cli.cmd_margin import add_parser as add_margin
 
+    add_run(actions)
     add_margin(actions)
+
+    from rfq_engine.cli.cmd_report import add_parser as add_report
+
+    add_report(actions)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -364,35 +371,19 @@ def _leg_text(instrument: dict[str, Any]) -> str:
 
 
 async def _submit(config: Any, args: argparse.Namespace, period: Any) -> int:
-
-    from rfq_engine.cli.commands import EXIT_UNRESOLVED, UNRESOLVED_HINT
-    from rfq_engine.domain.states import RfqState
-    from rfq_engine.engine.oneshot import run_to_end
+    from rfq_engine.cli.cmd_hedge_run import exit_code, settle_decision
     from rfq_engine.hedging.scheduler import HedgeScheduler
     from rfq_engine.wiring import open_app
 
     app = await open_app(config, store_url=args.store)
     scheduler = HedgeScheduler.from_config(app.engine, app.store, config, app.reference)
-    states: dict[str, str] = {}
     try:
         decision = await scheduler.run_program(args.program, period=period, only_rolls=args.only_rolls,
                                                retry=args.retry, approved_by=args.approver)
-        for rfq_id in decision.rfq_ids:
-            end = await run_to_end(app.engine, rfq_id, actor=f"program:{args.program}",
-                                   reason="needs approval; one-shot command cannot wait")
-            if end.cancelled_for_approval:
-                print(f"rfq: RFQ {rfq_id} needs a second person's approval under the mandate, which "
-                      "a one-shot command cannot wait for; it is cancelled. Let `rfq serve` run the "
-                      "program instead.", file=sys.stderr)
-            states[rfq_id] = end.state.value
-        fills = {rfq_id: [f for f in await app.store.fills(rfq_id)] for rfq_id in decision.rfq_ids}
+        outcomes = await settle_decision(app, decision)
     finally:
         await app.close()
-    data = decision.to_dict()
-    data["outcomes"] = [{"rfq_id": rfq_id, "state": states.get(rfq_id),
-                         "fills": [{"dealer_id": f.dealer_id, "price": str(f.price),
-                                    "quantity": str(f.quantity)} for f in fills.get(rfq_id, [])]}
-                        for rfq_id in decision.rfq_ids]
+    data = {**decision.to_dict(), "outcomes": outcomes}
     if args.json:
         _print_json(data)
     else:
@@ -407,17 +398,7 @@ async def _submit(config: Any, args: argparse.Namespace, period: Any) -> int:
                                    for f in outcome["fills"])
             print(f"  {outcome['rfq_id']}: {outcome['state']}" + (f": {fills_text}" if fills_text else ""))
         print(f"decision recorded: {data['action']}")
-    if decision.action == "error":
-        return EXIT_ERROR
-    final = list(states.values())
-    if any(s == RfqState.UNRESOLVED.value for s in final):
-        print(UNRESOLVED_HINT, file=sys.stderr)
-        return EXIT_UNRESOLVED
-    if any(s == RfqState.PARTIALLY_FILLED.value for s in final):
-        return EXIT_PARTIAL
-    if any(s != RfqState.FILLED.value for s in final):
-        return EXIT_NOT_FILLED
-    return EXIT_OK
+    return exit_code([decision.action], [o["state"] for o in outcomes])
 
 
 # ------------------------------------------------------------------------------ positions

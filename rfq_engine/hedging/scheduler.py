@@ -19,7 +19,11 @@ the gap (``planner``). Exactly once per program and period:
   *done* once a scheduled decision other than ``error`` or ``wait`` is recorded for it.
 - **Catch-up:** ``run_due(now)`` looks at the most recent scheduled time at or before
   ``now`` only: a missed schedule (the process was down) runs once when it is back, and
-  older missed periods are not replayed.
+  older missed periods are not replayed. A run that starts less than ``ON_TIME`` (five
+  minutes) after its scheduled time is on time (trigger ``schedule``); a later one is a
+  ``catch_up``. A catch-up that comes after its period has begun never hedges that month
+  whole: it plans the coming period after ``now``, the month ``rfq hedge plan --dry-run``
+  previews (``due_period``). A program added mid-month therefore hedges the coming month.
 - **Retries:** a decision that failed (``error``: stale market, engine halted) or waited on
   an open RFQ is tried again ``retry_s`` later.
 
@@ -64,15 +68,23 @@ if TYPE_CHECKING:
     from rfq_engine.engine import RfqEngine
 
 __all__ = [
+    "ON_TIME",
+    "Due",
     "HedgeScheduler",
     "ProgramDecision",
     "SubmittedRfq",
     "coming_period",
+    "decided_period",
+    "due",
+    "due_period",
+    "period_done",
     "prepare_plan",
 ]
 
 log = structlog.get_logger("rfq_engine.hedging")
 
+ON_TIME = timedelta(minutes=5)
+"""A scheduled run that starts less than this after its time is recorded as on time."""
 SCHEDULED = frozenset({"schedule", "catch_up"})
 NOT_DONE = frozenset({"error", "wait"})
 RESTART_RETRY = "restart_retry"
@@ -99,6 +111,61 @@ def _retry_of(client_rfq_id: str) -> int:
 def coming_period(program: ProgramConfig, at: datetime) -> Period:
     """The period a run at ``at`` plans: the month after ``at``'s month in the program's zone."""
     return Period.of(program.cron.local(at).date()).plus(1)
+
+
+def due_period(program: ProgramConfig, slot: datetime, now: datetime) -> Period:
+    """The period the run at ``now`` of the scheduled time ``slot`` plans: the slot's coming
+    period, unless the run is late (``ON_TIME`` or more) and that period has already begun in
+    the program's zone; then the coming period after ``now``. A month in progress is never
+    hedged whole, and a first start mid-month plans what ``rfq hedge plan --dry-run`` shows."""
+    period = coming_period(program, slot)
+    if now - slot >= ON_TIME and program.cron.local(now).date() >= period.start:
+        return coming_period(program, now)
+    return period
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """What ``run_due(now)`` would run for a program: its latest scheduled time, the period,
+    the trigger, and why the period is not the slot's own (a late run after it began)."""
+
+    slot: datetime
+    period: Period
+    trigger: str
+    note: str | None = None
+
+
+def due(program: ProgramConfig, now: datetime) -> Due | None:
+    """The program's latest scheduled time at or before ``now`` and what it plans (pure)."""
+    slot = program.cron.latest_at_or_before(now)
+    if slot is None:
+        return None
+    period = due_period(program, slot, now)
+    trigger = "catch_up" if now - slot >= ON_TIME else "schedule"
+    note = None
+    if period != coming_period(program, slot):
+        note = (f"the scheduled time {format_ts(slot)} planned {coming_period(program, slot)}, "
+                f"which had begun when this late run started ({format_ts(now)}); a month in "
+                f"progress is not hedged whole: this run plans {period}")
+    return Due(slot, period, trigger, note)
+
+
+async def period_done(store: AuditStore, name: str, period: Period) -> bool:
+    """Whether a scheduled decision (not ``error``/``wait``, not a dry run) is recorded for
+    the period."""
+    decisions = await program_decisions(store, name, str(period))
+    return any(d.trigger in SCHEDULED and d.action not in NOT_DONE and not d.dry_run
+               for d in decisions)
+
+
+async def decided_period(store: AuditStore, name: str, program: ProgramConfig, slot_due: Due
+                         ) -> Period | None:
+    """The period of ``slot_due`` already decided, if any: the slot's own period (run on
+    time earlier), else the one a late run plans. A slot is run at most once."""
+    for period in dict.fromkeys((coming_period(program, slot_due.slot), slot_due.period)):
+        if await period_done(store, name, period):
+            return period
+    return None
 
 
 async def prepare_plan(
@@ -292,9 +359,7 @@ class HedgeScheduler:
 
     async def is_done(self, name: str, period: Period) -> bool:
         """Whether a scheduled decision (not ``error``/``wait``) is recorded for the period."""
-        decisions = await program_decisions(self._store, name, str(period))
-        return any(d.trigger in SCHEDULED and d.action not in NOT_DONE and not d.dry_run
-                   for d in decisions)
+        return await period_done(self._store, name, period)
 
     async def restart_resend(self, name: str, period: Period) -> Resend | None:
         """A period whose scheduled RFQs have all ended, at least one of them ended by a
@@ -334,12 +399,14 @@ class HedgeScheduler:
         for name, program in self._programs.items():
             if not program.enabled:
                 continue
-            slot = program.cron.latest_at_or_before(now)
-            if slot is None:
+            slot_due = due(program, now)
+            if slot_due is None:
                 continue
-            period = coming_period(program, slot)
+            slot, period = slot_due.slot, slot_due.period
             async with self._lock:
-                if await self.is_done(name, period):
+                decided = await decided_period(self._store, name, program, slot_due)
+                if decided is not None:
+                    period = decided
                     resend = await self.restart_resend(name, period)
                     if resend is None or resend.later:
                         retry = retry or resend is not None
@@ -348,10 +415,9 @@ class HedgeScheduler:
                         name, now=now, period=period, trigger=RESTART_RETRY, scheduled_for=slot,
                         retry=resend.retry, note=resend.why)
                 else:
-                    late = now - slot > max(self._retry, timedelta(minutes=5))
                     decision = await self._run_locked(
-                        name, now=now, period=period, trigger="catch_up" if late else "schedule",
-                        scheduled_for=slot)
+                        name, now=now, period=period, trigger=slot_due.trigger,
+                        scheduled_for=slot, note=slot_due.note)
             decisions.append(decision)
             retry = retry or decision.action in NOT_DONE
         self._retry_pending = retry
