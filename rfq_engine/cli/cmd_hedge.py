@@ -104,6 +104,10 @@ def add_parsers(sub: Any) -> None:
     add_run(actions)
     add_margin(actions)
 
+    from rfq_engine.cli.cmd_report import add_parser as add_report
+
+    add_report(actions)
+
 
 # ------------------------------------------------------------------------------ helpers
 
