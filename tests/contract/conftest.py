@@ -9,6 +9,7 @@ real ``RfqEngine`` in front of them:
 | ``rest`` | two ``FakeDesk`` HTTP servers behind ``RestDealers`` | ``FakeDesk.executed_count`` |
 | ``mqtt`` | two reference bots (``dealer_tools.bot``) on a private Mosquitto | ``executed_count()`` |
 | ``ccxt`` | two ``FakeDeribit`` venues behind ``CcxtDealers`` (a real ccxt) | ``FakeDeribit.executed`` |
+| ``fix`` | two QuickFIX acceptors (``tests/fix``) behind ``FixDealers`` | ``executed_count`` |
 
 ``desk-a`` (``PRIMARY``) always quotes best, so it wins rank 1; ``desk-b`` (``BACKUP``)
 quotes worse and is the fallback. A test tells a dealer what to do with an ``Act``; each
@@ -529,6 +530,61 @@ class CcxtKit(Kit):
             await venue.stop()
 
 
+# --- fix ---------------------------------------------------------------------------------------
+
+
+class FixKit(Kit):
+    """Two QuickFIX desks (``tests/fix/quickfix_desk.py``: QuickFIX's acceptor, its own
+    session layer and message store) behind ``FixDealers``; restarts keep both sides' state."""
+
+    kind = "fix"
+
+    def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp)
+        self.desks: dict[DealerId, Any] = {}
+
+    async def _setup(self) -> None:
+        from tests.fix.quickfix_desk import QuickFixDesk, build_desk
+
+        for dealer, bid in ((PRIMARY, "39999"), (BACKUP, "39990")):
+            desk = QuickFixDesk(build_desk(), self.tmp / f"qf-{dealer}", sender=dealer.upper(), bid=bid)
+            await desk.start()
+            self.desks[dealer] = desk
+            act = self.act(dealer)
+            if act is not Act.NORMAL:
+                mode = {Act.DECLINE: "decline", Act.REJECT: "reject", Act.LOSE_FILL: "lose_fill",
+                        Act.HOLD: "hold", Act.LOSE_UNFILLED: "lose_unfilled", Act.SLOW: "slow"}[act]
+                await desk.mode(mode, self.config.confirm_timeout_ms + 300)
+
+    def _adapter(self) -> DealerAdapter:
+        from dealer_adapters.fix import FixDealers
+        from tests.fix.conftest import fix_config
+
+        configs = {d: fix_config(desk, self.tmp / "fix-state") for d, desk in self.desks.items()}
+        adapter: DealerAdapter = FixDealers(configs)
+        return adapter
+
+    async def _started(self, session: Session) -> None:
+        await session.adapter.wait_online(DEALERS, timeout=WAIT_S)  # type: ignore[attr-defined]
+
+    def executed(self, dealer: DealerId) -> int:
+        count: int = self.desks[dealer].executed_count
+        return count
+
+    def outage(self, dealer: DealerId, active: bool) -> None:
+        self.desks[dealer].command_nowait(f"outage {int(active)}")
+
+    async def release(self) -> None:
+        for dealer, act in self.acts.items():
+            if act is Act.HOLD:
+                await self.desks[dealer].command("release")
+        await super().release()
+
+    async def _teardown(self) -> None:
+        for desk in self.desks.values():
+            await desk.stop()
+
+
 # --- fixtures ----------------------------------------------------------------------------------
 
 
@@ -567,7 +623,17 @@ async def ccxt_kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
     await kit.close()
 
 
-KINDS = ("simulated", "rest", "mqtt", "ccxt")
+@pytest.fixture
+async def fix_kit(tmp_path: Path) -> AsyncIterator[Kit]:
+    from tests.fix.quickfix_desk import require_quickfix
+
+    require_quickfix()
+    kit = FixKit(tmp_path)
+    yield kit
+    await kit.close()
+
+
+KINDS = ("simulated", "rest", "mqtt", "ccxt", "fix")
 
 
 @pytest.fixture(params=KINDS)
