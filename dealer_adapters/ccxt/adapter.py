@@ -8,6 +8,7 @@ instance (created on ``start``, closed by ``close``) and one route:
 | ``book`` (``execution.py``) | walked from the order book, fee-inclusive | one limit IOC order |
 | ``convert`` (``convert.py``) | the venue's firm conversion quote | accept the quote by id |
 | ``okx_rfq`` (``okx_rfq.py``) | the best OKX block-RFQ maker quote | execute that quote |
+| ``deribit_block_rfq`` (``deribit_block.py``) | the best Deribit Block RFQ price | accept, fill-or-kill |
 
 The adapter carries messages and never decides what to trade: the engine awards, and the
 adapter's checks on an award (quote still valid, our own last look at the venue) can only
@@ -54,13 +55,10 @@ from typing import Any
 import structlog
 
 from dealer_adapters.ccxt.config import CcxtDealerConfig
-from dealer_adapters.ccxt.convert import ConvertRoute
 from dealer_adapters.ccxt.dialects import derive_key, dialect_for
 from dealer_adapters.ccxt.exchange import ExchangeSetupError, create_exchange
-from dealer_adapters.ccxt.execution import BookRoute
 from dealer_adapters.ccxt.journal import Journal, JournalEntry
 from dealer_adapters.ccxt.markets import venue_markets
-from dealer_adapters.ccxt.okx_rfq import OkxRfqRoute
 from dealer_adapters.ccxt.route import (
     AuthLostAfterSend,
     DeclinePlan,
@@ -73,6 +71,7 @@ from dealer_adapters.ccxt.route import (
     client_id,
     describe_error,
 )
+from dealer_adapters.ccxt.routes import ROUTES
 from dealer_adapters.ccxt.wire import (
     INSTRUMENTS,
     award_ref,
@@ -112,9 +111,7 @@ __all__ = ["CcxtDealers", "lookup_policy_for"]
 
 _log = structlog.get_logger(__name__)
 
-_ROUTES: dict[str, Callable[..., Route]] = {
-    "book": BookRoute, "convert": ConvertRoute, "okx_rfq": OkxRfqRoute,
-}
+_ROUTES: dict[str, Callable[..., Route]] = ROUTES
 _CLOSE_GRACE_S = 10.0
 """On close, executions in flight get this long to finish their order call before being cancelled."""
 

@@ -6,7 +6,7 @@
 
     [dealers.ccxt]
     exchange = "okx"                 # a ccxt exchange id
-    mode = "book"                    # book | convert | okx_rfq
+    mode = "book"                    # book | convert | okx_rfq | deribit_block_rfq
     api_key_env = "OKX_KEY"          # environment variable *names*, never the secrets
     secret_env = "OKX_SECRET"
     password_env = "OKX_PASSPHRASE"
@@ -59,9 +59,10 @@ class CcxtDealerConfig(BaseModel):
 
     exchange: str
     """The ccxt exchange id (``okx``, ``binance``, ``deribit``...); checked when the adapter starts."""
-    mode: Literal["book", "convert", "okx_rfq"] = "book"
+    mode: Literal["book", "convert", "okx_rfq", "deribit_block_rfq"] = "book"
     """``book``: quotes from the order book, IOC execution; ``convert``: the venue's firm
-    conversion quotes (spot); ``okx_rfq``: OKX block RFQ (the best maker quote)."""
+    conversion quotes (spot); ``okx_rfq``: OKX block RFQ (the best maker quote);
+    ``deribit_block_rfq``: Deribit Block RFQ (``deribit_block.py``)."""
     api_key_env: str | None = None
     secret_env: str | None = None
     password_env: str | None = None
@@ -112,8 +113,11 @@ class CcxtDealerConfig(BaseModel):
     rfq_poll_interval_ms: int = Field(default=500, ge=50, le=60_000, strict=True)
     """OKX block RFQ: how often the venue's maker quotes are polled."""
     rfq_counterparties: list[str] = Field(default_factory=list)
-    """OKX block RFQ: the makers asked (OKX requires at least one)."""
+    """Block RFQ: the makers asked (OKX requires at least one; on Deribit none asks every maker)."""
     rfq_anonymous: bool = Field(default=True, strict=True)
+    rfq_grace_ms: int = Field(default=5000, ge=0, le=60_000, strict=True)
+    """Deribit Block RFQ: the grace period after creation in which makers' quotes are hidden
+    from the taker (Deribit documents 5 s); an RFQ whose window is shorter is declined."""
 
     @field_validator("exchange")
     @classmethod
@@ -154,6 +158,12 @@ class CcxtDealerConfig(BaseModel):
             raise ValueError("mode: 'okx_rfq' needs exchange = 'okx'")
         if self.mode == "okx_rfq" and not self.rfq_counterparties:
             raise ValueError("rfq_counterparties: OKX block RFQ needs at least one maker")
+        if self.mode == "deribit_block_rfq" and self.exchange != "deribit":
+            raise ValueError("mode: 'deribit_block_rfq' needs exchange = 'deribit'")
+        if (self.mode == "deribit_block_rfq" and self.rfq_anonymous
+                and 0 < len(self.rfq_counterparties) < 5):
+            raise ValueError("rfq_anonymous: Deribit takes an anonymous Block RFQ only when at least "
+                             "5 makers are asked (or none: every maker); set rfq_anonymous = false")
         dialect = dialect_for(self.exchange)
         if self.mode == "book" and dialect is None:
             raise ValueError(

@@ -34,6 +34,7 @@ INSTRUMENTS = {
     "book": ("spot", "perpetual", "future", "option"),
     "convert": ("spot",),
     "okx_rfq": ("spot", "perpetual", "future", "option"),
+    "deribit_block_rfq": ("spot", "perpetual", "future", "option"),
 }
 """What each mode quotes (the dealer's ``status.instruments``)."""
 
@@ -56,6 +57,10 @@ def lookup_policy_for(config: CcxtDealerConfig) -> LookupPolicy:
         return LookupPolicy(
             key=f"{dialect.venue} {dialect.field}", can_query=True, not_found_proves_absent=True,
             note=f"the venue, by {dialect.lookup_call}; {_NOT_FOUND_NOTE}")
+    if config.mode == "deribit_block_rfq":
+        return LookupPolicy(key="Deribit block_rfq_id", can_query=True, not_found_proves_absent=True,
+                            note="the venue, by private/get_block_rfqs / get_block_trades (an open Block "
+                                 "RFQ is cancelled first, so its state is final); " + _NOT_FOUND_NOTE)
     if config.mode == "okx_rfq":
         return LookupPolicy(key="OKX block RFQ rfqId + quoteId", can_query=True, not_found_proves_absent=True,
                             note="the venue, by privateGetRfqTrades / privateGetRfqRfqs; " + _NOT_FOUND_NOTE)
