@@ -61,6 +61,7 @@ __all__ = [
     "RfqSent",
     "RfqStateChanged",
     "RfqSubmitted",
+    "RiskAlerted",
     "UnknownEvent",
     "WindowClosed",
     "catalogue_markdown",
@@ -98,6 +99,7 @@ class EventType(StrEnum):
     KILL_SWITCH = "engine.kill_switch"
     ENGINE_RECOVERED = "engine.recovered"
     PROGRAM_DECIDED = "program.decided"
+    RISK_ALERTED = "risk.alerted"
 
 
 T = EventType
@@ -482,6 +484,25 @@ class ProgramDecided:
 
 
 @dataclass(frozen=True, slots=True)
+class RiskAlerted:
+    """A risk threshold crossed (``state`` raised) or back within it (cleared): the figure's
+    ``kind`` (credit_usage, margin_usage, margin_call, liquidation_distance, coverage, liquidity,
+    funding, collateral_short), its ``subject`` (a desk, a venue, a program, an instrument), its
+    value against the threshold (actor ``risk``)."""
+
+    TYPE: ClassVar[str] = T.RISK_ALERTED
+    VERSION: ClassVar[int] = 1
+    kind: str
+    subject: str
+    state: Literal["raised", "cleared"]
+    message: str
+    value: Decimal | None = None
+    threshold: Decimal | None = None
+    program: str | None = field(default=None, metadata=OMIT_NONE)
+    period: str | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownEvent:
     """A stored event of a type this code does not know (kept, never dropped)."""
 
@@ -500,7 +521,7 @@ AnyEvent = (RfqSubmitted | RfqStateChanged | MandateChecked | ApprovalRequested
             | AwardSent | AwardReferenceRecorded | ExecutionConfirmed | ExecutionRejected
             | ExecutionUnknown | ExecutionUnresolved | ExecutionResolved | FillRecorded
             | CancelRequested | RfqParked | OutcomeSent | KillSwitchSet | EngineRecovered
-            | ProgramDecided)
+            | ProgramDecided | RiskAlerted)
 
 EVENT_CLASSES: dict[str, type[Any]] = {cls.TYPE: cls for cls in (
     RfqSubmitted, RfqStateChanged, MandateChecked, ApprovalRequested, ApprovalGranted,
@@ -508,7 +529,7 @@ EVENT_CLASSES: dict[str, type[Any]] = {cls.TYPE: cls for cls in (
     QuotesRanked, WindowClosed, AwardDecided, AwardSent, AwardReferenceRecorded,
     ExecutionConfirmed, ExecutionRejected, ExecutionUnknown, ExecutionUnresolved,
     ExecutionResolved, FillRecorded, CancelRequested, RfqParked, OutcomeSent, KillSwitchSet,
-    EngineRecovered, ProgramDecided)}
+    EngineRecovered, ProgramDecided, RiskAlerted)}
 
 
 def encode(event: AnyEvent) -> dict[str, Any]:
