@@ -34,6 +34,7 @@ later.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -81,6 +82,9 @@ from rfq_engine.domain.pricing import MarketSnapshot
 __all__ = ["SimulatedDealers", "SimulatedTrade"]
 
 _log = structlog.get_logger(__name__)
+
+RECEIVED_KEPT = 1_000
+"""Messages each desk keeps for ``received`` (the newest; a long run must not keep them all)."""
 
 SIMULATED_LOOKUP = LookupPolicy(
     key="execution_id",
@@ -132,7 +136,7 @@ class _Desk:
     online: bool
     books: Ledger
     """The desk's executions and fences (shared with the desks of the same ledger file)."""
-    received: list[Outbound] = field(default_factory=list)
+    received: deque[Outbound] = field(default_factory=lambda: deque(maxlen=RECEIVED_KEPT))
     quotes: dict[QuoteId, SentQuote] = field(default_factory=dict)
     pending_rfqs: dict[RfqId, asyncio.TimerHandle] = field(default_factory=dict)
     booking: dict[ExecutionId, asyncio.Task[ExecutionRecord]] = field(default_factory=dict)
@@ -387,7 +391,8 @@ class SimulatedDealers:
             self._schedule(0.0, self._announce, desk)
 
     def received(self, dealer_id: DealerId) -> tuple[Outbound, ...]:
-        """Everything the engine sent this desk (RFQs, awards, closes), in order."""
+        """What the engine sent this desk (RFQs, awards, closes), in order: the newest
+        ``RECEIVED_KEPT``."""
         return tuple(self._desk(dealer_id).received)
 
     def trades(self, dealer_id: DealerId) -> tuple[SimulatedTrade, ...]:
