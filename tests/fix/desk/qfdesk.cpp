@@ -19,7 +19,8 @@
 //   outage 0|1      answer OrderStatusRequests or not
 //   release         send the ExecutionReports held (hold mode), logged on or not
 //   drop            disconnect the session (no Logout)
-//   dup             send the last fill's ExecutionReport again, PossDupFlag=Y
+//   dup             send the last fill's ExecutionReport again, as a new message (QuickFIX
+//                   sets PossDupFlag itself, only on what it resends)
 //   cancel          QuoteCancel(Z) of the last quote
 //   quit
 // Events: READY, LOGON, LOGOUT, IN <msg>, OUT <msg>, EXECUTED <ClOrdID> <OrderID>,
@@ -121,8 +122,6 @@ class Desk : public FIX::Application {
     } else if (verb == "dup") {
       if (!last_fill_.getHeader().isSetField(35)) return;
       FIX::Message again = last_fill_;
-      again.getHeader().setField(43, "Y");
-      again.getHeader().setField(122, get(last_fill_.getHeader(), 52, utc(std::chrono::system_clock::now())));
       send(again);
     } else if (verb == "cancel") {
       if (last_quote_.empty()) return;
