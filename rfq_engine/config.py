@@ -3,8 +3,8 @@
 Sections: ``[engine]``, ``[store]``, ``[logging]``, ``[market]`` (reference prices),
 ``[mandates.<name>]``, ``[[dealers]]``, ``[api]`` (``rfq serve``), and for hedge programs
 ``[forecast]``, ``[programs.<name>]`` (``rfq_engine.hedging.program``) and
-``[collateral.<dealer>]`` (``rfq_engine.hedging.margin``). Unknown keys are
-errors (a typo must not silently fall back to a default). Secrets never live in the file: a
+``[collateral.<dealer>]`` (``rfq_engine.hedging.margin``), ``[risk]`` (``rfq_engine.hedging.risk``).
+Unknown keys are errors (a typo must not silently fall back to a default). Secrets never live in the file: a
 field ending in ``_env`` names the environment variable that holds the value.
 
 ``load_config`` raises ``ConfigError`` whose message lists every problem as
@@ -32,6 +32,7 @@ from rfq_engine.domain.errors import SetupError
 from rfq_engine.engine.config import EngineConfig
 from rfq_engine.hedging.margin import CollateralAgreement, check_collateral
 from rfq_engine.hedging.program import ForecastConfig, ProgramConfig, check_programs
+from rfq_engine.hedging.risk import RiskConfig, check_risk
 from rfq_engine.mandate import MandateConfig
 from rfq_engine.pricing.ccxt_reference import CcxtReferenceConfig
 from rfq_engine.pricing.config import MarketConfig
@@ -222,6 +223,8 @@ class AppConfig(BaseModel):
     """Live reference prices from an exchange (``docs/dealers-ccxt.md``); default: ``[market]``."""
     collateral: dict[str, CollateralAgreement] = {}
     """Collateral agreements with OTC desks, ``[collateral.<dealer>]`` (``docs/hedging.md``)."""
+    risk: RiskConfig = RiskConfig()
+    """The risk monitor's thresholds, venue accounts and webhook, ``[risk]`` (``docs/risk.md``)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> AppConfig:
@@ -251,6 +254,7 @@ class AppConfig(BaseModel):
     def _programs(self) -> AppConfig:
         check_programs(self.programs, self.mandates, [d.id for d in self.dealers], self.forecast)
         check_collateral(self.collateral, [d.id for d in self.dealers])
+        check_risk(self.risk, [d.id for d in self.dealers])
         return self
 
 
