@@ -1,22 +1,36 @@
-"""``/api/v1/hedge/scenario``: hedged vs unhedged outcomes across prices (DOMAIN.md A and B).
+"""``/api/v1/hedge``: scenarios and programs.
 
-A thin JSON front to the pure ``rfq_engine.hedging.scenario`` functions the CLI uses, so
-the API, the web UI's chart and ``rfq hedge scenario --json`` give the same numbers.
+- ``POST /api/v1/hedge/scenario``: hedged vs unhedged outcomes across prices (DOMAIN.md A
+  and B), a thin JSON front to the pure ``rfq_engine.hedging.scenario`` functions the CLI
+  uses, so the API, the web UI's chart and ``rfq hedge scenario --json`` agree.
+- ``GET /api/v1/hedge/programs`` and ``/programs/{name}``: each configured program's terms,
+  next scheduled runs, what its latest scheduled time plans, its recorded decisions and its
+  coverage (``rfq_engine.hedging.overview``), read from the audit store.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal, DecimalException
 from typing import Any
 
 from aiohttp import web
 
 from rfq_engine.api.auth import require
-from rfq_engine.api.body import read_json
-from rfq_engine.api.serialize import json_response
+from rfq_engine.api.body import query_int, read_json
+from rfq_engine.api.rfqs import APP_KEY
+from rfq_engine.api.serialize import error, json_response
 from rfq_engine.domain import ValidationError
-from rfq_engine.domain.values import ENTRY_BOUNDS, check_fields, parse_decimal
+from rfq_engine.domain.events import EventType, ProgramDecided
+from rfq_engine.domain.values import ENTRY_BOUNDS, check_fields, format_ts, parse_decimal, utc_now
+from rfq_engine.hedging.overview import program_overview
+from rfq_engine.hedging.planner import requester_for
+from rfq_engine.hedging.program import ProgramConfig
+from rfq_engine.hedging.records import load_trades
 from rfq_engine.hedging.scenario import NdfSide, ndf_table, scenario_table
+from rfq_engine.readmodels.events import typed_events
+from rfq_engine.store import EventFilter
+from rfq_engine.wiring import App
 
 __all__ = ["routes"]
 
@@ -105,3 +119,39 @@ async def scenario(request: web.Request) -> web.Response:
         raise ValidationError("body", "the numbers are too far apart to compute this scenario "
                               "exactly") from None
     return json_response(table)
+
+
+async def _overview(app: App, name: str, program: ProgramConfig, now: datetime,
+                    limit: int | None) -> dict[str, Any]:
+    flt = EventFilter(types=[EventType.PROGRAM_DECIDED.value], actor=requester_for(name))
+    pairs = [(stored.ts, event) for stored, event in typed_events(await app.store.events(flt))
+             if isinstance(event, ProgramDecided) and not event.dry_run]
+    trades = await load_trades(app.store, requester_for(name))
+    return program_overview(name, program, decisions=[e for _, e in pairs],
+                            decided_at=[ts for ts, _ in pairs], trades=trades,
+                            forecast_defaults=app.config.forecast, now=now, limit=limit)
+
+
+@routes.get("/api/v1/hedge/programs")
+@require("hedge:read")
+async def programs(request: web.Request) -> web.Response:
+    """Every configured program with its latest decision, next runs and coverage."""
+    app = request.app[APP_KEY]
+    now = utc_now()
+    views = [await _overview(app, name, program, now, 1)
+             for name, program in sorted(app.config.programs.items())]
+    return json_response({"as_of": format_ts(now), "programs": views})
+
+
+@routes.get("/api/v1/hedge/programs/{name}")
+@require("hedge:read")
+async def program(request: web.Request) -> web.Response:
+    """One program with its decisions, newest first (``?limit=``, default 50, at most 1000)."""
+    app = request.app[APP_KEY]
+    name = request.match_info["name"]
+    found = app.config.programs.get(name)
+    if found is None:
+        return error(404, "not_found", "no such program")
+    limit = query_int(request, "limit", 50, 1, 1000)
+    now = utc_now()
+    return json_response({"as_of": format_ts(now), **await _overview(app, name, found, now, limit)})

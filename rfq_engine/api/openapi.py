@@ -232,6 +232,23 @@ def openapi_document() -> dict[str, Any]:
         "responses": {"200": _resp(_obj({"rows": {"type": "array"},
                                          "chart": {"type": "object"}}), "the table and chart"),
                       **BAD_BODY, **ERR}}}
+    program_view = _obj({"name": STR, "strategy": STR, "schedule": STR, "timezone": STR,
+                         "next_runs": {"type": "array", "items": TS},
+                         "due": {"type": ["object", "null"]},
+                         "decisions": {"type": "array", "items": {"type": "object"}},
+                         "coverage": {"type": ["array", "null"]}})
+    paths["/api/v1/hedge/programs"] = {"get": {
+        "summary": "Hedge programs: terms, next scheduled runs, what the latest scheduled time "
+                   "plans, the latest decision and coverage (this month and the next)",
+        "responses": {"200": _resp(_obj({"as_of": TS, "programs": {
+            "type": "array", "items": program_view}}), "programs"), **ERR}}}
+    paths["/api/v1/hedge/programs/{name}"] = {"get": {
+        "summary": "One hedge program with its recorded decisions, newest first",
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": STR},
+                       {"name": "limit", "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+        "responses": {"200": _resp(program_view, "the program"),
+                      "404": _resp(_ref("Error"), "no such program"), **ERR}}}
     for action in ("cancel", "approve", "refuse"):
         paths[f"/api/v1/rfqs/{{rfq_id}}/{action}"] = {"post": {
             "summary": {"cancel": "Cancel (own RFQs; admin any)",

@@ -61,6 +61,7 @@ from rfq_engine.hedging.planner import Plan, plan_hedge, requester_for
 from rfq_engine.hedging.positions import net_quantities
 from rfq_engine.hedging.program import ForecastConfig, ProgramConfig, resolve_forecast
 from rfq_engine.hedging.records import load_trades, open_rfqs, program_decisions
+from rfq_engine.hedging.slots import ON_TIME, Due, coming_period, due, due_period
 from rfq_engine.pricing.reference import ReferencePriceProvider
 from rfq_engine.store.base import AuditStore, StoreError
 
@@ -83,8 +84,6 @@ __all__ = [
 
 log = structlog.get_logger("rfq_engine.hedging")
 
-ON_TIME = timedelta(minutes=5)
-"""A scheduled run that starts less than this after its time is recorded as on time."""
 SCHEDULED = frozenset({"schedule", "catch_up"})
 NOT_DONE = frozenset({"error", "wait"})
 RESTART_RETRY = "restart_retry"
@@ -106,48 +105,6 @@ def _retry_of(client_rfq_id: str) -> int:
     """The ``:r<n>`` a retry appended to a program's client RFQ id (0 for none)."""
     head, sep, tail = client_rfq_id.rpartition(":r")
     return int(tail) if sep and head and tail.isdigit() else 0
-
-
-def coming_period(program: ProgramConfig, at: datetime) -> Period:
-    """The period a run at ``at`` plans: the month after ``at``'s month in the program's zone."""
-    return Period.of(program.cron.local(at).date()).plus(1)
-
-
-def due_period(program: ProgramConfig, slot: datetime, now: datetime) -> Period:
-    """The period the run at ``now`` of the scheduled time ``slot`` plans: the slot's coming
-    period, unless the run is late (``ON_TIME`` or more) and that period has already begun in
-    the program's zone; then the coming period after ``now``. A month in progress is never
-    hedged whole, and a first start mid-month plans what ``rfq hedge plan --dry-run`` shows."""
-    period = coming_period(program, slot)
-    if now - slot >= ON_TIME and program.cron.local(now).date() >= period.start:
-        return coming_period(program, now)
-    return period
-
-
-@dataclass(frozen=True, slots=True)
-class Due:
-    """What ``run_due(now)`` would run for a program: its latest scheduled time, the period,
-    the trigger, and why the period is not the slot's own (a late run after it began)."""
-
-    slot: datetime
-    period: Period
-    trigger: str
-    note: str | None = None
-
-
-def due(program: ProgramConfig, now: datetime) -> Due | None:
-    """The program's latest scheduled time at or before ``now`` and what it plans (pure)."""
-    slot = program.cron.latest_at_or_before(now)
-    if slot is None:
-        return None
-    period = due_period(program, slot, now)
-    trigger = "catch_up" if now - slot >= ON_TIME else "schedule"
-    note = None
-    if period != coming_period(program, slot):
-        note = (f"the scheduled time {format_ts(slot)} planned {coming_period(program, slot)}, "
-                f"which had begun when this late run started ({format_ts(now)}); a month in "
-                f"progress is not hedged whole: this run plans {period}")
-    return Due(slot, period, trigger, note)
 
 
 async def period_done(store: AuditStore, name: str, period: Period) -> bool:
