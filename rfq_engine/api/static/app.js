@@ -5,6 +5,7 @@
 import { Stream, api, session, setUnauthorizedHandler } from "./api.js";
 import * as blotter from "./blotter.js";
 import * as compliance from "./compliance.js";
+import * as programs from "./programs.js";
 import { applyEvent, emptyRecord, fromView } from "./record.js";
 import * as scenario from "./scenario.js";
 import * as scorecards from "./scorecards.js";
@@ -306,6 +307,7 @@ function route() {
   else if (name === "compliance" && ctx.may("audit:read")) next = compliance;
   else if (name === "dealers") next = scorecards;
   else if (name === "scenarios") next = scenario;
+  else if (name === "programs") next = programs;
   else {
     location.replace(defaultRoute());
     return;
