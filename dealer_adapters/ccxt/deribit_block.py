@@ -33,10 +33,11 @@ takes when the package trades in the RFQ's direction, as in ``okx_rfq.py``.
 
 BTC options (premium in BTC per BTC, ``units.DERIBIT``): the quote carries the premium as
 the venue quoted it (``CoinPremium``: per unit of the RFQ's quantity, in BTC), the fee by
-Deribit's options schedule (``units.DERIBIT_OPTION_FEES``, uncapped: see ``_premium``) and the
-index read then (``public/ticker`` ``index_price``); the engine converts it
-(``domain.premium``) and awards the converted price. USDC options and linear contracts are
-quoted in USDC as the makers priced them, fees recorded with the fill.
+Deribit's options schedule (``units.DERIBIT_OPTION_FEES``, uncapped: see ``_with_fees``) and
+the index read then (``public/ticker`` ``index_price``); the engine converts it
+(``domain.premium``) and awards the converted price. USDC options are quoted in USDC, the
+same fee in USDC at the index included; linear contracts as the makers priced them. The fees
+Deribit charged are recorded with the fill.
 
 Declined with the reason: inverse futures and perpetuals as legs (priced per USD contract,
 not per coin: use a ``book`` dealer); legs in different price currencies (BTC options with a
@@ -137,8 +138,9 @@ class _BlockRfq:
     coin: str | None = None
     """The premium's coin (``BTC``) when the legs are coin-premium options, else None."""
     index_market: VenueMarket | None = None
+    """The first option leg's market: its ticker's ``index_price`` prices the fee (and a coin premium)."""
     option_units: Decimal = Decimal(0)
-    """Underlying of the coin-premium option legs per unit of the RFQ's quantity."""
+    """Underlying of the option legs per unit of the RFQ's quantity (what the fee is charged on)."""
 
 
 class DeribitBlockRoute:
@@ -269,26 +271,32 @@ class DeribitBlockRoute:
             "valid_until": valid_until,
         })
 
-    async def _premium(self, block: _BlockRfq, sides: list[SideQuote]) -> tuple[list[SideQuote], CoinPremium]:
-        """Coin-premium legs: the sides' prices with the fee in the coin, and the premium as the venue
-        quoted it, for the engine to convert at the index read now (``domain.premium``).
+    async def _with_fees(self, block: _BlockRfq, sides: list[SideQuote]
+                         ) -> tuple[list[SideQuote], CoinPremium | None]:
+        """Option legs: the sides' prices with Deribit's options fee, read against the index now;
+        for coin-premium legs also the premium as the venue quoted it, for the engine to convert
+        (``domain.premium``).
 
-        The fee is Deribit's options schedule per leg, ``underlying_rate`` of each leg's size; its
-        cap (a share of the leg's premium) needs the leg prices, which the taker does not see
-        before the trade, so the quote carries the uncapped rate: never less than Deribit charges.
+        The fee is Deribit's options schedule per leg, ``underlying_rate`` of each leg's size (in
+        the coin for BTC options; times the index, in USDC, for USDC options). Its cap (a share
+        of the leg's premium) needs the legs' prices, which the taker does not see before the
+        trade, so the quote carries the uncapped rate: never less than Deribit charges.
         """
-        assert block.coin is not None and block.index_market is not None and DERIBIT.index is not None
+        if block.index_market is None or DERIBIT.index is None:
+            return sides, None
         schedule = DERIBIT.option_fees
-        rate = schedule.underlying_rate if schedule is not None else None
-        fee = (rate or Decimal(0)) * block.option_units
+        rate = (schedule.underlying_rate if schedule is not None else None) or Decimal(0)
         index = await DERIBIT.index(self.exchange, block.index_market)
+        fee = rate * block.option_units * (Decimal(1) if block.coin else index.price)
         out, natives = [], {}
         for quote in sides:
             natives[quote.side] = quote.price
             price = quote.price + fee if quote.side is QuoteSide.ASK else quote.price - fee
             out.append(SideQuote(quote.side, price, quote.quantity, {
-                **quote.detail, "premium_currency": block.coin, "fee_per_unit": decimal_str(fee),
-                "index_price": decimal_str(index.price)}))
+                **quote.detail, "fee_per_unit": decimal_str(fee), "index_price": decimal_str(index.price),
+                **({"premium_currency": block.coin} if block.coin else {})}))
+        if block.coin is None:
+            return out, None
         premium = CoinPremium(block.coin, natives.get(QuoteSide.BID), natives.get(QuoteSide.ASK), index,
                               fee if QuoteSide.BID in natives else Decimal(0),
                               fee if QuoteSide.ASK in natives else Decimal(0))
@@ -308,10 +316,10 @@ class DeribitBlockRoute:
             if isinstance(made, str):
                 return DeclinePlan(made)
             block = made
-            coins = [lm for lm in legs if lm.market.premium_ccy]
-            if coins:
-                block.coin, block.index_market = coins[0].market.premium_ccy, coins[0].market
-                block.option_units = sum((abs(lm.leg.ratio) for lm in coins), Decimal(0))
+            options = [lm for lm in legs if lm.market.type == "option"]
+            if options:
+                block.coin, block.index_market = options[0].market.premium_ccy, options[0].market
+                block.option_units = sum((abs(lm.leg.ratio) for lm in options), Decimal(0))
         found = await self._call("get_block_rfqs", {"block_rfq_id": block.block_rfq_id})
         views = found.get("block_rfqs") if isinstance(found, dict) else None
         view = next((v for v in views or [] if isinstance(v, dict)
@@ -326,9 +334,7 @@ class DeribitBlockRoute:
         valid_until = min(s.detail["valid_until"] for s in sides)
         key = "/".join(f"{s.detail['direction']}@{s.detail['venue_price']}" for s in sides)
         key += format_ts(valid_until)
-        if block.coin is None:
-            return QuotePlan(tuple(sides), rfq.quantity, valid_until, key=key)
-        priced, premium = await self._premium(block, sides)
+        priced, premium = await self._with_fees(block, sides)
         return QuotePlan(tuple(priced), rfq.quantity, valid_until, key=key, premium=premium)
 
     # --- execution -------------------------------------------------------------------------------

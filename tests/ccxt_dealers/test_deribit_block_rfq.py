@@ -112,8 +112,10 @@ async def test_a_collar_trades_as_one_block_at_the_best_of_several_makers(
     message = collar()
     await dealers.send_rfq(DEALER, message)
     quote: Quote = await inbox.next(Quote)
-    # 1580 per unit of amount 5, for 10 BTC of the package: 790 USD per BTC (1190 - 800 / 2)
-    assert quote.ask == D(790) and quote.bid is None and quote.quantity == D(10)
+    # 1580 per unit of amount 5, for 10 BTC of the package: 790 USDC per BTC (1190 - 800 / 2);
+    # Deribit's options fee, 0.03% of the underlying of each option leg (1 + 0.5 BTC per BTC of
+    # the package) at the 60,000 index: 27 USDC. 817 in all
+    assert quote.ask == D(817) and quote.bid is None and quote.quantity == D(10)
     [(_, created)] = [r for r in venue.block_requests if r[0] == "create"]
     assert json.loads(created["legs"]) == [{"instrument_name": PUT, "amount": 10, "direction": "buy"},
                                            {"instrument_name": CALL, "amount": 5, "direction": "sell"}]
@@ -125,7 +127,7 @@ async def test_a_collar_trades_as_one_block_at_the_best_of_several_makers(
     award = award_for(quote, side=QuoteSide.ASK)
     await dealers.send_award(DEALER, award)
     confirm: ExecutionConfirm = await inbox.next(ExecutionConfirm)
-    assert confirm.price == D(790) and confirm.quantity == D(10)
+    assert confirm.price == D(817) and confirm.quantity == D(10)
     [accepted] = accepts(venue)
     assert (accepted["direction"], accepted["price"], accepted["amount"], accepted["time_in_force"]) == (
         "buy", "1580", "5", "fill_or_kill")
@@ -172,11 +174,12 @@ async def test_a_maker_quote_that_holds_part_of_the_amount_is_not_a_quote_for_al
     dealers, inbox = await make_dealers({DEALER: block_config(venue, tmp_path)})
     await dealers.send_rfq(DEALER, collar())
     quote: Quote = await inbox.next(Quote)
-    # 2 of the 5 at 1580 and 3 at 1600: the whole amount fills at a limit of 1600 (800 per BTC)
-    assert quote.ask == D(800)
+    # 2 of the 5 at 1580 and 3 at 1600: the whole amount fills at a limit of 1600 (800 per BTC,
+    # 827 with the 27 USDC fee)
+    assert quote.ask == D(827)
     await dealers.send_award(DEALER, award_for(quote, side=QuoteSide.ASK))
     confirm: ExecutionConfirm = await inbox.next(ExecutionConfirm)
-    assert confirm.price == D(800) and confirm.quantity == D(10)
+    assert confirm.price == D(827) and confirm.quantity == D(10)
     assert venue.executed == 1 and len(venue.block_trades) == 2  # one block trade per maker
     entry = dealers.journal_entry(DEALER, confirm.execution_id)
     assert entry is not None and entry.outcome is not None
@@ -213,7 +216,7 @@ async def test_an_accept_that_timed_out_after_the_fill_is_looked_up_and_fills_on
     in_flight = await dealers.query_execution(DEALER, award.execution_id)
     confirm: ExecutionConfirm = await inbox.next(ExecutionConfirm)
     assert in_flight.state is ExecutionState.UNKNOWN
-    assert confirm.quantity == D(10) and confirm.price == D(790)
+    assert confirm.quantity == D(10) and confirm.price == D(817)
     assert len(venue.accepts) == 1 and venue.executed == 1  # looked up, never re-sent
     assert [r[0] for r in venue.block_requests].count("get_block_trades") >= 1
     lookup = await dealers.query_execution(DEALER, award.execution_id)
@@ -266,7 +269,7 @@ async def test_restart_mid_accept_finds_the_fill_or_fences_the_block_rfq(
     restarted, _inbox = await make_dealers({DEALER: cfg})
     found = await restarted.query_execution(DEALER, filled.execution_id)
     assert found.state is ExecutionState.CONFIRMED and found.confirm is not None
-    assert found.confirm.quantity == D(10) and found.confirm.price == D(790)
+    assert found.confirm.quantity == D(10) and found.confirm.price == D(817)
     fenced = await restarted.query_execution(DEALER, unsent.execution_id)
     assert fenced.state is ExecutionState.REJECTED and "cancelled" in fenced.reason
     assert second_rfq["state"] == "cancelled"
