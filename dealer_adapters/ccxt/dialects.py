@@ -114,6 +114,18 @@ class Dialect:
     intent so a look-up after a restart does not depend on the markets loaded then."""
     units: Units
     """What the venue's amounts count, its contract sizes and fee currency (``units.py``)."""
+    refusals: tuple[str, ...] = ()
+    """The venue's error codes for an order it refused (nothing placed), as they appear in the
+    error text: ccxt maps some of them by the API host only (Binance: behind a gateway or a
+    testnet URL its ``-2019`` "Margin is insufficient." is a bare ``OperationFailed``)."""
+    read_back_by_key: bool = False
+    """The order is read back with ``find`` (by our key), not ``fetchOrder`` by the venue's id
+    (Bybit: ccxt's ``fetchOrder`` there needs an acknowledgement and sees 500 orders only)."""
+
+    def refused(self, exc: BaseException) -> bool:
+        """Whether ``exc`` carries one of the venue's documented refusal codes."""
+        text = str(exc).replace(" ", "")
+        return any(f'"code":{code}' in text for code in self.refusals)
 
     def valid(self, key: str) -> bool:
         return self.allowed.fullmatch(key) is not None
@@ -243,7 +255,7 @@ _register(("bybit",), Dialect(
     rule="up to 36 letters, digits, '-' and '_'",
     lookup_call="privateGetV5OrderRealtime, then privateGetV5OrderHistory, with orderLinkId",
     source="https://bybit-exchange.github.io/docs/v5/order/create-order",
-    find=_bybit_find, context=_bybit_context, units=BYBIT,
+    find=_bybit_find, context=_bybit_context, units=BYBIT, read_back_by_key=True,
 ))
 _register(("binance", "binanceusdm", "binancecoinm"), Dialect(
     venue="Binance", field="newClientOrderId", max_len=36,
@@ -252,6 +264,7 @@ _register(("binance", "binanceusdm", "binancecoinm"), Dialect(
     lookup_call='fetchOrder(None, symbol, {"origClientOrderId": key}) (GET order)',
     source="https://developers.binance.com/docs/derivatives/portfolio-margin/trade",
     find=_binance_find, context=_symbol, units=BINANCE,
+    refusals=("-2010", "-2018", "-2019"),  # order rejected, balance or margin insufficient
 ))
 
 

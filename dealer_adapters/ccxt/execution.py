@@ -434,6 +434,8 @@ class BookRoute:
                                                      intent["amount"], intent["limit_price"], params)
         except Exception as exc:
             kind = classify(exc)
+            if kind is ErrorKind.UNKNOWN and self.dialect.refused(exc):
+                kind = ErrorKind.REJECTED
             if kind in (ErrorKind.REJECTED, ErrorKind.AUTH):
                 if kind is ErrorKind.AUTH:
                     raise
@@ -443,6 +445,7 @@ class BookRoute:
                 _log.warning("ccxt_order_rate_limited", exchange=self.venue,
                              client_order_id=intent["client_order_id"], error=describe_error(exc))
                 await asyncio.sleep(self.config.rate_limit_backoff_ms / 1000)
+                return await self._after_rate_limit(intent, exc)
             else:
                 _log.warning("ccxt_order_call_failed", exchange=self.venue,
                              client_order_id=intent["client_order_id"], error=describe_error(exc),
@@ -454,7 +457,7 @@ class BookRoute:
         while outcome is None and attempts > 0:
             attempts -= 1
             try:
-                if order_id:
+                if order_id and not self.dialect.read_back_by_key:
                     order = await self.exchange.fetch_order(order_id, intent["symbol"])
                 else:
                     order = await self._find_one(intent) or {}
@@ -469,6 +472,26 @@ class BookRoute:
             if outcome is None:
                 await asyncio.sleep(self.config.reconcile_interval_ms / 1000)
         return outcome
+
+    async def _after_rate_limit(self, intent: dict[str, Any], exc: BaseException) -> Outcome | None:
+        """The venue answered the order call with its rate limit: a refusal, not a lost reply
+        (every venue here documents it as a request it did not process). After the back-off,
+        one look-up by our key decides: the order found is its outcome; a look-up that
+        answers "none" makes a reject that says "rate limit"; a look-up that fails (or an
+        order still open) leaves the outcome unknown, reconciled as any other."""
+        try:
+            order = await self._find_one(intent)
+        except Exception as lookup_exc:
+            if classify(lookup_exc) is ErrorKind.AUTH:
+                raise AuthLostAfterSend(describe_error(lookup_exc)) from lookup_exc
+            return None
+        if order is not None:
+            return order_outcome(order, intent, self.venue)
+        return Outcome.reject(
+            Decimal(intent["award"]["price"]),
+            f"rate limit: {self.venue} refused the order call ({describe_error(exc, 160)}); after "
+            f"{self.config.rate_limit_backoff_ms} ms it shows no order under {self.dialect.field}="
+            f"{intent['client_order_id']}", error=type(exc).__name__)
 
     def _lookup_context(self, intent: dict[str, Any]) -> dict[str, Any]:
         """The journaled look-up context, or (an intent journaled before it was recorded) the

@@ -16,8 +16,10 @@ against that statement when the dealer starts: a market that does not match is *
 - **OKX.** Amounts: spot in the base; swaps, futures and options in contracts (``sz``).
   Contract size: ``ctVal`` in ``ctValCcy`` (0.01 BTC for BTC-USDT-SWAP, 100 USD for
   BTC-USD-SWAP). Fees: ``feeCcy``, as ccxt parses it.
-- **Bybit, Binance.** Spot and linear contracts in the base coin (``contractSize`` 1);
-  inverse contracts refused. Fees: as ccxt parses them.
+- **Bybit.** Spot, linear contracts and USDC options in the base coin; inverse (BTCUSD) in
+  USD, contracts of 1 USD. Fees: ``cumExecFee``, as ccxt parses it.
+- **Binance.** Spot, USD-M futures and European options in the base asset (``quantity``);
+  COIN-M refused. Fees: as ccxt parses them.
 
 Sources (the venues' public API documentation; the text quoted where it was read):
 - Deribit ``private/buy`` ``amount``: "It represents the requested order size. For perpetual
@@ -282,30 +284,76 @@ OKX = Units(
 )
 
 
-# --- Bybit, Binance: linear only until a fake venue checks more ---------------------------------
+# --- Bybit, Binance ----------------------------------------------------------------------------
 
 
-def _linear_only(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | str | None:
-    if market.type == "spot":
-        return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
-    if market.inverse:
-        return "inverse contracts on this venue are not sized yet (no fake venue checks them)"
+def _linear(market: VenueMarket) -> VenueMarket | str:
     if market.contract_size != 1:
         return (f"ccxt's contractSize {decimal_str(market.contract_size)}, documented: 1 "
                 "(amounts in the base coin)")
     return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
 
 
+BYBIT_INVERSE_USD = Decimal(1)
+"""Bybit's inverse contracts (BTCUSD): ``qty`` in USD, one contract is 1 USD."""
+
+
+def _bybit_size(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | str | None:
+    info = raw.get("info") or {}
+    if market.type == "spot":
+        return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
+    kind = str(info.get("contractType") or "")
+    if market.type == "option":
+        if market.inverse:
+            return f"an option settled in {market.settle}: Bybit documents USDC options"
+        return _linear(market)
+    if market.inverse:
+        if kind not in ("InversePerpetual", "InverseFutures") or market.settle != market.base:
+            return f"contractType {kind!r} settled in {market.settle!r}: not an inverse contract"
+        step = _dec((info.get("lotSizeFilter") or {}).get("qtyStep"), f"{market.symbol}.qtyStep")
+        if market.contract_size != BYBIT_INVERSE_USD or market.quote != "USD" or step != 1:
+            return (f"Bybit documents inverse qty in whole USD (1 USD contracts); ccxt says contractSize "
+                    f"{decimal_str(market.contract_size)}, qtyStep {step}")
+        return dataclasses.replace(market, amount_unit=AmountUnit.QUOTE)
+    if kind not in ("LinearPerpetual", "LinearFutures"):
+        return f"contractType {kind!r} with ccxt's linear flag: no documented unit"
+    return _linear(market)
+
+
 BYBIT = Units(
-    amount="spot and linear contracts: the base coin; inverse contracts refused",
-    contract_size="1 (amounts in the base coin)",
-    premium="linear options: the quote currency",
-    fee="as ccxt parses it",
+    amount="spot, linear contracts and USDC options: the base coin; inverse: USD (1 USD contracts)",
+    contract_size="1 BTC for linear and options (qty in BTC); inverse BTCUSD: 1 USD",
+    premium="USDC options: USDC per BTC",
+    fee="cumExecFee in the settlement coin, as ccxt parses it",
     source="https://bybit-exchange.github.io/docs/v5/order/create-order",
-    size=_linear_only, fee_of=lambda _intent, _order: None,
+    size=_bybit_size, fee_of=lambda _intent, _order: None,
 )
-BINANCE = dataclasses.replace(
-    BYBIT, source="https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api")
+
+
+def _binance_size(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | str | None:
+    info = raw.get("info") or {}
+    if market.type == "spot":
+        return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
+    if market.inverse:
+        return "COIN-M (inverse) contracts are not traded here (no fake venue checks them)"
+    if market.type == "option":  # European options: quantity in the underlying, premium in USDT
+        unit = _dec(info.get("unit"), f"{market.symbol}.info.unit")
+        if unit is not None and unit != 1:
+            return f"an option unit of {decimal_str(unit)}, documented: 1 (quantity in the underlying)"
+        return _linear(market)
+    if str(info.get("marginAsset") or market.settle) != market.settle:
+        return f"marginAsset {info.get('marginAsset')!r} is not the settlement {market.settle!r}"
+    return _linear(market)
+
+
+BINANCE = Units(
+    amount="spot, USD-M futures and European options: the base coin (quantity); COIN-M refused",
+    contract_size="1 (quantity in the base asset; options: unit 1)",
+    premium="European options: USDT per unit of underlying",
+    fee="as ccxt parses it (commission in the margin asset)",
+    source="https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api",
+    size=_binance_size, fee_of=lambda _intent, _order: None,
+)
 
 
 def check_markets(units: Units, raw: Mapping[str, Mapping[str, Any]] | None,

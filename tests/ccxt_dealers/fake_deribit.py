@@ -48,7 +48,8 @@ What a test scripts and reads:
 - ``order_mode``: ``normal``; ``slow`` (the order is booked and filled at once, the reply
   comes ``slow_s`` later: past ccxt's timeout, so the reply is lost); ``lost`` (the request
   arrives but nothing is booked, and the reply comes too late: the venue never has the
-  order); ``insufficient`` (refused: ``not_enough_funds``);
+  order); ``insufficient`` (refused: ``not_enough_funds``); ``rate_limited`` (the next order
+  is refused with 10028 ``too_many_requests``, "Allowed request rate has been exceeded");
 - ``hide_lookups``: the first N look-ups by label answer an empty list;
 - ``fail_lookups_for(seconds)``: for that long every order look-up (``get_order_state``,
   ``get_order_state_by_label``) answers error ``10040 retry`` ("request can't be processed
@@ -68,6 +69,7 @@ import hmac
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as dtime
@@ -116,6 +118,7 @@ class FakeDeribit:
     books: dict[str, dict[str, list[list[Decimal]]]] = field(default_factory=dict)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # by order_id
     order_requests: list[dict[str, str]] = field(default_factory=list)
+    on_order: Callable[[], None] | None = None
     label_lookups: list[dict[str, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     order_mode: str = "normal"  # normal | slow | lost | insufficient
@@ -340,6 +343,8 @@ class FakeDeribit:
 
     async def _order(self, direction: str, p: dict[str, str]) -> Any:
         self.order_requests.append(dict(p))
+        if self.on_order is not None:  # the test's market moves as the order arrives
+            self.on_order()
         if not p.get("label"):
             self.problems.append(f"private/{direction} without a label: {p}")
             raise RpcError(11050, "bad_request", {"reason": "the fake requires a label on every order"})
@@ -348,6 +353,9 @@ class FakeDeribit:
             raise RpcError(11050, "bad_request", {"param": "label", "reason": "maximum 64 characters"})
         if self.order_mode == "insufficient":
             raise RpcError(10009, "not_enough_funds")
+        if self.order_mode == "rate_limited":  # refused, nothing booked; the next call is normal
+            self.order_mode = "normal"
+            raise RpcError(10028, "too_many_requests")
         if self.order_mode == "lost":  # received, never booked; answered after the client gave up
             await asyncio.sleep(self.slow_s)
             raise RpcError(10040, "retry")

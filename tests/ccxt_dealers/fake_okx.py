@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as dtime
@@ -58,10 +59,12 @@ class FakeOkx:
     tickers: dict[str, dict[str, Any]] = field(default_factory=dict)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # by ordId
     order_requests: list[dict[str, Any]] = field(default_factory=list)
+    on_order: Callable[[], None] | None = None
     lookups: list[dict[str, str]] = field(default_factory=list)
     order_mode: str = "normal"  # normal | slow | insufficient
     slow_s: float = 1.5
     hide_lookups: int = 0  # an order is "not found" for this many look-ups by clOrdId
+    lookups_fail: bool = False  # every order look-up answers 50001 (the venue's state out of reach)
     auth_ok: bool = True
     convert_requests: list[dict[str, Any]] = field(default_factory=list)
     convert_trades: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -75,6 +78,11 @@ class FakeOkx:
     url: str = ""
     _ids: Any = field(default_factory=lambda: itertools.count(1000))
     _runner: web.AppRunner | None = None
+
+    @property
+    def executed(self) -> int:
+        """Orders that traded (any filled size)."""
+        return sum(1 for o in self.orders.values() if Decimal(o.get("accFillSz") or "0") > 0)
 
     # --- instruments -------------------------------------------------------------------
 
@@ -213,6 +221,8 @@ class FakeOkx:
     async def h_trade_batch_orders(self, _q: dict[str, str], body: Any) -> web.Response:
         req = body[0]
         self.order_requests.append(req)
+        if self.on_order is not None:  # the test's market moves as the order arrives
+            self.on_order()
         if self.order_mode == "ratelimit":  # refused before it was booked
             return self.error("50011", "Too Many Requests", status=429)
         if self.order_mode == "insufficient":
@@ -227,6 +237,8 @@ class FakeOkx:
 
     async def h_trade_order(self, q: dict[str, str], _b: Any) -> web.Response:
         self.lookups.append(q)
+        if self.lookups_fail:  # OKX 50001 "Service temporarily unavailable"
+            return self.error("50001", "Service temporarily unavailable. Please try again later.", status=503)
         if "ordId" in q:
             order = self.orders.get(q["ordId"])
         else:

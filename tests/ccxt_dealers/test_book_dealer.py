@@ -294,7 +294,7 @@ async def test_an_award_for_an_unknown_quote_is_rejected_and_closing_forgets_quo
     assert "no live quote" in reject.reason and okx.order_requests == []
 
 
-async def test_rate_limited_order_backs_off_reconciles_and_stays_unknown_when_never_found(
+async def test_a_rate_limited_order_backs_off_looks_up_and_is_rejected_saying_rate_limit(
         okx: FakeOkx, tmp_path: Path, make_dealers: Make) -> None:
     cfg = config(okx, tmp_path, rate_limit_backoff_ms=100, reconcile_timeout_ms=300)
     dealers, inbox = await make_dealers({DEALER: cfg})
@@ -303,16 +303,30 @@ async def test_rate_limited_order_backs_off_reconciles_and_stays_unknown_when_ne
     award = award_for(quote, confirm_s=0.8)
     with structlog.testing.capture_logs() as logs:
         await dealers.send_award(DEALER, award)
-        await dealers.idle()  # the confirm window, then the background reconciliation
-    # the order call began, so "not found at the venue" proves nothing: no reject is made up
-    assert inbox.of(ExecutionReject) == [] and inbox.of(ExecutionConfirm) == []
+        reject: ExecutionReject = await inbox.next(ExecutionReject)
+    assert reject.reason.startswith("rate limit: okx refused the order call") and "clOrdId=" in reject.reason
+    assert inbox.of(ExecutionConfirm) == []
     assert len(okx.order_requests) == 1  # backed off and looked it up; never sent again
     assert [q["clOrdId"] for q in okx.lookups] and all("clOrdId" in q for q in okx.lookups)
-    events = [e["event"] for e in logs]
-    assert "ccxt_order_rate_limited" in events and "ccxt_execution_unresolved" in events
-    manual = [e for e in logs if e["event"] == "ccxt_execution_needs_manual_reconciliation"]
-    assert manual and manual[0]["alert"] is True and manual[0]["field"] == "clOrdId"
+    assert "ccxt_order_rate_limited" in [e["event"] for e in logs]
     lookup = await dealers.query_execution(DEALER, award.execution_id)
-    assert lookup.state is ExecutionState.UNKNOWN and "intent journaled" in lookup.reason
+    assert lookup.state is ExecutionState.REJECTED and "rate limit" in lookup.reason
+
+
+async def test_a_rate_limited_order_whose_look_up_fails_stays_unknown(
+        okx: FakeOkx, tmp_path: Path, make_dealers: Make) -> None:
+    cfg = config(okx, tmp_path, rate_limit_backoff_ms=50, reconcile_timeout_ms=300)
+    dealers, inbox = await make_dealers({DEALER: cfg})
+    quote = await quote_for(dealers, inbox, rfq())
+    okx.order_mode = "ratelimit"
+    okx.lookups_fail = True
+    award = award_for(quote, confirm_s=0.8)
+    await dealers.send_award(DEALER, award)
+    await dealers.idle()
+    # the look-up could not say: "not found" was never established, so no reject is made up
+    assert inbox.of(ExecutionReject) == [] and inbox.of(ExecutionConfirm) == []
+    assert len(okx.order_requests) == 1
+    lookup = await dealers.query_execution(DEALER, award.execution_id)
+    assert lookup.state is ExecutionState.UNKNOWN
     entry = dealers.journal_entry(DEALER, award.execution_id)
     assert entry is not None and entry.unresolved

@@ -120,14 +120,23 @@ def test_okx_contracts_and_the_inverse_contract_value() -> None:
     assert "OKX states 100 USD per BTC contract" in refused["BTC/USD:BTC"]
 
 
-def test_bybit_and_binance_refuse_inverse_contracts_until_a_fake_checks_them() -> None:
-    inverse = ccxt_market({}, symbol="BTC/USD:BTC", quote="USD", settle="BTC", linear=False,
+def test_bybit_sizes_its_inverse_contract_in_usd_and_binance_refuses_coin_m() -> None:
+    info = {"contractType": "InversePerpetual", "lotSizeFilter": {"qtyStep": "1", "minOrderQty": "1"}}
+    inverse = ccxt_market(info, symbol="BTC/USD:BTC", quote="USD", settle="BTC", linear=False,
                           inverse=True, contractSize=1)
-    linear = ccxt_market({}, symbol="BTC/USDT:USDT", quote="USDT", settle="USDT", contractSize=1)
-    for venue in ("bybit", "binance"):
-        markets, refused = check(venue, inverse, linear)
-        assert "not sized yet" in refused["BTC/USD:BTC"]
-        assert markets["BTC/USDT:USDT"].amount_unit is AmountUnit.BASE
+    linear = ccxt_market({"contractType": "LinearPerpetual"}, symbol="BTC/USDT:USDT", quote="USDT",
+                         settle="USDT", contractSize=1)
+    markets, refused = check("bybit", inverse, linear)
+    assert refused == {}
+    swap = markets["BTC/USD:BTC"]
+    assert (swap.amount_unit, swap.amount_value, swap.contract_amount) == (AmountUnit.QUOTE, 1, 1)
+    assert markets["BTC/USDT:USDT"].amount_unit is AmountUnit.BASE
+    wrong = {**inverse, "info": {**info, "contractType": "LinearPerpetual"}}
+    _, refused = check("bybit", wrong)
+    assert "not an inverse contract" in refused["BTC/USD:BTC"]
+    markets, refused = check("binance", {**inverse, "info": {}}, {**linear, "info": {"marginAsset": "USDT"}})
+    assert "COIN-M (inverse) contracts are not traded here" in refused["BTC/USD:BTC"]
+    assert markets["BTC/USDT:USDT"].amount_unit is AmountUnit.BASE
 
 
 def test_the_docs_table_names_every_venues_units() -> None:

@@ -1,0 +1,227 @@
+"""A local fake of Binance's USD-M futures REST API (``/fapi``), written from Binance's public
+API documentation, served to a real ccxt ``binanceusdm`` instance (``exchange.urls['api']``
+pointed here). Transport-level only: ccxt's request building, signing, parsing and error
+mapping all run for real.
+
+What Binance documents and this fake follows
+(https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info):
+- signed endpoints take ``timestamp`` (and ``recvWindow``) and ``signature``, the
+  HMAC-SHA256 of the query string (or the form body) before it, with ``X-MBX-APIKEY``; the
+  fake checks it;
+- an error is ``{"code": -NNNN, "msg": ...}`` with an HTTP 4xx: -1003 "Too many requests"
+  (HTTP 429, the rate limit), -2019 "Margin is insufficient.", -2013 "Order does not
+  exist.", -2015 "Invalid API-key, IP, or permissions for action."
+  (https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code);
+- ``GET /fapi/v1/exchangeInfo``: ``BTCUSDT`` (``PERPETUAL``) and the quarterly
+  ``BTCUSDT_YYMMDD`` (``CURRENT_QUARTER``), margin asset USDT, ``LOT_SIZE`` step 0.001:
+  ``quantity`` is in the base asset (BTC);
+- ``GET /fapi/v1/depth`` (``bids``/``asks`` as ``[price, qty]`` strings);
+- ``POST /fapi/v1/order`` (``symbol``, ``side``, ``type`` LIMIT, ``timeInForce`` IOC,
+  ``quantity``, ``price``, ``newClientOrderId``), matched as an IOC against the served book:
+  the answer is the order (``status`` FILLED, or EXPIRED with what filled,
+  ``executedQty``, ``avgPrice``, ``cumQuote``);
+- ``GET /fapi/v1/order`` by ``orderId`` or ``origClientOrderId``
+  (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Query-Order).
+
+The exchangeInfo, depth and order bodies are shaped as Binance's documentation examples list
+their fields (ccxt's recorded fixtures for Binance were not read for this fake).
+
+Scripted: ``order_mode`` ``normal`` | ``slow`` | ``lost`` | ``insufficient`` |
+``rate_limited`` (the next order answers -1003 and books nothing). Read: ``order_requests``,
+``executed``, ``problems``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from datetime import time as dtime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+API_KEY = "binance-key"
+SECRET = "binance-secret"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def quarterly(d: date) -> str:
+    return f"BTCUSDT_{d.strftime('%y%m%d')}"
+
+
+@dataclass
+class FakeBinance:
+    future_expiry: date
+    books: dict[str, dict[str, list[list[Decimal]]]] = field(default_factory=dict)
+    orders: dict[int, dict[str, Any]] = field(default_factory=dict)
+    order_requests: list[dict[str, str]] = field(default_factory=list)
+    on_order: Callable[[], None] | None = None
+    lookups: list[dict[str, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    order_mode: str = "normal"
+    slow_s: float = 1.5
+    url: str = ""
+    _ids: Any = field(default_factory=lambda: itertools.count(8_000_000))
+    _runner: web.AppRunner | None = None
+
+    @property
+    def executed(self) -> int:
+        return sum(1 for o in self.orders.values() if Decimal(o["executedQty"]) > 0)
+
+    def _symbol(self, name: str, contract_type: str, delivery: int) -> dict[str, Any]:
+        return {"symbol": name, "pair": "BTCUSDT", "contractType": contract_type, "deliveryDate": delivery,
+                "onboardDate": 1569398400000, "status": "TRADING", "maintMarginPercent": "2.5000",
+                "requiredMarginPercent": "5.0000", "baseAsset": "BTC", "quoteAsset": "USDT",
+                "marginAsset": "USDT", "pricePrecision": 2, "quantityPrecision": 3, "baseAssetPrecision": 8,
+                "quotePrecision": 8, "underlyingType": "COIN", "underlyingSubType": ["PoW"],
+                "settlePlan": 0, "triggerProtect": "0.0500", "liquidationFee": "0.012500",
+                "marketTakeBound": "0.05", "maxMoveOrderLimit": 10000,
+                "filters": [{"filterType": "PRICE_FILTER", "minPrice": "556.80", "maxPrice": "4529764",
+                             "tickSize": "0.10"},
+                            {"filterType": "LOT_SIZE", "stepSize": "0.001", "maxQty": "1000",
+                             "minQty": "0.001"},
+                            {"filterType": "MARKET_LOT_SIZE", "stepSize": "0.001", "maxQty": "120",
+                             "minQty": "0.001"},
+                            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+                            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+                            {"filterType": "MIN_NOTIONAL", "notional": "100"},
+                            {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500",
+                             "multiplierDown": "0.9500",
+                             "multiplierDecimal": "4"}],
+                "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
+                               "TRAILING_STOP_MARKET"],
+                "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"], "permissionSets": ["GRID", "COPY"]}
+
+    def exchange_info(self) -> dict[str, Any]:
+        delivery = int(datetime.combine(self.future_expiry, dtime(8, 0), tzinfo=UTC).timestamp() * 1000)
+        return {"timezone": "UTC", "serverTime": now_ms(), "futuresType": "U_MARGINED",
+                "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                                "limit": 2400}],
+                "exchangeFilters": [],
+                "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
+                "symbols": [self._symbol("BTCUSDT", "PERPETUAL", 4133404800000),
+                            self._symbol(quarterly(self.future_expiry), "CURRENT_QUARTER", delivery)]}
+
+    def set_book(self, symbol: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> None:
+        self.books[symbol] = {"bids": [[Decimal(p), Decimal(a)] for p, a in bids],
+                              "asks": [[Decimal(p), Decimal(a)] for p, a in asks]}
+
+    def _match(self, req: dict[str, str]) -> dict[str, Any]:
+        symbol, side = req["symbol"], req["side"]
+        qty, limit = Decimal(req["quantity"]), Decimal(req["price"])
+        book = self.books.setdefault(symbol, {"bids": [], "asks": []})
+        levels = book["asks"] if side == "BUY" else book["bids"]
+        filled, quote = Decimal(0), Decimal(0)
+        for level in levels:
+            px, avail = level
+            if (side == "BUY" and px > limit) or (side == "SELL" and px < limit) or filled >= qty:
+                break
+            take = min(avail, qty - filled)
+            filled, quote = filled + take, quote + take * px
+            level[1] = avail - take
+        book["asks" if side == "BUY" else "bids"] = [lv for lv in levels if lv[1] > 0]
+        order_id = next(self._ids)
+        order = {"orderId": order_id, "symbol": symbol, "status": "FILLED" if filled == qty else "EXPIRED",
+                 "clientOrderId": req.get("newClientOrderId", ""), "price": req["price"],
+                 "avgPrice": str((quote / filled).normalize()) if filled else "0.00",
+                 "origQty": req["quantity"], "executedQty": str(filled), "cumQty": str(filled),
+                 "cumQuote": str(quote), "timeInForce": req.get("timeInForce", "GTC"), "type": req["type"],
+                 "reduceOnly": False, "closePosition": False, "side": side, "positionSide": "BOTH",
+                 "stopPrice": "0.00", "workingType": "CONTRACT_PRICE", "priceProtect": False,
+                 "origType": req["type"], "priceMatch": "NONE", "selfTradePreventionMode": "EXPIRE_MAKER",
+                 "goodTillDate": 0, "time": now_ms(), "updateTime": now_ms()}
+        self.orders[order_id] = order
+        return order
+
+    @staticmethod
+    def error(code: int, msg: str, status: int = 400) -> web.Response:
+        return web.json_response({"code": code, "msg": msg}, status=status)
+
+    def _signed(self, request: web.Request, payload: str) -> bool:
+        if request.headers.get("X-MBX-APIKEY") != API_KEY or "&signature=" not in payload:
+            return False
+        signed, signature = payload.rsplit("&signature=", 1)
+        expected = hmac.new(SECRET.encode(), signed.encode(), hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, signature)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        path = request.path
+        body = await request.text() if request.method in ("POST", "PUT") else ""
+        raw = body or request.query_string
+        params = dict(parse_qsl(raw, keep_blank_values=True))
+        if path in ("/fapi/v1/exchangeInfo", "/fapi/v1/depth", "/fapi/v1/time", "/fapi/v1/ping"):
+            if path == "/fapi/v1/exchangeInfo":
+                return web.json_response(self.exchange_info())
+            if path == "/fapi/v1/time":
+                return web.json_response({"serverTime": now_ms()})
+            if path == "/fapi/v1/ping":
+                return web.json_response({})
+            book = self.books.get(params.get("symbol", ""), {"bids": [], "asks": []})
+            limit = int(params.get("limit", "500"))
+            return web.json_response({"lastUpdateId": next(self._ids), "E": now_ms(), "T": now_ms(),
+                                      "bids": [[str(p), str(a)] for p, a in book["bids"][:limit]],
+                                      "asks": [[str(p), str(a)] for p, a in book["asks"][:limit]]})
+        if not self._signed(request, raw):
+            return self.error(-2015, "Invalid API-key, IP, or permissions for action.", status=401)
+        if path == "/fapi/v1/order" and request.method == "POST":
+            return await self._create(params)
+        if path == "/fapi/v1/order" and request.method == "GET":
+            self.lookups.append(params)
+            key = params.get("origClientOrderId")
+            found = [o for o in self.orders.values() if o["symbol"] == params.get("symbol") and (
+                str(o["orderId"]) == params.get("orderId") or (key and o["clientOrderId"] == key))]
+            if not found:
+                return self.error(-2013, "Order does not exist.")
+            return web.json_response(found[-1])
+        return self.error(-1000, f"fake binance: no route {request.method} {path}", status=404)
+
+    async def _create(self, req: dict[str, str]) -> web.Response:
+        self.order_requests.append({k: v for k, v in req.items() if k not in ("signature", "timestamp")})
+        if self.on_order is not None:  # the test's market moves as the order arrives
+            self.on_order()
+        key = req.get("newClientOrderId", "")
+        if not key:
+            self.problems.append(f"order without newClientOrderId: {req}")
+        if len(key) > 36:
+            return self.error(-1102, "Param 'newClientOrderId' is too long.")
+        if self.order_mode == "rate_limited":
+            self.order_mode = "normal"
+            return self.error(-1003, "Too many requests; current limit is 2400 requests per minute.",
+                              status=429)
+        if self.order_mode == "insufficient":
+            return self.error(-2019, "Margin is insufficient.")
+        if self.order_mode == "lost":
+            await asyncio.sleep(self.slow_s)
+            return self.error(-1001, "Internal error; unable to process your request. Please try again.",
+                              status=503)
+        order = self._match(req)
+        if self.order_mode == "slow":
+            await asyncio.sleep(self.slow_s)
+        return web.json_response(order)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
