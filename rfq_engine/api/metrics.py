@@ -5,7 +5,9 @@
 - ``rfq_award_latency_seconds``: from the window closing to the award being durable;
 - ``rfq_audit_queue_depth`` / ``rfq_open_rfqs``: read at scrape time;
 - ``rfq_audit_store_up`` (1, or 0 while commits fail or the writer stopped) and
-  ``rfq_audit_failed_commits`` (attempts that failed, each retried): read at scrape time.
+  ``rfq_audit_failed_commits`` (attempts that failed, each retried), ``rfq_audit_slow_commits``
+  and ``rfq_audit_commit_seconds_max`` (a slow disk: no failure, but every decision waits):
+  read at scrape time.
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ class Metrics:
                        "retried; no event is dropped)", registry=self.registry)
         failed.set_function(lambda: getattr(getattr(engine.store, "stats", None),
                                             "failed_commits", 0))
+        slow = Gauge("rfq_audit_slow_commits", "Audit batches that took over 0.5 s to become "
+                     "durable (every decision waits for its commit)", registry=self.registry)
+        slow.set_function(lambda: getattr(getattr(engine.store, "stats", None), "slow_commits", 0))
+        longest = Gauge("rfq_audit_commit_seconds_max", "The longest an audit batch took to "
+                        "become durable, retries included", registry=self.registry)
+        longest.set_function(lambda: getattr(getattr(engine.store, "stats", None),
+                                             "longest_commit_s", 0.0))
         self._opened: dict[str, float] = {}
         self._answered: set[tuple[str, str]] = set()
         self._closed: dict[str, float] = {}

@@ -437,11 +437,13 @@ class RfqRun:
 
     async def _open(self) -> None:
         window = self.spec.window_ms / 1000
-        self.deadline_mono = self.loop.time() + window
-        self.deadline = utc_now() + timedelta(milliseconds=self.spec.window_ms)
         dealers = self.spec.dealers
         # Durable before anything leaves: after a crash, recovery must know dealers may have it.
         await self._transition(RfqState.OPEN, f"sending to {len(dealers)} dealers")
+        # The window starts once that is durable, as the RFQ leaves: a slow store must not
+        # eat the dealers' time to answer.
+        self.deadline_mono = self.loop.time() + window
+        self.deadline = utc_now() + timedelta(milliseconds=self.spec.window_ms)
         self.book.sent_to = dealers  # the window's membership (rfq.sent then records it)
         message = RfqNew(self.rfq_id, self.spec.legs, self.spec.quantity, self.spec.quantity_unit,
                          self.spec.direction, self.spec.allow_partial, self.deadline,

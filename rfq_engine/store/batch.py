@@ -57,6 +57,10 @@ class WriterStats:
     """Commit attempts that failed (each is retried; none of them lost an event)."""
     outages: int = 0
     """Times the store went down (a retry on a new connection failed too)."""
+    slow_commits: int = 0
+    """Batches that took over ``commit_watch.SLOW_COMMIT_S`` to become durable."""
+    longest_commit_s: float = 0.0
+    """The longest a batch took to become durable (retries included)."""
 
 
 class Pending:

@@ -56,6 +56,7 @@ from rfq_engine.store.batch import (
 from rfq_engine.store.canonical import encode_payload
 from rfq_engine.store.chain import link_hash, ts_text
 from rfq_engine.store.checkpoint import DONE, CheckpointLog
+from rfq_engine.store.commit_watch import CommitWatch
 from rfq_engine.store.events import AuditEvent
 from rfq_engine.store.outage import (
     HealthTracker,
@@ -130,6 +131,8 @@ class GroupCommitWriter(Generic[P]):
         self._tracker = HealthTracker(self._policy)
         self._task: asyncio.Task[None] | None = None
         self.stats = WriterStats()
+        self.commits = CommitWatch()
+        """How long batches take to become durable; slow ones are counted and logged."""
         self.last_checkpoint_error: OSError | None = None
 
     @property
@@ -248,9 +251,11 @@ class GroupCommitWriter(Generic[P]):
                     await self._idle()
                     continue
                 self._committing = batch
+                started = time.monotonic()
                 commit = self._commit_task = self._start_commit(batch)
                 await self._stage_while(commit)
                 await self._finish(batch, commit)
+                self.commits.observe(time.monotonic() - started, len(batch), self.stats)
         except _Stopped as stopped:
             self._stop(stopped.reason)
         except asyncio.CancelledError:
