@@ -154,6 +154,30 @@ async def test_a_collar_trades_as_one_block_at_the_best_of_several_makers(
     assert not [r for r in venue.block_requests if r[0] == "cancel"]  # a traded Block RFQ is left alone
 
 
+async def test_two_way_a_zero_cost_collar_is_quoted_both_sides_with_their_signs(
+        venue: FakeDeribitBlock, tmp_path: Path, make_dealers: Make) -> None:
+    venue.maker_quotes = makers(("MAKER1", "bid", "900", "2300"),   # 2 x 900 - 2300 = -500 per amount
+                                ("MAKER2", "ask", "1000", "2100"))  # 2 x 1000 - 2100 = -100
+    dealers, inbox = await make_dealers({DEALER: block_config(venue, tmp_path)})
+    message = rfq([leg(option(50000, "put", "USDC"), side="buy"),
+                   leg(option(70000, "call", "USDC"), side="sell", ratio="0.5")],
+                  quantity="10", direction="two_way", window_s=1.5)
+    await dealers.send_rfq(DEALER, message)
+    quote: Quote = await inbox.next(Quote)
+    # the legs are written as buying the collar: the ask pays -100 / 2 = -50 per BTC (the
+    # requester is paid 50), the bid receives -500 / 2 = -250 (it pays 250); each less 27 of fee
+    assert (quote.bid, quote.ask) == (D(-277), D(-23))
+    await dealers.send_award(DEALER, award_for(quote, side=QuoteSide.BID))  # the requester sells it
+    confirm: ExecutionConfirm = await inbox.next(ExecutionConfirm)
+    assert confirm.price == D(-277) and confirm.quantity == D(10)
+    [accepted] = accepts(venue)
+    assert (accepted["direction"], accepted["price"], accepted["amount"]) == ("sell", "-500", "5")
+    [trade] = venue.block_trades
+    assert [(t["instrument_name"], t["direction"], t["amount"], t["price"]) for t in trade["trades"]] == [
+        (PUT, "sell", 10, 900), (CALL, "buy", 5, 2300)]
+    assert venue.executed == 1 and venue.problems == []
+
+
 async def test_no_maker_quotes_is_a_decline_and_the_block_rfq_is_cancelled(
         venue: FakeDeribitBlock, tmp_path: Path, make_dealers: Make) -> None:
     dealers, inbox = await make_dealers({DEALER: block_config(venue, tmp_path)})
