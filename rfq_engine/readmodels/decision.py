@@ -73,6 +73,20 @@ def _stored(event: QuoteReceived | QuoteRejected | AwardDecided | FillRecorded) 
     return dict(sorted(encode(event).items()))
 
 
+def _conversion_line(conversion: dict[str, Any]) -> str:
+    """A coin premium's conversion (``domain.premium``), as the quote recorded it."""
+    index = conversion.get("index") or {}
+    sides = []
+    for side in ("bid", "ask"):
+        s = conversion.get(side)
+        if isinstance(s, dict):
+            sign = "+" if side == "ask" else "-"
+            sides.append(f"{side} {s.get('premium')} {sign} fee {s.get('fee')} = {s.get('all_in')} "
+                         f"{conversion.get('premium_currency')} -> {s.get('price')}")
+    return (f"converted at {index.get('price')} {index.get('currency')} ({index.get('source')}, "
+            f"{index.get('at')}): " + "; ".join(sides))
+
+
 def build_decision_record(events: Sequence[AuditEvent]) -> dict[str, Any]:
     if not events:
         raise ValueError("no events for this RFQ")
@@ -279,6 +293,9 @@ def render_decision_record(record: dict[str, Any]) -> str:
         status = q["status"] + (f": {q['reason']}" if q.get("reason") else "")
         out.append(f"    {q.get('dealer_id')}: {price} x {q.get('quantity')}  at {q.get('received_at')}"
                    f"  valid to {q.get('valid_until')}  [{status}]")
+        conversion = q.get("conversion")
+        if isinstance(conversion, dict):
+            out.append("      " + _conversion_line(conversion))
     for d in record["declines"]:
         out.append(f"    {d['dealer_id']}: declined ({d['reason']}) at {d['at']}")
     if record["ranking"] or record["rejected_at_ranking"]:

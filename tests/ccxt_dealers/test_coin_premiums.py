@@ -33,7 +33,8 @@ from rfq_engine.engine import EngineConfig, RfqEngine
 from rfq_engine.hedging.positions import ContractTerms, SettlementKind, fill_terms
 from rfq_engine.mandate import Mandate
 from rfq_engine.pricing.reference import ModelReferenceProvider
-from rfq_engine.store import open_store
+from rfq_engine.readmodels.decision import build_decision_record, render_decision_record
+from rfq_engine.store import EventFilter, open_store
 from tests.ccxt_dealers.conftest import OPTION_EXPIRY, Make, award_for, config, deribit_config, leg, rfq
 from tests.ccxt_dealers.fake_deribit import FakeDeribit, expiry_name
 from tests.ccxt_dealers.fake_okx import FakeOkx
@@ -169,6 +170,13 @@ async def test_through_the_engine_the_conversion_is_stored_with_the_quote(
         assert received.conversion["ask"] == {"premium": "0.015", "fee": "0.0003", "all_in": "0.0153",
                                               "price": "918"}
         assert received.conversion["index"]["price"] == "60000"
+        # the decision record (rfq audit show) carries the conversion with the quote, and shows it
+        record = build_decision_record(await store.events(EventFilter(rfq_id=rfq_id)))
+        [quote] = record["quotes"]
+        assert quote["ask"] == "918" and quote["conversion"] == received.conversion
+        shown = render_decision_record(record)
+        assert (f"converted at 60000 USD (deribit public/ticker {PUT} index_price, "
+                f"{received.conversion['index']['at']}): ask 0.015 + fee 0.0003 = 0.0153 BTC -> 918") in shown
         assert deribit_options.executed == 1 and deribit_options.order_requests[0]["amount"] == "1"
     finally:
         await engine.stop()
