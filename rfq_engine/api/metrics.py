@@ -8,15 +8,24 @@
   ``rfq_audit_failed_commits`` (attempts that failed, each retried), ``rfq_audit_slow_commits``
   and ``rfq_audit_commit_seconds_max`` (a slow disk: no failure, but every decision waits):
   read at scrape time.
+- ``rfq_risk_alerts_total{kind}`` (risk alerts raised) and ``rfq_risk_alerts_active`` (raised,
+  not cleared yet): from ``risk.alerted`` events and the risk watch.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Collection
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from rfq_engine.domain.events import AwardDecided, QuoteDeclined, QuoteReceived, RfqStateChanged
+from rfq_engine.domain.events import (
+    AwardDecided,
+    QuoteDeclined,
+    QuoteReceived,
+    RfqStateChanged,
+    RiskAlerted,
+)
 from rfq_engine.domain.states import TERMINAL, RfqState
 from rfq_engine.engine import EngineEvent, RfqEngine
 from rfq_engine.readmodels.events import listened
@@ -57,6 +66,13 @@ class Metrics:
                         "become durable, retries included", registry=self.registry)
         longest.set_function(lambda: getattr(getattr(engine.store, "stats", None),
                                              "longest_commit_s", 0.0))
+        self.risk_alerts = Counter("rfq_risk_alerts", "Risk alerts raised, by kind (docs/risk.md)",
+                                   ["kind"], registry=self.registry)
+        self._risk_seen: set[tuple[str, str]] = set()
+        self._risk_active: Callable[[], Collection[object]] = lambda: self._risk_seen
+        active = Gauge("rfq_risk_alerts_active", "Risk alerts raised and not cleared yet",
+                       registry=self.registry)
+        active.set_function(lambda: len(self._risk_active()))
         self._opened: dict[str, float] = {}
         self._answered: set[tuple[str, str]] = set()
         self._closed: dict[str, float] = {}
@@ -82,6 +98,16 @@ class Metrics:
                     self.response.labels(dealer=dealer).observe(now - self._opened[rfq])
             case AwardDecided() if rfq in self._closed:
                 self.award_latency.observe(now - self._closed.pop(rfq))
+            case RiskAlerted(kind=kind, subject=subject, state="raised"):
+                self.risk_alerts.labels(kind=kind).inc()
+                self._risk_seen.add((kind, subject))
+            case RiskAlerted(kind=kind, subject=subject):
+                self._risk_seen.discard((kind, subject))
+
+    def watch_risk(self, active: Callable[[], Collection[object]]) -> None:
+        """Read the active risk alerts from the risk watch (which knows those raised before a
+        restart) rather than from the events seen since this process started."""
+        self._risk_active = active
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
