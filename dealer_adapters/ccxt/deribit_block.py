@@ -89,6 +89,7 @@ from dealer_adapters.ccxt.route import (
 )
 from dealer_adapters.ccxt.units import DERIBIT, check_markets
 from rfq_engine.domain import Award, Direction, QuoteSide, RfqId, RfqNew, decimal_str, format_ts, utc_now
+from rfq_engine.domain.errors import ValidationError
 from rfq_engine.domain.premium import CoinPremium, convert_premium
 from rfq_engine.domain.venue import AmountUnit, quote_sides, requester_leg_side, venue_decimal
 
@@ -241,13 +242,18 @@ class DeribitBlockRoute:
         horizon = utc_now() + timedelta(milliseconds=self.config.confirm_margin_ms)
         rows = []
         for level in levels:
-            if not isinstance(level, dict):
-                continue
-            price = venue_decimal(level.get("price"), "block_rfq.level.price")
-            expires = _millis(level.get("expires_at"), "block_rfq.level.expires_at")
+            try:
+                price = venue_decimal(level.get("price"), "block_rfq.level.price")
+                amount = venue_decimal(level.get("amount"), "block_rfq.level.amount")
+                expires = _millis(level.get("expires_at"), "block_rfq.level.expires_at")
+                if amount <= 0:
+                    raise ValidationError("block_rfq.level.amount", f"must be positive, got {amount}")
+            except (ValidationError, AttributeError, ValueError, OverflowError, OSError) as exc:
+                _log.warning("deribit_block_rfq_level_refused", block_rfq_id=block.block_rfq_id,
+                             level=repr(level)[:200], error=str(exc)[:200])
+                continue  # a level the venue mis-stated is no price; the others still are
             if expires > horizon:
-                rows.append((price, venue_decimal(level.get("amount"), "block_rfq.level.amount"), expires,
-                             level.get("execution_instruction")))
+                rows.append((price, amount, expires, level.get("execution_instruction")))
         rows.sort(key=lambda r: r[0], reverse=taker == "sell")
         left, used = block.amount, []
         for price, amount, expires, instruction in rows:

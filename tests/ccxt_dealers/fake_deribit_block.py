@@ -63,6 +63,8 @@ What a test scripts and reads:
   leg prices by instrument, amount, instruction, lifetime); ``withdraw(maker)``;
 - ``accept_mode``: ``normal``; ``slow`` (filled at once, answered ``slow_s`` later: past
   ccxt's timeout); ``lost`` (received, nothing done, answered late with ``10040 retry``);
+  ``rate_limit`` (``10028 too_many_requests``, nothing done); ``view_patch``: fields replaced
+  in every ``get_block_rfqs`` answer;
 - ``block_requests`` (every ``(method, params)`` of the block RFQ calls), ``block_rfqs``
   (by id), ``accepts`` (every accept's params), ``executed`` (accepts that traded: the
   count the tests compare with the store's fills), ``problems``.
@@ -140,7 +142,9 @@ class FakeDeribitBlock(FakeDeribit):
     option_strikes: tuple[int, ...] = (50000, 70000)
     grace_s: float = 5.0
     maker_quotes: list[MakerQuote] = field(default_factory=list)
-    accept_mode: str = "normal"  # normal | slow | lost
+    accept_mode: str = "normal"  # normal | slow | lost | rate_limit
+    view_patch: dict[str, Any] = field(default_factory=dict)
+    """Fields replaced in every ``get_block_rfqs`` view (a venue answering garbage, for the tests)."""
     block_rfqs: dict[int, dict[str, Any]] = field(default_factory=dict)
     block_requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     accepts: list[dict[str, str]] = field(default_factory=list)
@@ -207,7 +211,7 @@ class FakeDeribitBlock(FakeDeribit):
                 view[side] = self._levels(block_rfq_id, side, disclosed=bool(rfq["disclosed"]))
         if rfq["state"] == "filled":
             view.update(trades=rfq["trades"], mark_price=rfq["mark_price"], index_prices=rfq["index_prices"])
-        return view
+        return {**view, **self.view_patch}
 
     def _live_quotes(self, block_rfq_id: int, side: str) -> list[dict[str, Any]]:
         now = now_ms()
@@ -380,6 +384,8 @@ class FakeDeribitBlock(FakeDeribit):
         if self.accept_mode == "lost":
             await asyncio.sleep(self.slow_s)
             raise RpcError(10040, "retry")
+        if self.accept_mode == "rate_limit":
+            raise RpcError(10028, "too_many_requests")
         legs = _json_param(p, "legs", required=True)
         if time.monotonic() < self._created_at[rfq["block_rfq_id"]] + self.grace_s:
             raise _reject("the block_rfq is in its grace period")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from dealer_adapters.ccxt import CcxtDealerConfig, CcxtDealers, Journal
 from dealer_adapters.ccxt.deribit_block import rpc_json
@@ -262,6 +263,37 @@ async def test_an_accept_lost_before_the_venue_acted_is_fenced_and_rejected(
     reject: ExecutionReject = await inbox.next(ExecutionReject)
     assert "ended cancelled without our trade" in reject.reason
     assert len(venue.accepts) == 1 and venue.executed == 0
+
+
+async def test_a_rate_limited_accept_is_reconciled_and_fenced_never_resent(
+        venue: FakeDeribitBlock, tmp_path: Path, make_dealers: Make) -> None:
+    venue.maker_quotes = makers(("MAKER2", "ask", "1190", "800"))
+    dealers, inbox = await make_dealers({DEALER: block_config(venue, tmp_path, rate_limit_backoff_ms=50)})
+    await dealers.send_rfq(DEALER, collar())
+    quote: Quote = await inbox.next(Quote)
+    venue.accept_mode = "rate_limit"
+    await dealers.send_award(DEALER, award_for(quote, side=QuoteSide.ASK))
+    reject: ExecutionReject = await inbox.next(ExecutionReject)
+    assert "ended cancelled without our trade" in reject.reason
+    assert len(venue.accepts) == 1 and venue.executed == 0
+
+
+async def test_a_venue_answering_garbage_levels_gets_no_quote_and_no_crash(
+        venue: FakeDeribitBlock, tmp_path: Path, make_dealers: Make) -> None:
+    venue.maker_quotes = makers(("MAKER2", "ask", "1190", "800"))
+    venue.view_patch = {"asks": [{"price": "NaN", "amount": 5, "expires_at": 9_999_999_999_999}]}
+    dealers, inbox = await make_dealers({DEALER: block_config(venue, tmp_path)})
+    with structlog.testing.capture_logs() as logs:
+        await dealers.send_rfq(DEALER, collar(window_s=1.0))
+        decline: Decline = await inbox.next(Decline)
+    assert inbox.of(Quote) == [] and venue.accepts == []
+    assert "no quote before the deadline" in decline.reason
+    refused = [e for e in logs if e["event"] == "deribit_block_rfq_level_refused"]
+    assert refused and "must be finite" in refused[0]["error"]
+    venue.view_patch = {}
+    await dealers.send_rfq(DEALER, collar())  # the next RFQ is served as usual
+    quote: Quote = await inbox.next(Quote)
+    assert quote.ask == D(817)
 
 
 async def test_restart_mid_accept_finds_the_fill_or_fences_the_block_rfq(
