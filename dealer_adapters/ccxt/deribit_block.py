@@ -418,12 +418,25 @@ class DeribitBlockRoute:
                          block_rfq_id=intent["block_rfq_id"])
             if kind is ErrorKind.RATE_LIMIT:
                 await asyncio.sleep(self.config.rate_limit_backoff_ms / 1000)
+                return await self._after_rate_limit(intent, exc)
             return None
         trades = result.get("block_trades") if isinstance(result, dict) else None
         outcome = self._confirmed(intent, [t for t in trades or [] if isinstance(t, dict)])
         if outcome is not None:
             self._mark_executed(intent["block_rfq_id"])
         return outcome  # no block trade in the answer: reconcile
+
+    async def _after_rate_limit(self, intent: dict[str, Any], exc: BaseException) -> Outcome | None:
+        """The venue refused the accept with its rate limit (a request it did not process): after
+        the back-off one look-up (with its fence) decides, and a Block RFQ that shows no trade
+        makes a reject that says "rate limit"; an unresolved look-up leaves it unknown."""
+        found = await self.lookup(intent)
+        if found is None or found.confirmed:
+            return found
+        return Outcome.reject(
+            Decimal(intent["award"]["price"]),
+            f"rate limit: Deribit refused private/accept_block_rfq ({describe_error(exc, 160)}); after "
+            f"{self.config.rate_limit_backoff_ms} ms {found.reason}", error=type(exc).__name__)
 
     def _mark_executed(self, block_rfq_id: int) -> None:
         for block in self._rfqs.values():

@@ -274,7 +274,8 @@ async def test_a_rate_limited_accept_is_reconciled_and_fenced_never_resent(
     venue.accept_mode = "rate_limit"
     await dealers.send_award(DEALER, award_for(quote, side=QuoteSide.ASK))
     reject: ExecutionReject = await inbox.next(ExecutionReject)
-    assert "ended cancelled without our trade" in reject.reason
+    assert reject.reason.startswith("rate limit: Deribit refused private/accept_block_rfq")
+    assert "too_many_requests" in reject.reason and "ended cancelled without our trade" in reject.reason
     assert len(venue.accepts) == 1 and venue.executed == 0
 
 
