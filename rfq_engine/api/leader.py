@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from rfq_engine.api.security import security_headers
 from rfq_engine.api.serialize import json_response
 from rfq_engine.store.leader import Candidate, Role
 
@@ -69,6 +70,7 @@ def standby_app(candidate: Candidate) -> web.Application:
         return not_leader(candidate)
 
     app = web.Application()
+    app.on_response_prepare.append(security_headers)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_route("*", "/{tail:.*}", anything)

@@ -11,7 +11,10 @@ import contextlib
 import gc
 import signal
 import sys
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from rfq_engine.store.leader import Candidate
 
 GC_THRESHOLD: Final = (50_000, 20, 100)  # gen0, gen1, gen2 (CPython default 700, 10, 10)
 
@@ -131,7 +134,7 @@ def _reload_users(path: str, web_app: Any, log: Any) -> None:
 async def serve(config: Any, *, store_url: str | None = None, host: str | None = None,
                 port: int | None = None, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None, config_path: str | None = None,
-                candidate: Any = None) -> int:
+                candidate: Candidate | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); then stop taking requests, end every
     open RFQ with an audit event saying why, flush the store and exit 0 (1 if the audit
     writer stopped on an unavailable store: runbooks/store-down.md). With
@@ -166,7 +169,7 @@ async def serve(config: Any, *, store_url: str | None = None, host: str | None =
             loop.remove_signal_handler(sig)
 
 
-async def _wait_for_leadership(config: Any, candidate: Any, store_url: str | None,
+async def _wait_for_leadership(config: Any, candidate: Candidate, store_url: str | None,
                                bind: tuple[str, int], tls: Any, stop: asyncio.Event,
                                log: Any) -> Any:
     """Serve the standby's API on ``bind`` while opening the app waits for the lead (the
@@ -211,7 +214,7 @@ async def _wait_for_leadership(config: Any, candidate: Any, store_url: str | Non
 
 async def _run(app: Any, config: Any, *, bind: tuple[str, int], tls: Any,
                ready: asyncio.Event | None, stop: asyncio.Event, config_path: str | None,
-               candidate: Any, log: Any) -> int:
+               candidate: Candidate | None, log: Any) -> int:
     from aiohttp import web
 
     from rfq_engine.api.app import RedactingAccessLogger, create_web_app
@@ -244,7 +247,7 @@ async def _run(app: Any, config: Any, *, bind: tuple[str, int], tls: Any,
 
     app.store.watch_health(on_store_health)
     if candidate is not None:
-        def on_role(seen: Any) -> None:
+        def on_role(seen: Candidate) -> None:
             if seen.role.value == "deposed":
                 log.error("serve.deposed", reason=seen.problem)
                 deposed.append(str(seen.problem))

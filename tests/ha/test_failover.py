@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -108,6 +109,10 @@ async def check_outcome(world: HaWorld, root: Path) -> None:
                          "--config", str(world.config)],
         capture_output=True, text=True, timeout=120, check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    by_desk = Counter(f.dealer_id for f in out.fills.values())
+    print(f"{len(world.acknowledged)} RFQs acknowledged, {len(out.fills)} fills "
+          f"({dict(sorted(by_desk.items()))}) == the desks' executions, {len(world.seen)} "
+          f"events read from leaders before failures all kept, chain verified")
 
 
 async def the_standby_says_who_leads(world: HaWorld) -> None:
