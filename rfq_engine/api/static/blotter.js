@@ -12,26 +12,30 @@ import {
 } from "./util.js";
 
 const MAX_FINISHED_CARDS = 6;
+const HISTORY_PAGE = 100; // RFQs per page of GET /rfqs; "Load more" (or scrolling to it) follows `next`
 const NOT_TRADED = ["not_filled", "cancelled", "expired", "rejected", "failed"];
 
 let s = null; // the mounted page's state
 
 export function mount(view, ctx) {
   s = { ctx, cards: new Map(), skew: null, refusing: new Map(), history: [],
+    historyNext: null, historyPages: 0, historyQuery: 0, loadingMore: false,
     filter: { state: "all", mine: false, text: "" }, cleanup: [] };
   const canTrade = ctx.may("rfq:create");
   s.cardsEl = h("div", { class: "cards", testid: "live-rfqs" });
   s.liveCount = h("span", { class: "muted", testid: "live-count" });
   s.historyBody = h("tbody", {});
   s.historyNote = h("span", { class: "muted" });
+  s.moreBtn = h("button", { class: "btn small ghost", type: "button", testid: "history-more",
+    hidden: true, onclick: () => loadMoreHistory() }, "Load more");
   s.ticket = canTrade ? new Ticket(ctx, (v) => created(v)) : null;
 
   const stateSel = h("select", { class: "input small", testid: "history-state",
-    onchange: (e) => { s.filter.state = e.target.value; loadHistory(); } },
+    onchange: (e) => { s.filter.state = e.target.value; loadHistory({ filtersChanged: true }); } },
   [["all", "All states"], ["live", "Live"], ["filled", "Filled"], ["partially_filled", "Partially filled"],
     ["not_traded", "Not traded"]].map(([v, t]) => h("option", { value: v }, t)));
   const mine = canTrade ? h("label", { class: "inline" }, h("input", { type: "checkbox", testid: "history-mine",
-    onchange: (e) => { s.filter.mine = e.target.checked; loadHistory(); } }), " mine only") : null;
+    onchange: (e) => { s.filter.mine = e.target.checked; loadHistory({ filtersChanged: true }); } }), " mine only") : null;
   const text = h("input", { class: "input small", placeholder: "filter: id, dealer, package…",
     testid: "history-filter", oninput: (e) => { s.filter.text = e.target.value.toLowerCase(); renderHistory(); } });
 
@@ -45,10 +49,10 @@ export function mount(view, ctx) {
     h("section", { class: "panel history-panel" },
       h("div", { class: "panel-head" }, h("h2", {}, "RFQ history"), s.historyNote,
         h("div", { class: "spacer" }), text, stateSel, mine),
-      h("div", { class: "table-wrap" }, h("table", { class: "grid-table", testid: "history-table" },
+      s.historyWrap = h("div", { class: "table-wrap" }, h("table", { class: "grid-table", testid: "history-table" },
         h("thead", {}, h("tr", {}, ["Created (UTC)", "RFQ", "Requester", "Mandate", "Side", "Package",
           "Qty", "Notional", "Filled", "State", "Reason"].map((c, i) => h("th", { class: [6, 7, 8].includes(i) ? "num" : "" }, c)))),
-        s.historyBody)))));
+        s.historyBody), h("div", { class: "history-more" }, s.moreBtn)))));
 
   const onChange = (e) => recordChanged(e.detail.id, e.detail.ev);
   ctx.records.addEventListener("change", onChange);
@@ -65,6 +69,13 @@ export function mount(view, ctx) {
   const onResync = () => { loadLive(); loadHistory(); };
   ctx.bus.addEventListener("resync", onResync);
   s.cleanup.push(() => ctx.bus.removeEventListener("resync", onResync));
+  if (typeof IntersectionObserver === "function") { // scrolling the table to its end loads the next page
+    const seen = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) loadMoreHistory();
+    }, { root: s.historyWrap });
+    seen.observe(s.moreBtn);
+    s.cleanup.push(() => seen.disconnect());
+  }
   const timer = setInterval(tickCountdowns, 100);
   s.cleanup.push(() => clearInterval(timer));
 
@@ -101,22 +112,78 @@ async function loadLive() {
   }
 }
 
-async function loadHistory() {
-  if (!s) return;
+function historyParams() {
   const f = s.filter;
-  const params = ["limit=200"];
+  const params = [`limit=${HISTORY_PAGE}`];
   const states = f.state === "live" ? LIVE : f.state === "not_traded" ? NOT_TRADED
     : f.state === "all" ? [] : [f.state];
   for (const st of states) params.push(`state=${st}`);
   if (f.mine) params.push(`requester=${encodeURIComponent(s.ctx.me.name)}`);
+  return params;
+}
+
+// Newest first, as the API pages them: (created_at, rfq_id) descending.
+function newestFirst(a, b) {
+  if (a.created_at !== b.created_at) return a.created_at < b.created_at ? 1 : -1;
+  return a.rfq_id < b.rfq_id ? 1 : a.rfq_id > b.rfq_id ? -1 : 0;
+}
+
+// The first page again (a filter changed, or an RFQ did). With the same filters the pages
+// already followed stay when the new first page reaches them (no RFQ can be missing in
+// between): its rows replace theirs, the older ones are kept, and so is the cursor of the
+// last page read. Otherwise the history starts again from the new first page.
+async function loadHistory({ filtersChanged = false } = {}) {
+  if (!s) return;
+  const query = filtersChanged ? ++s.historyQuery : s.historyQuery;
   try {
-    const { rfqs } = await api(`/api/v1/rfqs?${params.join("&")}`);
-    if (!s) return;
-    s.history = rfqs;
+    const { rfqs, next } = await api(`/api/v1/rfqs?${historyParams().join("&")}`);
+    if (!s || query !== s.historyQuery) return; // the filters changed meanwhile
+    const known = new Set(s.history.map((r) => r.rfq_id));
+    const joins = !next || rfqs.some((r) => known.has(r.rfq_id));
+    if (filtersChanged || s.historyPages <= 1 || !joins) {
+      if (filtersChanged) s.historyWrap.scrollTop = 0;
+      s.history = rfqs;
+      s.historyNext = next;
+      s.historyPages = 1;
+    } else {
+      const fresh = new Set(rfqs.map((r) => r.rfq_id));
+      const oldest = rfqs.length ? rfqs[rfqs.length - 1] : null;
+      const older = s.history.filter((r) => !fresh.has(r.rfq_id) && (!oldest || newestFirst(oldest, r) < 0));
+      s.history = rfqs.concat(older).sort(newestFirst);
+      if (!next) s.historyNext = null; // everything there is fits on the first page
+    }
     renderHistory();
   } catch (err) {
     s.ctx.toast(`history: ${err.message}`, "error");
   }
+}
+
+// The page after the last one read: the same filters, `after` = that page's `next`.
+async function loadMoreHistory() {
+  if (!s || !s.historyNext || s.loadingMore) return;
+  const query = s.historyQuery;
+  const after = s.historyNext;
+  s.loadingMore = true;
+  renderMore();
+  try {
+    const { rfqs, next } = await api(`/api/v1/rfqs?${historyParams().join("&")}&after=${encodeURIComponent(after)}`);
+    if (!s || query !== s.historyQuery || after !== s.historyNext) return;
+    const known = new Set(s.history.map((r) => r.rfq_id));
+    s.history = s.history.concat(rfqs.filter((r) => !known.has(r.rfq_id)));
+    s.historyNext = next;
+    s.historyPages += 1;
+    renderHistory();
+  } catch (err) {
+    s.ctx.toast(`history: ${err.message}`, "error");
+  } finally {
+    if (s) { s.loadingMore = false; renderMore(); }
+  }
+}
+
+function renderMore() {
+  s.moreBtn.hidden = !s.historyNext;
+  s.moreBtn.disabled = s.loadingMore;
+  s.moreBtn.textContent = s.loadingMore ? "Loading…" : `Load ${HISTORY_PAGE} more`;
 }
 
 function created(view) {
@@ -469,7 +536,8 @@ function current(row) {
 function renderHistory() {
   if (!s) return;
   const rows = s.history.map(current).filter((r) => matches(r, s.filter.text));
-  s.historyNote.textContent = `${rows.length} of ${s.history.length}`;
+  s.historyNote.textContent = `${rows.length} of ${s.history.length}${s.historyNext ? "+" : ""}`;
+  renderMore();
   clear(s.historyBody, rows.length ? rows.map((r) => h("tr", {
     class: `clickable st-row-${r.state}`, testid: "history-row", "data-rfq-id": r.rfq_id,
     title: "show the ladder", onclick: () => openCard(r) },
