@@ -236,8 +236,11 @@ def _forecast(args: argparse.Namespace) -> int:
     first = Period.parse(args.period, "--period") if args.period else Period.of(today).plus(1)
     if not 1 <= args.months <= 120:
         raise ValidationError("--months", f"must be 1..120 months, got {args.months}")
-    report = forecast_report(inputs, [first.plus(i) for i in range(args.months)], as_of=today,
-                             btc_price=btc_price)
+    periods = [first.plus(i) for i in range(args.months)]
+    report = forecast_report(inputs, periods, as_of=today, btc_price=btc_price)
+    fleet = (defaults or ForecastConfig()).merged(override).fleet
+    if fleet is not None:
+        report["fleet"] = _fleet_rows(inputs, fleet, periods, report.get("hashprice_usd_per_ph_day"))
     if args.json:
         _print_json(report)
         return EXIT_OK
@@ -249,12 +252,29 @@ def _forecast(args: argparse.Namespace) -> int:
     usd = report["hashprice_usd_per_ph_day"]
     print(f"hashprice: {_short(report['hashprice_btc_per_ph_day'], 10)} BTC per PH/s per day"
           + (f" = {_short(usd, 2)} USD at {report['btc_price']} USD/BTC" if usd else ""))
+    if fleet is not None:
+        print(f"fleet at {fleet.efficiency} J/TH, power {fleet.power_price} USD/MWh (uptime band):")
+        print(_table(report["fleet"], [("period", "period"), ("uptime", "uptime"), ("average_ph", "PH/s"),
+                                       ("average_mw", "MW"), ("mwh", "MWh"), ("energy_cost", "energy USD"),
+                                       ("revenue", "revenue USD"), ("oer", "OER"),
+                                       ("opex_contracts", "opex NDF contracts")]))
     rows = [{**row, "btc": _short(row["btc"]), "btc_per_day_last": _short(row["btc_per_day_last"]),
              "difficulty_last": _short(row["difficulty_last"], 0)} for row in report["periods"]]
     print(_table(rows, [("period", "period"), ("days", "days"), ("btc", "BTC"),
                                      ("btc_per_day_last", "BTC/day (end)"),
                                      ("difficulty_last", "difficulty (end)")]))
     return EXIT_OK
+
+
+def _fleet_rows(inputs: Any, fleet: Any, periods: list[Any], hashprice: str | None) -> list[dict[str, Any]]:
+    """Each period at the band's low uptime, the forecast's and the band's high."""
+    from decimal import Decimal
+
+    from rfq_engine.hedging.fleet import uptime_band
+
+    price = None if hashprice is None else Decimal(hashprice)
+    return [{"period": str(period), **row.to_dict()} for period in periods
+            for row in uptime_band(inputs, fleet, period.start, period.end, hashprice_usd=price)]
 
 
 def _forecast_flags(flags: dict[str, Any]) -> Any:

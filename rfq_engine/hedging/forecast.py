@@ -115,6 +115,19 @@ class ForecastInputs:
     next_adjustment: date | None = None
     """The date of the next adjustment; None: 14 days after the forecast's ``as_of``."""
     adjustment_days: int = ADJUSTMENT_DAYS
+    hashrate_changes: tuple[tuple[date, Decimal], ...] = ()
+    """(day, change in H/s) from that day on: deployments (+) and retirements (-)."""
+    curtailments: tuple[tuple[date, date, Decimal], ...] = ()
+    """(first day off, first day back, H/s off): machines curtailed for those days."""
+
+    def installed_on(self, day: date) -> Decimal:
+        """The hashrate installed on ``day`` (H/s): today's plus the changes dated up to it."""
+        return self.hashrate + sum((delta for d, delta in self.hashrate_changes if d <= day), Decimal(0))
+
+    def hashrate_on(self, day: date) -> Decimal:
+        """The hashrate hashing on ``day`` (H/s), before uptime: installed minus curtailed."""
+        off = sum((h for first, back, h in self.curtailments if first <= day < back), Decimal(0))
+        return max(self.installed_on(day) - off, Decimal(0))
 
     def __post_init__(self) -> None:
         _positive(self.hashrate, "hashrate", "hashes per second (H/s)")
@@ -142,6 +155,11 @@ class ForecastInputs:
                 or not 1 <= self.adjustment_days <= 366:
             raise ValidationError("adjustment_days", "must be a whole number of days 1..366, got "
                                   f"{self.adjustment_days!r}")
+
+        for day, _ in self.hashrate_changes:
+            if self.installed_on(day) < 0:
+                raise ValidationError("fleet.changes", f"the retirements dated up to {day.isoformat()} "
+                                      "exceed the hashrate installed (H/s)")
 
     @property
     def reward_per_block(self) -> Decimal:
@@ -178,11 +196,14 @@ def hashprice_usd(difficulty: Decimal, reward_per_block: Decimal, btc_price: Dec
     return _OUT.plus(value)
 
 
-def btc_per_day(inputs: ForecastInputs, difficulty: Decimal | None = None) -> Decimal:
-    """``H * 86400 * reward / (difficulty * 2^32) * uptime`` at ``difficulty`` (default: the input's)."""
+def btc_per_day(inputs: ForecastInputs, difficulty: Decimal | None = None,
+                hashrate: Decimal | None = None) -> Decimal:
+    """``H * 86400 * reward / (difficulty * 2^32) * uptime`` at ``difficulty`` and ``hashrate``
+    (default: the input's)."""
     d = inputs.difficulty if difficulty is None else difficulty
+    h = inputs.hashrate if hashrate is None else hashrate
     with localcontext(_WORK):
-        value = inputs.hashrate * SECONDS_PER_DAY * inputs.reward_per_block / (d * TWO_32) * inputs.uptime
+        value = h * SECONDS_PER_DAY * inputs.reward_per_block / (d * TWO_32) * inputs.uptime
     return _OUT.plus(value)
 
 
@@ -258,7 +279,9 @@ class PeriodForecast:
     difficulty_first: Decimal
     difficulty_last: Decimal
     effective_hashrate_ph: Decimal
-    """Hashrate times uptime, in PH/s: the size a hashprice NDF hedge is measured against."""
+    """The period's average hashing hashrate times uptime, in PH/s: the size a hashprice NDF
+    hedge is measured against (with a fleet schedule, deployments, retirements and
+    curtailment move it day by day)."""
 
     @property
     def days(self) -> int:
@@ -290,16 +313,19 @@ def forecast_period(inputs: ForecastInputs, start: date, end: date,
     first_d = last_d = inputs.difficulty
     day = start
     index = 0
+    hashing = Decimal(0)
     with localcontext(_WORK):
         while day < end:
             d = difficulty_on(inputs, day, origin)
-            produced = btc_per_day(inputs, d)
+            h = inputs.hashrate_on(day)
+            hashing += h
+            produced = btc_per_day(inputs, d, h)
             total += produced
             if index == 0:
                 first_day, first_d = produced, d
             last_day, last_d = produced, d
             day += timedelta(days=1)
             index += 1
-        effective = inputs.hashrate * inputs.uptime / PH
+        effective = hashing / index * inputs.uptime / PH
     return PeriodForecast(start, end, _OUT.plus(total), first_day, last_day, first_d, last_d,
                           _OUT.plus(effective))

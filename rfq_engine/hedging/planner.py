@@ -200,6 +200,7 @@ def plan_hedge(
     open_rfqs: Sequence[tuple[str, str | None]] = (),
     retry: int = 0,
     only_rolls: bool = False,
+    opex_ratio: Decimal | None = None,
 ) -> Plan:
     """The RFQs that close the gap between the period's target and what the program holds.
 
@@ -215,6 +216,17 @@ def plan_hedge(
         forecast_qty, unit = forecast.btc, program.code
         spot = snapshot.spot.get(program.code)
     ratio = program.hedge_ratio
+    if program.opex_hedge:
+        if opex_ratio is None:
+            raise ValidationError("opex_hedge", "the operating-expense ratio needs the fleet forecast "
+                                  "and the market's hashprice (USD per PH/s per day)")
+        if opex_ratio < ratio:
+            reasons.append(f"hedging the operating cost: the ratio is the fleet forecast's "
+                           f"operating-expense ratio {_pct(opex_ratio)} (at most {_pct(ratio)})")
+            ratio = opex_ratio
+        else:
+            reasons.append(f"the operating-expense ratio {_pct(opex_ratio)} is capped at the program's "
+                           f"hedge ratio {_pct(ratio)}")
     if mandate_max_ratio is not None and ratio > mandate_max_ratio:
         reasons.append(f"hedge ratio {_pct(ratio)} capped at the mandate's maximum {_pct(mandate_max_ratio)}")
         ratio = mandate_max_ratio

@@ -52,7 +52,8 @@ from rfq_engine.configtypes import STRICT, DecimalStr, PositiveDecimalStr
 from rfq_engine.domain.errors import ValidationError
 from rfq_engine.domain.values import decimal_str
 from rfq_engine.hedging.cron import CronError, CronSchedule, load_zone
-from rfq_engine.hedging.forecast import BLOCK_SUBSIDY, ForecastInputs, Period, parse_hashrate
+from rfq_engine.hedging.fleet import FleetConfig, HashrateStr
+from rfq_engine.hedging.forecast import BLOCK_SUBSIDY, ForecastInputs, Period
 from rfq_engine.hedging.scenario import Strike
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "check_programs",
     "expiry_for",
     "last_weekday",
+    "resolve_fleet",
     "resolve_forecast",
 ]
 
@@ -89,15 +91,6 @@ class Strategy(StrEnum):
         return self in (Strategy.PUT, Strategy.COLLAR)
 
 
-def _hashrate(value: Any) -> Decimal:
-    if isinstance(value, Decimal):
-        return value
-    try:
-        return parse_hashrate(value, "hashrate")
-    except ValidationError as exc:
-        raise ValueError(exc.reason) from None
-
-
 def _strike(value: Any) -> Strike:
     if isinstance(value, float):
         raise ValueError(f'must be a quoted price like "35000" or a percentage like "87.5%", not a '
@@ -108,7 +101,6 @@ def _strike(value: Any) -> Strike:
         raise ValueError(exc.reason) from None
 
 
-HashrateStr = Annotated[Decimal, BeforeValidator(_hashrate)]
 StrikeStr = Annotated[Strike, BeforeValidator(_strike)]
 
 
@@ -126,6 +118,8 @@ class ForecastConfig(BaseModel):
     block_subsidy: DecimalStr | None = None
     fees_per_block: DecimalStr | None = None
     uptime: DecimalStr | None = None
+    fleet: FleetConfig | None = None
+    """Efficiency, power price, uptime band and dated hashrate changes (``hedging.fleet``)."""
 
     @field_validator("hashrate")
     @classmethod
@@ -160,7 +154,7 @@ class ForecastConfig(BaseModel):
         """This config with every field ``override`` sets replaced."""
         if override is None:
             return self
-        data = self.model_dump()
+        data = {k: getattr(self, k) for k in ForecastConfig.model_fields}
         data.update({k: getattr(override, k) for k in override.model_fields_set})
         return ForecastConfig.model_validate(data)
 
@@ -186,8 +180,15 @@ def resolve_forecast(defaults: ForecastConfig | None, override: ForecastConfig |
         uptime=Decimal(1) if merged.uptime is None else merged.uptime,
         difficulty_change=Decimal(0) if merged.difficulty_change is None else merged.difficulty_change,
         next_adjustment=merged.next_adjustment,
+        hashrate_changes=() if merged.fleet is None else merged.fleet.hashrate_changes(),
+        curtailments=() if merged.fleet is None else merged.fleet.curtailments(),
         **extra,
     )
+
+
+def resolve_fleet(defaults: ForecastConfig | None, override: ForecastConfig | None) -> FleetConfig | None:
+    """The program's fleet: its forecast table's, else ``[forecast.fleet]``, else None."""
+    return (defaults or ForecastConfig()).merged(override).fleet
 
 
 def last_weekday(year: int, month: int, weekday: int) -> date:
@@ -233,6 +234,9 @@ class ProgramConfig(BaseModel):
     allow_partial: StrictBool = False
     limit_price: DecimalStr | None = None
     enabled: StrictBool = True
+    opex_hedge: StrictBool = False
+    """``ndf_short`` only: hedge the operating cost, the ratio being the fleet forecast's
+    operating-expense ratio (``hedging.fleet``), at most ``hedge_ratio`` and the mandate's."""
     forecast: ForecastConfig | None = None
 
     @field_validator("hedge_ratio")
@@ -293,6 +297,9 @@ class ProgramConfig(BaseModel):
             raise ValueError(f"call_strike: only a collar has a call strike, not a {self.strategy.value}")
         if not option and self.put_strike is not None:
             raise ValueError(f"put_strike: a {self.strategy.value} program has no strike")
+        if self.opex_hedge and self.strategy is not Strategy.NDF_SHORT:
+            raise ValueError(f"opex_hedge: only an ndf_short program hedges its operating cost, not a "
+                             f"{self.strategy.value}")
         CronSchedule.parse(self.schedule, self.timezone)
         return self
 
@@ -339,3 +346,6 @@ def check_programs(programs: Mapping[str, ProgramConfig], mandates: Mapping[str,
             resolve_forecast(forecast, program.forecast, f"{where}.forecast")
         except ValidationError as exc:
             raise ValueError(f"{exc.field}: {exc.reason}") from None
+        if program.opex_hedge and resolve_fleet(forecast, program.forecast) is None:
+            raise ValueError(f"{where}.opex_hedge: needs a fleet ([forecast.fleet] or the program's "
+                             "forecast.fleet) with its efficiency (J/TH) and power price (USD/MWh)")

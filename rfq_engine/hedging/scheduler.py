@@ -56,10 +56,11 @@ from rfq_engine.domain.events import ProgramDecided
 from rfq_engine.domain.pricing import MarketSnapshot
 from rfq_engine.domain.states import RfqState
 from rfq_engine.domain.values import decimal_str, format_ts, utc_now
+from rfq_engine.hedging.fleet import fleet_period
 from rfq_engine.hedging.forecast import Period, forecast_period
 from rfq_engine.hedging.planner import Plan, plan_hedge, requester_for
 from rfq_engine.hedging.positions import net_quantities
-from rfq_engine.hedging.program import ForecastConfig, ProgramConfig, resolve_forecast
+from rfq_engine.hedging.program import ForecastConfig, ProgramConfig, resolve_fleet, resolve_forecast
 from rfq_engine.hedging.records import load_trades, open_rfqs, program_decisions
 from rfq_engine.hedging.riskwatch import collateral_gate
 from rfq_engine.hedging.slots import ON_TIME, Due, coming_period, due, due_period
@@ -142,6 +143,11 @@ async def prepare_plan(
     """Read the program's fills and open RFQs (``store=None``: an empty book) and plan."""
     inputs = resolve_forecast(forecast_defaults, program.forecast, f"programs.{name}.forecast")
     forecast = forecast_period(inputs, period.start, period.end, as_of=today)
+    oer = None
+    fleet = resolve_fleet(forecast_defaults, program.forecast)
+    if program.opex_hedge and fleet is not None and snapshot.hashprice is not None:
+        oer = fleet_period(inputs, fleet, period.start, period.end,
+                           hashprice_usd=snapshot.hashprice).oer
     requester = requester_for(name)
     holdings = {}
     pending: list[tuple[str, str | None]] = []
@@ -150,7 +156,7 @@ async def prepare_plan(
         pending = [(row.rfq_id, row.client_rfq_id) for row in await open_rfqs(store, requester)]
     return plan_hedge(name=name, program=program, period=period, forecast=forecast, snapshot=snapshot,
                       holdings=holdings, today=today, mandate_max_ratio=mandate_max_ratio,
-                      open_rfqs=pending, retry=retry, only_rolls=only_rolls)
+                      open_rfqs=pending, retry=retry, only_rolls=only_rolls, opex_ratio=oer)
 
 
 @dataclass(frozen=True, slots=True)
