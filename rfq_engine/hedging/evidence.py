@@ -1,4 +1,4 @@
-"""Reading a hedge file's evidence from the audit store (read-only), then building it.
+"""Reading a hedge file's evidence, and each program's books, from the audit store (read-only).
 
 The period's ``program.decided`` events, the fills of the RFQs they sent, each RFQ's decision
 record from its own events, and the chain's head, from ``store.verify()``: a file is only
@@ -7,7 +7,7 @@ built from a chain that verifies (``ValidationError`` otherwise, naming the firs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -17,13 +17,52 @@ from rfq_engine.domain.events import encode
 from rfq_engine.domain.pricing import MarketSnapshot
 from rfq_engine.hedging.forecast import Period
 from rfq_engine.hedging.hedgefile import build_hedge_file
+from rfq_engine.hedging.performance import PeriodBook, program_performance
 from rfq_engine.hedging.planner import requester_for
+from rfq_engine.hedging.positions import TradeRecord
 from rfq_engine.hedging.program import ProgramConfig
 from rfq_engine.hedging.records import load_trades, program_decisions
 from rfq_engine.readmodels.decision import build_decision_record
 from rfq_engine.store.base import AuditStore, EventFilter
 
-__all__ = ["load_hedge_file"]
+__all__ = ["load_hedge_file", "load_performance", "period_books"]
+
+
+def _acting(decisions: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    return next((d for d in reversed(decisions) if d.get("action") not in ("error", "wait")), None)
+
+
+async def period_books(store: AuditStore, name: str, trades: Sequence[TradeRecord] | None = None
+                       ) -> list[PeriodBook]:
+    """Each period the program decided (not in a dry run): its forecast and the fills of its RFQs."""
+    trades = list(trades) if trades is not None else await load_trades(store, requester_for(name))
+    by_period: dict[str, list[dict[str, Any]]] = {}
+    for event in await program_decisions(store, name):
+        if not event.dry_run:
+            by_period.setdefault(event.period, []).append(encode(event))
+    books = []
+    for period, decisions in sorted(by_period.items()):
+        rfq_ids = {str(r["rfq_id"]) for d in decisions for r in d.get("rfqs") or []
+                   if isinstance(r, dict) and r.get("rfq_id")}
+        acting = _acting(decisions)
+        forecast = acting.get("forecast") if acting else None
+        quantity = forecast.get("quantity") if isinstance(forecast, Mapping) else None
+        books.append(PeriodBook(Period.parse(period), None if quantity is None else Decimal(str(quantity)),
+                                [t for t in trades if t.rfq_id in rfq_ids]))
+    return books
+
+
+async def load_performance(store: AuditStore, programs: Mapping[str, ProgramConfig],
+                           snapshot: MarketSnapshot, today: date, *,
+                           realized: Mapping[str, Mapping[str, Decimal]] | None = None,
+                           settlements: Mapping[str, Decimal] | None = None) -> list[dict[str, Any]]:
+    """``performance.program_performance`` of every program; ``realized`` by program, then period."""
+    out = []
+    for name, program in programs.items():
+        books = await period_books(store, name)
+        out.append(program_performance(name, program, books, snapshot, today,
+                                       realized=(realized or {}).get(name), settlements=settlements))
+    return out
 
 
 async def load_hedge_file(store: AuditStore, *, name: str, program: ProgramConfig, period: Period,
