@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
 
-from rfq_engine.api import audit, executions, hedge, ops, parser_errors, rfqs, security, stream
+from rfq_engine.api import audit, executions, hedge, ops, parser_errors, rfqs, risk, security, stream
 from rfq_engine.api.idempotency import IdempotencyMap
 from rfq_engine.api.metrics import Metrics
 from rfq_engine.api.openapi import openapi_document
@@ -108,6 +108,7 @@ def create_web_app(app: App, api: ApiConfig, *, metrics: Metrics | None = None) 
     web_app.add_routes(ops.routes)
     web_app.add_routes(stream.routes)
     web_app.add_routes(hedge.routes)
+    risk.install(web_app, app)  # /api/v1/hedge/risk, and the risk watch started with the web app
     web_app.router.add_get("/api/v1/openapi.json", _openapi)
     web_app.router.add_get("/", _index)
     web_app.on_response_prepare.append(_revalidate_ui)
