@@ -6,6 +6,7 @@ import { Stream, api, session, setUnauthorizedHandler } from "./api.js";
 import * as blotter from "./blotter.js";
 import * as compliance from "./compliance.js";
 import * as programs from "./programs.js";
+import * as risk from "./risk.js";
 import { applyEvent, emptyRecord, fromView } from "./record.js";
 import * as scenario from "./scenario.js";
 import * as scorecards from "./scorecards.js";
@@ -146,6 +147,7 @@ async function signIn(token) {
   ]);
   startStream();
   startClock();
+  risk.startBanner($("risk-banner"));
   route();
 }
 
@@ -155,6 +157,7 @@ function logout() {
   if (page && page.unmount) page.unmount();
   page = null;
   clearInterval(clockTimer);
+  risk.stopBanner();
   session.clear();
   ctx.me = null;
   ctx.records = new Records();
@@ -308,6 +311,7 @@ function route() {
   else if (name === "dealers") next = scorecards;
   else if (name === "scenarios") next = scenario;
   else if (name === "programs") next = programs;
+  else if (name === "risk") next = risk;
   else {
     location.replace(defaultRoute());
     return;
