@@ -135,7 +135,8 @@ class _BlockRfq:
     scale: Decimal
     """``amount / quantity``: the engine's price per unit is the venue's times this."""
     expires: datetime
-    executed: bool = False
+    settled: bool = False
+    """Traded, or found ended: ``closed`` leaves it alone."""
     coin: str | None = None
     """The premium's coin (``BTC``) when the legs are coin-premium options, else None."""
     index_market: VenueMarket | None = None
@@ -423,7 +424,7 @@ class DeribitBlockRoute:
         trades = result.get("block_trades") if isinstance(result, dict) else None
         outcome = self._confirmed(intent, [t for t in trades or [] if isinstance(t, dict)])
         if outcome is not None:
-            self._mark_executed(intent["block_rfq_id"])
+            self._settle(intent["block_rfq_id"])
         return outcome  # no block trade in the answer: reconcile
 
     async def _after_rate_limit(self, intent: dict[str, Any], exc: BaseException) -> Outcome | None:
@@ -438,10 +439,11 @@ class DeribitBlockRoute:
             f"rate limit: Deribit refused private/accept_block_rfq ({describe_error(exc, 160)}); after "
             f"{self.config.rate_limit_backoff_ms} ms {found.reason}", error=type(exc).__name__)
 
-    def _mark_executed(self, block_rfq_id: int) -> None:
+    def _settle(self, block_rfq_id: int) -> None:
+        """The Block RFQ traded or ended: nothing to cancel when the RFQ closes."""
         for block in self._rfqs.values():
             if block.block_rfq_id == block_rfq_id:
-                block.executed = True
+                block.settled = True
 
     async def _state(self, block_rfq_id: int) -> dict[str, Any] | None:
         found = await self._call("get_block_rfqs", {"block_rfq_id": block_rfq_id})
@@ -471,6 +473,7 @@ class DeribitBlockRoute:
             _log.info("deribit_block_rfq_lookup", block_rfq_id=block_rfq_id, result=describe_error(exc, 120))
             return None
         if state in _ENDED:
+            self._settle(block_rfq_id)
             return Outcome.reject(Decimal(intent["award"]["price"]),
                                   f"the Deribit Block RFQ {block_rfq_id} ended {state} without our trade")
         return None
@@ -498,12 +501,12 @@ class DeribitBlockRoute:
                 for t in trades]}]
             outcome = self._confirmed(intent, synthetic)
         if outcome is not None:
-            self._mark_executed(intent["block_rfq_id"])
+            self._settle(intent["block_rfq_id"])
         return outcome
 
     async def closed(self, rfq_id: RfqId) -> None:
         block = self._rfqs.pop(rfq_id, None)
-        if block is None or block.executed:
+        if block is None or block.settled:
             return
         try:
             await self._call("cancel_block_rfq", {"block_rfq_id": block.block_rfq_id})

@@ -460,3 +460,42 @@ async def test_a_collar_to_deribit_book_and_block_an_otc_desk_and_okx_ranked_in_
     finally:
         await engine.stop()
         await store.close()
+
+
+@pytest.mark.parametrize(("mode", "state", "fills"), [("slow", RfqState.FILLED, 1),
+                                                     ("lost", RfqState.NOT_FILLED, 0)])
+async def test_through_the_engine_a_lost_accept_reply_is_one_fill_or_none_in_the_store(
+        venue: FakeDeribitBlock, tmp_path: Path, mode: str, state: RfqState, fills: int) -> None:
+    """The accept's answer comes after ccxt's 300 ms timeout: ``slow``, the venue filled at once;
+    ``lost``, it never acted. The store's fills are the venue's executions, either way."""
+    put, call = inverse_option(OPTION_EXPIRY, 50000, "P"), inverse_option(OPTION_EXPIRY, 70000, "C")
+    venue.maker_quotes = [MakerQuote("MAKER1", "ask", {put: "0.0060", call: "0.0117"})]
+    venue.accept_mode = mode
+    market = MarketSnapshot(spot={"BTC": D(60000)}, vol={"BTC": D("0.5")}, rate=D("0.05"), as_of=utc_now())
+    exchanges = CcxtDealers({DEALER: block_config(venue, tmp_path, timeout_ms=300)})
+    store = open_store("memory://")
+    await store.open()
+    limits = {DEALER: {"credit_limit": "100000000"}}
+    engine = RfqEngine(store=store, adapters=[exchanges],
+                       mandates={"treasury": Mandate("treasury", mandate_config(dealers=limits))},
+                       reference=ModelReferenceProvider(market, max_age=None),
+                       config=EngineConfig(confirm_timeout_ms=5000))
+    await engine.start()
+    exchanges.exchange(DEALER).timeout_on_exit = 0
+    try:
+        rfq_id = await engine.submit(RfqSpec.from_dict({
+            "legs": [{"instrument": option(50000, "put", "USD"), "side": "buy"},
+                     {"instrument": option(70000, "call", "USD"), "side": "sell", "ratio": "0.5"}],
+            "direction": "buy", "quantity": "10", "quantity_unit": "BTC", "dealers": [DEALER],
+            "requester": "miner", "mandate": "treasury", "window_ms": 1500}))
+        final = await engine.wait(rfq_id, 15)
+        assert final is state
+        stored = await store.fills(rfq_id)
+        assert len(stored) == fills == venue.executed and len(venue.accepts) == 1
+        if stored:
+            assert (stored[0].price, stored[0].quantity) == (D(36), D(10))
+        else:
+            assert venue.block_rfqs[max(venue.block_rfqs)]["state"] == "cancelled"
+    finally:
+        await engine.stop()
+        await store.close()
