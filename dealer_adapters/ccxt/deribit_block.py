@@ -99,6 +99,7 @@ _log = structlog.get_logger(__name__)
 _ENDED = frozenset({"cancelled", "expired", "closed"})
 _VENUE = "deribit block RFQ"
 
+
 def rpc_json(value: Any) -> str:
     """``value`` as JSON text, a ``Decimal`` as its exact digits (never through a float)."""
     if isinstance(value, Decimal):
