@@ -65,6 +65,8 @@ def program_overview(name: str, program: ProgramConfig, *, decisions: Sequence[P
         "mandate": program.mandate,
         "dealers": list(program.dealers),
         "hedge_ratio": decimal_str(program.hedge_ratio),
+        "ladder": [decimal_str(r) for r in program.rungs],
+        "basis_risk": program.basis_risk,
         "tenor_months": program.tenor_months,
         "schedule": program.schedule,
         "timezone": program.timezone,

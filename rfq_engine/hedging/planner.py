@@ -134,14 +134,16 @@ def _q(value: Decimal) -> str:
 
 class _Builder:
     def __init__(self, name: str, program: ProgramConfig, period: Period, forecast_qty: Decimal,
-                 unit: str, retry: int) -> None:
+                 unit: str, retry: int, suffix: str = "") -> None:
         self.name, self.program, self.period = name, program, period
         self.forecast_qty, self.unit, self.retry = forecast_qty, unit, retry
+        self.suffix = suffix
         self.rfqs: list[PlannedRfq] = []
 
     def add(self, kind: str, legs: Sequence[Leg], direction: Direction, quantity: Decimal, reason: str,
             *, hedged: Decimal | None, limit: bool = False) -> None:
         p = self.program
+        kind = kind + self.suffix
         spec = RfqSpec(
             package=Package(tuple(legs)),
             direction=direction,
@@ -201,11 +203,14 @@ def plan_hedge(
     retry: int = 0,
     only_rolls: bool = False,
     opex_ratio: Decimal | None = None,
+    rung: int = 1,
 ) -> Plan:
     """The RFQs that close the gap between the period's target and what the program holds.
 
     ``open_rfqs`` are ``(rfq_id, client_rfq_id)`` of the program's non-terminal RFQs.
-    ``only_rolls`` keeps the roll and unwind RFQs only (``rfq hedge roll``).
+    ``only_rolls`` keeps the roll and unwind RFQs only (``rfq hedge roll``). ``rung`` is how
+    many months ahead ``period`` is on the program's ladder: its ratio is that rung's, its
+    kinds end ``-m<rung>`` past the first (``hedge-m2``), and only the first rung rolls.
     """
     strategy = program.strategy
     reasons: list[str] = []
@@ -215,7 +220,11 @@ def plan_hedge(
     else:
         forecast_qty, unit = forecast.btc, program.code
         spot = snapshot.spot.get(program.code)
-    ratio = program.hedge_ratio
+    if not 1 <= rung <= len(program.rungs):
+        raise ValidationError("rung", f"the program's ladder has {len(program.rungs)} rung(s), not {rung}")
+    ratio = program.rungs[rung - 1]
+    if rung > 1:
+        reasons.append(f"ladder: month +{rung} is hedged to {_pct(ratio)}")
     if program.opex_hedge:
         if opex_ratio is None:
             raise ValidationError("opex_hedge", "the operating-expense ratio needs the fleet forecast "
@@ -236,11 +245,11 @@ def plan_hedge(
     reasons.append(f"target {_q(target)} {unit} = {_pct(ratio)} of forecast {_q(_round8(forecast_qty))} "
                    f"{unit} for {period}, rounded down to the lot {_q(lot)}; held {_q(held)} {unit}")
     position = {instrument_key(i): q for i, q in holdings.items() if i.underlying == program.code}
-    builder = _Builder(name, program, period, forecast_qty, unit, retry)
+    builder = _Builder(name, program, period, forecast_qty, unit, retry, "" if rung == 1 else f"-m{rung}")
     hedge_legs, direction = _hedge_legs(program, period, spot)
     remaining = target - held
     covered = held
-    for near, qty in near_futures(program, period, holdings, today):
+    for near, qty in near_futures(program, period, holdings, today) if rung == 1 else ():
         roll_qty = min(qty, max(remaining, Decimal(0)))
         tag = near.expiry.strftime("%Y%m%d")
         if roll_qty > 0:

@@ -234,10 +234,31 @@ class ProgramConfig(BaseModel):
     allow_partial: StrictBool = False
     limit_price: DecimalStr | None = None
     enabled: StrictBool = True
+    ladder: tuple[PositiveDecimalStr, ...] | None = Field(default=None, min_length=1, max_length=12)
+    """Hedge ratios by months ahead: ``["0.6", "0.4", "0.2"]`` hedges 60% of month +1, 40% of
+    +2 and 20% of +3 at each scheduled run (at most 12); the first is the ``hedge_ratio``."""
+    basis_risk: str | None = Field(default=None, max_length=500)
+    """The basis risk the program accepts, in words (shown with its decisions)."""
     opex_hedge: StrictBool = False
     """``ndf_short`` only: hedge the operating cost, the ratio being the fleet forecast's
     operating-expense ratio (``hedging.fleet``), at most ``hedge_ratio`` and the mandate's."""
     forecast: ForecastConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_rung(cls, data: Any) -> Any:
+        """With a ladder and no ``hedge_ratio``, the ratio is the ladder's first rung."""
+        if isinstance(data, dict) and "hedge_ratio" not in data and isinstance(data.get("ladder"), list) \
+                and data["ladder"]:
+            return {**data, "hedge_ratio": data["ladder"][0]}
+        return data
+
+    @field_validator("ladder")
+    @classmethod
+    def _ladder(cls, value: tuple[Decimal, ...] | None) -> tuple[Decimal, ...] | None:
+        if value is not None and any(r > 1 for r in value):
+            raise ValueError("each rung is a fraction of that month's forecast production in (0, 1]")
+        return value
 
     @field_validator("hedge_ratio")
     @classmethod
@@ -297,6 +318,9 @@ class ProgramConfig(BaseModel):
             raise ValueError(f"call_strike: only a collar has a call strike, not a {self.strategy.value}")
         if not option and self.put_strike is not None:
             raise ValueError(f"put_strike: a {self.strategy.value} program has no strike")
+        if self.ladder is not None and self.ladder[0] != self.hedge_ratio:
+            raise ValueError(f"ladder: its first rung {decimal_str(self.ladder[0])} is the hedge ratio of "
+                             f"month +1; hedge_ratio says {decimal_str(self.hedge_ratio)} (give one of them)")
         if self.opex_hedge and self.strategy is not Strategy.NDF_SHORT:
             raise ValueError(f"opex_hedge: only an ndf_short program hedges its operating cost, not a "
                              f"{self.strategy.value}")
@@ -314,6 +338,11 @@ class ProgramConfig(BaseModel):
     def lot(self) -> Decimal:
         """The size step: ``lot_size``, at least 1 PH/s for an NDF."""
         return max(self.lot_size, Decimal(1)) if self.strategy.is_ndf else self.lot_size
+
+    @property
+    def rungs(self) -> tuple[Decimal, ...]:
+        """The hedge ratio of month +1, +2, ...: the ladder, else ``(hedge_ratio,)``."""
+        return self.ladder if self.ladder is not None else (self.hedge_ratio,)
 
     @property
     def cron(self) -> CronSchedule:

@@ -88,6 +88,8 @@ log = structlog.get_logger("rfq_engine.hedging")
 
 SCHEDULED = frozenset({"schedule", "catch_up"})
 NOT_DONE = frozenset({"error", "wait"})
+LADDER = "ladder"
+"""The trigger of a ladder's further months (+2, +3, ...) at a scheduled time."""
 RESTART_RETRY = "restart_retry"
 """The trigger of the one re-send for a period whose RFQ a restart ended unfilled."""
 RESTARTED = "engine restarted"
@@ -139,8 +141,10 @@ async def prepare_plan(
     today: date,
     retry: int = 0,
     only_rolls: bool = False,
+    rung: int = 1,
 ) -> Plan:
-    """Read the program's fills and open RFQs (``store=None``: an empty book) and plan."""
+    """Read the program's fills and open RFQs (``store=None``: an empty book) and plan.
+    A ladder's further month (``rung`` > 1) waits only on open RFQs of its own period."""
     inputs = resolve_forecast(forecast_defaults, program.forecast, f"programs.{name}.forecast")
     forecast = forecast_period(inputs, period.start, period.end, as_of=today)
     oer = None
@@ -153,10 +157,11 @@ async def prepare_plan(
     pending: list[tuple[str, str | None]] = []
     if store is not None:
         holdings = net_quantities(await load_trades(store, requester))
-        pending = [(row.rfq_id, row.client_rfq_id) for row in await open_rfqs(store, requester)]
+        pending = [(row.rfq_id, row.client_rfq_id) for row in await open_rfqs(store, requester)
+                   if rung == 1 or f":{period}:" in (row.client_rfq_id or "")]
     return plan_hedge(name=name, program=program, period=period, forecast=forecast, snapshot=snapshot,
                       holdings=holdings, today=today, mandate_max_ratio=mandate_max_ratio,
-                      open_rfqs=pending, retry=retry, only_rolls=only_rolls, opex_ratio=oer)
+                      open_rfqs=pending, retry=retry, only_rolls=only_rolls, opex_ratio=oer, rung=rung)
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,8 +362,10 @@ class HedgeScheduler:
 
     async def run_due(self, now: datetime) -> list[ProgramDecision]:
         """Run every program whose most recent scheduled time at or before ``now`` has no
-        decision for its period yet: once on time, once late (``catch_up``), never twice."""
-        decisions = []
+        decision for its period yet: once on time, once late (``catch_up``), never twice.
+        A program with a ladder then fills its further months (trigger ``ladder``), once per
+        scheduled time and month."""
+        decisions: list[ProgramDecision] = []
         retry = False
         for name, program in self._programs.items():
             if not program.enabled:
@@ -366,26 +373,44 @@ class HedgeScheduler:
             slot_due = due(program, now)
             if slot_due is None:
                 continue
-            slot, period = slot_due.slot, slot_due.period
             async with self._lock:
-                decided = await decided_period(self._store, name, program, slot_due)
-                if decided is not None:
-                    period = decided
-                    resend = await self.restart_resend(name, period)
-                    if resend is None or resend.later:
-                        retry = retry or resend is not None
-                        continue
-                    decision = await self._run_locked(
-                        name, now=now, period=period, trigger=RESTART_RETRY, scheduled_for=slot,
-                        retry=resend.retry, note=resend.why)
-                else:
-                    decision = await self._run_locked(
-                        name, now=now, period=period, trigger=slot_due.trigger,
-                        scheduled_for=slot, note=slot_due.note)
-            decisions.append(decision)
-            retry = retry or decision.action in NOT_DONE
+                decision, later = await self._run_first(name, program, slot_due, now)
+                found = [] if decision is None else [decision]
+                if decision is None or decision.action != "wait":
+                    found += await self._run_rungs(name, program, slot_due, now)
+            decisions += found
+            retry = retry or later or any(d.action in NOT_DONE for d in found)
         self._retry_pending = retry
         return decisions
+
+    async def _run_first(self, name: str, program: ProgramConfig, slot_due: Due, now: datetime
+                         ) -> tuple[ProgramDecision | None, bool]:
+        """The slot's own period (month +1): run once, or re-sent once after a restart. The
+        flag: ask again later (an RFQ of the period is still running)."""
+        decided = await decided_period(self._store, name, program, slot_due)
+        if decided is None:
+            return await self._run_locked(name, now=now, period=slot_due.period, trigger=slot_due.trigger,
+                                          scheduled_for=slot_due.slot, note=slot_due.note), False
+        resend = await self.restart_resend(name, decided)
+        if resend is None or resend.later:
+            return None, resend is not None
+        return await self._run_locked(name, now=now, period=decided, trigger=RESTART_RETRY,
+                                      scheduled_for=slot_due.slot, retry=resend.retry,
+                                      note=resend.why), False
+
+    async def _run_rungs(self, name: str, program: ProgramConfig, slot_due: Due, now: datetime
+                         ) -> list[ProgramDecision]:
+        """Months +2.. of the ladder, each once per scheduled time (a failed one is retried)."""
+        out = []
+        for rung in range(2, len(program.rungs) + 1):
+            period = slot_due.period.plus(rung - 1)
+            recorded = await program_decisions(self._store, name, str(period))
+            if any(d.trigger == LADDER and d.scheduled_for == slot_due.slot and d.action not in NOT_DONE
+                   and not d.dry_run for d in recorded):
+                continue
+            out.append(await self._run_locked(name, now=now, period=period, trigger=LADDER,
+                                              scheduled_for=slot_due.slot, rung=rung))
+        return out
 
     async def run_program(
         self,
@@ -418,7 +443,7 @@ class HedgeScheduler:
     async def _run_locked(self, name: str, *, now: datetime, period: Period, trigger: str,
                           scheduled_for: datetime | None = None, dry_run: bool = False,
                           only_rolls: bool = False, retry: int = 0,
-                          approved_by: str | None = None, note: str | None = None
+                          approved_by: str | None = None, note: str | None = None, rung: int = 1
                           ) -> ProgramDecision:
         program = self._programs[name]
         base = ProgramDecision(program=name, period=period, trigger=trigger, action="", plan=None,
@@ -429,7 +454,8 @@ class HedgeScheduler:
             plan = await prepare_plan(
                 name=name, program=program, store=self._store, snapshot=snapshot,
                 forecast_defaults=self._forecast, mandate_max_ratio=self._max_ratio(program),
-                period=period, today=now.astimezone(UTC).date(), retry=retry, only_rolls=only_rolls)
+                period=period, today=now.astimezone(UTC).date(), retry=retry, only_rolls=only_rolls,
+                rung=rung)
         except StoreError:
             raise  # a failing store is not a plan that cannot be made: it stops the run
         except (RfqError, ValueError) as exc:
