@@ -36,10 +36,13 @@ Sources (the venues' public API documentation; the text quoted where it was read
   https://www.okx.com/docs-v5/en/#public-data-rest-api-get-instruments,
   https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-order (not re-read for
   this change; 100 USD per BTC-USD-SWAP contract as OKX's contract specifications state).
-- Bybit ``qty`` (place order, base coin for linear): https://bybit-exchange.github.io/docs/v5/order/create-order;
-  Binance USD-M ``quantity`` (base asset): https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api
-  (neither re-read for this change; there is no fake Bybit or Binance yet, so their inverse
-  contracts are refused rather than sized from an unchecked statement).
+- Bybit ``qty`` (place order: the base coin for linear contracts and options, USD for
+  inverse ones, ``qtyStep`` 1): https://bybit-exchange.github.io/docs/v5/order/create-order,
+  https://bybit-exchange.github.io/docs/v5/market/instrument (checked by tests/ccxt_dealers/fake_bybit.py).
+- Binance USD-M ``quantity`` (base asset):
+  https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api;
+  European options: ``quantity`` in the underlying (``unit`` 1), premium in USDT (checked by
+  tests/ccxt_dealers/fake_binance.py); COIN-M refused (no fake venue checks it).
 
 This module never imports ccxt.
 """

@@ -1,7 +1,7 @@
-"""A local fake of Binance's USD-M futures REST API (``/fapi``), written from Binance's public
-API documentation, served to a real ccxt ``binanceusdm`` instance (``exchange.urls['api']``
-pointed here). Transport-level only: ccxt's request building, signing, parsing and error
-mapping all run for real.
+"""A local fake of Binance's USD-M futures REST API (``/fapi``) and of its European options API
+(``/eapi``), written from Binance's public API documentation, served to a real ccxt ``binance``
+instance (``exchange.urls['api']`` pointed here). Transport-level only: ccxt's request
+building, signing, parsing and error mapping all run for real.
 
 What Binance documents and this fake follows
 (https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info):
@@ -21,7 +21,12 @@ What Binance documents and this fake follows
   the answer is the order (``status`` FILLED, or EXPIRED with what filled,
   ``executedQty``, ``avgPrice``, ``cumQuote``);
 - ``GET /fapi/v1/order`` by ``orderId`` or ``origClientOrderId``
-  (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Query-Order).
+  (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Query-Order);
+- European options (``/eapi/v1``): ``exchangeInfo`` (``optionSymbols``: ``BTC-YYMMDD-50000-P``,
+  premium and settlement in USDT, ``unit`` 1: ``quantity`` in BTC, ``LOT_SIZE`` 0.01),
+  ``depth``, ``order`` (POST with ``clientOrderId``, not ``newClientOrderId``; GET by
+  ``orderId`` or ``clientOrderId``); statuses ``FILLED`` and, for an IOC that did not fill
+  whole, ``CANCELLED`` with its ``executedQty``.
 
 The exchangeInfo, depth and order bodies are shaped as Binance's documentation examples list
 their fields (ccxt's recorded fixtures for Binance were not read for this fake).
@@ -60,9 +65,14 @@ def quarterly(d: date) -> str:
     return f"BTCUSDT_{d.strftime('%y%m%d')}"
 
 
+def option_symbol(d: date) -> str:
+    return f"BTC-{d.strftime('%y%m%d')}-50000-P"
+
+
 @dataclass
 class FakeBinance:
     future_expiry: date
+    option_expiry: date
     books: dict[str, dict[str, list[list[Decimal]]]] = field(default_factory=dict)
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     order_requests: list[dict[str, str]] = field(default_factory=list)
@@ -113,6 +123,25 @@ class FakeBinance:
                 "symbols": [self._symbol("BTCUSDT", "PERPETUAL", 4133404800000),
                             self._symbol(quarterly(self.future_expiry), "CURRENT_QUARTER", delivery)]}
 
+    def option_info(self) -> dict[str, Any]:
+        expiry = int(datetime.combine(self.option_expiry, dtime(8, 0), tzinfo=UTC).timestamp() * 1000)
+        return {"timezone": "UTC", "serverTime": now_ms(),
+                "optionContracts": [{"baseAsset": "BTC", "quoteAsset": "USDT", "underlying": "BTCUSDT",
+                                     "settleAsset": "USDT"}],
+                "optionAssets": [{"name": "USDT"}],
+                "optionSymbols": [{"expiryDate": expiry, "symbol": option_symbol(self.option_expiry),
+                                   "side": "PUT", "strikePrice": "50000", "underlying": "BTCUSDT", "unit": 1,
+                                   "makerFeeRate": "0.0002", "takerFeeRate": "0.0002", "minQty": "0.01",
+                                   "maxQty": "100", "initialMargin": "0.15", "maintenanceMargin": "0.075",
+                                   "minInitialMargin": "0.1", "minMaintenanceMargin": "0.05", "priceScale": 1,
+                                   "quantityScale": 2, "quoteAsset": "USDT", "status": "TRADING",
+                                   "filters": [{"filterType": "PRICE_FILTER", "minPrice": "0.1",
+                                                "maxPrice": "100000", "tickSize": "0.1"},
+                                               {"filterType": "LOT_SIZE", "minQty": "0.01", "maxQty": "100",
+                                                "stepSize": "0.01"}]}],
+                "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                                "limit": 400}]}
+
     def set_book(self, symbol: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> None:
         self.books[symbol] = {"bids": [[Decimal(p), Decimal(a)] for p, a in bids],
                               "asks": [[Decimal(p), Decimal(a)] for p, a in asks]}
@@ -132,6 +161,18 @@ class FakeBinance:
             level[1] = avail - take
         book["asks" if side == "BUY" else "bids"] = [lv for lv in levels if lv[1] > 0]
         order_id = next(self._ids)
+        if symbol.endswith(("-P", "-C")):  # European options: the eapi order shape
+            order = {"orderId": order_id, "symbol": symbol, "price": req["price"],
+                     "quantity": req["quantity"],
+                     "executedQty": str(filled), "fee": str((quote * Decimal("0.0002")).normalize()),
+                     "side": side, "type": req["type"], "timeInForce": req.get("timeInForce", "GTC"),
+                     "reduceOnly": False, "postOnly": False, "createTime": now_ms(), "updateTime": now_ms(),
+                     "status": "FILLED" if filled == qty else "CANCELLED",
+                     "avgPrice": str((quote / filled).normalize()) if filled else "0",
+                     "clientOrderId": req.get("clientOrderId", ""), "priceScale": 1, "quantityScale": 2,
+                     "optionSide": "PUT", "quoteAsset": "USDT", "mmp": False}
+            self.orders[order_id] = order
+            return order
         order = {"orderId": order_id, "symbol": symbol, "status": "FILLED" if filled == qty else "EXPIRED",
                  "clientOrderId": req.get("newClientOrderId", ""), "price": req["price"],
                  "avgPrice": str((quote / filled).normalize()) if filled else "0.00",
@@ -160,7 +201,12 @@ class FakeBinance:
         body = await request.text() if request.method in ("POST", "PUT") else ""
         raw = body or request.query_string
         params = dict(parse_qsl(raw, keep_blank_values=True))
-        if path in ("/fapi/v1/exchangeInfo", "/fapi/v1/depth", "/fapi/v1/time", "/fapi/v1/ping"):
+        api = path.split("/")[1] if path.count("/") >= 2 else ""
+        if path.removeprefix(f"/{api}") in ("/v1/exchangeInfo", "/v1/depth", "/v1/time", "/v1/ping"):
+            if api == "eapi" and not path.endswith("exchangeInfo"):  # one book per symbol, both APIs
+                path = path.replace("/eapi/", "/fapi/")
+            if path == "/eapi/v1/exchangeInfo":
+                return web.json_response(self.option_info())
             if path == "/fapi/v1/exchangeInfo":
                 return web.json_response(self.exchange_info())
             if path == "/fapi/v1/time":
@@ -174,11 +220,11 @@ class FakeBinance:
                                       "asks": [[str(p), str(a)] for p, a in book["asks"][:limit]]})
         if not self._signed(request, raw):
             return self.error(-2015, "Invalid API-key, IP, or permissions for action.", status=401)
-        if path == "/fapi/v1/order" and request.method == "POST":
-            return await self._create(params)
-        if path == "/fapi/v1/order" and request.method == "GET":
+        if path in ("/fapi/v1/order", "/eapi/v1/order") and request.method == "POST":
+            return await self._create(params, "clientOrderId" if api == "eapi" else "newClientOrderId")
+        if path in ("/fapi/v1/order", "/eapi/v1/order") and request.method == "GET":
             self.lookups.append(params)
-            key = params.get("origClientOrderId")
+            key = params.get("clientOrderId" if api == "eapi" else "origClientOrderId")
             found = [o for o in self.orders.values() if o["symbol"] == params.get("symbol") and (
                 str(o["orderId"]) == params.get("orderId") or (key and o["clientOrderId"] == key))]
             if not found:
@@ -186,15 +232,15 @@ class FakeBinance:
             return web.json_response(found[-1])
         return self.error(-1000, f"fake binance: no route {request.method} {path}", status=404)
 
-    async def _create(self, req: dict[str, str]) -> web.Response:
+    async def _create(self, req: dict[str, str], field: str) -> web.Response:
         self.order_requests.append({k: v for k, v in req.items() if k not in ("signature", "timestamp")})
         if self.on_order is not None:  # the test's market moves as the order arrives
             self.on_order()
-        key = req.get("newClientOrderId", "")
+        key = req.get(field, "")
         if not key:
-            self.problems.append(f"order without newClientOrderId: {req}")
+            self.problems.append(f"order without {field}: {req}")
         if len(key) > 36:
-            return self.error(-1102, "Param 'newClientOrderId' is too long.")
+            return self.error(-1102, f"Param '{field}' is too long.")
         if self.order_mode == "rate_limited":
             self.order_mode = "normal"
             return self.error(-1003, "Too many requests; current limit is 2400 requests per minute.",

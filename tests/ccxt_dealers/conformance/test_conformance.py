@@ -113,7 +113,7 @@ def assert_one_order_as_stored(run: Run, market: Market, fills: list[Any]) -> di
     [order] = run.orders()
     [fill] = fills
     assert order[run.venue.symbol_field] == market.symbol
-    assert order[run.venue.key_field] == run.key_for(fill.execution_id)
+    assert order[market.key_field or run.venue.key_field] == run.key_for(fill.execution_id)
     assert order[run.venue.amount_field] == market.amount
     assert run.fake.executed == 1 == len(fills)
     price = D(next(iter(market.bids if market.direction == "sell" else market.asks))[0])

@@ -20,7 +20,7 @@ from dealer_adapters.ccxt import CcxtDealerConfig
 from tests.ccxt_dealers.conftest import FUTURE_EXPIRY, OPTION_EXPIRY
 from tests.ccxt_dealers.fake_binance import API_KEY as BINANCE_KEY
 from tests.ccxt_dealers.fake_binance import SECRET as BINANCE_SECRET
-from tests.ccxt_dealers.fake_binance import FakeBinance, quarterly
+from tests.ccxt_dealers.fake_binance import FakeBinance, option_symbol, quarterly
 from tests.ccxt_dealers.fake_bybit import API_KEY as BYBIT_KEY
 from tests.ccxt_dealers.fake_bybit import SECRET as BYBIT_SECRET
 from tests.ccxt_dealers.fake_bybit import FakeBybit, option_name
@@ -61,6 +61,9 @@ class Market:
     """The order's size in the venue's unit, as the venue must receive it."""
     underlying_per_amount: Callable[[D], D]
     """The underlying one venue amount is worth (for converting what the venue executed)."""
+    key_field: str = ""
+    """Where our key travels on this market, when not the venue's usual field (Binance's
+    European options take ``clientOrderId``)."""
 
 
 @dataclass(frozen=True)
@@ -120,10 +123,10 @@ def _bybit(fake: FakeBybit) -> dict[str, Any]:
 
 
 def _binance(fake: FakeBinance) -> dict[str, Any]:
-    urls = _urls_like(ccxt_async.binanceusdm, fake.url, lambda k: k.startswith("fapi"))
+    urls = _urls_like(ccxt_async.binance, fake.url, lambda k: k.startswith(("fapi", "eapi")))
     return {"api_key_env": "C_BINANCE_KEY", "secret_env": "C_BINANCE_SECRET", "taker_fee": "0.0005",
-            "urls": urls, "options": {"fetchMarkets": {"types": ["linear"]}, "fetchCurrencies": False,
-                                      "warnOnFetchOpenOrdersWithoutSymbol": False}}
+            "urls": urls, "options": {"fetchMarkets": {"types": ["linear", "option"]},
+                                      "fetchCurrencies": False, "warnOnFetchOpenOrdersWithoutSymbol": False}}
 
 
 VENUES: dict[str, Venue] = {
@@ -137,8 +140,8 @@ VENUES: dict[str, Venue] = {
     "bybit": Venue("bybit", "bybit", "orderLinkId", "qty", "symbol",
                    lambda: FakeBybit(option_expiry=OPTION_EXPIRY),
                    {"C_BYBIT_KEY": BYBIT_KEY, "C_BYBIT_SECRET": BYBIT_SECRET}, _bybit),
-    "binance": Venue("binance", "binanceusdm", "newClientOrderId", "quantity", "symbol",
-                     lambda: FakeBinance(future_expiry=FUTURE_EXPIRY),
+    "binance": Venue("binance", "binance", "newClientOrderId", "quantity", "symbol",
+                     lambda: FakeBinance(future_expiry=FUTURE_EXPIRY, option_expiry=OPTION_EXPIRY),
                      {"C_BINANCE_KEY": BINANCE_KEY, "C_BINANCE_SECRET": BINANCE_SECRET}, _binance),
 }
 
@@ -193,5 +196,8 @@ MARKETS: dict[str, list[Market]] = {
                D(40000) * (1 - _FEE), "0.5", _flat(D(1))),
         Market("linear future", FUT_USDT, quarterly(FUTURE_EXPIRY), [("41000", "5")], [("41010", "5")], "0.2",
                "sell", D(41000) * (1 - _FEE), "0.2", _flat(D(1))),
+        Market("European option", {**option("put"), "quote_ccy": "USDT"}, option_symbol(OPTION_EXPIRY),
+               [("880", "5")], [("900", "5")], "0.5", "buy", D(900) * (1 + _FEE), "0.5", _flat(D(1)),
+               key_field="clientOrderId"),
     ],
 }
