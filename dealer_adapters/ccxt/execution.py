@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import structlog
@@ -281,6 +281,16 @@ class BookRoute:
         fraction = schedule.per_unit(market, bare.vwap) / bare.vwap
         return walk_market(book, market, side, quantity, fraction), fraction
 
+    def _fee_per_unit(self, market: VenueMarket, premium: Decimal, fraction: Decimal) -> Decimal:
+        """The fee per unit of underlying in the premium's coin: the venue's schedule exactly
+        (not through the walk's fraction, which rounds), else ``fraction`` of the premium."""
+        schedule = self.dialect.units.option_fees
+        if schedule is not None:
+            return schedule.per_unit(market, premium)
+        with localcontext() as ctx:
+            ctx.prec = 40
+            return abs(premium) * fraction
+
     async def _index(self, market: VenueMarket) -> IndexPrice | None:
         rule = self.dialect.units.index
         return None if rule is None or not market.premium_ccy else await rule(self.exchange, market)
@@ -338,7 +348,7 @@ class BookRoute:
             if index is not None:  # the venue's premium and fee in its coin; the engine converts
                 native = round_price(package_price(side, [(order_side, leg.ratio, fill.vwap)]),
                                      _quantum(market), up=up)
-                fee_unit = abs(fill.price - fill.vwap) * leg.ratio
+                fee_unit = self._fee_per_unit(market, fill.vwap, fees[side]) * leg.ratio
                 natives[side] = (native, fee_unit)
                 price = native + fee_unit if up else native - fee_unit
             else:

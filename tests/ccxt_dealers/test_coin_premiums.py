@@ -105,6 +105,19 @@ async def test_the_fee_is_capped_at_an_eighth_of_a_cheap_premium(
     assert quote.ask == D("0.001125") * 60000 and quote.bid == D("0.0007") * 60000
 
 
+async def test_the_fee_is_the_schedule_exactly_at_any_premium(
+        deribit_options: FakeDeribit, tmp_path: Path, make_dealers: Make) -> None:
+    deribit_options.set_book(PUT, bids=[("0.0137", "5")], asks=[("0.0151", "1"), ("0.0153", "1")])
+    dealers, inbox = await make_dealers({DERIBIT: deribit_config(deribit_options, tmp_path)})
+    await dealers.send_rfq(DERIBIT, rfq([put()], quantity="2", direction="two_way"))
+    quote: Quote = await inbox.next(Quote)
+    assert quote.conversion is not None
+    premium = quote.conversion.premium
+    assert (premium.ask, premium.fee_ask) == (D("0.0152"), D("0.0003"))  # the walk's average
+    assert (premium.bid, premium.fee_bid) == (D("0.0137"), D("0.0003"))
+    assert (quote.ask, quote.bid) == (D("0.0155") * 60000, D("0.0134") * 60000)
+
+
 async def test_a_stale_index_is_refused_at_the_door_never_converted(
         deribit_options: FakeDeribit, tmp_path: Path, make_dealers: Make) -> None:
     deribit_options.index_age_ms = 120_000
