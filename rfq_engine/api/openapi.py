@@ -249,6 +249,21 @@ def openapi_document() -> dict[str, Any]:
                         "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
         "responses": {"200": _resp(program_view, "the program"),
                       "404": _resp(_ref("Error"), "no such program"), **ERR}}}
+    alert = _obj({"kind": STR, "subject": STR, "state": STR, "message": STR,
+                  "value": {"type": ["string", "null"]}, "threshold": {"type": ["string", "null"]},
+                  "program": {"type": ["string", "null"]}, "period": {"type": ["string", "null"]}})
+    paths["/api/v1/hedge/risk"] = {"get": {
+        "summary": "The risk monitor (docs/risk.md): exposure against credit lines, desk and venue "
+                   "margin, funding, coverage, liquidity, the active alerts, and each program "
+                   "against the market",
+        "responses": {"200": _resp(_obj({
+            "as_of": TS, "risk": {"type": "object"}, "active": {"type": "array", "items": alert},
+            "performance": {"type": "array", "items": {"type": "object"}},
+            "thresholds": {"type": "object"}}), "the figures"), **ERR}}}
+    paths["/api/v1/hedge/risk/alerts"] = {"get": {
+        "summary": "The risk alerts raised and not cleared (the web UI's banner)",
+        "responses": {"200": _resp(_obj({"as_of": TS, "active": {"type": "array", "items": alert}}),
+                                   "the active alerts"), **ERR}}}
     for action in ("cancel", "approve", "refuse"):
         paths[f"/api/v1/rfqs/{{rfq_id}}/{action}"] = {"post": {
             "summary": {"cancel": "Cancel (own RFQs; admin any)",

@@ -72,3 +72,5 @@ async def test_openapi_matches_live_responses(api: Api) -> None:
                 {"strategy": "future", "spot": "40000", "prices": ["30000", "50000"]})
     await check(api, doc, "POST", "/api/v1/hedge/scenario", "/api/v1/hedge/scenario", "alice",
                 {"strategy": "future", "spot": "x", "prices": ["1"]})
+    await check(api, doc, "GET", "/api/v1/hedge/risk", "/api/v1/hedge/risk", "dave")
+    await check(api, doc, "GET", "/api/v1/hedge/risk/alerts", "/api/v1/hedge/risk/alerts", "dave")
