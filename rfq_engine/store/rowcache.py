@@ -9,6 +9,13 @@ row decoding (measured: about a quarter of the commit time with 400 RFQs in flig
 Rules that keep it coherent: rows enter only after their commit succeeded
 (``remember``), and the whole cache is dropped when a commit raises (``clear``), even if
 the commit later turns out to have landed.
+
+How much it keeps: the rows of the RFQs in flight and of those that just ended, the least
+recently written dropped first: ``RFQS_KEPT`` RFQs, awards and fills, ``QUOTES_KEPT``
+quotes (several per RFQ), enough for 1,000 RFQs in flight to 10 dealers. Full, it holds
+about 23 MiB (measured with 4,893 RFQs, 18,000 quotes, 4,855 awards and fills; the former
+bound, 20,000 rows in every table, kept four times as many RFQs, awards and fills and took
+minutes to fill at 100 RFQs/s).
 """
 
 from __future__ import annotations
@@ -17,7 +24,10 @@ from typing import Any, TypeVar
 
 from rfq_engine.store.projection import Dirty, Tables, Touched
 
-__all__ = ["RowCache"]
+__all__ = ["QUOTES_KEPT", "RFQS_KEPT", "RowCache"]
+
+RFQS_KEPT = 5_000
+QUOTES_KEPT = 20_000
 
 K = TypeVar("K")
 
@@ -34,10 +44,11 @@ def _trim(target: dict[Any, Any], limit: int) -> None:
 
 
 class RowCache:
-    __slots__ = ("_limit", "_rows")
+    __slots__ = ("_limit", "_quote_limit", "_rows")
 
-    def __init__(self, limit_per_table: int = 20_000) -> None:
-        self._limit = limit_per_table
+    def __init__(self, rows: int = RFQS_KEPT, quotes: int = QUOTES_KEPT) -> None:
+        self._limit = rows
+        self._quote_limit = quotes
         self._rows = Tables()
 
     def split(self, keys: Touched) -> tuple[Tables, Touched]:
@@ -75,7 +86,8 @@ class RowCache:
             _put(self._rows.awards, execution_id, tables.awards[execution_id])
         for fill_id in dirty.fills:
             _put(self._rows.fills, fill_id, tables.fills[fill_id])
-        for table in (self._rows.rfqs, self._rows.quotes, self._rows.awards, self._rows.fills):
+        _trim(self._rows.quotes, self._quote_limit)
+        for table in (self._rows.rfqs, self._rows.awards, self._rows.fills):
             _trim(table, self._limit)
 
     def clear(self) -> None:
