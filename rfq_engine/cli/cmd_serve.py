@@ -99,19 +99,28 @@ def run_serve(args: argparse.Namespace) -> int:
         ssl_context(config.api)  # a certificate that does not load fails before anything opens
     except ConfigError as exc:
         return report(exc)
-    configure_logging(config.logging.level, config.logging.json_lines)
     candidate = None
     if args.ha:
         from rfq_engine.store.leader import Candidate
 
+        if not (args.store or config.store.resolved_url()).startswith("postgresql"):
+            print("rfq: --ha needs a PostgreSQL audit store ([store] url postgresql+asyncpg://"
+                  "...)", file=sys.stderr)
+            return 2
+        if config.store.checkpoint_path is not None or config.store.witness_path is not None:
+            print("rfq: --ha runs without [store] checkpoint_path and witness_path: the "
+                  "checkpoint log is one writer's file, the other engine's would lag behind "
+                  "the database (deploy/ha/README.md)", file=sys.stderr)
+            return 2
         candidate = Candidate(args.name, args.advertise)
     elif args.name or args.advertise:
         print("rfq: --name and --advertise go with --ha", file=sys.stderr)
         return 2
+    configure_logging(config.logging.level, config.logging.json_lines)
     try:
         return asyncio.run(serve(config, store_url=args.store, host=args.host, port=args.port,
                                  config_path=args.config, candidate=candidate))
-    except RfqError as exc:  # the store cannot be opened (e.g. --ha on SQLite)
+    except RfqError as exc:  # the store cannot be opened (another writer holds it, ...)
         return report(exc)
 
 
