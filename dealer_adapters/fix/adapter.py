@@ -125,6 +125,8 @@ class _QuoteRef:
 class _Desk:
     """One desk: its session, journal, open quote requests and quotes. The session's handler."""
 
+    application_types = frozenset({"S", "AG", "8", "Z", "j"})
+
     def __init__(self, dealer_id: DealerId, config: FixDealerConfig, owner: FixDealers) -> None:
         self.dealer_id = dealer_id
         self.config = config

@@ -26,6 +26,7 @@ from rfq_engine.domain.values import ENTRY_BOUNDS
 __all__ = [
     "BEGIN_STRING",
     "MAX_BODY",
+    "MSG_TYPES",
     "FixMessage",
     "Framer",
     "Garbled",
@@ -39,7 +40,12 @@ BEGIN_STRING = "FIX.4.4"
 SOH = b"\x01"
 MAX_BODY = 65_536
 """A BodyLength above this is garbled (no RFQ message comes near it)."""
-_START = b"8=" + BEGIN_STRING.encode() + SOH + b"9="
+_MSG_TYPES_TEXT = ("0 1 2 3 4 5 6 7 8 9 A AA AB AC AD AE AF AG AH AI AJ AK AL AM AN AO AP AQ AR AS AT AU AV "
+                   "AW AX AY AZ B BA BB BC BD BE BF BG BH C D E F G H J K L M N P Q R S T V W X Y Z "
+                   "a b c d e f g h i j k l m n o p q r s t u v w x y z")
+MSG_TYPES = frozenset(_MSG_TYPES_TEXT.split(" "))
+"""Every MsgType(35) FIX 4.4 defines."""
+_BEGIN = re.compile(rb"^8=FIX[A-Za-z0-9.]{1,12}\x019=")
 _FLOAT = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)$")
 _TIME = re.compile(r"^(\d{8})-(\d{2}):(\d{2}):(\d{2})(?:\.(\d{3}|\d{6}))?$")
 
@@ -144,18 +150,20 @@ class Framer:
 
     def _next(self) -> FixMessage | Garbled | None:
         buf = self._buf
-        if not buf.startswith(_START[: len(buf)]):
-            cut = buf.find(_START, 1)
-            self._buf = b"" if cut < 0 else buf[cut:]
-            return Garbled("does not start with 8=FIX.4.4|9=", buf if cut < 0 else buf[:cut])
-        if len(buf) < len(_START):
+        if not b"8=FIX".startswith(buf[:5]):
+            return self._skip("does not start with BeginString(8)", at=0)
+        start = _BEGIN.match(buf)
+        if start is None:
+            if len(buf) > 24 or (SOH in buf and not buf[buf.find(SOH) + 1:].startswith(b"9="[: len(buf)])):
+                return self._skip("BeginString(8) then BodyLength(9) do not start it")
             return None
-        end = buf.find(SOH, len(_START))
+        head = start.end()
+        end = buf.find(SOH, head)
         if end < 0:
-            if len(buf) > len(_START) + 8:
+            if len(buf) > head + 8:
                 return self._skip("BodyLength(9) is not a number")
             return None
-        length_text = buf[len(_START):end]
+        length_text = buf[head:end]
         if not length_text.isdigit() or int(length_text) > MAX_BODY:
             return self._skip(f"BodyLength(9) {length_text!r} is not a length")
         body_end = end + 1 + int(length_text)
@@ -164,14 +172,19 @@ class Framer:
             return None
         trailer = buf[body_end:total]
         if not (trailer.startswith(b"10=") and trailer.endswith(SOH) and trailer[3:6].isdigit()):
-            return self._skip("BodyLength(9) does not end where CheckSum(10) starts")
+            return self._cut("BodyLength(9) does not end where CheckSum(10) starts", total)
         if sum(buf[:body_end]) % 256 != int(trailer[3:6]):
-            return self._skip(f"CheckSum(10) {trailer[3:6].decode()} is wrong")
+            return self._cut(f"CheckSum(10) {trailer[3:6].decode()} is wrong", total)
         frame, self._buf = buf[:total], buf[total:]
         return decode_frame(frame)
 
-    def _skip(self, reason: str) -> Garbled:
-        cut = self._buf.find(_START, 1)
+    def _cut(self, reason: str, total: int) -> Garbled:
+        """Drop the ``total`` bytes its BodyLength claims (what they swallowed is lost with them)."""
+        garbled, self._buf = self._buf[:total], self._buf[total:]
+        return Garbled(reason, garbled)
+
+    def _skip(self, reason: str, at: int = 1) -> Garbled:
+        cut = self._buf.find(b"8=FIX", max(at, 1))
         garbled = self._buf if cut < 0 else self._buf[:cut]
         self._buf = b"" if cut < 0 else self._buf[cut:]
         return Garbled(reason, garbled)

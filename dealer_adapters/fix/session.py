@@ -40,8 +40,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
-from itertools import count
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -49,6 +48,7 @@ import structlog
 
 from dealer_adapters.fix.codec import (
     BEGIN_STRING,
+    MSG_TYPES,
     FixMessage,
     Framer,
     Garbled,
@@ -79,6 +79,10 @@ class SendUnknown(Exception):
 
 
 class SessionHandler(Protocol):
+    application_types: frozenset[str]
+    """The application MsgTypes it handles; another FIX 4.4 type is answered with a
+    BusinessMessageReject (unsupported), one FIX 4.4 does not define with a Reject."""
+
     async def on_application(self, message: FixMessage) -> None:
         """An application message, in sequence order (resent ones carry PossDupFlag)."""
         ...
@@ -117,7 +121,6 @@ class FixSession:
         self._last_in = 0.0
         self._last_out = 0.0
         self._test_req: tuple[str, float] | None = None
-        self._test_ids = count(1)
         self._logout_sent = False
         self._logged_on_once = False
         self.connections = 0
@@ -231,26 +234,49 @@ class FixSession:
 
     async def _inbound(self, msg: FixMessage) -> None:
         config = self.config
-        if msg.get(8) != BEGIN_STRING:
-            await self._logout_and_drop(f"incorrect BeginString {msg.get(8)!r}")
         seq_text = msg.get(34)
+        seq = int(seq_text) if seq_text is not None and seq_text.isdigit() else 0
+        if not self._logged_on:  # the desk's Logon answer: anything wrong and we hang up
+            problem = self._logon_problem(msg, seq_text)
+            if problem:
+                raise _Disconnect(f"unacceptable Logon answer: {problem}")
+        if msg.get(8) != BEGIN_STRING:
+            await self._logout_and_drop("Incorrect BeginString")
         if seq_text is None or not seq_text.isdigit():
             await self._logout_and_drop("MsgSeqNum(34) missing or not a number")
-        seq = int(seq_text or "0")
+        missing = next((tag for tag in (49, 56, 52) if msg.get(tag) is None), 0)
+        if missing:
+            await self._reject(seq, msg.msg_type, 1, "Required tag missing", ref_tag=missing)
+            if seq == self.numbers.next_in:
+                await self._advance(seq + 1)
+            return
         if msg.get(49) != config.target_comp_id or msg.get(56) != config.sender_comp_id:
             await self._reject(seq, msg.msg_type, 9, "CompID problem")
-            await self._logout_and_drop(f"CompIDs {msg.get(49)}->{msg.get(56)} are not this session's")
-        problem = self._sending_time_problem(msg)
+            await self._logout_and_drop(f"CompIDs {msg.get(49)}->{msg.get(56)} are not this session's",
+                                        say=False)
+        problem, reason, tag = self._sending_time_problem(msg)
+        if problem and reason == 1:  # a PossDup without OrigSendingTime: refused, the session goes on
+            await self._reject(seq, msg.msg_type, 1, problem, ref_tag=tag)
+            if seq == self.numbers.next_in:
+                await self._advance(seq + 1)
+            return
         if problem:
             await self._reject(seq, msg.msg_type, 10, problem)
-            await self._logout_and_drop(problem)
+            await self._logout_and_drop(problem, say=False)
         msg_type = msg.msg_type
         if msg_type == "A" and not self._logged_on and msg.get(141) == "Y":
             self.numbers.next_in = 1
+        if msg_type == "A" and self._logged_on and msg.get(141) == "Y":
+            await self._reset_now(seq)
+            return
         if msg_type == "4" and msg.get(123) != "Y":  # SequenceReset-Reset: no sequence check
             await self._sequence_reset(msg, seq)
             return
         expected = self.numbers.next_in
+        if msg_type == "2" and seq != expected:  # answered whatever its number, then counted as usual
+            await self._gap_fill(msg)
+            if seq < expected:
+                return
         if seq > expected:
             if msg_type == "5":
                 await self._on_logout(msg)
@@ -263,6 +289,8 @@ class FixSession:
                 await self._send_admin("2", [(7, str(expected)), (16, "0")])
             return
         if seq < expected:
+            if msg_type == "5":  # a Logout is answered whatever its number
+                await self._on_logout(msg)
             if msg.poss_dup:
                 _log.debug("fix_duplicate_ignored", session=config.session_id, seq=seq, msg_type=msg_type)
                 return
@@ -279,7 +307,7 @@ class FixSession:
         if msg_type == "4":  # GapFill
             new_seq = msg.get(36) or ""
             if not new_seq.isdigit() or int(new_seq) <= seq:
-                await self._reject(seq, "4", 5, f"NewSeqNo(36) {new_seq!r} is not above {seq}")
+                await self._reject(seq, "4", 5, "Value is incorrect (out of range) for this tag")
                 await self._advance(seq + 1)
                 return
             await self._advance(int(new_seq))
@@ -299,6 +327,11 @@ class FixSession:
         elif msg_type == "5":
             await self._advance(seq + 1)
             await self._on_logout(msg)
+        elif msg_type not in MSG_TYPES:
+            await self._reject(seq, msg_type, 11, "Invalid MsgType")
+        elif msg_type not in self.handler.application_types:
+            await self._send_admin("j", [(45, str(seq)), (372, msg_type), (380, "3"),
+                                         (58, "Unsupported Message Type")])
         else:
             await self.handler.on_application(msg)
         await self._advance(seq + 1)
@@ -322,10 +355,22 @@ class FixSession:
                 await self._send_admin("5", [])
         raise _Disconnect(f"logged out by the desk{': ' + text if text else ''}")
 
+    async def _reset_now(self, seq: int) -> None:
+        """The desk resets the session while logged on (Logon with ResetSeqNumFlag): both
+        numbers start again, and our Logon with ResetSeqNumFlag answers it."""
+        _log.warning("fix_session_reset_by_desk", session=self.config.session_id,
+                     next_out=self.numbers.next_out, next_in=self.numbers.next_in)
+        async with self._send_lock:
+            self.numbers = SeqNumbers(1, seq + 1)
+            self._queued.clear()
+            self._resend_to = None
+            await asyncio.to_thread(self.store.save, SeqNumbers(1, seq + 1), reset=True)
+        await self._send("A", [(98, "0"), (108, str(self.config.heartbeat_s)), (141, "Y")])
+
     async def _sequence_reset(self, msg: FixMessage, seq: int) -> None:
         new_seq = msg.get(36) or ""
         if not new_seq.isdigit() or int(new_seq) < self.numbers.next_in:
-            await self._reject(seq, "4", 5, f"NewSeqNo(36) {new_seq!r} is below {self.numbers.next_in}")
+            await self._reject(seq, "4", 5, "Value is incorrect (out of range) for this tag")
             return
         self._queued = {s: m for s, m in self._queued.items() if s >= int(new_seq)}
         await self._advance(int(new_seq))
@@ -352,26 +397,39 @@ class FixSession:
             self.numbers.next_in = next_in
             await asyncio.to_thread(self.store.save, SeqNumbers(self.numbers.next_out, next_in))
 
-    def _sending_time_problem(self, msg: FixMessage) -> str:
+    def _sending_time_problem(self, msg: FixMessage) -> tuple[str, int, int]:
+        """A SendingTime (or, on a PossDup, OrigSendingTime) problem: its text, the
+        SessionRejectReason (1 required tag missing, 10 accuracy) and the tag; "" if none."""
         text = msg.get(52)
         if text is None:
-            return "SendingTime(52) missing"
+            return "Required tag missing", 1, 52
         try:
             sent = parse_fix_time(text, "SendingTime", 52)
-        except ValidationError as exc:
-            return str(exc)
+        except ValidationError:
+            return "SendingTime accuracy problem", 10, 52
         if abs(utc_now() - sent) > SENDING_TIME_TOLERANCE:
-            return "SendingTime accuracy problem"
-        if msg.poss_dup:
+            return "SendingTime accuracy problem", 10, 52
+        if msg.poss_dup and msg.msg_type != "4":
             orig = msg.get(122)
             if orig is None:
-                return ""  # QuickFIX rejects it; a desk's duplicate without it is still a duplicate
+                return "Required tag missing", 1, 122
             try:
                 if parse_fix_time(orig, "OrigSendingTime", 122) > sent:
-                    return "OrigSendingTime(122) is later than SendingTime(52)"
-            except ValidationError as exc:
-                return str(exc)
-        return ""
+                    return "SendingTime accuracy problem", 10, 122
+            except ValidationError:
+                return "SendingTime accuracy problem", 10, 122
+        return "", 0, 0
+
+    def _logon_problem(self, msg: FixMessage, seq_text: str | None) -> str:
+        config = self.config
+        if msg.get(8) != BEGIN_STRING:
+            return f"BeginString {msg.get(8)!r}"
+        if msg.get(49) != config.target_comp_id or msg.get(56) != config.sender_comp_id:
+            return f"CompIDs {msg.get(49)}->{msg.get(56)}"
+        if seq_text is None or not seq_text.isdigit():
+            return "MsgSeqNum(34) missing"
+        problem, _, _ = self._sending_time_problem(msg)
+        return problem
 
     # --- outbound ----------------------------------------------------------------------
 
@@ -430,17 +488,21 @@ class FixSession:
         self._writer.write(data)
         self._last_out = asyncio.get_running_loop().time()
 
-    async def _reject(self, ref_seq: int, ref_type: str, reason: int, text: str) -> None:
-        body = [(45, str(ref_seq)), (372, ref_type), (373, str(reason)), (58, text[:200])]
+    async def _reject(self, ref_seq: int, ref_type: str, reason: int, text: str, *, ref_tag: int = 0) -> None:
+        body = [(45, str(ref_seq))]
+        if ref_tag:
+            body.append((371, str(ref_tag)))
+        body += [(372, ref_type), (373, str(reason)), (58, text[:200])]
         with contextlib.suppress(NotSent, SendUnknown):
             await self._send_admin("3", body)
 
-    async def _logout_and_drop(self, text: str) -> None:
+    async def _logout_and_drop(self, text: str, *, say: bool = True) -> None:
+        """Logout (with ``text`` when ``say``; after a Reject that said it, without) and hang up."""
         _log.warning("fix_logout", session=self.config.session_id, reason=text)
         if not self._logout_sent:
             self._logout_sent = True
             with contextlib.suppress(NotSent, SendUnknown):
-                await self._send_admin("5", [(58, text[:200])])
+                await self._send_admin("5", [(58, text[:200])] if say else [])
         raise _Disconnect(text)
 
     async def _heartbeats(self) -> None:
@@ -456,14 +518,13 @@ class FixSession:
         while True:
             await asyncio.sleep(min(1.0, interval / 4))
             now = loop.time()
+            if self._test_req is not None and now - self._test_req[1] >= interval:
+                self.abort()  # the TestRequest went unanswered for a HeartBtInt
+                return
             if now - self._last_out >= interval:
                 await self._send_admin("0", [])
-            if self._test_req is not None:
-                if now - self._test_req[1] >= interval:
-                    self.abort()
-                    return
-            elif now - self._last_in >= interval * 1.2:
-                test_id = f"T{next(self._test_ids)}-{fix_time(datetime.now(UTC))}"
+            if self._test_req is None and now - self._last_in >= interval * 1.2:
+                test_id = "TEST"
                 self._test_req = (test_id, now)
                 await self._send_admin("1", [(112, test_id)])
 
