@@ -13,24 +13,32 @@ A healthy reader is never dropped:
   ``[api] stream_stall_s`` while messages wait. It gets close code 1013 with the reason.
 
 Browsers authenticate with ``?token=`` (no headers on WebSocket).
+
+Each event becomes one JSON text, rendered once for every reader: the JSON encoder walks
+the payload in C and asks back only for the domain values (Decimal, datetime, date, Enum);
+the readers send that same text.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections import deque
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 from aiohttp import WSCloseCode, web
 
 from rfq_engine.api.auth import require
 from rfq_engine.api.rfqs import APP_KEY
-from rfq_engine.domain import format_ts, to_jsonable, utc_now
+from rfq_engine.domain import decimal_str, format_ts, to_jsonable, utc_now
 from rfq_engine.engine import EngineEvent
 
-__all__ = ["QUEUE_KEY", "STALL_KEY", "Outbox", "routes"]
+__all__ = ["QUEUE_KEY", "STALL_KEY", "Outbox", "Rendered", "render", "routes"]
 
 routes = web.RouteTableDef()
 QUEUE_KEY: web.AppKey[int] = web.AppKey("stream_queue", int)
@@ -88,18 +96,52 @@ class Outbox:
         return item
 
 
-_LAST: list[tuple[EngineEvent, dict[str, Any]]] = []
+class Rendered(dict[str, Any]):
+    """A stream message with its JSON text, rendered once and sent as is to every reader."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, message: dict[str, Any], text: str) -> None:
+        super().__init__(message)
+        self.text = text
 
 
-def _message(event: EngineEvent) -> dict[str, Any]:
-    """The stream message of ``event``, built once for every reader (listeners are called
-    one after another with the same event object). Readers never modify it."""
+def _leaf(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return decimal_str(value)
+    if isinstance(value, datetime):
+        return format_ts(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+_ENCODER = json.JSONEncoder(default=_leaf, separators=(",", ":"), ensure_ascii=False)
+
+
+def render(message: dict[str, Any]) -> str:
+    """``message`` as JSON, domain values as the API renders them (``to_jsonable``)."""
+    try:
+        return _ENCODER.encode(message)
+    except (TypeError, ValueError):  # keys that are not strings: the general path
+        return _ENCODER.encode(to_jsonable(message))
+
+
+_LAST: list[tuple[EngineEvent, Rendered]] = []
+
+
+def _message(event: EngineEvent) -> Rendered:
+    """The stream message of ``event``, built and rendered once for every reader (listeners
+    are called one after another with the same event object). Readers never modify it."""
     if _LAST and _LAST[0][0] is event:
         return _LAST[0][1]
     message = {"rfq_id": event.rfq_id, "type": event.type, "actor": event.actor,
-               "at": format_ts(utc_now()), "payload": to_jsonable(dict(event.payload))}
-    _LAST[:] = [(event, message)]
-    return message
+               "at": format_ts(utc_now()), "payload": dict(event.payload)}
+    rendered = Rendered(message, render(message))
+    _LAST[:] = [(event, rendered)]
+    return rendered
 
 
 @routes.get("/api/v1/stream")
@@ -148,7 +190,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 if reader in done or guard in done:
                     break
                 continue
-            await ws.send_json(item)
+            await ws.send_str(item.text if isinstance(item, Rendered) else render(item))
             last_progress = time.monotonic()
     except ConnectionResetError:
         pass

@@ -129,3 +129,39 @@ async def test_the_stream_still_carries_a_whole_rfq(small_stream: Api) -> None:
     got = [await ws.receive_json(timeout=5) for _ in range(5)]
     assert [m["payload"]["n"] for m in got] == [0, 1, 2, 3, 4]
     await ws.close()
+
+
+def test_a_message_renders_domain_values_as_the_api_does() -> None:
+    import json as json_
+    from datetime import UTC, date, datetime
+    from decimal import Decimal
+    from enum import Enum
+
+    from rfq_engine.api.stream import render
+    from rfq_engine.domain import to_jsonable
+
+    class Colour(Enum):
+        RED = "red"
+
+    message = {"rfq_id": "r1", "type": "quote.received", "payload": {
+        "bid": Decimal("40123.450"), "ask": None, "tiny": Decimal("1E-8"),
+        "at": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "day": date(2026, 1, 2),
+        "colour": Colour.RED, "legs": ({"ratio": Decimal("2")}, ["x", 1, True]), "name": "désk"}}
+    assert json_.loads(render(message)) == to_jsonable(message)
+    assert json_.loads(render({"payload": {1: Decimal("1")}})) == {"payload": {"1": "1"}}
+
+
+async def test_every_reader_gets_the_same_text_rendered_once(small_stream: Api) -> None:
+    from decimal import Decimal
+
+    api = small_stream
+    readers = [await api.client.ws_connect(f"/api/v1/stream?token={TOKENS['bob']}")
+               for _ in range(3)]
+    for ws in readers:
+        assert (await ws.receive_json(timeout=5))["type"] == "hello"
+    _emit(api, [EngineEvent("r1", "quote.received", "d1", {"bid": Decimal("1.50"), "n": 1})])
+    texts = [await ws.receive_str(timeout=5) for ws in readers]
+    assert len(set(texts)) == 1
+    assert '"bid":"1.5"' in texts[0] and '"rfq_id":"r1"' in texts[0]
+    for ws in readers:
+        await ws.close()
