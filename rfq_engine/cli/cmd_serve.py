@@ -264,9 +264,9 @@ async def _run(app: Any, config: Any, *, bind: tuple[str, int], tls: Any,
 
         candidate.watch(on_role)
     try:
+        web_app = create_web_app(app, config.api)  # first: it attaches the risk watch's collateral gate
         if scheduler is not None:
             await scheduler.start()
-        web_app = create_web_app(app, config.api)
         if candidate is not None:
             from rfq_engine.api.leader import leader_middleware
 
