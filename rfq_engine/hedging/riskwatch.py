@@ -99,9 +99,13 @@ class RiskWatch:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Evaluate now, then every ``[risk] interval_s`` until ``stop``."""
+        """Evaluate now, then every ``[risk] interval_s`` until ``stop``. A first evaluation
+        that fails (the store not ready, a standby not leading yet) is logged; the next retries."""
         self._stopping.clear()
-        await self.evaluate()
+        try:
+            await self.evaluate()
+        except Exception:
+            log.exception("risk.evaluate_failed")
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="risk-watch")
 
     async def stop(self) -> None:
