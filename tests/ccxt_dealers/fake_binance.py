@@ -53,6 +53,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from tests.ccxt_dealers.local_server import serve
+
 API_KEY = "binance-key"
 SECRET = "binance-secret"
 
@@ -257,15 +259,7 @@ class FakeBinance:
         return web.json_response(order)
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        self._runner, self.url = await serve(self.handle, "/{tail:.*}")
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None

@@ -78,6 +78,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.ccxt_dealers.local_server import serve
+
 API_KEY = "deribit-client-id"
 SECRET = "deribit-client-secret"
 
@@ -452,17 +454,7 @@ class FakeDeribit:
         return web.json_response(self._envelope(started, rpc_id, result=result))
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/api/v2", self.handle)
-        app.router.add_route("*", "/api/v2/{tail:.*}", self.handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve(self.handle, "/api/v2", "/api/v2/{tail:.*}")
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None

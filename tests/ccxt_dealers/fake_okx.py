@@ -26,6 +26,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.ccxt_dealers.local_server import serve
+
 API_KEY = "test-key"
 
 
@@ -343,16 +345,7 @@ class FakeOkx:
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/api/v5/{tail:.*}", self.handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve(self.handle, "/api/v5/{tail:.*}")
 
     async def stop(self) -> None:
         if self._runner is not None:
