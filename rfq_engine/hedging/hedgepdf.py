@@ -37,14 +37,15 @@ class _Doc:
         self.pdf.set_font("Helvetica", "B", 9)
         self.pdf.cell(50, 5, _text(label))
         self.pdf.set_font("Helvetica", "", 9)
-        self.pdf.multi_cell(_WIDTH - 50, 5, _text(value), new_x="LMARGIN", new_y="NEXT")
+        self.pdf.multi_cell(_WIDTH - 50, 5, _text(value), align="L", new_x="LMARGIN", new_y="NEXT")
 
-    def table(self, columns: Sequence[tuple[str, str, float]], rows: Sequence[Mapping[str, Any]]) -> None:
-        self.pdf.set_font("Helvetica", "B", 8)
+    def table(self, columns: Sequence[tuple[str, str, float]], rows: Sequence[Mapping[str, Any]],
+              size: int = 8) -> None:
+        self.pdf.set_font("Helvetica", "B", size)
         for _, title, width in columns:
             self.pdf.cell(width, 5, _text(title), border=1)
         self.pdf.ln()
-        self.pdf.set_font("Helvetica", "", 8)
+        self.pdf.set_font("Helvetica", "", size)
         for row in rows:
             for key, _, width in columns:
                 self.pdf.cell(width, 5, _text(row.get(key)), border=1)
@@ -87,9 +88,9 @@ def hedge_file_pdf(hedge_file: Mapping[str, Any]) -> bytes:
         rows.append({**trade, "instruments": " / ".join(trade["instruments"]), "quotes": record.get("quotes"),
                      "winner": record.get("winner"), "cover": record.get("cover_price"),
                      "mandate": record.get("mandate")})
-    doc.table([("rfq_id", "RFQ", 34), ("instruments", "instrument", 46), ("side", "side", 10),
-               ("quantity", "quantity", 18), ("price", "price", 20), ("dealer", "dealer", 18),
-               ("quotes", "quotes", 10), ("cover", "cover", 16), ("mandate", "rules", 10)], rows)
+    doc.table([("rfq_id", "RFQ", 50), ("instruments", "instrument", 36), ("side", "side", 8),
+               ("quantity", "quantity", 16), ("price", "price", 18), ("dealer", "dealer", 16),
+               ("quotes", "quotes", 10), ("cover", "cover", 18), ("mandate", "rules", 8)], rows, size=7)
 
     tests = hedge_file["effectiveness"]
     doc.heading("Effectiveness")
