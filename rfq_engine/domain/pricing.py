@@ -275,6 +275,19 @@ def _hashprice(instrument: Instrument, snapshot: MarketSnapshot) -> Decimal:
     return snapshot.hashprice
 
 
+def _unit_hashprice(instrument: HashpriceNdf, snapshot: MarketSnapshot) -> Decimal:
+    """The NDF's unit price in its own currency: the USD hashprice, or for an NDF quoted in
+    BTC per PH/s per day (as Luxor also quotes) the USD hashprice over the BTC spot."""
+    hashprice = _hashprice(instrument, snapshot)
+    if instrument.quote_ccy.upper() != "BTC":
+        return hashprice
+    btc = snapshot.spot.get("BTC")
+    if btc is None:
+        raise PriceUnavailable(instrument, "a BTC-unit hashprice needs the BTC spot")
+    with localcontext(_WORK):
+        return hashprice / btc
+
+
 def forward_price(instrument: Future | Option, snapshot: MarketSnapshot, today: date) -> Decimal:
     """The dated forward of the instrument's underlying at its expiry: ``spot * (1 + basis * T)``.
 
@@ -311,7 +324,7 @@ def fair_price(instrument: Instrument, snapshot: MarketSnapshot, today: date) ->
             discount = (-snapshot.rate * t).exp()
         return black76(forward, instrument.strike, vol, t, discount, instrument.option_type)
     if isinstance(instrument, HashpriceNdf):
-        return _OUT.plus(_hashprice(instrument, snapshot))
+        return _OUT.plus(_unit_hashprice(instrument, snapshot))
     raise TypeError(f"no model for {type(instrument).__name__}")  # pragma: no cover
 
 
@@ -399,5 +412,5 @@ def reference_underlying_price(package: Package, snapshot: MarketSnapshot) -> De
     """
     leg = package.legs[main_leg_index(package, snapshot)]
     if isinstance(leg.instrument, HashpriceNdf):
-        return _OUT.plus(_hashprice(leg.instrument, snapshot))
+        return _OUT.plus(_unit_hashprice(leg.instrument, snapshot))
     return _OUT.plus(_spot(leg.instrument, snapshot))

@@ -32,7 +32,7 @@ from typing import Any
 
 from rfq_engine.domain.errors import ValidationError
 from rfq_engine.domain.ids import DealerId
-from rfq_engine.domain.instruments import Future, HashpriceNdf, Instrument, Option, OptionType
+from rfq_engine.domain.instruments import Future, HashpriceNdf, Instrument, Option, OptionType, Perpetual
 from rfq_engine.domain.pricing import MarketSnapshot
 from rfq_engine.domain.rfq import NDF_UNIT, Direction, HedgeContext, Leg, Package, RfqSpec, Side
 from rfq_engine.domain.values import decimal_str
@@ -168,6 +168,17 @@ def _hedge_legs(program: ProgramConfig, period: Period, spot: Decimal | None) ->
     strategy = program.strategy
     if strategy is Strategy.FUTURE:
         return [Leg(Future(code, ccy, hedge_expiry(program, period)), Side.SELL)], Direction.SELL
+    if strategy is Strategy.PERPETUAL:
+        return [Leg(Perpetual(code, ccy), Side.SELL)], Direction.SELL
+    if strategy is Strategy.FUTURE_CALL:
+        assert program.call_strike is not None
+        if program.call_strike.percent and spot is None:
+            raise ValidationError("spot", f"a strike as a percentage of spot needs the spot of {code}")
+        expiry = hedge_expiry(program, period)
+        call = Option(code, ccy, expiry, program.call_strike.resolve(spot or Decimal(0), program.strike_step),
+                      OptionType.CALL)
+        return [Leg(Future(code, ccy, expiry), Side.SELL),
+                Leg(call, Side.BUY, program.call_ratio)], Direction.SELL
     if strategy.is_ndf:
         ndf = HashpriceNdf(code, ccy, period.start, period.days)
         side = Side.SELL if strategy is Strategy.NDF_SHORT else Side.BUY
@@ -285,6 +296,9 @@ def plan_hedge(
                             f"over-hedged by {_q(over)} {unit}: sell back {_q(reduce_qty)}", hedged=None)
     elif strategy is not Strategy.FUTURE:
         reasons.append(f"a {strategy.value} program has nothing to roll")
+    if strategy is Strategy.PERPETUAL:
+        reasons.append("a perpetual has no expiry: one short position hedges every period; its "
+                       "funding accrues (rfq_engine.hedging.funding)")
     rfqs = tuple(builder.rfqs)
     if not rfqs and only_rolls and strategy is Strategy.FUTURE:
         reasons.append("nothing to roll: no short future expires before the period's contract")

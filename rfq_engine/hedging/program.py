@@ -9,7 +9,7 @@
     uptime = "0.95"
 
     [programs.monthly-future]
-    strategy = "future"               # future | put | collar | ndf_short | ndf_long
+    strategy = "future"               # future | put | collar | future_call | perpetual | ndf_short | ndf_long
     underlying = "BTC"                # default BTC; HASHPRICE for the NDF strategies
     hedge_ratio = "0.5"               # of forecast production, capped by the mandate
     tenor_months = 1                  # the hedge for month P expires in month P + tenor
@@ -77,6 +77,11 @@ class Strategy(StrEnum):
     """Buy a protective put."""
     COLLAR = "collar"
     """Buy a put, sell a call: one two-leg RFQ at one net premium."""
+    FUTURE_CALL = "future_call"
+    """Sell a dated future and buy calls on ``call_ratio`` of it: one two-leg RFQ (the upside
+    above the call strike stays with the miner on that share)."""
+    PERPETUAL = "perpetual"
+    """Sell a perpetual: no expiry and no roll; its funding accrues (``hedging.funding``)."""
     NDF_SHORT = "ndf_short"
     """Sell a hashprice NDF (a miner)."""
     NDF_LONG = "ndf_long"
@@ -224,6 +229,8 @@ class ProgramConfig(BaseModel):
     expiry_rule: Literal["last_friday", "month_end"] = "last_friday"
     put_strike: StrikeStr | None = None
     call_strike: StrikeStr | None = None
+    call_ratio: PositiveDecimalStr = Decimal(1)
+    """``future_call``: the calls bought per future sold, in (0, 1]."""
     strike_step: PositiveDecimalStr = Decimal(100)
     """A strike given as a percentage of spot is rounded to a multiple of this."""
     window_ms: StrictInt = Field(default=5000, ge=50, le=600_000)
@@ -314,8 +321,16 @@ class ProgramConfig(BaseModel):
             assert put is not None
             if put.percent == call.percent and not put.value < call.value:
                 raise ValueError(f"call_strike: {call} must be above the put strike {put}")
+        elif self.strategy is Strategy.FUTURE_CALL:
+            if self.call_strike is None:
+                raise ValueError("call_strike: a future_call program needs the strike of the calls it "
+                                 "buys (\"50000\" or \"125%\" of spot)")
         elif self.call_strike is not None:
-            raise ValueError(f"call_strike: only a collar has a call strike, not a {self.strategy.value}")
+            raise ValueError(f"call_strike: only a collar or a future_call has a call strike, not a "
+                             f"{self.strategy.value}")
+        if self.call_ratio > 1:
+            raise ValueError(f"call_ratio: calls per future sold, in (0, 1], got "
+                             f"{decimal_str(self.call_ratio)}")
         if not option and self.put_strike is not None:
             raise ValueError(f"put_strike: a {self.strategy.value} program has no strike")
         if self.ladder is not None and self.ladder[0] != self.hedge_ratio:

@@ -7,7 +7,9 @@
   long the put (its sold call is paired with it); an NDF program short (``ndf_short``) or
   long (``ndf_long``) the NDF that starts on the first day of ``P`` for its days.
 - The *hedged quantity* of a period is the protective position in those contracts: the
-  short futures, the long puts of that expiry (any strike), the NDF on the hedging side.
+  short futures, the long puts of that expiry (any strike), the NDF on the hedging side. A
+  ``future_call`` program counts its short futures (the calls ride on them); a
+  ``perpetual`` program its short perpetual, the same position for every period.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 
-from rfq_engine.domain.instruments import Future, HashpriceNdf, Instrument, Option, OptionType
+from rfq_engine.domain.instruments import Future, HashpriceNdf, Instrument, Option, OptionType, Perpetual
 from rfq_engine.hedging.forecast import Period
 from rfq_engine.hedging.program import ProgramConfig, Strategy, expiry_for
 
@@ -29,7 +31,8 @@ def hedge_expiry(program: ProgramConfig, period: Period) -> date:
 
 def protective_sign(program: ProgramConfig) -> int:
     """+1 when the hedge is a long position (put, collar's put, NDF long), -1 when short."""
-    return -1 if program.strategy in (Strategy.FUTURE, Strategy.NDF_SHORT) else 1
+    return -1 if program.strategy in (Strategy.FUTURE, Strategy.FUTURE_CALL, Strategy.PERPETUAL,
+                                      Strategy.NDF_SHORT) else 1
 
 
 def is_target(program: ProgramConfig, period: Period, instrument: Instrument) -> bool:
@@ -37,8 +40,10 @@ def is_target(program: ProgramConfig, period: Period, instrument: Instrument) ->
     if instrument.underlying != program.code or instrument.quote_ccy != program.quote_ccy:
         return False
     strategy = program.strategy
-    if strategy is Strategy.FUTURE:
+    if strategy in (Strategy.FUTURE, Strategy.FUTURE_CALL):
         return isinstance(instrument, Future) and instrument.expiry == hedge_expiry(program, period)
+    if strategy is Strategy.PERPETUAL:
+        return isinstance(instrument, Perpetual)
     if strategy.is_option:
         return (isinstance(instrument, Option) and instrument.option_type is OptionType.PUT
                 and instrument.expiry == hedge_expiry(program, period))

@@ -49,13 +49,13 @@ async def open_system(tmp_path: Path) -> AsyncIterator[Open]:
 
     async def make(programs: Mapping[str, ProgramConfig], clock: Callable[[], datetime], *,
                    reference: ReferencePriceProvider | None = None,
-                   submit_for_approval: bool = False, **mandate: Any) -> System:
+                   submit_for_approval: bool = False, tick_size: str = "0.01", **mandate: Any) -> System:
         store = open_store(f"sqlite+aiosqlite:///{tmp_path}/hedge.db")
         await store.open()
         market = snapshot()
         desks = {DealerId(d): SimulatedDealerConfig.model_validate({
             "seed": i, "latency_ms": 5, "latency_jitter_ms": 0, "confirm_latency_ms": 5,
-            "spread_bps": str(10 * (i + 1))}) for i, d in enumerate(DESKS)}
+            "spread_bps": str(10 * (i + 1)), "tick_size": tick_size}) for i, d in enumerate(DESKS)}
         limits = {"underlyings": ["BTC", "HASHPRICE"], "instruments": ["future", "option", "hashprice_ndf"],
                   "max_tenor_days": 400, "dealers": {d: {"credit_limit": "1000000000"} for d in DESKS},
                   "max_hedge_ratio": "0.8"}

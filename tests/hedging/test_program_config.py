@@ -58,7 +58,7 @@ def test_a_config_without_programs_still_loads() -> None:
     ({"hedge_ratio": 0.5}, "programs.p.hedge_ratio: must be a quoted decimal"),
     ({"put_strike": None}, "put_strike: a collar program needs a put strike"),
     ({"call_strike": "30000", "put_strike": "35000"}, "call_strike: 30000 must be above the put strike"),
-    ({"strategy": "future"}, "call_strike: only a collar has a call strike"),
+    ({"strategy": "future"}, "call_strike: only a collar or a future_call has a call strike"),
     ({"mandate": "nope"}, "programs.p.mandate: unknown mandate 'nope'"),
     ({"dealers": ["desk-z"]}, "programs.p.dealers: desk-z not configured"),
     ({"hedge_rato": "0.5"}, "programs.p.hedge_rato: Extra inputs are not permitted"),
