@@ -63,6 +63,13 @@ def _d(value: Decimal | None) -> str | None:
     return None if value is None else decimal_str(_OUT.plus(value))
 
 
+def _r(value: Decimal | None, places: int = 4) -> str:
+    """A figure rounded for an alert's message (the event's ``value`` keeps every digit)."""
+    if value is None:
+        return ""
+    return decimal_str(value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN))
+
+
 def _fraction(value: Decimal, what: str, *, low: Decimal = Decimal(0),
               high: Decimal = Decimal(1)) -> Decimal:
     if not low <= value <= high:
@@ -281,12 +288,13 @@ def _venue_rows(dealer: str, account: VenueAccount, positions: Sequence[Position
         usage, distance = figures["_usage"], figures["_distance"]
         if usage is None or usage >= cfg.margin_usage:
             alerts.append(Alert("margin_usage", subject, usage, cfg.margin_usage,
-                                f"{subject}: maintenance margin is {_d(usage) or 'more than all'} of the "
+                                f"{subject}: maintenance margin is {_r(usage) or 'more than all'} of the "
                                 f"equity (alert at {_d(cfg.margin_usage)})"))
         if distance is not None and distance < cfg.liquidation_distance:
             alerts.append(Alert("liquidation_distance", subject, distance, cfg.liquidation_distance,
-                                f"{subject}: liquidation at {figures['liquidation_price']} is {_d(distance)} "
-                                f"from the mark {_d(position.mark)} "
+                                f"{subject}: liquidation at {_r(Decimal(figures['liquidation_price']), 2)} "
+                                f"is {_r(distance)} "
+                                f"from the mark {_r(position.mark, 2)} "
                                 f"(alert under {_d(cfg.liquidation_distance)})"))
         if figures["_call"] > 0:
             alerts.append(Alert("margin_call", subject, figures["_call"], Decimal(0),
@@ -330,13 +338,13 @@ def risk_report(
             desks.append({**margin.to_dict(), "usage": _d(usage)})
             if margin.required_usd > 0 and (usage is None or usage >= cfg.margin_usage):
                 alerts.append(Alert("margin_usage", dealer, usage, cfg.margin_usage,
-                                    f"{dealer}: margin required {_d(margin.required_usd)} USD is "
-                                    f"{_d(usage) or 'more than all'} of the collateral posted "
+                                    f"{dealer}: margin required {_r(margin.required_usd, 2)} USD is "
+                                    f"{_r(usage) or 'more than all'} of the collateral posted "
                                     f"(alert at {_d(cfg.margin_usage)})"))
             if margin.call["kind"] == "deliver":
                 alerts.append(Alert("margin_call", dealer, margin.call["usd"],
                                     agreements[dealer].minimum_transfer,
-                                    f"{dealer}: a margin call of {_d(margin.call['usd'])} USD"))
+                                    f"{dealer}: a margin call of {_r(margin.call['usd'], 2)} USD"))
         else:
             mtm = sum((p.unrealized_pnl or Decimal(0) for p in positions if p.status == "open"), Decimal(0))
         exposure = max(Decimal(0), mtm) + initial
@@ -347,7 +355,7 @@ def risk_report(
                                "mandate": line[1] if line else None, "usage": _d(usage)})
         if usage is not None and usage >= cfg.credit_usage:
             alerts.append(Alert("credit_usage", dealer, usage, cfg.credit_usage,
-                                f"{dealer}: exposure {_d(exposure)} USD is {_d(usage)} of its credit line "
+                                f"{dealer}: exposure {_r(exposure, 2)} USD is {_r(usage)} of its credit line "
                                 f"{_d(line[0]) if line else ''} (alert at {_d(cfg.credit_usage)})"))
     everything = build_positions(trades, snapshot, today, settlements)
     funding = []
@@ -367,7 +375,7 @@ def risk_report(
                         "rate": _d(account.funding_rate), "paid_usd_per_day": _d(per_day)})
         if cfg.funding_usd_per_day is not None and per_day > cfg.funding_usd_per_day:
             alerts.append(Alert("funding", position.key, per_day, cfg.funding_usd_per_day,
-                                f"{position.key}: funding of {_d(per_day)} USD a day (alert above "
+                                f"{position.key}: funding of {_r(per_day, 2)} USD a day (alert above "
                                 f"{_d(cfg.funding_usd_per_day)})"))
     covered = []
     for row in coverage:
@@ -376,7 +384,7 @@ def risk_report(
         covered.append(dict(row))
         if value is not None and abs(value - target) > cfg.coverage_tolerance:
             alerts.append(Alert("coverage", str(row["program"]), value, target,
-                                f"program {row['program']}: {row['period']} is {_d(value)} hedged against a "
+                                f"program {row['program']}: {row['period']} is {_r(value)} hedged against a "
                                 f"ratio of {_d(target)} (tolerance {_d(cfg.coverage_tolerance)})"))
     liquidity = []
     for position in everything:
@@ -390,7 +398,7 @@ def risk_report(
                           "depth": _d(cfg.depth[prefix]), "ratio": _d(ratio)})
         if ratio > cfg.liquidity_ratio:
             alerts.append(Alert("liquidity", position.key, ratio, cfg.liquidity_ratio,
-                                f"{position.key}: the position is {_d(ratio)} of the book's depth "
+                                f"{position.key}: the position is {_r(ratio)} of the book's depth "
                                 f"{_d(cfg.depth[prefix])} (alert above {_d(cfg.liquidity_ratio)})"))
     return {
         "as_of": today.isoformat(), "btc_price": _d(btc),

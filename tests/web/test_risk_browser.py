@@ -131,6 +131,8 @@ def test_risk_page_banner_and_metric(risk_server: Server) -> None:
             expect(program.locator(f'[data-testid=risk-performance-row][data-key="{period["period"]}"]')
                    ).to_be_visible()
             expect(program.get_by_test_id("risk-value-chart")).to_be_visible()
+            expect(program.get_by_test_id("risk-pnl-chart").locator("polyline")).to_have_attribute(
+                "data-points", "2")  # from 0 before the first fill, then after it
             liquidity = page.get_by_test_id("risk-liquidity-row")
             expect(liquidity.first).to_contain_text("BTC-USD-FUT-")
             page.get_by_test_id("nav-blotter").click()

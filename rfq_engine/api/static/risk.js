@@ -47,12 +47,14 @@ function alertList(active) {
 
 function performance(p) {
   const rows = p.periods;
-  const chart = rows.length ? barChart(rows.flatMap((r) => [
-    { label: `${r.period} unhedged`, value: toNumber(r.unhedged_value ?? "0"), text: compact(toNumber(r.unhedged_value ?? "0")) },
-    { label: `${r.period} hedged`, value: toNumber(r.hedged_value ?? "0"), text: compact(toNumber(r.hedged_value ?? "0")) },
-  ]), { testid: "risk-value-chart", title: `${p.program}: production value, unhedged and hedged (USD)`,
-    format: compact }) : null;
-  const points = p.timeline.map((t, i) => [i + 1, toNumber(t.pnl)]);
+  const bar = (label, v) => ({ label, value: toNumber(v ?? "0"), text: compact(toNumber(v ?? "0")) });
+  const chart = rows.length ? h("div", { class: "risk-chart" },
+    h("div", { class: "muted" }, "production value (USD): U unhedged, H hedged"),
+    barChart(rows.flatMap((r) => [bar(`U ${r.period}`, r.unhedged_value), bar(`H ${r.period}`, r.hedged_value)]),
+      { testid: "risk-value-chart", title: `${p.program}: production value, unhedged and hedged (USD)`,
+        format: compact })) : null;
+  // the curve starts at 0 before the first fill
+  const points = [[0, 0], ...p.timeline.map((t, i) => [i + 1, toNumber(t.pnl)])];
   const curve = points.length > 1 ? lineChart({
     series: [{ name: "P&L", cls: "hedged", points }], testid: "risk-pnl-chart",
     xLabel: "fills, in order", yLabel: "P&L at today's marks (USD)",
@@ -87,9 +89,9 @@ async function load(body, view) {
       ["Dealer", (c) => c.dealer], ["MTM", (c) => money(c.mtm_usd)], ["Initial margin", (c) => money(c.initial_margin_usd)],
       ["Exposure", (c) => money(c.exposure_usd)], ["Credit line", (c) => money(c.credit_line)],
       ["Usage", (c) => rate(c.usage)]], r.counterparties, (c) => c.dealer),
-    r.counterparties.length ? barChart(r.counterparties.map((c) => ({ label: c.dealer,
+    r.counterparties.length ? h("div", { class: "risk-chart" }, barChart(r.counterparties.map((c) => ({ label: c.dealer,
       value: c.usage === null ? null : toNumber(c.usage) * 100, text: rate(c.usage) })),
-    { max: 100, testid: "risk-credit-chart", title: "credit line used (%)", tone: "neutral", format: (v) => `${v}%` }) : null,
+    { max: 100, testid: "risk-credit-chart", title: "credit line used (%)", tone: "neutral", format: (v) => `${v}%` })) : null,
     h("h3", {}, "OTC desks: margin"),
     table("risk-desks", [
       ["Desk", (d) => d.dealer], ["Required", (d) => money(d.required_usd)], ["Posted", (d) => money(d.posted_value_usd)],
