@@ -65,19 +65,14 @@ def run_margin(args: argparse.Namespace) -> int:
     from rfq_engine.cli.cmd_hedge import _dec, _guard, _load
 
     def go() -> int:
+        from rfq_engine.cli.cmd_report import settlements_of
         from rfq_engine.domain.errors import ValidationError
         from rfq_engine.hedging.margin import DEFAULT_SHOCKS
-        from rfq_engine.hedging.positions import instrument_key, parse_instrument_key
 
         config = _load(args.config)
         if not config.collateral:
             raise ValidationError("collateral", "the config has no [collateral.<dealer>] agreement")
-        settlements = {}
-        for item in args.settle:
-            key, sep, price = item.partition("=")
-            if not sep:
-                raise ValidationError("--settle", f"must be KEY=PRICE, got {item!r}")
-            settlements[instrument_key(parse_instrument_key(key))] = _dec(price, f"--settle {key}")
+        settlements = settlements_of(args.settle)
         shocks = [_dec(s, f"--shock {s}") for s in args.shock] or list(DEFAULT_SHOCKS)
         posted = _posted(args.posted, dict(config.collateral))
         return asyncio.run(_margin(config, args, shocks, posted, settlements))

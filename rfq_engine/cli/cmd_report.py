@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_parser", "run_report", "run_risk"]
+__all__ = ["add_parser", "run_report", "run_risk", "settlements_of"]
 
 
 def add_parser(actions: Any) -> None:
@@ -46,7 +46,8 @@ def add_parser(actions: Any) -> None:
     risk.set_defaults(handler=run_risk)
 
 
-def _settlements(items: list[str]) -> dict[str, Any]:
+def settlements_of(items: list[str]) -> dict[str, Any]:
+    """``--settle KEY=PRICE`` items by instrument key (``rfq hedge report``, ``risk``, ``margin``)."""
     from rfq_engine.cli.cmd_hedge import _dec
     from rfq_engine.domain.errors import ValidationError
     from rfq_engine.hedging.positions import instrument_key, parse_instrument_key
@@ -79,7 +80,7 @@ def run_report(args: argparse.Namespace) -> int:
         realized = _dec(args.realized, "--realized")
         if realized is not None and realized < 0:
             raise ValidationError("--realized", "production is >= 0")
-        hedge_file = asyncio.run(_load_file(config, args, period, realized, _settlements(args.settle)))
+        hedge_file = asyncio.run(_load_file(config, args, period, realized, settlements_of(args.settle)))
         return _write(hedge_file, args, period)
 
     return _guard(go)
@@ -155,7 +156,7 @@ def run_risk(args: argparse.Namespace) -> int:
     def go() -> int:
         config = _load(args.config)
         realized = _realized(args.realized, dict(config.programs))
-        data = asyncio.run(_risk(config, args, realized, _settlements(args.settle)))
+        data = asyncio.run(_risk(config, args, realized, settlements_of(args.settle)))
         return _print_risk(data, args)
 
     return _guard(go)
