@@ -20,21 +20,26 @@ What it guarantees:
   later behind the caller's back.
 - **Pipelined.** ``publish_nowait`` queues the message on the socket at once and returns
   the future of its PUBACK, so a sender never waits one round trip per message: up to
-  ``max_inflight`` messages are in flight on the connection (paho holds the rest, in
-  order). ``publish`` is that future, awaited. Neither goes through aiomqtt's
-  ``publish`` (see ``on_publish`` in ``_client_for_session``).
+  ``max_inflight`` messages are in flight on the connection; the rest wait here, in order,
+  each sent when a PUBACK frees its place. ``publish`` is that future, awaited. Neither
+  goes through aiomqtt's ``publish`` (see ``on_publish`` in ``_client_for_session``), and
+  paho's own limit is off: paho rescans every message in flight at each PUBACK to find
+  one to send (``_update_inflight``), which at 640 in flight was the largest item of the
+  PUBACK's cost.
 - **TCP_NODELAY** on the socket (see ``_NODELAY``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import random
 import socket
 import ssl
 import threading
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -67,6 +72,16 @@ class NotConnected(Unavailable):
 
 class DeliveryUncertain(WireError, ConnectionError):
     """The connection dropped after the message was written; the broker may or may not have it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A message waiting for a place in flight, and the future of its PUBACK."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+    future: asyncio.Future[None]
 
 
 class _Overflow(Exception):
@@ -200,6 +215,8 @@ class MqttLink:
         self._lost: asyncio.Future[None] | None = None
         self._pending: dict[int, asyncio.Future[None]] = {}
         """PUBACK futures of the current connection, by message id."""
+        self._held: collections.deque[_Held] = collections.deque()
+        """Messages waiting for a place in flight (past ``max_inflight``), in order."""
         self._up = asyncio.Event()
         self._ready = asyncio.Event()
         self._state_changed = asyncio.Event()
@@ -306,17 +323,31 @@ class MqttLink:
         client, lost, pending = self._client, self._lost, self._pending
         if client is None or lost is None or lost.done() or not self._up.is_set():
             raise NotConnected(f"not connected to the MQTT broker ({self._last_error})")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if len(pending) >= self._config.max_inflight or self._held:
+            self._held.append(_Held(topic, payload, retain, future))
+            return future
         info = client._client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != mqtt_client.MQTT_ERR_SUCCESS:  # paho refused it (no socket): it never left
             raise NotConnected(f"not connected to the MQTT broker ({mqtt_client.error_string(info.rc)})")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         pending[info.mid] = future
         return future
+
+    def _send_held(self, paho: mqtt_client.Client) -> None:
+        """Send held messages while there is room in flight (after a PUBACK)."""
+        pending, held, limit = self._pending, self._held, self._config.max_inflight
+        while held and len(pending) < limit:
+            item = held.popleft()
+            info = paho.publish(item.topic, item.payload, qos=1, retain=item.retain)
+            if info.rc != mqtt_client.MQTT_ERR_SUCCESS:  # the socket is gone: the session ends
+                held.appendleft(item)
+                return
+            pending[info.mid] = item.future
 
     @property
     def in_flight(self) -> int:
         """Messages published on this connection that the broker has not acknowledged yet."""
-        return len(self._pending)
+        return len(self._pending) + len(self._held)
 
     # ------------------------------------------------------------------ internals
 
@@ -384,7 +415,7 @@ class MqttLink:
             timeout=config.connect_timeout_s,
             socket_options=(_NODELAY,) if config.tcp_nodelay else (),
             max_queued_incoming_messages=config.queue_bound,
-            max_inflight_messages=config.max_inflight,
+            max_inflight_messages=0,  # no limit in paho: ours is in publish_nowait
             queue_type=_BoundedQueue,
             tls_params=tls_params,
             tls_insecure=tls_insecure,
@@ -393,6 +424,7 @@ class MqttLink:
         paho.manual_ack_set(True)
         paho.connect_timeout = config.connect_timeout_s
         pending = self._pending = {}
+        self._held = collections.deque()
 
         def on_publish(_client: Any, _userdata: Any, mid: int, _code: Any, _properties: Any) -> None:
             # publishes go through publish_nowait, not aiomqtt's publish (a task, a timeout and
@@ -401,6 +433,8 @@ class MqttLink:
             future = pending.pop(mid, None)
             if future is not None and not future.done():
                 future.set_result(None)
+            if self._held:
+                self._send_held(paho)
 
         paho.on_publish = on_publish
         _write_soon(client, asyncio.get_running_loop())
@@ -453,7 +487,8 @@ class MqttLink:
                 gone.exception()
             was_up = self.connections > 0 and self._client is not None
             unacknowledged, self._pending = self._pending, {}
-            for future in unacknowledged.values():
+            held, self._held = self._held, collections.deque()
+            for future in (*unacknowledged.values(), *(item.future for item in held)):
                 if not future.done():
                     future.set_exception(DeliveryUncertain(
                         "the connection to the broker was lost before it acknowledged the message"))

@@ -102,6 +102,46 @@ async def test_publishes_in_flight_are_uncertain_when_the_connection_dies(make_w
 
 
 @pytest.mark.slow
+async def test_past_max_inflight_messages_wait_in_order_and_leave_as_acks_come(
+        make_world: MakeWorld) -> None:
+    world = await make_world(("desk-a",))
+    topic = world.topics().topic("desk-a", "rfq")
+    watcher = await world.raw("desk-a")  # the desk reads its rfq topic
+    await watcher.subscribe(topic, qos=1)
+    adapter = await world.adapter(lambda message: None, dealers=("desk-a",), max_inflight=3)
+    link = adapter.link
+    assert link is not None and link.ready
+    pause(world)
+    acks = [link.publish_nowait(topic, b'{"n": %d}' % n) for n in range(40)]
+    await asyncio.sleep(0.05)
+    assert link.in_flight == 40 and len(link._pending) == 3  # three on the wire, 37 held here
+    resume(world)
+    await asyncio.wait_for(asyncio.gather(*acks), READY_TIMEOUT_S)
+    assert link.in_flight == 0
+    seen = []
+    async with asyncio.timeout(READY_TIMEOUT_S):
+        async for message in watcher.messages:
+            seen.append(json.loads(bytes(message.payload))["n"])  # type: ignore[arg-type]
+            if len(seen) == 40:
+                break
+    assert seen == list(range(40))  # every one, once, in order
+
+
+@pytest.mark.slow
+async def test_held_messages_are_uncertain_too_when_the_connection_dies(make_world: MakeWorld) -> None:
+    world = await make_world(("desk-a",))
+    adapter = await world.adapter(lambda message: None, dealers=("desk-a",), max_inflight=2)
+    link = adapter.link
+    assert link is not None and link.ready
+    pause(world)
+    acks = [link.publish_nowait(world.topics().topic("desk-a", "rfq"), b"{}") for _ in range(10)]
+    await world.broker.kill()
+    results = await asyncio.wait_for(asyncio.gather(*acks, return_exceptions=True), READY_TIMEOUT_S)
+    assert all(isinstance(r, DeliveryUncertain) for r in results), results
+    assert link.in_flight == 0
+
+
+@pytest.mark.slow
 async def test_the_desk_sends_an_unacknowledged_answer_again_on_the_next_connection(
         make_world: MakeWorld) -> None:
     world = await make_world(("desk-a",))
