@@ -10,7 +10,9 @@ so that latencies are taken from the engine's own timestamps.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import itertools
 import json
 import os
 import secrets
@@ -159,6 +161,114 @@ def to_toml(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def watch_memory(directory: str, trace: bool, every_s: float = 10.0) -> None:
+    """In ``rfq serve``'s process (``BENCH_MEMORY_SERVE=<directory>``): a thread writes
+    ``memory.jsonl`` there every ``every_s`` seconds: RSS, the collector's counts and
+    collections per generation, and every sixth line what a full ``gc.collect()`` found and
+    the RSS after it. With ``trace`` (``BENCH_TRACEMALLOC=1``) tracemalloc runs and a
+    snapshot is dumped beside each full collection, for ``Snapshot.compare_to``."""
+    import ctypes
+    import ctypes.util
+    import gc
+    import threading
+    import tracemalloc
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    if trace:
+        tracemalloc.start(8)
+
+    def rss() -> float:
+        return rss_mib(os.getpid())
+
+    libc = ctypes.CDLL("libc.so.6")
+    libsqlite = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
+    libsqlite.sqlite3_memory_used.restype = ctypes.c_int64
+
+    class Mallinfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost")]
+
+    libc.mallinfo2.restype = Mallinfo2
+
+    def big_containers(at_least: int = 2000) -> dict[str, int]:
+        """``path.attribute`` -> length, for every container held by an object of the
+        engine's own classes (``rfq_engine``, ``dealer_adapters``), reached from the locals
+        of the running tasks (``rfq serve`` freezes its start-up objects out of the
+        collector's view, so ``gc.get_objects`` would not see them)."""
+        ours = ("rfq_engine", "dealer_adapters")
+        found: dict[str, int] = {}
+        seen: set[int] = set()
+        queue: list[tuple[str, Any, int]] = []
+        for task in list(asyncio.tasks._all_tasks):
+            coro: Any = task.get_coro()
+            while coro is not None:
+                frame = getattr(coro, "cr_frame", None)
+                if frame is not None:
+                    queue.extend((f"{frame.f_code.co_name}.{k}", v, 0) for k, v in frame.f_locals.items())
+                coro = getattr(coro, "cr_await", None)
+        while queue:
+            path, obj, depth = queue.pop()
+            if id(obj) in seen or depth > 5:
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, aiohttp.web.Application):
+                queue.extend((f"{path}[{k.name if hasattr(k, 'name') else k}]", v, depth + 1)
+                             for k, v in obj.items())
+                continue
+            if not type(obj).__module__.startswith(ours):
+                continue
+            names = dict(getattr(obj, "__dict__", {}))
+            names.update({k: getattr(obj, k) for k in getattr(type(obj), "__slots__", ())
+                          if isinstance(k, str) and hasattr(obj, k)})
+            for name, value in names.items():
+                if isinstance(value, dict | list | set | frozenset | tuple | collections.deque):
+                    if len(value) >= at_least:
+                        key = f"{type(obj).__qualname__}.{name}"
+                        found[key] = max(found.get(key, 0), len(value))
+                    if isinstance(value, list | tuple | set) and len(value) < 50:
+                        queue.extend((f"{path}.{name}[]", v, depth + 1) for v in value)
+                    elif isinstance(value, dict) and len(value) < 50:
+                        queue.extend((f"{path}.{name}[]", v, depth + 1) for v in value.values())
+                else:
+                    queue.append((f"{path}.{name}", value, depth + 1))
+        return dict(sorted(found.items(), key=lambda kv: -kv[1])[:30])
+
+    def native() -> dict[str, float]:
+        """glibc malloc's heap (in use, free, mmap'd) and SQLite's own memory, in MiB."""
+        info = libc.mallinfo2()
+        return {"malloc_in_use_mib": round(info.uordblks / 2**20, 1),
+                "malloc_free_mib": round(info.fordblks / 2**20, 1),
+                "malloc_mmap_mib": round(info.hblkhd / 2**20, 1),
+                "sqlite_mib": round(libsqlite.sqlite3_memory_used() / 2**20, 1)}
+
+    def run() -> None:
+        begun = time.monotonic()
+        with open(out / "memory.jsonl", "a", encoding="utf-8") as log:
+            for n in itertools.count(1):
+                time.sleep(every_s)
+                line: dict[str, Any] = {
+                    "t": round(time.monotonic() - begun, 1), "rss_mib": round(rss(), 1),
+                    "gc_count": gc.get_count(), "gc_threshold": gc.get_threshold(),
+                    "collections": [g["collections"] for g in gc.get_stats()],
+                    "pymalloc_blocks": sys.getallocatedblocks(), **native()}
+                if n % 6 == 0:
+                    line["full_collect_found"] = gc.collect()
+                    try:
+                        line["big_containers"] = big_containers()
+                    except Exception as exc:  # another thread's objects changed meanwhile
+                        line["big_containers"] = {repr(exc): 0}
+                    line["rss_after_collect_mib"] = round(rss(), 1)
+                    if trace:
+                        tracemalloc.take_snapshot().dump(str(out / f"snap-{n // 6:03d}.bin"))
+                        line["traced_mib"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
+                log.write(json.dumps(line) + "\n")
+                log.flush()
+
+    threading.Thread(target=run, daemon=True, name="bench-memory").start()
+
+
 class Serve:
     """``rfq serve --config`` in its own process."""
 
@@ -183,6 +293,11 @@ class Serve:
                        "from rfq_engine.cli.main import main; p = cProfile.Profile(time.thread_time); "
                        "p.enable(); code = main(); p.disable(); "
                        f"p.dump_stats({os.environ['BENCH_PROFILE_SERVE']!r}); sys.exit(code)"]
+        elif os.environ.get("BENCH_MEMORY_SERVE"):  # memory.jsonl (and snapshots) there
+            command = [sys.executable, "-c", "import sys; sys.argv[0] = 'rfq'; sys.path.insert(0, "
+                       f"{str(ROOT / 'bench')!r}); import e2e_kit; e2e_kit.watch_memory("
+                       f"{os.environ['BENCH_MEMORY_SERVE']!r}, {bool(os.environ.get('BENCH_TRACEMALLOC'))}); "
+                       "from rfq_engine.cli.main import main; sys.exit(main())"]
         log = open(self.directory / "serve.log", "wb")  # noqa: SIM115, ASYNC230 - the child keeps it
         self.process = await asyncio.create_subprocess_exec(
             *command, "serve", "--config", str(self.config_path), cwd=self.directory, env=self.env,

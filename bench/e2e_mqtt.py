@@ -3,13 +3,14 @@
     .venv/bin/python bench/e2e_mqtt.py                         # 200 RFQs one at a time, 15 s at 64 in flight
     .venv/bin/python bench/e2e_mqtt.py --rfqs 100 --in-flight 8 64 --seconds 15
     .venv/bin/python bench/e2e_mqtt.py --broker-config old     # the broker config as generated before
+    .venv/bin/python bench/e2e_mqtt.py --desk-processes 5      # two desks a process
 
 What runs, each in its own process: a private Mosquitto started from the files ``rfq
 broker-config`` writes (``write_broker_files``: password file, ACL, persistence,
 ``set_tcp_nodelay``); ``rfq serve`` with 10 ``kind = "mqtt"`` dealers and SQLite FULL; ten
 reference dealer bots (``dealer_tools.bot.DealerBot``, answering at once: latency 0,
-last-look reject rate 0.02) in one process; and this process, which posts RFQs to the API
-and follows the live stream to know when each ended.
+last-look reject rate 0.02) in one process, or spread over ``--desk-processes``; and this
+process, which posts RFQs to the API and follows the live stream to know when each ended.
 
 **Floor**, measured in the same run on the same broker: a raw aiomqtt QoS 1 round trip
 (TCP_NODELAY on) from this process to an echo client in the desks' process and back:
@@ -79,8 +80,9 @@ TARGET_FILL_SHARE = 95.0
 
 # ----------------------------------------------------------------------------- the desks' process
 
-async def run_desks(spec_path: str) -> None:
-    """Ten reference bots and the floor's echo client, in this (separate) process."""
+async def run_desks(spec_path: str, part: int) -> None:
+    """This process's share of the ten reference bots (desk ``i`` runs in process ``i %
+    --desk-processes``) and, in process 0, the floor's echo client."""
     import structlog
 
     from dealer_adapters.simulated.config import SimulatedDealerConfig
@@ -98,7 +100,7 @@ async def run_desks(spec_path: str) -> None:
     bots = [DealerBot(DealerId(d), secret=spec["secrets"][d].encode(), broker=broker,
                       password=spec["passwords"][d], quoting=quoting.model_copy(update={"seed": i}),
                       market=lambda: market.to_snapshot(utc_now()))
-            for i, d in enumerate(DESKS)]
+            for i, d in enumerate(DESKS) if i % spec["processes"] == part]
     seen: list[str] = []  # when a desk had read (and verified) each rfq.new: the breakdown
 
     def traced(event: BotEvent) -> None:
@@ -109,14 +111,26 @@ async def run_desks(spec_path: str) -> None:
         bot.listeners.append(traced)
     for bot in bots:
         assert await bot.start(), "a desk could not connect"
-    echo = aiomqtt.Client("127.0.0.1", spec["port"], username="floor-b",
-                          password=spec["passwords"]["floor-b"], identifier="floor-b",
-                          socket_options=(NODELAY,))
     stop_event = asyncio.Event()
     loop = asyncio.get_running_loop()
     import signal
 
     loop.add_signal_handler(signal.SIGTERM, stop_event.set)
+    if part != 0:
+        print("ready", flush=True)
+        await stop_event.wait()
+    else:
+        await echo_floor(spec, stop_event)
+    for bot in bots:
+        await bot.close()
+    Path(f"{spec['trace']}.{part}").write_text("\n".join(seen))  # noqa: ASYNC240 - all stopped
+
+
+async def echo_floor(spec: dict[str, Any], stop_event: asyncio.Event) -> None:
+    """The floor's far end: answers each ping with a pong, both QoS 1, until stopped."""
+    echo = aiomqtt.Client("127.0.0.1", spec["port"], username="floor-b",
+                          password=spec["passwords"]["floor-b"], identifier="floor-b",
+                          socket_options=(NODELAY,))
     async with echo:
         await echo.subscribe("bench/floor/ping", qos=1)
         print("ready", flush=True)
@@ -126,12 +140,9 @@ async def run_desks(spec_path: str) -> None:
                 payload = message.payload if isinstance(message.payload, bytes) else b""
                 await echo.publish("bench/floor/pong", payload, qos=1)
 
-        task = loop.create_task(pong())
+        task = asyncio.get_running_loop().create_task(pong())
         await stop_event.wait()
         task.cancel()
-    for bot in bots:
-        await bot.close()
-    Path(spec["trace"]).write_text("\n".join(seen))  # noqa: ASYNC240 - after everything stopped
 
 
 # ----------------------------------------------------------------------------- the bench's process
@@ -274,15 +285,19 @@ async def bench(args: argparse.Namespace) -> None:
     spec = tmp / "desks.json"
     trace = tmp / "desks.trace"
     spec.write_text(json.dumps({"port": port, "secrets": secrets_, "passwords": passwords,
-                                "market": market, "quoting": quoting, "trace": str(trace)}))
+                                "market": market, "quoting": quoting, "trace": str(trace),
+                                "processes": args.desk_processes}))
     desks_log = tmp / "desks.log"
+    desk_processes = []
     with desks_log.open("wb") as log:
-        desks = await asyncio.create_subprocess_exec(sys.executable, __file__, "--role", "desks",
-                                                     "--spec", str(spec), stdout=asyncio.subprocess.PIPE,
-                                                     stderr=log)
-    assert desks.stdout is not None
-    line = await asyncio.wait_for(desks.stdout.readline(), 60)
-    assert line.strip() == b"ready", f"the desks did not start: {line!r}"
+        for part in range(args.desk_processes):
+            desk_processes.append(await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "--role", "desks", "--spec", str(spec), "--part", str(part),
+                stdout=asyncio.subprocess.PIPE, stderr=log))
+    for process in desk_processes:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        assert line.strip() == b"ready", f"the desks did not start: {line!r}"
 
     env = {"BENCH_ENGINE_MQTT_PASSWORD": engine_password}
     config = base_config(tmp, DESKS, port=api_port, min_quotes=1)
@@ -317,7 +332,8 @@ async def bench(args: argparse.Namespace) -> None:
             await asyncio.sleep(0.5)
 
         print(f"settings {os.cpu_count()} CPUs, {platform.python_version()}, load average "
-              f"{load_average()} before the run; broker: {'; '.join(persistence)}")
+              f"{load_average()} before the run; broker: {'; '.join(persistence)}; desks in "
+              f"{args.desk_processes} process(es)")
         timed = await one_at_a_time(api, tracker, floor, args.rfqs, args.warmup, args.window_ms)
         times = first = read_rfqs(serve.db, set(timed))
         opened, sent = [], []
@@ -342,11 +358,12 @@ async def bench(args: argparse.Namespace) -> None:
               f"with fewer than 10 answers; {early} answers received before rfq.sent was stamped")
 
         for in_flight in args.in_flight:
-            pids = {"broker": broker_process.pid, "serve": serve.pid, "desks": desks.pid}
-            before = {k: cpu_s(p) for k, p in pids.items()}
+            pids = {"broker": [broker_process.pid], "serve": [serve.pid],
+                    "desks": [p.pid for p in desk_processes]}
+            before = {k: sum(cpu_s(p) for p in ps) for k, ps in pids.items()}
             warned = warnings_in(serve.directory / "serve.log") + warnings_in(desks_log)
             result = await sustained(api, tracker, in_flight, args.seconds, args.window_ms)
-            cpu = {k: cpu_s(p) - before[k] for k, p in pids.items()}
+            cpu = {k: sum(cpu_s(p) for p in ps) - before[k] for k, ps in pids.items()}
             warned = warnings_in(serve.directory / "serve.log") + warnings_in(desks_log) - warned
             seconds = result["seconds"]
             window = result["in_window"]
@@ -376,7 +393,8 @@ async def bench(args: argparse.Namespace) -> None:
         tracker.task and tracker.task.cancel()
         await api.close()
         await serve.stop()
-        await stop(desks)
+        for process in desk_processes:
+            await stop(process)
         await stop(broker_process)
     breakdown(first, timed, trace)
     print(f"logs and store in {tmp}")
@@ -385,7 +403,8 @@ async def bench(args: argparse.Namespace) -> None:
 def breakdown(times: dict[str, RfqTimes], timed: list[str], trace: Path) -> None:
     """Where the one-at-a-time figure goes: engine and desks stamp the same wall clock."""
     read: dict[str, list[datetime]] = {}
-    for line in trace.read_text().splitlines() if trace.exists() else []:
+    parts = sorted(trace.parent.glob(f"{trace.name}.*"))  # one file per desks process
+    for line in (ln for part in parts for ln in part.read_text().splitlines()):
         stamp, rfq_id = line.split()
         read.setdefault(rfq_id, []).append(datetime.fromtimestamp(float(stamp), UTC))
     steps: dict[str, list[float]] = {}
@@ -396,7 +415,7 @@ def breakdown(times: dict[str, RfqTimes], timed: list[str], trace: Path) -> None
         for name, value in (("opened -> rfq.sent stamped (the open transition's commit, 10 signings)",
                              ms(t.opened, t.sent)),
                             ("rfq.sent -> the first desk has read its rfq.new", ms(t.sent, min(got))),
-                            ("first -> tenth desk has read its rfq.new (one desks process)",
+                            ("first -> tenth desk has read its rfq.new",
                              ms(min(got), max(got))),
                             ("tenth desk read -> tenth answer received by the engine",
                              ms(max(got), max(t.quotes))),
@@ -412,6 +431,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--role", choices=["bench", "desks"], default="bench", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
+    parser.add_argument("--part", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--desk-processes", type=int, default=1, choices=range(1, 11), metavar="1..10",
+                        help="spread the 10 desks over this many processes (as real desks are)")
     parser.add_argument("--rfqs", type=int, default=200, help="RFQs timed one at a time")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--in-flight", type=int, nargs="*", default=[64])
@@ -421,7 +443,7 @@ def main() -> None:
                         help="old: autosave on every change, as the generator wrote it before")
     args = parser.parse_args()
     if args.role == "desks":
-        asyncio.run(run_desks(args.spec))
+        asyncio.run(run_desks(args.spec, args.part))
     else:
         logging.basicConfig(level=logging.ERROR)
         asyncio.run(bench(args))
