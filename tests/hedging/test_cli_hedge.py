@@ -191,7 +191,8 @@ def test_plan_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert store_files(tmp_path) == []
 
 
-def test_run_at_a_chosen_time_agrees_with_the_dry_run_plan(tmp_path: Path) -> None:
+def test_run_at_a_chosen_time_agrees_with_the_dry_run_plan(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     """``rfq hedge run --at``: the scheduler's first start on a fresh store in the middle of
     a month hedges the coming month, the period ``rfq hedge plan --dry-run`` previews."""
     from datetime import UTC, datetime, timedelta
@@ -203,11 +204,11 @@ def test_run_at_a_chosen_time_agrees_with_the_dry_run_plan(tmp_path: Path) -> No
     today = utc_now()
     at = datetime(today.year, today.month, 10, 9, 30, tzinfo=UTC).isoformat()
     args = ["hedge", "run", "--config", str(config), "--at", at, "--json"]
-    dry = as_json(rfq([*args, "--dry-run"], tmp_path))
+    dry = as_json(run([*args, "--dry-run"], capsys))  # dry runs in process: they start no engine
     assert store_files(tmp_path) == []  # writes nothing
     (planned,) = dry["decisions"]
-    preview = as_json(rfq(["hedge", "plan", "monthly", "--config", str(config), "--dry-run", "--json"],
-                          tmp_path))
+    preview = as_json(run(["hedge", "plan", "monthly", "--config", str(config), "--dry-run", "--json"],
+                          capsys))
     assert planned["period"] == preview["period"] and planned["trigger"] == "catch_up"
     assert planned["action"] == "hedge" and planned["target"] == preview["target"]
     assert "which had begun" in planned["reasons"][0]
@@ -222,5 +223,5 @@ def test_run_at_a_chosen_time_agrees_with_the_dry_run_plan(tmp_path: Path) -> No
     again = as_json(rfq([*args[:-3], "--at", on_time, "--json"], tmp_path))
     assert again["decisions"] == []  # this month's slot plans the same period: decided already
     assert sql(tmp_path / "hedge.db", "SELECT count(*) FROM rfqs") == [(1,)]
-    bad = rfq(["hedge", "run", "--config", str(config), "--at", "2026-12-25 14:00"], tmp_path)
+    bad = run(["hedge", "run", "--config", str(config), "--at", "2026-12-25 14:00"], capsys)
     assert bad.returncode == 1 and "--at" in bad.stderr and "time zone" in bad.stderr
