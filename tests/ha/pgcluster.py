@@ -29,7 +29,16 @@ import asyncpg
 
 __all__ = ["PG_BIN", "Node", "ReplicatedPostgres", "available"]
 
-PG_BIN = Path(os.environ.get("RFQ_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _newest_bin() -> Path:
+    """The newest installed server's binaries (Debian layout), 15 when none is found."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = Path(os.environ.get("RFQ_TEST_PG_BIN") or _newest_bin())
 DATABASE = "rfq"
 
 CONF = """
