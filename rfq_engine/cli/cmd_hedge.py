@@ -75,7 +75,7 @@ def add_parsers(sub: Any) -> None:
     scenario = actions.add_parser("scenario", help="hedged vs unhedged outcomes across prices at "
                                   "expiry, or an NDF at settlement rates")
     scenario.add_argument("--strategy", required=True,
-                          choices=["unhedged", "future", "put", "collar", "ndf"])
+                          choices=["unhedged", "future", "put", "collar", "future_call", "ndf"])
     scenario.add_argument("--spot", help="spot price (strikes may be a %% of it)")
     scenario.add_argument("--cost", default="0", help="all-in cost per unit")
     scenario.add_argument("--quantity", default="1", help="production, e.g. 100 (BTC)")
@@ -85,6 +85,7 @@ def add_parsers(sub: Any) -> None:
     scenario.add_argument("--call", help='call strike, "50000" or "125%%"')
     scenario.add_argument("--premium", default="0", help="premium paid per unit (negative: received)")
     scenario.add_argument("--ratio", help="hedge ratio, 0..1 (default 1)")
+    scenario.add_argument("--call-ratio", help="future_call: calls bought per future sold, 0..1 (default 1)")
     scenario.add_argument("--unit", help="NDF unit hashprice U, USD per PH/s per day")
     scenario.add_argument("--hashrate-ph", help="NDF hashrate H, PH/s")
     scenario.add_argument("--days", type=int, help="NDF duration N, days")
@@ -486,6 +487,34 @@ async def _positions(config: Any, args: argparse.Namespace, settlements: dict[st
 # ------------------------------------------------------------------------------ scenario
 
 
+def _future_call(args: argparse.Namespace) -> int:
+    """Futures with a call overlay (``hedging.strategies``): absolute prices only."""
+    from rfq_engine.domain.errors import ValidationError
+    from rfq_engine.hedging.strategies import future_call_table
+
+    for flag, value in (("--future-price", args.future_price), ("--call", args.call),
+                        ("--prices", args.prices)):
+        if value is None:
+            raise ValidationError(flag, "is required for --strategy future_call")
+    one = _dec("1", "--ratio")
+    table = future_call_table(
+        prices=_decimals(args.prices, "--prices"), future_price=_dec(args.future_price, "--future-price"),
+        call_strike=_dec(args.call, "--call"), premium=_dec(args.premium, "--premium"),
+        quantity=_dec(args.quantity, "--quantity"), cost=_dec(args.cost, "--cost"),
+        hedge_ratio=_dec(args.ratio, "--ratio") if args.ratio is not None else one,
+        call_ratio=_dec(args.call_ratio, "--call-ratio") if args.call_ratio is not None else one)
+    if args.json:
+        _print_json(table)
+        return EXIT_OK
+    print(f"future_call: futures sold at {table['future_price']} on {table['hedge_ratio']} of production, "
+          f"{table['call_ratio']} calls of strike {table['call_strike']} per future at {table['premium']}; "
+          f"floor of the hedged share {table['hedged_share_floor']}")
+    print(_table(table["rows"], [("price", "price at expiry"), ("unhedged_revenue", "unhedged revenue"),
+                                 ("hedged_revenue", "hedged revenue"), ("hedged_pnl", "hedged P&L"),
+                                 ("hedged_revenue_total", "hedged revenue (total)")]))
+    return EXIT_OK
+
+
 def run_scenario(args: argparse.Namespace) -> int:
     return _guard(lambda: _scenario(args))
 
@@ -523,6 +552,8 @@ def _scenario(args: argparse.Namespace) -> int:
             columns.append(("profit", "profit"))
         print(_table(table["rows"], columns))
         return EXIT_OK
+    if args.strategy == "future_call":
+        return _future_call(args)
     if args.spot is None:
         raise ValidationError("--spot", f"is required for --strategy {args.strategy}")
     table = scenario_table(

@@ -151,3 +151,19 @@ async def test_an_ndf_program_in_btc_units_trades_at_the_btc_hashprice(open_syst
     assert await system.settle(decision.rfq_ids) == ["filled"]
     (fill,) = await system.store.fills(decision.rfq_ids[0])
     assert abs(fill.price - D("0.001375")) < D("0.0001")  # BTC per PH/s per day, not USD
+
+
+def test_rfq_hedge_scenario_future_call(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from rfq_engine.cli.main import main
+
+    args = ["hedge", "scenario", "--strategy", "future_call", "--future-price", "40000", "--call", "50000",
+            "--premium", "1000", "--quantity", "100", "--cost", "30000", "--prices", "25000,60000"]
+    assert main([*args, "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert [r["hedged_revenue"] for r in table["rows"]] == ["39000", "49000"]
+    assert main([*args, "--ratio", "0.6", "--call-ratio", "0.5"]) == 0
+    assert "50700" in capsys.readouterr().out
+    assert main([*args[:4], "--prices", "1"]) == 1
+    assert "--future-price: is required for --strategy future_call" in capsys.readouterr().err
