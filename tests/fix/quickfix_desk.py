@@ -2,9 +2,9 @@
 
 QuickFIX (Debian's ``libquickfix-dev``) does the desk's whole session layer: logon,
 heartbeats, its file message store, resends with PossDupFlag, and the validation of what we
-send against its FIX 4.4 data dictionary (``FIX44.xml``, shipped in QuickFIX's source
-distribution; ``.ci/setup`` installs it at ``DICTIONARY``). The binary is built once per
-source version (``build_desk``), in about 25 s.
+send against its FIX 4.4 data dictionary (``FIX44.xml`` of the same QuickFIX release, from
+Debian's source package; ``.ci/setup`` installs it at ``DICTIONARY``). The binary is built
+once per source version (``build_desk``), in about 25 s.
 
 ``QuickFixDesk`` starts one, tells it what to do (``mode``, ``outage``, ``release``,
 ``drop``, ``dup``, ``cancel``: see the C++ file's header), and reads its events: every
