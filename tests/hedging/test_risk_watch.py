@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from aiohttp import web
+from structlog.testing import capture_logs
 
 from rfq_engine.hedging.margin import CollateralAgreement
 from rfq_engine.hedging.risk import RiskConfig
@@ -124,12 +125,36 @@ async def test_alerts_raise_once_clear_and_reach_the_webhook(open_system: Open) 
         await runner.cleanup()
 
 
-async def test_a_dead_webhook_is_logged_and_blocks_nothing(open_system: Open) -> None:
-    system = await open_system({"p": program()}, lambda: after(SLOT))
-    (decision,) = await system.scheduler.run_due(after(SLOT))
-    await system.settle(decision.rfq_ids)
-    rfq_watch = watch(system, webhook_url="http://127.0.0.1:9/hook", webhook_timeout_ms=500)
-    report = await rfq_watch.evaluate()  # returns before any post finished
-    assert report["alerts"] and rfq_watch._posts
-    await rfq_watch.stop()  # waits for the posts, which failed and were logged
-    assert not rfq_watch._posts
+async def test_a_dead_or_hanging_webhook_is_logged_and_blocks_nothing(open_system: Open) -> None:
+    hung = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        hung.set()
+        await release.wait()  # never answers within the timeout
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hang)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    try:
+        system = await open_system({"p": program()}, lambda: after(SLOT))
+        (decision,) = await system.scheduler.run_due(after(SLOT))
+        await system.settle(decision.rfq_ids)
+        for url in ("http://127.0.0.1:9/hook", f"http://127.0.0.1:{port}/hook"):  # refused, then hanging
+            rfq_watch = watch(system, webhook_url=url, webhook_timeout_ms=300)
+            rfq_watch._loaded = True  # raise every alert again, so that each is posted
+            with capture_logs() as logs:
+                report = await rfq_watch.evaluate()  # returns before any post has finished
+                assert report["alerts"] and rfq_watch._posts
+                await rfq_watch.stop()  # waits for the posts, which failed and were logged
+            assert not rfq_watch._posts
+            failed = [e for e in logs if e["event"] == "risk.webhook_failed"]
+            assert len(failed) == len(report["alerts"]) and all(e["url"] == url for e in failed)
+        assert hung.is_set() and "TimeoutError" in failed[0]["error"]
+    finally:
+        release.set()
+        await runner.cleanup()
