@@ -5,6 +5,7 @@ coverage, liquidity, the collateral a planned RFQ needs, and the [risk] config's
 from __future__ import annotations
 
 import tomllib
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,34 @@ maintenance_margin = "0.05"
 """
     with pytest.raises(ConfigError, match=r"risk\.venues: nowhere not configured"):
         parse_config(tomllib.loads(text))
+
+
+def test_a_venue_account_in_the_report_inverse_future_and_perpetual_funding() -> None:
+    from dataclasses import replace as with_
+
+    from rfq_engine.domain.instruments import Future, Perpetual
+    from rfq_engine.hedging.positions import ContractTerms
+    from tests.hedging.test_margin import TODAY as DAY
+
+    future = Future("BTC", "USD", DAY + timedelta(days=60))
+    inverse = with_(fill(future, "sell", "10", "40000", dealer="deribit", n=1),
+                    contract=ContractTerms(settlement="BTC", inverse=True, notional=D(400000)))
+    perp = fill(Perpetual("BTC", "USD"), "sell", "10", "40000", dealer="bybit", n=2)
+    cfg = RiskConfig.model_validate({"venues": {
+        "deribit": {"collateral": "2.5", "initial_margin": "0.1", "maintenance_margin": "0.05"},
+        "bybit": {"collateral": "100000", "initial_margin": "0.1", "maintenance_margin": "0.05",
+                  "funding_rate": "0.0001"}}})
+    report, alerts = risk_report(cfg=cfg, trades=[inverse, perp], snapshot=market(btc="50000"), today=DAY,
+                                 agreements={}, credit_lines={})
+    rows = {r["venue"]: r for r in report["venues"]}
+    coin = rows["deribit"]  # worked example: the inverse future's margin call at 50,000
+    assert coin["inverse"] is True and coin["mark"] == "50000" and coin["equity"] == "0.5"
+    assert coin["call"] == "0.3" and coin["call_usd"] == "15000" and coin["usage"] == "0.8"
+    subject = f"deribit:{coin['instrument']}"
+    assert {(a.kind, a.subject) for a in alerts} >= {("margin_call", subject), ("margin_usage", subject),
+                                                     ("liquidation_distance", subject)}
+    linear = rows["bybit"]  # short 10 at 40,000 marked 50,000: equity 100,000 - 100,000 = 0
+    assert linear["equity"] == "0" and linear["usage"] is None
+    (funding,) = report["funding"]  # a short receives +0.01% three times a day: 150 USD at 50,000
+    assert funding["paid_usd_per_day"] == "-150" and funding["instrument"] == "BTC-USD-PERP"
+    assert report["counterparties"] == []  # venues are margin accounts, not credit lines
