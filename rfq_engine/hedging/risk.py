@@ -305,6 +305,28 @@ def _venue_rows(dealer: str, account: VenueAccount, positions: Sequence[Position
     return rows
 
 
+def _funding_rows(dealer: str, account: VenueAccount, positions: Sequence[Position], cfg: RiskConfig,
+                  alerts: list[Alert]) -> list[dict[str, Any]]:
+    """The funding estimate of each open perpetual at the venue, at its account's rate."""
+    rows = []
+    for position in positions:
+        if not isinstance(position.instrument, Perpetual) or position.status != "open" \
+                or position.mark is None or position.mark <= 0 or account.funding_rate is None:
+            continue
+        quantity = position.notional / position.mark if position.inverse else position.quantity
+        per_day = funding_paid(quantity, position.mark, account.funding_rate,
+                               account.funding_intervals_per_day)
+        rows.append({"venue": dealer, "instrument": position.key, "quantity": _d(quantity),
+                     "mark": _d(position.mark), "rate": _d(account.funding_rate),
+                     "paid_usd_per_day": _d(per_day)})
+        subject = f"{dealer}:{position.key}"
+        if cfg.funding_usd_per_day is not None and per_day > cfg.funding_usd_per_day:
+            alerts.append(Alert("funding", subject, per_day, cfg.funding_usd_per_day,
+                                f"{subject}: funding of {_r(per_day, 2)} USD a day (alert above "
+                                f"{_d(cfg.funding_usd_per_day)})"))
+    return rows
+
+
 def risk_report(
     *,
     cfg: RiskConfig,
@@ -324,11 +346,15 @@ def risk_report(
     by_dealer: dict[str, list[TradeRecord]] = {}
     for trade in trades:
         by_dealer.setdefault(trade.dealer_id, []).append(trade)
-    counterparties, desks, venues = [], [], []
+    counterparties: list[dict[str, Any]] = []
+    desks: list[dict[str, Any]] = []
+    venues: list[dict[str, Any]] = []
+    funding: list[dict[str, Any]] = []
     for dealer in sorted(set(by_dealer) | set(agreements)):
         positions = build_positions(by_dealer.get(dealer, []), snapshot, today, settlements)
         if dealer in cfg.venues:
             venues.extend(_venue_rows(dealer, cfg.venues[dealer], positions, cfg, alerts))
+            funding.extend(_funding_rows(dealer, cfg.venues[dealer], positions, cfg, alerts))
             continue
         initial, mtm = Decimal(0), Decimal(0)
         if dealer in agreements and btc is not None:
@@ -358,25 +384,6 @@ def risk_report(
                                 f"{dealer}: exposure {_r(exposure, 2)} USD is {_r(usage)} of its credit line "
                                 f"{_d(line[0]) if line else ''} (alert at {_d(cfg.credit_usage)})"))
     everything = build_positions(trades, snapshot, today, settlements)
-    funding = []
-    for position in everything:
-        if not isinstance(position.instrument, Perpetual) or position.status != "open" \
-                or position.mark is None:
-            continue
-        accounts = [cfg.venues[t.dealer_id] for t in trades if t.dealer_id in cfg.venues
-                    and isinstance(t.spec.legs[0].instrument, Perpetual)]
-        account = accounts[0] if accounts else None
-        if account is None or account.funding_rate is None:
-            continue
-        quantity = position.notional / position.mark if position.inverse else position.quantity
-        per_day = funding_paid(quantity, position.mark, account.funding_rate,
-                               account.funding_intervals_per_day)
-        funding.append({"instrument": position.key, "quantity": _d(quantity), "mark": _d(position.mark),
-                        "rate": _d(account.funding_rate), "paid_usd_per_day": _d(per_day)})
-        if cfg.funding_usd_per_day is not None and per_day > cfg.funding_usd_per_day:
-            alerts.append(Alert("funding", position.key, per_day, cfg.funding_usd_per_day,
-                                f"{position.key}: funding of {_r(per_day, 2)} USD a day (alert above "
-                                f"{_d(cfg.funding_usd_per_day)})"))
     covered = []
     for row in coverage:
         value = None if row.get("coverage") is None else Decimal(str(row["coverage"]))

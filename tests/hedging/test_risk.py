@@ -155,4 +155,5 @@ def test_a_venue_account_in_the_report_inverse_future_and_perpetual_funding() ->
     assert linear["equity"] == "0" and linear["usage"] is None
     (funding,) = report["funding"]  # a short receives +0.01% three times a day: 150 USD at 50,000
     assert funding["paid_usd_per_day"] == "-150" and funding["instrument"] == "BTC-USD-PERP"
+    assert funding["venue"] == "bybit"
     assert report["counterparties"] == []  # venues are margin accounts, not credit lines
