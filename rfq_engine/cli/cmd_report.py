@@ -215,7 +215,7 @@ def _print_risk(data: dict[str, Any], args: argparse.Namespace) -> int:
             ("maintenance_margin", "maintenance"), ("usage", "usage"), ("call", "call"),
             ("liquidation_price", "liquidation"), ("distance", "distance")]),
         ("funding (estimate)", data["funding"], [
-            ("instrument", "instrument"), ("quantity", "quantity"), ("rate", "rate"),
+            ("venue", "venue"), ("instrument", "instrument"), ("quantity", "quantity"), ("rate", "rate"),
             ("paid_usd_per_day", "paid USD/day")]),
         ("coverage of this month", data["coverage"], [
             ("program", "program"), ("forecast", "forecast"), ("hedged", "hedged"), ("coverage", "coverage"),

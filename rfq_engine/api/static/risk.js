@@ -102,6 +102,11 @@ async function load(body, view) {
       ["Maintenance", (v) => fmt(v.maintenance_margin, 8)], ["Usage", (v) => rate(v.usage)],
       ["Liquidation", (v) => money(v.liquidation_price)], ["Distance", (v) => rate(v.distance)]],
     r.venues, (v) => `${v.venue}:${v.instrument}`),
+    h("h3", {}, "Funding (estimate)"),
+    table("risk-funding", [
+      ["Perpetual", (f) => `${f.venue} ${f.instrument}`], ["Position", (f) => fmt(f.quantity)],
+      ["Rate", (f) => fmt(f.rate)], ["Paid per day", (f) => money(f.paid_usd_per_day)]],
+    r.funding, (f) => `${f.venue}:${f.instrument}`),
     h("h3", {}, "Coverage of this month"),
     table("risk-coverage", [
       ["Program", (c) => c.program], ["Forecast", (c) => `${fmt(c.forecast, 4)} ${c.unit}`],
