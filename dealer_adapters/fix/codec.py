@@ -154,7 +154,9 @@ class Framer:
             return self._skip("does not start with BeginString(8)", at=0)
         start = _BEGIN.match(buf)
         if start is None:
-            if len(buf) > 24 or (SOH in buf and not buf[buf.find(SOH) + 1:].startswith(b"9="[: len(buf)])):
+            soh = buf.find(SOH)
+            after = b"" if soh < 0 else buf[soh + 1: soh + 3]
+            if len(buf) > 24 or (soh >= 0 and not b"9=".startswith(after)):
                 return self._skip("BeginString(8) then BodyLength(9) do not start it")
             return None
         head = start.end()
