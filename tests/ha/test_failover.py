@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ha.kit import MQTT_DESK, SIM_DESKS, HaWorld
+from tests.ha.kit import MQTT_DESK, SIM_DESKS, Engine, HaWorld
 from tests.ha.pgcluster import available
 from tests.mqtt.conftest import require_mosquitto
 from tests.mqtt.kit import World
@@ -79,7 +79,15 @@ def dealers_for(trial: int) -> list[str]:
     return [*SIM_DESKS, MQTT_DESK] if trial % 2 == 0 else [*SIM_DESKS]
 
 
-async def after_failover(world: HaWorld, new_leader: object) -> None:
+async def epoch(world: HaWorld, engine: Engine) -> int:
+    """The leader's epoch from its /readyz (ready or not yet: a transport may still be
+    connecting)."""
+    _, body = await world.get(engine, "/readyz")
+    assert body["role"] == "leader", body
+    return int(body["epoch"])
+
+
+async def after_failover(world: HaWorld, new_leader: Engine) -> None:
     """Any engine that led before and lost the lead exits (fenced); the supervisor's part
     then starts every engine that is gone, as a standby."""
     for engine in world.engines:
@@ -145,12 +153,14 @@ async def kill_leaders(world: HaWorld, rng: random.Random) -> list[float]:
         assert status == 201, body
         await asyncio.sleep(rng.uniform(0.0, 0.8))  # window 400 ms, then award and last look
         await world.snapshot(leader)
+        before = await epoch(world, leader)
         leader.kill()
         killed_at = time.monotonic()
         assert await leader.wait() == -9
         new_leader, resumed_at = await world.trading_resumes()
         assert new_leader is not leader
         times.append(resumed_at - killed_at)
+        assert await epoch(world, new_leader) > before
         await after_failover(world, new_leader)
     return times
 
@@ -164,12 +174,15 @@ async def fail_databases(world: HaWorld, rng: random.Random) -> tuple[list[float
         assert status == 201, body
         await asyncio.sleep(rng.uniform(0.0, 0.8))
         await world.snapshot(leader)
+        before = await epoch(world, leader)
         crashed_at = time.monotonic()
         await world.pg.fail_over()
         whole_at = time.monotonic()
         new_leader, resumed_at = await world.trading_resumes()
         times.append(resumed_at - crashed_at)
         after_whole.append(resumed_at - whole_at)
+        # the lock is taken again on the promoted primary, by either engine: a new epoch
+        assert await epoch(world, new_leader) > before
         await after_failover(world, new_leader)
     assert world.pg.failovers == DB_FAILOVERS
     return times, after_whole
