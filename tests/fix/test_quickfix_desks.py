@@ -214,3 +214,18 @@ async def test_quote_cancelled_by_the_desk_is_never_awarded(make_kit: Any) -> No
     [sent, _] = await s.payloads(rfq_id, EventType.AWARD_SENT)
     assert "cancelled" in sent["error"] and "nothing sent" in sent["error"]
     assert await fills(s, rfq_id) == {PRIMARY: 0, BACKUP: 1}
+
+
+async def test_reset_on_logon_starts_both_numbers_again(make_kit: Any) -> None:
+    kit: Kit = make_kit(reset_on_logon=True)
+    s = await kit.open()
+    rfq_id = await s.submit()
+    assert await s.engine.wait(rfq_id, WAIT_S) is RfqState.FILLED
+    s2 = await kit.restart()
+    desk = kit.desk()
+    await desk.wait_for(lambda: desk.count("LOGON") == 2, "the second logon")
+    assert all("|141=Y|" in m and "|34=1|" in m for m in desk.inbound("A"))
+    assert "|141=Y|" in desk.outbound("A")[-1] and "|34=1|" in desk.outbound("A")[-1]
+    rfq2 = await s2.submit()
+    assert await s2.engine.wait(rfq2, WAIT_S) is RfqState.FILLED
+    assert kit.executed(PRIMARY) == 2 and desk.inbound("2") == []
