@@ -58,8 +58,9 @@ def build_desk() -> Path:
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "quickfix"], capture_output=True, text=True,
                            check=False).stdout.split() or ["-lquickfix"]
     partial = binary.with_name(binary.name + f".{os.getpid()}")
-    subprocess.run(["g++", "-std=gnu++14", "-O1", "-w", "-o", str(partial), str(SOURCE), *flags, "-lpthread"],
-                   check=True)
+    command = ["g++", "-std=gnu++14", "-O1", "-w", "-DHAVE_SSL=1", "-o", str(partial), str(SOURCE), *flags,
+               "-lssl", "-lcrypto", "-lpthread"]
+    subprocess.run(command, check=True)
     partial.replace(binary)
     return binary
 
@@ -74,12 +75,14 @@ def free_port() -> int:
 class QuickFixDesk:
     def __init__(self, binary: Path, workdir: Path, *, sender: str = "DESK", target: str = "ENGINE",
                  bid: str = "39999", offer: str = "40010", validity_ms: int = 5000,
-                 dictionary: bool = True) -> None:
+                 dictionary: bool = True, tls: tuple[Path, Path] | None = None) -> None:
         self.binary = binary
         self.workdir = workdir
         self.sender, self.target = sender, target
         self.bid, self.offer, self.validity_ms = bid, offer, validity_ms
         self.dictionary = dictionary
+        self.tls = tls
+        """(certificate, key) files: the desk listens with TLS."""
         self.port = free_port()
         self.events: list[str] = []
         self.executed: list[str] = []
@@ -101,11 +104,15 @@ class QuickFixDesk:
         ]
         if self.dictionary:
             lines += [f"DataDictionary={DICTIONARY}", "ValidateUserDefinedFields=Y"]
+        if self.tls is not None:
+            lines += [f"ServerCertificateFile={self.tls[0]}", f"ServerCertificateKeyFile={self.tls[1]}",
+                      "SSLProtocol=all -SSLv2 -SSLv3"]
         lines += ["", "[SESSION]", "BeginString=FIX.4.4", f"SenderCompID={self.sender}",
                   f"TargetCompID={self.target}", ""]
         settings.write_text("\n".join(lines))
+        env = {**os.environ, **({"QFDESK_TLS": "1"} if self.tls is not None else {})}
         self._process = await asyncio.create_subprocess_exec(
-            str(self.binary), str(settings), self.bid, self.offer, str(self.validity_ms),
+            str(self.binary), str(settings), self.bid, self.offer, str(self.validity_ms), env=env,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         self._reader = asyncio.get_running_loop().create_task(self._read())
         await self.wait_for(lambda: "READY" in self.events, "the desk to start")

@@ -13,6 +13,8 @@
 //   OrderStatusRequest(H) -> ExecutionReport ExecType=I with the order's state, or
 //                            OrdStatus=8 OrdRejReason=5 (unknown order)
 //
+// With QFDESK_TLS set it listens with QuickFIX's SSLSocketAcceptor (OpenSSL).
+//
 // One ClOrdID executes at most once (the desk's idempotency). Stdin takes commands, one a
 // line; stdout reports events, one a line (tests/fix/quickfix_desk.py reads them):
 //   mode normal|decline|reject|lose_fill|lose_unfilled|hold|slow <ms>
@@ -32,9 +34,12 @@
 #include <quickfix/Session.h>
 #include <quickfix/SessionSettings.h>
 #include <quickfix/SocketAcceptor.h>
+#include <quickfix/SSLSocketAcceptor.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
+#include <memory>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -320,15 +325,19 @@ int main(int argc, char** argv) {
     Desk desk(argv[2], argv[3], std::stoi(argv[4]));
     FIX::FileStoreFactory store(settings);
     FIX::FileLogFactory log(settings);
-    FIX::SocketAcceptor acceptor(desk, store, settings, log);
-    acceptor.start();
+    std::unique_ptr<FIX::Acceptor> acceptor;
+    if (std::getenv("QFDESK_TLS") != nullptr)  // ServerCertificateFile/KeyFile in the settings
+      acceptor.reset(new FIX::SSLSocketAcceptor(desk, store, settings, log));
+    else
+      acceptor.reset(new FIX::SocketAcceptor(desk, store, settings, log));
+    acceptor->start();
     event("READY");
     std::string line;
     while (std::getline(std::cin, line)) {
       if (line == "quit") break;
       desk.command(line);
     }
-    acceptor.stop(true);
+    acceptor->stop(true);
   } catch (const std::exception& e) {
     std::cerr << "qfdesk: " << e.what() << std::endl;
     return 1;
