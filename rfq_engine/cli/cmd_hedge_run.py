@@ -104,7 +104,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
 async def _dry(config: Any, args: argparse.Namespace, programs: dict[str, Any], at: Any) -> int:
     from rfq_engine.cli.cmd_hedge import _read_store
     from rfq_engine.domain.values import format_ts
-    from rfq_engine.hedging.scheduler import decided_period, due, prepare_plan
+    from rfq_engine.hedging.scheduler import decided_period, due, prepare_plan, rung_done
 
     store = await _read_store(config, args.store)
     rows: list[dict[str, Any]] = []
@@ -121,16 +121,21 @@ async def _dry(config: Any, args: argparse.Namespace, programs: dict[str, Any], 
                              "reasons": [f"a scheduled decision for {decided} is recorded already"]})
                 continue
             mandate = config.mandates.get(program.mandate)
-            plan = await prepare_plan(
-                name=name, program=program, store=store, snapshot=config.market.to_snapshot(at),
-                forecast_defaults=config.forecast,
-                mandate_max_ratio=None if mandate is None else mandate.max_hedge_ratio,
-                period=slot_due.period, today=at.date())
-            data = plan.to_dict()
-            lead = [] if slot_due.note is None else [slot_due.note]
-            rows.append({**head, "period": data["period"], "action": data["action"],
-                         "rfqs": data["rfqs"], "reasons": [*lead, *data["reasons"]],
-                         "target": data["target"], "held": data["held"]})
+            for rung in range(1, len(program.rungs) + 1):
+                period = slot_due.period.plus(rung - 1)
+                if rung > 1 and store is not None and await rung_done(store, name, period, slot_due.slot):
+                    continue
+                plan = await prepare_plan(
+                    name=name, program=program, store=store, snapshot=config.market.to_snapshot(at),
+                    forecast_defaults=config.forecast,
+                    mandate_max_ratio=None if mandate is None else mandate.max_hedge_ratio,
+                    period=period, today=at.date(), rung=rung)
+                data = plan.to_dict()
+                lead = [] if slot_due.note is None or rung > 1 else [slot_due.note]
+                rows.append({**head, "trigger": slot_due.trigger if rung == 1 else "ladder",
+                             "period": data["period"], "action": data["action"], "rfqs": data["rfqs"],
+                             "reasons": [*lead, *data["reasons"]], "target": data["target"],
+                             "held": data["held"]})
     finally:
         if store is not None:
             await store.close()

@@ -82,6 +82,7 @@ __all__ = [
     "due_period",
     "period_done",
     "prepare_plan",
+    "rung_done",
 ]
 
 log = structlog.get_logger("rfq_engine.hedging")
@@ -117,6 +118,13 @@ async def period_done(store: AuditStore, name: str, period: Period) -> bool:
     decisions = await program_decisions(store, name, str(period))
     return any(d.trigger in SCHEDULED and d.action not in NOT_DONE and not d.dry_run
                for d in decisions)
+
+
+async def rung_done(store: AuditStore, name: str, period: Period, slot: datetime) -> bool:
+    """Whether the ladder's decision for ``period`` at the scheduled time ``slot`` is recorded
+    (not ``error``/``wait``, not a dry run)."""
+    return any(d.trigger == LADDER and d.scheduled_for == slot and d.action not in NOT_DONE
+               and not d.dry_run for d in await program_decisions(store, name, str(period)))
 
 
 async def decided_period(store: AuditStore, name: str, program: ProgramConfig, slot_due: Due
@@ -404,9 +412,7 @@ class HedgeScheduler:
         out = []
         for rung in range(2, len(program.rungs) + 1):
             period = slot_due.period.plus(rung - 1)
-            recorded = await program_decisions(self._store, name, str(period))
-            if any(d.trigger == LADDER and d.scheduled_for == slot_due.slot and d.action not in NOT_DONE
-                   and not d.dry_run for d in recorded):
+            if await rung_done(self._store, name, period, slot_due.slot):
                 continue
             out.append(await self._run_locked(name, now=now, period=period, trigger=LADDER,
                                               scheduled_for=slot_due.slot, rung=rung))

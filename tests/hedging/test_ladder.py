@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
+from typing import Any
 
 import pydantic
 import pytest
@@ -98,3 +99,23 @@ async def test_a_rung_beyond_the_ladder_is_an_error() -> None:
         await prepare_plan(name="p", program=program(**LADDER), store=None, snapshot=snapshot(),
                            forecast_defaults=None, mandate_max_ratio=None, period=PERIOD,
                            today=SLOT.date(), rung=4)
+
+
+def test_rfq_hedge_run_dry_run_shows_the_ladder(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from rfq_engine.cli.main import main
+    from tests.cli.clikit import config_text, store_files, write
+    from tests.hedging.test_cli_hedge import PROGRAMS
+
+    config = write(tmp_path / "rfq.toml", config_text("hedge.db") + PROGRAMS.replace(
+        'hedge_ratio = "0.5"', 'ladder = ["0.5", "0.3", "0.1"]'))
+    at = after(SLOT).isoformat()
+    assert main(["hedge", "run", "--config", str(config), "--at", at, "--dry-run", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["decisions"]
+    assert [(r["period"], r["trigger"], r["action"]) for r in rows] == [
+        (str(PERIOD), "schedule", "hedge"), (str(PERIOD.plus(1)), "ladder", "hedge"),
+        (str(PERIOD.plus(2)), "ladder", "hedge")]
+    assert [r["target"] for r in rows] == [str(target(r, p)) for r, p in (
+        ("0.5", PERIOD), ("0.3", PERIOD.plus(1)), ("0.1", PERIOD.plus(2)))]
+    assert store_files(tmp_path) == []
