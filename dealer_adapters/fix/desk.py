@@ -137,6 +137,10 @@ class Desk:
         except ValidationError as exc:
             rfq_id = message.get(131)
             self._unreadable(RfqId(rfq_id) if rfq_id in self.requests else None, str(exc), message)
+        except Exception as exc:  # a bug here must not end the session: the message is audited
+            _log.exception("fix_message_failed", dealer_id=self.dealer_id, msg_type=message.msg_type)
+            why = f"adapter error on MsgType {message.msg_type}: {type(exc).__name__}: {exc}"
+            self._unreadable(None, why, message)
 
     async def on_session_reject(self, message: FixMessage) -> None:
         ref = message.get(45)

@@ -140,6 +140,9 @@ class FixSession:
                 reason = await self._connection()
             except (OSError, TimeoutError, ssl.SSLError) as exc:
                 reason = f"connection failed: {type(exc).__name__}: {exc}"
+            except Exception as exc:  # never a dead session: log it, hang up, reconnect
+                _log.exception("fix_session_failed", session=self.config.session_id)
+                reason = f"session error: {type(exc).__name__}: {exc}"
             finally:
                 self._drop_writer()
                 self.handler.on_state(False, reason)
