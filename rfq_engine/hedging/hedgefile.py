@@ -54,6 +54,11 @@ OBJECTIVES = {
     Strategy.PUT: "Floor the USD value of part of the period's forecast BTC production by buying puts.",
     Strategy.COLLAR: "Keep the USD value of part of the period's forecast BTC production between the "
                      "put and the call strikes (a collar).",
+    Strategy.FUTURE_CALL: "Fix the USD value of part of the period's forecast BTC production by "
+                          "selling BTC futures, keeping the upside above the call strike on a "
+                          "share of it with long calls.",
+    Strategy.PERPETUAL: "Fix the USD value of part of the forecast BTC production by selling a "
+                        "BTC perpetual, resized each period; its funding accrues.",
     Strategy.NDF_SHORT: "Fix the hashprice revenue of part of the period's hashrate by selling hashprice "
                         "NDFs.",
     Strategy.NDF_LONG: "Fix the hashprice cost of the hashrate owed over the period by buying hashprice "
