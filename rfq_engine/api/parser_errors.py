@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from aiohttp import web, web_server
+from aiohttp import http_exceptions, web, web_server
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
@@ -24,7 +24,6 @@ from rfq_engine.api.serialize import error
 __all__ = ["install"]
 
 JSON_ERRORS_KEY: web.AppKey[bool] = web.AppKey("json_parser_errors", bool)
-_REASON_LIMIT = 200
 
 
 def _json_errors(handler: RequestHandler) -> bool:
@@ -34,13 +33,24 @@ def _json_errors(handler: RequestHandler) -> bool:
     return isinstance(app, web.Application) and app.get(JSON_ERRORS_KEY, False)
 
 
-def _reason(status: int, message: str | None) -> str:
-    phrase = HTTPStatus(status).phrase
+_WHAT = (  # the most specific first; said in our words: aiohttp's messages quote the request
+    (http_exceptions.LineTooLong, "a request line or header is too long"),
+    (http_exceptions.BadHttpMethod, "not an HTTP request, or an invalid method"),
+    (http_exceptions.BadStatusLine, "an invalid request line"),
+    (http_exceptions.InvalidURLError, "an invalid request target"),
+    (http_exceptions.InvalidHeader, "an invalid header"),
+    (http_exceptions.TransferEncodingError, "an invalid transfer encoding"),
+    (http_exceptions.ContentLengthError, "an invalid Content-Length"),
+    (http_exceptions.BadHttpMessage, "an invalid header or framing"),
+)
+
+
+def _reason(status: int, exc: BaseException | None) -> str:
+    """What was wrong, without a byte of the request (it may hold a token)."""
     if status >= 500:
-        return phrase
-    lines = (message or "").strip().splitlines()  # later lines echo the request's bytes
-    first = lines[0].strip() if lines else ""
-    return f"malformed HTTP request: {(first or phrase)[:_REASON_LIMIT]}"
+        return HTTPStatus(status).phrase
+    what = next((text for kind, text in _WHAT if isinstance(exc, kind)), "refused by the HTTP parser")
+    return f"malformed HTTP request: {what}"
 
 
 class _JsonErrorHandler(RequestHandler):
@@ -51,7 +61,7 @@ class _JsonErrorHandler(RequestHandler):
         if not _json_errors(self):
             return plain
         kind = "internal" if status >= 500 else "bad_request" if status == 400 else "error"
-        response = error(status, kind, _reason(status, message))
+        response = error(status, kind, _reason(status, exc))
         response.headers.update(SECURITY_HEADERS)
         response.headers["Server"] = SERVER
         response.force_close()

@@ -17,8 +17,8 @@ corpus of hostile input:
   not count, and every role's token on every operation; methods the path does not have.
 
 It asserts, for every answer: never a 5xx; a 4xx is the API's JSON error format
-(``{"error", "reason", "field"?}``), except aiohttp's own plain-text 400 for a request its
-HTTP parser refuses before routing; without a valid token a 401. Afterwards the server
+(``{"error", "reason", "field"?}``), a request the HTTP parser refuses before routing
+included; without a valid token a 401 (but for those). Afterwards the server
 is healthy (``/healthz`` 200) and the audit chain verifies (``store.verify()``).
 Every failure is collected, so one run reports them all.
 """
@@ -310,12 +310,11 @@ class Sweep:
               http10: bool = False) -> str:
         if status >= 500:
             return "a 5xx"
-        if status == 400 and http10 and content_type == "text/plain":
-            # a request line or header over 8 KiB, or a raw byte that may not be in a URL:
-            # refused by aiohttp's HTTP parser before routing (no handler or middleware ever
-            # sees it), the only 4xx that is not in the API's format
-            return ""
-        if unauthenticated and status not in (401, 429):
+        parser = status == 400 and http10
+        # a request line or header over 8 KiB, or a raw byte that may not be in a URL:
+        # refused by aiohttp's HTTP parser before routing and authentication (answered in
+        # the API's format all the same: rfq_engine/api/parser_errors.py)
+        if unauthenticated and not parser and status not in (401, 429):
             return "without a valid token, not a 401"
         if status < 400:
             return ""
