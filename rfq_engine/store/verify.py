@@ -27,7 +27,7 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rfq_engine.store.base import StoreError, VerifyReport
 from rfq_engine.store.chain import ChainVerifier, RawRow
@@ -184,6 +184,22 @@ def _seqs(state: LogState | None, witnessed: Sequence[Entry]) -> set[int]:
     return seqs
 
 
+def _as_of(before: LogState | None, again: LogState | None, head: int) -> LogState | None:
+    """The log read again after the rows, as it stood when they were read: a running
+    writer may meanwhile have committed more batches past ``head`` and written their
+    entries, which would read as rows deleted. Only entries appended since the first read
+    (it is a prefix of the second) and naming seqs past ``head`` are dropped; anything else
+    is judged as read."""
+    if before is None or again is None or again.problem is not None:
+        return again
+    if again.entries[:len(before.entries)] != before.entries:
+        return again
+    kept = len(again.entries)
+    while kept > len(before.entries) and again.entries[kept - 1].seq > head:
+        kept -= 1
+    return replace(again, entries=again.entries[:kept])
+
+
 async def _verify(
     pages: AsyncGenerator[Sequence[RawRow], None], checkpoint: CheckpointLog | None,
     witness: str | os.PathLike[str] | None,
@@ -221,7 +237,7 @@ async def _verify(
             notes.append(UNAUTHENTICATED_NOTE)
         j = judge_log(checkpoint, state, head, verifier.hash_at)
         if j.uncovered:  # a writer may have committed since the log was read: once more
-            again = await checkpoint.read()
+            again = _as_of(state, await checkpoint.read(), head)
             retry = judge_log(checkpoint, again, head, verifier.hash_at)
             if retry.problem is None:
                 j, state = retry, again
