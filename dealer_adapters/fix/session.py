@@ -60,6 +60,7 @@ from dealer_adapters.fix.codec import (
 from dealer_adapters.fix.config import FixDealerConfig
 from dealer_adapters.fix.seqstore import SeqNumbers, SeqStore
 from rfq_engine.domain import ValidationError, utc_now
+from rfq_engine.domain.errors import Unavailable, WireError
 
 __all__ = ["ADMIN_TYPES", "FixSession", "NotSent", "SendUnknown", "SessionHandler"]
 
@@ -70,11 +71,11 @@ SENDING_TIME_TOLERANCE = timedelta(minutes=2)
 _READ_CHUNK = 65_536
 
 
-class NotSent(Exception):
+class NotSent(Unavailable):
     """The message did not leave the process (no session, or its number could not be stored)."""
 
 
-class SendUnknown(Exception):
+class SendUnknown(WireError):
     """The connection failed while the message was being written: it may have left."""
 
 

@@ -17,7 +17,8 @@ to an HTTP client (status, ``error`` kind) and to a shell (exit code) is one tab
     │   ├── domain.pricing.PriceUnavailable     the snapshot lacks an input of a price
     │   ├── pricing.ReferenceUnavailable        no fresh reference for the package
     │   ├── dealer_adapters.DealerUnavailable   the transport could not take a message (nothing sent)
-    │   └── mqtt.connection.NotConnected        no broker connection: the message was not handed over
+    │   ├── mqtt.connection.NotConnected        no broker connection: the message was not handed over
+    │   └── fix.session.NotSent                 no FIX session, or its number not stored: nothing sent
     ├── SetupError           500  the process cannot run as configured (CLI: fix the config)
     │   ├── config.ConfigError                  the config file is missing, not TOML or invalid
     │   ├── ccxt.exchange.ExchangeSetupError    a ccxt dealer cannot get its exchange
@@ -33,7 +34,8 @@ to an HTTP client (status, ``error`` kind) and to a shell (exit code) is one tab
     │   ├── mqtt.envelope.EnvelopeError         an MQTT message fails verification
     │   ├── rest.parsing.DeskAnswerError        a REST desk's answer cannot be read
     │   ├── mqtt.connection.DeliveryUncertain   (ConnectionError) the broker may or may not have it
-    │   └── ccxt.route.AuthLostAfterSend        credentials refused after an order left: outcome unknown
+    │   ├── ccxt.route.AuthLostAfterSend        credentials refused after an order left: outcome unknown
+    │   └── fix.session.SendUnknown             the FIX connection failed mid-write: it may have left
     ├── IllegalTransition    500  a state change the transition table does not allow: a bug
     └── engine.EngineError        the engine's refusals (``rfq_engine/engine/errors.py``)
         ├── UnknownRfq       404  (KeyError) no RFQ with that id
