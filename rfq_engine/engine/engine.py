@@ -63,8 +63,11 @@ from rfq_engine.store.outage import StoreHealth, StoreState
 __all__ = ["RfqEngine"]
 
 log = structlog.get_logger("rfq_engine.engine")
-_SEEN_MAX = 200_000
-_CLOSED_MAX = 50_000
+# Ended RFQs remembered so that a late message for one is rejected as "rfq is closed"
+# (and audited under that RFQ) rather than "unknown rfq_id": at 100 RFQs/s, 100 s of them.
+_CLOSED_MAX = 10_000
+# Dealer status messages are not tied to an RFQ: their msg_ids are remembered per dealer.
+_STATUS_SEEN_MAX = 1_000
 
 
 class RfqEngine:
@@ -96,7 +99,11 @@ class RfqEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._task_runs: dict[asyncio.Task[None], RfqRun] = {}
         self._closed: OrderedDict[str, RfqState] = OrderedDict()
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # Duplicate msg_ids are caught per live RFQ (the set goes with the run: memory is
+        # bounded by what is in flight, not by how long the engine has run); a message for
+        # an ended RFQ is rejected as closed whatever its msg_id.
+        self._run_seen: dict[RfqId, set[tuple[str, str]]] = {}
+        self._status_seen: dict[DealerId, OrderedDict[str, None]] = {}
         self._by_client: dict[tuple[str, str], asyncio.Future[RfqId]] = {}
         self._status: dict[DealerId, DealerStatus] = {}
         self._halted: str | None = None
@@ -312,6 +319,7 @@ class RfqEngine:
     def launch(self, run: RfqRun, coro: Coroutine[Any, Any, None] | None = None) -> None:
         """Run ``run`` (or a recovery coroutine for it) as a task the engine tracks."""
         self._runs[run.rfq_id] = run
+        self._run_seen.setdefault(run.rfq_id, set())
         task = asyncio.get_running_loop().create_task(coro if coro is not None else run.run())
         self._tasks.add(task)
         self._task_runs[task] = run
@@ -324,6 +332,7 @@ class RfqEngine:
             self._tasks.discard(t)
             self._task_runs.pop(t, None)
             self._runs.pop(run.rfq_id, None)
+            self._run_seen.pop(run.rfq_id, None)
             self._closed[run.rfq_id] = run.state
             while len(self._closed) > _CLOSED_MAX:
                 self._closed.popitem(last=False)
@@ -419,6 +428,12 @@ class RfqEngine:
         except Exception:
             log.exception("inbound.dispatch_failed", message_type=type(message).__name__)
 
+    def _duplicate(self, rfq_id: RfqId | None, message: DealerStatus | Quote | Decline
+                   | ExecutionConfirm | ExecutionReject) -> None:
+        self.services.audit(rfq_id, MessageRejected(
+            "duplicate msg_id: redelivery ignored", message.dealer_id, message.msg_id),
+            actor=message.dealer_id)
+
     def _dispatch(self, message: Inbound) -> None:
         audit = self.services.audit
         if isinstance(message, InboundRejected):
@@ -428,17 +443,14 @@ class RfqEngine:
                 "received_at": format_ts(message.received_at)}),
                 actor=message.dealer_id or "unknown")
             return
-        key = (message.dealer_id, message.msg_id)
-        if key in self._seen:
-            rfq_id = getattr(message, "rfq_id", None)
-            audit(rfq_id if rfq_id in self._runs else None, MessageRejected(
-                "duplicate msg_id: redelivery ignored", message.dealer_id, message.msg_id),
-                actor=message.dealer_id)
-            return
-        self._seen[key] = None
-        if len(self._seen) > _SEEN_MAX:
-            self._seen.popitem(last=False)
         if isinstance(message, DealerStatus):
+            seen = self._status_seen.setdefault(message.dealer_id, OrderedDict())
+            if message.msg_id in seen:
+                self._duplicate(None, message)
+                return
+            seen[message.msg_id] = None
+            if len(seen) > _STATUS_SEEN_MAX:
+                seen.popitem(last=False)
             self._status[message.dealer_id] = message
             return
         run = self._runs.get(message.rfq_id)
@@ -451,6 +463,12 @@ class RfqEngine:
                 {"claimed_rfq_id": message.rfq_id, "type": type(message).__name__}),
                 actor=message.dealer_id)
             return
+        key = (message.dealer_id, message.msg_id)
+        seen_here = self._run_seen.setdefault(run.rfq_id, set())
+        if key in seen_here:
+            self._duplicate(run.rfq_id, message)
+            return
+        seen_here.add(key)
         if isinstance(message, Quote):
             run.on_quote(message)
         elif isinstance(message, Decline):

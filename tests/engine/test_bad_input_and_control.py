@@ -54,6 +54,26 @@ async def test_late_quote_and_unknown_rfq_are_audited(make_harness) -> None:
     assert "unknown rfq_id" in unattributed and "bad signature" in unattributed
 
 
+async def test_a_redelivery_after_the_rfq_ended_is_rejected_as_closed(make_harness) -> None:
+    """Duplicates are caught per live RFQ; once it has ended, a copy of any of its messages
+    (a confirm redelivered by QoS 1, say) is rejected under that RFQ as closed and changes
+    nothing, however long ago it ended."""
+    h = await make_harness()
+    rfq_id = await open_rfq(h, dealers=["d1"])
+    quote = h.dealers.quote(rfq_id, "d1", bid="39900")
+    award = (await h.dealers.next(Award)).message
+    assert isinstance(award, Award)
+    h.dealers.confirm(award, msg_id="confirm-1")
+    assert await h.engine.wait(rfq_id, 5) is RfqState.FILLED
+    h.dealers.push(quote)
+    h.dealers.confirm(award, msg_id="confirm-1")
+    await h.store.flush()
+    closed = await reasons(h, rfq_id, "message.rejected")
+    assert closed.count("rfq is closed (filled)") == 2, closed
+    fills = [e for e in await h.store.events() if e.type == "execution.confirmed"]
+    assert len(fills) == 1
+
+
 async def test_bad_confirms_change_nothing(make_harness) -> None:
     h = await make_harness(config=EngineConfig(confirm_timeout_ms=3000))
     rfq_id = await open_rfq(h, dealers=["d1", "d2"])
