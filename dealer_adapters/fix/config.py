@@ -8,7 +8,8 @@ fsynced on every change, so a restart resumes the session) and the award journal
 (``<dealer>.orders.jsonl``: one award, one order, across restarts).
 
 Symbols: a domain instrument is the desk's ``Symbol(55)`` through ``symbols``, keyed by
-``instrument_key`` (``future:BTC:USD:2027-02-26``, ``spot:BTC:USD``...). An instrument
+``instrument_key`` (``future:BTC:USD:2027-02-26``, ``spot:BTC:USD``...; the domain's key,
+``rfq_engine.domain.instruments``, the same as a REST desk's overrides). An instrument
 without an entry is not quoted by the desk: its RFQs are declined with that reason.
 
 The desk's dictionary quirks: ``award_style`` (``quote_response``: QuoteResponse(AJ)
@@ -27,15 +28,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from rfq_engine.configtypes import STRICT
-from rfq_engine.domain import (
-    Future,
-    HashpriceNdf,
-    Instrument,
-    Option,
-    ValidationError,
-    decimal_str,
-    instrument_from_dict,
-)
+from rfq_engine.domain import Instrument
+from rfq_engine.domain.instruments import instrument_key, parse_instrument_key
 
 __all__ = ["FixDealerConfig", "TlsSettings", "instrument_key", "parse_instrument_key"]
 
@@ -44,47 +38,8 @@ EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
 CompId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 Millis = Annotated[int, Field(strict=True)]
 
-_KEY_FIELDS: dict[str, tuple[str, ...]] = {
-    "spot": ("kind", "underlying", "quote_ccy"),
-    "perpetual": ("kind", "underlying", "quote_ccy"),
-    "future": ("kind", "underlying", "quote_ccy", "expiry"),
-    "option": ("kind", "underlying", "quote_ccy", "expiry", "strike", "option_type"),
-    "hashprice_ndf": ("kind", "underlying", "quote_ccy", "start", "days"),
-}
 _SYMBOL = re.compile(r"^[\x21-\x7e]{1,64}$")
 """Printable ASCII without spaces or '=' issues: a FIX String value (SOH never)."""
-
-
-def instrument_key(instrument: Instrument) -> str:
-    """The canonical key of an instrument, its fields joined by ``:``."""
-    parts = [instrument.kind.value, instrument.underlying, instrument.quote_ccy]
-    if isinstance(instrument, Future | Option):
-        parts.append(instrument.expiry.isoformat())
-    if isinstance(instrument, Option):
-        parts += [decimal_str(instrument.strike), instrument.option_type.value]
-    if isinstance(instrument, HashpriceNdf):
-        parts += [instrument.start.isoformat(), str(instrument.days)]
-    return ":".join(parts)
-
-
-def parse_instrument_key(key: str) -> Instrument:
-    """The instrument a key names; raises ``ValidationError`` for a bad key."""
-    parts = key.split(":")
-    fields = _KEY_FIELDS.get(parts[0])
-    if fields is None:
-        raise ValidationError(key, f"unknown instrument kind {parts[0]!r}; one of {', '.join(_KEY_FIELDS)}")
-    if len(parts) != len(fields):
-        raise ValidationError(key, f"{parts[0]} keys are {':'.join(fields)}")
-    data: dict[str, object] = dict(zip(fields, parts, strict=True))
-    if "days" in data:
-        days = str(data["days"])
-        if not days.isdigit():
-            raise ValidationError(key, f"days must be a whole number, got {days!r}")
-        data["days"] = int(days)
-    try:
-        return instrument_from_dict(data, "")
-    except ValidationError as exc:
-        raise ValidationError(key, str(exc).lstrip(". ")) from None
 
 
 class TlsSettings(BaseModel):

@@ -5,7 +5,8 @@ bearer-token or HMAC request signing. Secrets never live in the file: ``token_en
 ``key_env`` and ``secret_env`` name environment variables, read when the adapter starts.
 
 Instrument names: a domain instrument becomes the desk's name through, first, an
-explicit entry in ``instrument_overrides`` (keyed by ``instrument_key``) and otherwise the
+explicit entry in ``instrument_overrides`` (keyed by ``instrument_key``, the domain's
+``rfq_engine.domain.instruments.instrument_key``) and otherwise the
 template of its kind in ``instruments``, a ``str.format`` template over the instrument's
 fields (see ``TEMPLATE_FIELDS``), upper-cased unless ``upper_case = false``::
 
@@ -46,10 +47,9 @@ from rfq_engine.domain import (
     OptionType,
     Perpetual,
     Spot,
-    ValidationError,
     decimal_str,
-    instrument_from_dict,
 )
+from rfq_engine.domain.instruments import instrument_key, parse_instrument_key
 
 __all__ = [
     "TEMPLATE_FIELDS",
@@ -90,48 +90,6 @@ _SAMPLES: dict[InstrumentKind, Instrument] = {
 }
 
 _CLIENT_PREFIX = re.compile(r"^[A-Za-z0-9_-]{0,16}$")
-
-
-def instrument_key(instrument: Instrument) -> str:
-    """The canonical override key of an instrument, its fields joined by ``:``.
-
-    ``spot:BTC:USD``, ``perpetual:BTC:USD``, ``future:BTC:USD:2027-02-26``,
-    ``option:BTC:USD:2027-02-26:35000:put``, ``hashprice_ndf:HASHPRICE:USD:2026-12-01:30``.
-    """
-    parts = [instrument.kind.value, instrument.underlying, instrument.quote_ccy]
-    if isinstance(instrument, Future | Option):
-        parts.append(instrument.expiry.isoformat())
-    if isinstance(instrument, Option):
-        parts += [decimal_str(instrument.strike), instrument.option_type.value]
-    if isinstance(instrument, HashpriceNdf):
-        parts += [instrument.start.isoformat(), str(instrument.days)]
-    return ":".join(parts)
-
-
-def parse_instrument_key(key: str) -> Instrument:
-    """The instrument an override key names; raises ``ValidationError`` for a bad key."""
-    parts = key.split(":")
-    names: dict[str, tuple[str, ...]] = {
-        "spot": ("kind", "underlying", "quote_ccy"),
-        "perpetual": ("kind", "underlying", "quote_ccy"),
-        "future": ("kind", "underlying", "quote_ccy", "expiry"),
-        "option": ("kind", "underlying", "quote_ccy", "expiry", "strike", "option_type"),
-        "hashprice_ndf": ("kind", "underlying", "quote_ccy", "start", "days"),
-    }
-    fields = names.get(parts[0])
-    if fields is None:
-        raise ValidationError(key, f"unknown instrument kind {parts[0]!r}; one of {', '.join(names)}")
-    if len(parts) != len(fields):
-        raise ValidationError(key, f"{parts[0]} keys are {':'.join(fields)}")
-    data: dict[str, Any] = dict(zip(fields, parts, strict=True))
-    if "days" in data:
-        if not data["days"].isdigit():
-            raise ValidationError(key, f"days must be a whole number, got {data['days']!r}")
-        data["days"] = int(data["days"])
-    try:
-        return instrument_from_dict(data, "")
-    except ValidationError as exc:
-        raise ValidationError(key, str(exc).lstrip(". ")) from None
 
 
 def template_values(instrument: Instrument) -> dict[str, Any]:

@@ -36,8 +36,10 @@ __all__ = [
     "Perpetual",
     "Spot",
     "instrument_from_dict",
+    "instrument_key",
     "instrument_to_dict",
     "last_date",
+    "parse_instrument_key",
 ]
 
 
@@ -185,3 +187,52 @@ def instrument_to_dict(instrument: Instrument) -> dict[str, Any]:
         out["start"] = instrument.start.isoformat()
         out["days"] = instrument.days
     return out
+
+
+_KEY_FIELDS: dict[str, tuple[str, ...]] = {
+    "spot": (*_COMMON,),
+    "perpetual": (*_COMMON,),
+    "future": (*_COMMON, "expiry"),
+    "option": (*_COMMON, "expiry", "strike", "option_type"),
+    "hashprice_ndf": (*_COMMON, "start", "days"),
+}
+"""The fields of each kind's key, in their order in the key."""
+
+
+def instrument_key(instrument: Instrument) -> str:
+    """The canonical key of an instrument, its fields joined by ``:``.
+
+    ``spot:BTC:USD``, ``perpetual:BTC:USD``, ``future:BTC:USD:2027-02-26``,
+    ``option:BTC:USD:2027-02-26:35000:put``, ``hashprice_ndf:HASHPRICE:USD:2026-12-01:30``.
+    What a dealer's configuration keys its instrument names by (a REST desk's
+    ``instrument_overrides``, a FIX desk's ``symbols``).
+    """
+    parts = [instrument.kind.value, instrument.underlying, instrument.quote_ccy]
+    if isinstance(instrument, Future | Option):
+        parts.append(instrument.expiry.isoformat())
+    if isinstance(instrument, Option):
+        parts += [decimal_str(instrument.strike), instrument.option_type.value]
+    if isinstance(instrument, HashpriceNdf):
+        parts += [instrument.start.isoformat(), str(instrument.days)]
+    return ":".join(parts)
+
+
+def parse_instrument_key(key: str) -> Instrument:
+    """The instrument a key names (``instrument_key``'s inverse, codes in any case);
+    raises ``ValidationError`` naming the key for a bad one."""
+    parts = key.split(":")
+    fields = _KEY_FIELDS.get(parts[0])
+    if fields is None:
+        raise ValidationError(key, f"unknown instrument kind {parts[0]!r}; one of {', '.join(_KEY_FIELDS)}")
+    if len(parts) != len(fields):
+        raise ValidationError(key, f"{parts[0]} keys are {':'.join(fields)}")
+    data: dict[str, object] = dict(zip(fields, parts, strict=True))
+    if "days" in data:
+        days = str(data["days"])
+        if not days.isdigit():
+            raise ValidationError(key, f"days must be a whole number, got {days!r}")
+        data["days"] = int(days)
+    try:
+        return instrument_from_dict(data, "")
+    except ValidationError as exc:
+        raise ValidationError(key, str(exc).lstrip(". ")) from None
