@@ -37,8 +37,9 @@ again). ``restore`` rebuilds everything from the file.
 The file: ``dealer_adapters.jsonlog`` (fsynced JSON lines, a torn last line cut), one
 process writing it at a time; any other bad line is an error naming the file and line.
 Each kind keeps its own line format (a subclass: ``decode``/``encode``), so journals
-written before this module existed read unchanged. ``append`` blocks; the ``record_*``
-methods and ``fence`` run it in a worker thread.
+written before this module existed read unchanged; a desk whose file holds only its own
+``{"type": "intent" | "outcome", ...}`` records (REST, FIX) decodes them with ``typed_line``.
+``append`` blocks; the ``record_*`` methods and ``fence`` run it in a worker thread.
 """
 
 from __future__ import annotations
@@ -46,13 +47,13 @@ from __future__ import annotations
 import asyncio
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import structlog
 
@@ -60,7 +61,7 @@ from dealer_adapters.jsonlog import JsonLog, dumps_line
 from rfq_engine.domain import ExecutionId, utc_now
 from rfq_engine.domain.errors import StoreFault
 
-__all__ = ["Execution", "ExecutionJournal", "Fence", "JournalError", "Line", "Phase"]
+__all__ = ["Execution", "ExecutionJournal", "Fence", "JournalError", "Line", "Phase", "typed_line"]
 
 _log = structlog.get_logger(__name__)
 
@@ -111,6 +112,29 @@ class Line(Generic[I, O]):
     outcome: O | None = None
     fence: bool = False
     note: dict[str, Any] | None = None
+
+
+class _Keyed(Protocol):
+    @property
+    def execution_id(self) -> ExecutionId: ...
+
+
+TI = TypeVar("TI", bound=_Keyed)
+TO = TypeVar("TO", bound=_Keyed)
+
+
+def typed_line(dealer_id: str, data: dict[str, Any], intent: Callable[[dict[str, Any]], TI],
+               outcome: Callable[[dict[str, Any]], TO]) -> Line[TI, TO]:
+    """One line of a desk's own file, ``{"type": "intent" | "outcome", ...}``, read by the
+    kind's ``intent`` or ``outcome`` reader (the lines name no dealer: ``dealer_id`` does).
+    ``ValueError`` for another type."""
+    if data.get("type") == "intent":
+        read = intent(data)
+        return Line(dealer_id, read.execution_id, intent=read)
+    if data.get("type") == "outcome":
+        done = outcome(data)
+        return Line(dealer_id, done.execution_id, outcome=done)
+    raise ValueError(f"unknown record type {data.get('type')!r}")
 
 
 @dataclass(slots=True, eq=False)

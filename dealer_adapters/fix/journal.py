@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from dealer_adapters.journal import ExecutionJournal, Fence, Line
+from dealer_adapters.journal import ExecutionJournal, Fence, Line, typed_line
 from rfq_engine.domain import (
     ExecutionId,
     QuoteId,
@@ -135,13 +135,7 @@ class FixJournal(ExecutionJournal[AwardIntent, AwardOutcome]):
         self.dealer_id = dealer_id
 
     def decode(self, data: dict[str, Any]) -> Line[AwardIntent, AwardOutcome]:
-        if data.get("type") == "intent":
-            intent = AwardIntent.from_dict(data)
-            return Line(self.dealer_id, intent.execution_id, intent=intent)
-        if data.get("type") == "outcome":
-            outcome = AwardOutcome.from_dict(data)
-            return Line(self.dealer_id, outcome.execution_id, outcome=outcome)
-        raise ValueError(f"unknown record type {data.get('type')!r}")
+        return typed_line(self.dealer_id, data, AwardIntent.from_dict, AwardOutcome.from_dict)
 
     def encode(self, record: AwardIntent | AwardOutcome | Fence) -> dict[str, Any]:
         if isinstance(record, Fence):

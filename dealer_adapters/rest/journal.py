@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from dealer_adapters.journal import ExecutionJournal, Fence, JournalError, Line
+from dealer_adapters.journal import ExecutionJournal, Fence, JournalError, Line, typed_line
 from rfq_engine.domain import (
     ExecutionId,
     QuoteId,
@@ -171,13 +171,7 @@ class Journal(ExecutionJournal[OrderIntent, OrderOutcome]):
         self.dealer_id = dealer_id
 
     def decode(self, data: dict[str, Any]) -> Line[OrderIntent, OrderOutcome]:
-        if data.get("type") == "intent":
-            intent = OrderIntent.from_dict(data)
-            return Line(self.dealer_id, intent.execution_id, intent=intent)
-        if data.get("type") == "outcome":
-            outcome = OrderOutcome.from_dict(data)
-            return Line(self.dealer_id, outcome.execution_id, outcome=outcome)
-        raise ValueError(f"unknown record type {data.get('type')!r}")
+        return typed_line(self.dealer_id, data, OrderIntent.from_dict, OrderOutcome.from_dict)
 
     def encode(self, record: OrderIntent | OrderOutcome | Fence) -> dict[str, Any]:
         if isinstance(record, Fence):
