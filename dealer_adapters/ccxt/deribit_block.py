@@ -65,7 +65,6 @@ did (each maker's price, the legs, their fees in ``fee_currency``) is in the det
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -86,6 +85,7 @@ from dealer_adapters.ccxt.route import (
     classify,
     client_id,
     describe_error,
+    placement_failed,
 )
 from dealer_adapters.ccxt.units import DERIBIT, check_markets
 from rfq_engine.domain import Award, Direction, QuoteSide, RfqId, RfqNew, decimal_str, format_ts, utc_now
@@ -411,17 +411,13 @@ class DeribitBlockRoute:
         try:
             result = await self._call("accept_block_rfq", params)
         except Exception as exc:
-            kind = classify(exc)
-            if kind is ErrorKind.AUTH:
-                raise
-            if kind is ErrorKind.REJECTED:
-                return Outcome.reject(price, f"Deribit refused the accept: {describe_error(exc)}")
-            _log.warning("deribit_block_rfq_accept_failed", error=describe_error(exc), kind=kind.value,
-                         block_rfq_id=intent["block_rfq_id"])
-            if kind is ErrorKind.RATE_LIMIT:
-                await asyncio.sleep(self.config.rate_limit_backoff_ms / 1000)
+            failed = await placement_failed(exc, price, "Deribit refused the accept", log=_log,
+                                            event="deribit_block_rfq_accept_failed",
+                                            backoff_ms=self.config.rate_limit_backoff_ms,
+                                            block_rfq_id=intent["block_rfq_id"])
+            if failed is ErrorKind.RATE_LIMIT:
                 return await self._after_rate_limit(intent, exc)
-            return None
+            return failed if isinstance(failed, Outcome) else None
         trades = result.get("block_trades") if isinstance(result, dict) else None
         outcome = self._confirmed(intent, [t for t in trades or [] if isinstance(t, dict)])
         if outcome is not None:

@@ -27,7 +27,6 @@ prices, so the confirm's price is the awarded price exactly; leg fees are record
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -46,6 +45,7 @@ from dealer_adapters.ccxt.route import (
     classify,
     client_id,
     describe_error,
+    placement_failed,
 )
 from rfq_engine.domain import Award, Direction, QuoteSide, RfqId, RfqNew, decimal_str, format_ts, utc_now
 from rfq_engine.domain.venue import package_price, quote_sides, requester_leg_side, venue_decimal
@@ -202,16 +202,11 @@ class OkxRfqRoute:
             response = await self.exchange.privatePostRfqExecuteQuote(
                 {"rfqId": intent["venue_rfq_id"], "quoteId": intent["venue_quote_id"]})
         except Exception as exc:
-            kind = classify(exc)
-            if kind is ErrorKind.AUTH:
-                raise
-            if kind is ErrorKind.REJECTED:
-                return Outcome.reject(price, f"OKX refused to execute the quote: {describe_error(exc)}")
-            _log.warning("okx_rfq_execute_failed", error=describe_error(exc), kind=kind.value,
-                         venue_rfq_id=intent["venue_rfq_id"])
-            if kind is ErrorKind.RATE_LIMIT:
-                await asyncio.sleep(self.config.rate_limit_backoff_ms / 1000)
-            return None
+            failed = await placement_failed(exc, price, "OKX refused to execute the quote", log=_log,
+                                            event="okx_rfq_execute_failed",
+                                            backoff_ms=self.config.rate_limit_backoff_ms,
+                                            venue_rfq_id=intent["venue_rfq_id"])
+            return failed if isinstance(failed, Outcome) else None
         trades = _data(response)
         if trades and trades[0].get("blockTdId"):
             return self._confirmed(trades[0], intent)

@@ -7,12 +7,16 @@
 - ``classify``: ccxt's exception hierarchy mapped to what the adapter does about it. It
   reads the class names along the exception's MRO, so this module never imports ccxt
   (importing it costs half a second and ~100 MB: only a configured dealer pays that);
+- ``placement_failed``: what a route's ``place`` does when its order call raised (the
+  same for every route: re-raise a credentials error, a reject for a refusal, otherwise
+  log, back off after a rate limit, and leave the call's fate unknown);
 - ``client_id``: a deterministic client order id from an execution id;
 - ``describe_error``: the shared ``dealer_adapters.common.describe_error``, re-exported.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -20,6 +24,8 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
+
+from structlog.stdlib import BoundLogger
 
 from dealer_adapters.common import describe_error
 from rfq_engine.domain import Award, QuoteId, QuoteSide, RfqId, RfqNew, decimal_str
@@ -37,6 +43,7 @@ __all__ = [
     "classify",
     "client_id",
     "describe_error",
+    "placement_failed",
 ]
 
 
@@ -78,6 +85,28 @@ def classify(exc: BaseException) -> ErrorKind:
     if "NetworkError" in names or isinstance(exc, TimeoutError | OSError):
         return ErrorKind.RETRYABLE
     return ErrorKind.UNKNOWN
+
+
+async def placement_failed(exc: Exception, price: Decimal, refused: str, *, log: BoundLogger, event: str,
+                           backoff_ms: int, **context: Any) -> Outcome | ErrorKind:
+    """What an order-placing call that raised ``exc`` means, the same for every route's ``place``.
+
+    Credentials refused (``ErrorKind.AUTH``): ``exc`` is raised again (the adapter marks the
+    dealer down). A refusal (``REJECTED``: nothing happened at the venue): a reject
+    ``Outcome`` at the awarded ``price`` saying ``"<refused>: <the error>"``. Anything else
+    may have reached the venue: it is logged (``event``, with ``context``), a rate limit is
+    followed by the ``backoff_ms`` back-off, and the kind is returned: the call's fate is
+    unknown (``place`` returns None, or looks it up), and it is never sent again.
+    """
+    kind = classify(exc)
+    if kind is ErrorKind.AUTH:
+        raise exc
+    if kind is ErrorKind.REJECTED:
+        return Outcome.reject(price, f"{refused}: {describe_error(exc)}")
+    log.warning(event, error=describe_error(exc), kind=kind.value, **context)
+    if kind is ErrorKind.RATE_LIMIT:
+        await asyncio.sleep(backoff_ms / 1000)
+    return kind
 
 
 _ALNUM = re.compile(r"[^A-Za-z0-9]")
