@@ -6,6 +6,7 @@ instance (created on ``start``, closed by ``close``) and one route:
 | ``mode`` | quotes | execution |
 | --- | --- | --- |
 | ``book`` (``execution.py``) | walked from the order book, fee-inclusive | one limit IOC order |
+| ``book``, a package on Deribit (``combos.py``) | walked from the combo's book | one IOC order on the combo |
 | ``convert`` (``convert.py``) | the venue's firm conversion quote | accept the quote by id |
 | ``okx_rfq`` (``okx_rfq.py``) | the best OKX block-RFQ maker quote | execute that quote |
 | ``deribit_block_rfq`` (``deribit_block.py``) | the best Deribit Block RFQ price | accept, fill-or-kill |

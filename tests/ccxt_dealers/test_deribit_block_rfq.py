@@ -27,7 +27,6 @@ import structlog
 from dealer_adapters.ccxt import CcxtDealerConfig, CcxtDealers, Journal
 from dealer_adapters.ccxt.deribit_block import rpc_json
 from dealer_adapters.protocol import ExecutionState
-from dealer_adapters.simulated import SimulatedDealerConfig, SimulatedDealers
 from rfq_engine.domain import (
     DealerId,
     Decline,
@@ -44,21 +43,18 @@ from rfq_engine.domain.pricing import MarketSnapshot
 from rfq_engine.engine import EngineConfig, RfqEngine
 from rfq_engine.mandate import Mandate
 from rfq_engine.pricing.reference import ModelReferenceProvider
-from rfq_engine.readmodels.decision import build_decision_record
-from rfq_engine.store import EventFilter, open_store
+from rfq_engine.store import open_store
 from tests.ccxt_dealers.conftest import (
     DERIBIT_ENV,
     FUTURE_EXPIRY,
     OPTION_EXPIRY,
     Make,
     award_for,
-    config,
     deribit_config,
     leg,
     rfq,
 )
 from tests.ccxt_dealers.fake_deribit_block import FakeDeribitBlock, MakerQuote, inverse_option, linear_option
-from tests.ccxt_dealers.fake_okx import FakeOkx
 from tests.engine.conftest import mandate_config
 
 DEALER = DealerId("deribit-block")
@@ -395,71 +391,8 @@ def test_config_rules() -> None:
     assert CcxtDealerConfig.model_validate({**base, "rfq_counterparties": ["A", "B"], "rfq_anonymous": False})
 
 
-# --- issue 16's done-when: one collar RFQ to every kind of counterparty -------------------------
-
-
-async def test_a_collar_to_deribit_book_and_block_an_otc_desk_and_okx_ranked_in_usd_and_filled(
-        venue: FakeDeribitBlock, okx: FakeOkx, tmp_path: Path) -> None:
-    """Deribit's book and OKX's book decline a multi-leg package (a collar is never legged on a
-    book); the Deribit Block RFQ quotes it in BTC, converted at the index; the OTC desk quotes
-    USD. The engine ranks both in USD, awards the better, and the fill is the venue's."""
-    put, call = inverse_option(OPTION_EXPIRY, 50000, "P"), inverse_option(OPTION_EXPIRY, 70000, "C")
-    # 2 x 0.0060 - 0.0117 = 0.0003 BTC per amount 5: 0.00015 BTC per BTC of the package, plus
-    # the 0.00045 BTC fee: 0.0006 BTC at 60,000 = 36 USD per BTC; the desk asks about 63.3
-    venue.maker_quotes = [MakerQuote("MAKER1", "ask", {put: "0.0060", call: "0.0117"}),
-                          MakerQuote("MAKER2", "ask", {put: "0.0061", call: "0.0117"})]
-    book, block, desk, okx_book = (DealerId("deribit-book"), DEALER, DealerId("otc-desk"),
-                                   DealerId("okx-book"))
-    market = MarketSnapshot(spot={"BTC": D(60000)}, vol={"BTC": D("0.5")}, rate=D("0.05"), as_of=utc_now())
-    exchanges = CcxtDealers({
-        book: deribit_config(venue, tmp_path, journal_path=str(tmp_path / "book.journal")),
-        block: block_config(venue, tmp_path),
-        okx_book: config(okx, tmp_path),
-    })
-    otc = SimulatedDealers({desk: SimulatedDealerConfig.model_validate(
-        {"seed": 7, "latency_ms": 20.0, "latency_jitter_ms": 0.0})}, lambda: market)
-    limits = {d: {"credit_limit": "100000000"} for d in (book, block, desk, okx_book)}
-    store = open_store("memory://")
-    await store.open()
-    engine = RfqEngine(store=store, adapters=[exchanges, otc],
-                       mandates={"treasury": Mandate("treasury", mandate_config(dealers=limits))},
-                       reference=ModelReferenceProvider(market, max_age=None),
-                       config=EngineConfig(confirm_timeout_ms=5000))
-    await engine.start()
-    for dealer in (book, block, okx_book):
-        exchanges.exchange(dealer).timeout_on_exit = 0
-    try:
-        rfq_id = await engine.submit(RfqSpec.from_dict({
-            "legs": [{"instrument": option(50000, "put", "USD"), "side": "buy"},
-                     {"instrument": option(70000, "call", "USD"), "side": "sell", "ratio": "0.5"}],
-            "direction": "buy", "quantity": "10", "quantity_unit": "BTC",
-            "dealers": [book, block, desk, okx_book], "requester": "miner", "mandate": "treasury",
-            "window_ms": 1500}))
-        assert await engine.wait(rfq_id, 15) is RfqState.FILLED
-        [fill] = await store.fills(rfq_id)
-        assert (fill.dealer_id, fill.price, fill.quantity) == (block, D(36), D(10))
-        assert venue.executed == 1 and len(venue.accepts) == 1 and okx.order_requests == []
-        [accepted] = accepts(venue)
-        assert (accepted["price"], accepted["amount"], accepted["direction"]) == ("0.0003", "5", "buy")
-        [trade] = venue.block_trades
-        assert [(t["instrument_name"], t["direction"], t["amount"]) for t in trade["trades"]] == [
-            (put, "buy", 10), (call, "sell", 5)]  # 10 BTC of puts, 5 of calls: the RFQ's size
-        record = build_decision_record(await store.events(EventFilter(rfq_id=rfq_id)))
-        quotes = {q["dealer_id"]: q for q in record["quotes"]}
-        assert set(quotes) == {block, desk}
-        conversion = quotes[block]["conversion"]
-        assert conversion["premium_currency"] == "BTC" and conversion["price_currency"] == "USD"
-        assert conversion["ask"] == {"premium": "0.00015", "fee": "0.00045", "all_in": "0.0006",
-                                     "price": "36"}
-        assert conversion["index"]["price"] == "60000"
-        assert quotes[desk].get("conversion") is None and D(quotes[desk]["ask"]) > D(36)
-        declined = {d["dealer_id"]: d["reason"] for d in record["declines"]}
-        assert set(declined) == {book, okx_book}
-        assert all("2-leg package is not executed leg by leg" in r for r in declined.values())
-        assert [r["dealer_id"] for r in record["ranking"]][:2] == [block, desk]
-    finally:
-        await engine.stop()
-        await store.close()
+# issue 16's done-when test (the collar to Deribit's book and Block RFQ, an OTC desk and OKX)
+# is in test_deribit_combos.py: Deribit's book now quotes the collar from its combo book.
 
 
 @pytest.mark.parametrize(("mode", "state", "fills"), [("slow", RfqState.FILLED, 1),
