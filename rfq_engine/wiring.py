@@ -6,8 +6,11 @@ engine the same way. Heavy adapters are imported by the factory only when config
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from dealer_adapters.ccxt.config import CcxtDealerConfig
+from dealer_adapters.ccxt.margin import MarginReader
 from dealer_adapters.factory import build_adapters
 from dealer_adapters.protocol import DealerAdapter
 from rfq_engine.config import AppConfig
@@ -18,7 +21,7 @@ from rfq_engine.pricing.reference import ModelReferenceProvider, ReferencePriceP
 from rfq_engine.store import AuditStore, open_store
 from rfq_engine.store.leader import Candidate
 
-__all__ = ["App", "open_app", "open_configured_store"]
+__all__ = ["App", "open_app", "open_configured_store", "venue_margin_reader"]
 
 
 @dataclass
@@ -43,6 +46,18 @@ async def _close_reference(reference: ReferencePriceProvider) -> None:
     close = getattr(reference, "close", None)
     if close is not None:
         await close()
+
+
+def venue_margin_reader(config: AppConfig, environ: Mapping[str, str] | None = None) -> MarginReader | None:
+    """A reader of the margin accounts of the ccxt dealers that ``[risk.venues.<dealer>]`` states
+    with ``read = true`` (the default), in its ``currency``; none when there is no such dealer."""
+    accounts: dict[str, tuple[CcxtDealerConfig, str]] = {}
+    for spec in config.dealers:
+        account = config.risk.venues.get(spec.id)
+        settings = spec.settings() if account is not None and account.read and spec.kind == "ccxt" else None
+        if isinstance(settings, CcxtDealerConfig) and account is not None:
+            accounts[spec.id] = (settings, account.currency)
+    return MarginReader(accounts, environ) if accounts else None
 
 
 def open_configured_store(config: AppConfig, *, url: str | None = None,

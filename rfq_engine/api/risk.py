@@ -22,7 +22,7 @@ from rfq_engine.engine import EngineEvent
 from rfq_engine.hedging.evidence import load_performance
 from rfq_engine.hedging.riskwatch import RiskWatch
 from rfq_engine.readmodels.events import listened
-from rfq_engine.wiring import App
+from rfq_engine.wiring import App, venue_margin_reader
 
 __all__ = ["WATCH_KEY", "install", "routes"]
 
@@ -38,7 +38,8 @@ DECIMAL_THRESHOLDS = ("credit_usage", "margin_usage", "liquidation_distance", "c
 
 def install(web_app: web.Application, app: App) -> None:
     """The risk routes, and the watch: attached to ``app.engine``, started with the web app."""
-    watch = RiskWatch(app.engine, app.store, app.config, app.reference).attach()
+    watch = RiskWatch(app.engine, app.store, app.config, app.reference,
+                      venues=venue_margin_reader(app.config)).attach()
     web_app[WATCH_KEY] = watch
     web_app[_EVALUATED] = [0.0]
     if METRICS_KEY in web_app:

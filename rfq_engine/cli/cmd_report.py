@@ -172,6 +172,7 @@ async def _risk(config: Any, args: argparse.Namespace, realized: dict[str, Any],
     from rfq_engine.hedging.report import coverage
     from rfq_engine.hedging.risk import risk_report
     from rfq_engine.hedging.riskwatch import credit_lines
+    from rfq_engine.wiring import venue_margin_reader
 
     now = utc_now()
     today = now.date()
@@ -179,17 +180,31 @@ async def _risk(config: Any, args: argparse.Namespace, realized: dict[str, Any],
     store = await _read_store(config, args.store)
     try:
         trades = [] if store is None else await load_trades(store)
+        reader = venue_margin_reader(config)
+        try:
+            accounts = None if reader is None else await reader.read()
+        finally:
+            if reader is not None:
+                await reader.close()
         rows = [row for name, program in config.programs.items()
                 for row in coverage(name, program, trades, config.forecast, [Period.of(today)], today)]
         report, _ = risk_report(cfg=config.risk, trades=trades, snapshot=snapshot, today=today,
                                 agreements=config.collateral, credit_lines=credit_lines(config.mandates),
-                                coverage=rows, settlements=settlements)
+                                coverage=rows, settlements=settlements, venue_accounts=accounts)
         performance = [] if store is None else await load_performance(
             store, config.programs, snapshot, today, realized=realized, settlements=settlements)
     finally:
         if store is not None:
             await store.close()
     return {**report, "performance": performance}
+
+
+def _source(sources: dict[str, str] | None) -> str:
+    """``venue``, ``config`` (the estimate) or, when mixed, the figures the venue gave."""
+    kinds = set((sources or {}).values()) or {"config"}
+    if len(kinds) == 1:
+        return kinds.pop()
+    return "venue: " + ", ".join(k for k, v in (sources or {}).items() if v == "venue")
 
 
 def _print_risk(data: dict[str, Any], args: argparse.Namespace) -> int:
@@ -210,10 +225,11 @@ def _print_risk(data: dict[str, Any], args: argparse.Namespace) -> int:
                                for d in data["desks"]], [
             ("dealer", "desk"), ("required_usd", "required USD"), ("posted_value_usd", "posted USD"),
             ("usage", "usage"), ("call_kind", "call"), ("call_usd", "call USD")]),
-        ("venues: margin and liquidation", data["venues"], [
+        ("venues: margin and liquidation",
+         [{**v, "source": _source(v.get("sources"))} for v in data["venues"]], [
             ("venue", "venue"), ("instrument", "instrument"), ("equity", "equity"), ("currency", "ccy"),
             ("maintenance_margin", "maintenance"), ("usage", "usage"), ("call", "call"),
-            ("liquidation_price", "liquidation"), ("distance", "distance")]),
+            ("liquidation_price", "liquidation"), ("distance", "distance"), ("source", "source")]),
         ("funding (estimate)", data["funding"], [
             ("venue", "venue"), ("instrument", "instrument"), ("quantity", "quantity"), ("rate", "rate"),
             ("paid_usd_per_day", "paid USD/day")]),

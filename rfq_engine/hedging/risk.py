@@ -10,7 +10,11 @@
   rates): per position, equity, initial and maintenance margin, usage = maintenance / equity,
   the call to bring equity back to the initial margin and the liquidation price with its
   distance from the mark, ``|liquidation - mark| / mark``. Inverse contracts in coin
-  (``inverse_margin``), linear ones in USD (``linear_margin``).
+  (``inverse_margin``), linear ones in USD (``linear_margin``). Where the venue's account was
+  read through ccxt (``venue_accounts``: ``dealer_adapters.ccxt.margin``), its equity, initial
+  and maintenance margin and liquidation price replace the estimate's, and each row's
+  ``sources`` says which came from where (``rfq_engine.hedging.venuemargin``); a read that
+  failed is a ``venue_unread`` alert and the row is the estimate.
 - **Funding** of a perpetual over ``n`` intervals: ``paid = quantity x mark x rate x n`` (a
   long pays a positive rate; negative: received).
 - **Coverage** of this month's forecast: ``|hedged| / forecast`` against the program's ratio;
@@ -35,11 +39,13 @@ from pydantic import BaseModel, Field, StrictInt, field_validator
 from rfq_engine.configtypes import STRICT, DecimalStr
 from rfq_engine.domain.errors import ValidationError
 from rfq_engine.domain.instruments import Perpetual
+from rfq_engine.domain.margin import VenueAccountMargin
 from rfq_engine.domain.pricing import MarketSnapshot, fair_price
 from rfq_engine.domain.rfq import RfqSpec
 from rfq_engine.domain.values import decimal_str
 from rfq_engine.hedging.margin import SATOSHI, CollateralAgreement, desk_margin
 from rfq_engine.hedging.positions import Position, TradeRecord, build_positions
+from rfq_engine.hedging.venuemargin import account_row, with_venue
 
 __all__ = [
     "Alert",
@@ -92,6 +98,17 @@ class VenueAccount(BaseModel):
     funding_rate: DecimalStr | None = None
     """A perpetual's funding rate per interval, for the estimate (0.0001 = 0.01%)."""
     funding_intervals_per_day: StrictInt = Field(default=3, ge=1, le=24)
+    currency: str = Field(default="BTC", pattern=r"^[A-Za-z][A-Za-z0-9]{1,11}$")
+    """The account's margin currency at the venue (BTC for inverse contracts; USDT, USDC or USD for
+    linear ones): the balance read through ccxt."""
+    read: bool = Field(default=True, strict=True)
+    """For a ccxt dealer: read the account's margin from the venue (``fetch_balance``,
+    ``fetch_positions``); the figures above are then the fallback where the venue states none."""
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        return value.upper()
 
     @field_validator("collateral")
     @classmethod
@@ -273,8 +290,12 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _venue_rows(dealer: str, account: VenueAccount, positions: Sequence[Position], cfg: RiskConfig,
-                alerts: list[Alert]) -> list[dict[str, Any]]:
+                alerts: list[Alert], read: VenueAccountMargin | None = None) -> list[dict[str, Any]]:
     rows = []
+    if read is not None and read.error is not None:
+        alerts.append(Alert("venue_unread", dealer, None, None,
+                            f"{dealer}: the venue's margin account could not be read ({read.error}); "
+                            "its figures are the config's estimate"))
     for position in positions:
         if position.status != "open" or position.mark is None or position.mark <= 0:
             continue
@@ -284,6 +305,7 @@ def _venue_rows(dealer: str, account: VenueAccount, positions: Sequence[Position
         else:
             figures = linear_margin(position.quantity, position.average_price, position.mark,
                                     account.collateral, account.initial_margin, account.maintenance_margin)
+        figures = with_venue(figures, position, read)
         subject = f"{dealer}:{position.key}"
         usage, distance = figures["_usage"], figures["_distance"]
         if usage is None or usage >= cfg.margin_usage:
@@ -294,8 +316,9 @@ def _venue_rows(dealer: str, account: VenueAccount, positions: Sequence[Position
             alerts.append(Alert("liquidation_distance", subject, distance, cfg.liquidation_distance,
                                 f"{subject}: liquidation at {_r(Decimal(figures['liquidation_price']), 2)} "
                                 f"is {_r(distance)} "
-                                f"from the mark {_r(position.mark, 2)} "
-                                f"(alert under {_d(cfg.liquidation_distance)})"))
+                                f"from the mark {_r(Decimal(figures.get('venue_mark') or position.mark), 2)} "
+                                f"(alert under {_d(cfg.liquidation_distance)}; "
+                                f"{figures['sources']['liquidation_price']})"))
         if figures["_call"] > 0:
             alerts.append(Alert("margin_call", subject, figures["_call"], Decimal(0),
                                 f"{subject}: {figures['call']} {figures['currency']} to post to restore "
@@ -337,10 +360,12 @@ def risk_report(
     credit_lines: Mapping[str, tuple[Decimal, str]],
     coverage: Sequence[Mapping[str, Any]] = (),
     settlements: Mapping[str, Decimal] | None = None,
+    venue_accounts: Mapping[str, VenueAccountMargin] | None = None,
 ) -> tuple[dict[str, Any], list[Alert]]:
     """Every figure of the module docstring (JSON-ready) and the alerts they raise. ``credit_lines`` maps a
     dealer to (its smallest credit limit, the mandate naming it); ``coverage`` are
-    ``report.coverage`` rows of this month."""
+    ``report.coverage`` rows of this month; ``venue_accounts`` the venues' accounts as read, by dealer."""
+    read = dict(venue_accounts or {})
     alerts: list[Alert] = []
     btc = snapshot.spot.get("BTC")
     by_dealer: dict[str, list[TradeRecord]] = {}
@@ -353,7 +378,7 @@ def risk_report(
     for dealer in sorted(set(by_dealer) | set(agreements)):
         positions = build_positions(by_dealer.get(dealer, []), snapshot, today, settlements)
         if dealer in cfg.venues:
-            venues.extend(_venue_rows(dealer, cfg.venues[dealer], positions, cfg, alerts))
+            venues.extend(_venue_rows(dealer, cfg.venues[dealer], positions, cfg, alerts, read.get(dealer)))
             funding.extend(_funding_rows(dealer, cfg.venues[dealer], positions, cfg, alerts))
             continue
         initial, mtm = Decimal(0), Decimal(0)
@@ -411,6 +436,7 @@ def risk_report(
         "as_of": today.isoformat(), "btc_price": _d(btc),
         "counterparties": counterparties, "desks": desks, "venues": venues, "funding": funding,
         "coverage": covered, "liquidity": liquidity, "alerts": [a.to_dict() for a in alerts],
+        "venue_accounts": [account_row(read[d]) for d in sorted(read)],
     }, alerts
 
 

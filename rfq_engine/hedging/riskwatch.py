@@ -12,6 +12,11 @@ delivers each change of an alert's state, raised or cleared:
 Alerts already raised are read back from the log on the first evaluation, so a restart does
 not raise them again.
 
+**Venue accounts.** With a ``venues`` reader (``rfq_engine.wiring.venue_margin_reader``: the
+ccxt dealers of ``[risk.venues]``), each evaluation first reads the venues' margin accounts
+(read-only, ``fetch_balance`` and ``fetch_positions``); the report uses their figures where the
+venue states them and says so per figure (``risk.risk_report``'s ``venue_accounts``).
+
 **The collateral gate.** Before a program sends its RFQs, the scheduler calls
 ``collateral_gate``: for each desk the RFQs ask that has a collateral agreement, the margin
 it would require were they filled with it, against the collateral posted. When one is short
@@ -25,16 +30,17 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import structlog
 
 from rfq_engine.domain.events import EventType, RiskAlerted
+from rfq_engine.domain.margin import VenueAccountMargin
 from rfq_engine.domain.pricing import MarketSnapshot
 from rfq_engine.domain.values import decimal_str, utc_now
 from rfq_engine.hedging.forecast import Period
@@ -50,7 +56,7 @@ from rfq_engine.store.base import AuditStore, EventFilter
 if TYPE_CHECKING:
     from rfq_engine.engine import RfqEngine
 
-__all__ = ["RiskWatch", "collateral_gate", "credit_lines"]
+__all__ = ["RiskWatch", "VenueReader", "collateral_gate", "credit_lines"]
 
 log = structlog.get_logger("rfq_engine.risk")
 ACTOR = "risk"
@@ -67,13 +73,23 @@ def credit_lines(mandates: Any) -> dict[str, tuple[Decimal, str]]:
     return out
 
 
+class VenueReader(Protocol):
+    """Reads venues' margin accounts (``dealer_adapters.ccxt.margin.MarginReader``)."""
+
+    async def read(self) -> Mapping[str, VenueAccountMargin]: ...
+
+    async def close(self) -> None: ...
+
+
 class RiskWatch:
     """``config`` is an ``AppConfig`` (its ``risk``, ``collateral``, ``mandates``, ``programs``
-    and ``forecast``)."""
+    and ``forecast``); ``venues`` reads the venues' margin accounts (closed by ``stop``)."""
 
     def __init__(self, engine: RfqEngine, store: AuditStore, config: Any,
-                 reference: ReferencePriceProvider, clock: Callable[[], datetime] = utc_now) -> None:
+                 reference: ReferencePriceProvider, clock: Callable[[], datetime] = utc_now,
+                 venues: VenueReader | None = None) -> None:
         self._engine = engine
+        self._venues = venues
         self._store = store
         self._config = config
         self._risk: RiskConfig = getattr(config, "risk", None) or RiskConfig()
@@ -115,6 +131,8 @@ class RiskWatch:
             await task
         if self._posts:
             await asyncio.gather(*self._posts, return_exceptions=True)
+        if self._venues is not None:
+            await self._venues.close()
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -151,6 +169,7 @@ class RiskWatch:
             today = now.astimezone(UTC).date()
             snapshot = await self._reference.snapshot()
             trades = await load_trades(self._store)
+            accounts = None if self._venues is None else await self._venues.read()
             config = self._config
             rows: list[dict[str, Any]] = []
             for name, program in (getattr(config, "programs", None) or {}).items():
@@ -159,7 +178,8 @@ class RiskWatch:
             report, alerts = risk_report(
                 cfg=self._risk, trades=trades, snapshot=snapshot, today=today,
                 agreements=getattr(config, "collateral", None) or {},
-                credit_lines=credit_lines(getattr(config, "mandates", None)), coverage=rows)
+                credit_lines=credit_lines(getattr(config, "mandates", None)), coverage=rows,
+                venue_accounts=accounts)
             seen = {a.key: a for a in alerts}
             for key, alert in seen.items():
                 if key not in self.active:

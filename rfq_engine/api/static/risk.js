@@ -99,8 +99,10 @@ async function load(body, view) {
     h("h3", {}, "Venues: margin and liquidation"),
     table("risk-venues", [
       ["Position", (v) => `${v.venue} ${v.instrument}`], ["Equity", (v) => `${fmt(v.equity, 8)} ${v.currency}`],
-      ["Maintenance", (v) => fmt(v.maintenance_margin, 8)], ["Usage", (v) => rate(v.usage)],
-      ["Liquidation", (v) => money(v.liquidation_price)], ["Distance", (v) => rate(v.distance)]],
+      ["Initial", (v) => fmt(v.initial_margin, 8)], ["Maintenance", (v) => fmt(v.maintenance_margin, 8)],
+      ["Usage", (v) => rate(v.usage)], ["Call", (v) => `${fmt(v.call, 8)} (${money(v.call_usd)})`],
+      ["Liquidation", (v) => money(v.liquidation_price)], ["Distance", (v) => rate(v.distance)],
+      ["Source", venueSource]],
     r.venues, (v) => `${v.venue}:${v.instrument}`),
     h("h3", {}, "Funding (estimate)"),
     table("risk-funding", [
@@ -119,6 +121,16 @@ async function load(body, view) {
     h("h3", {}, "Programs against the market"),
     ...(data.performance.length ? data.performance.map(performance)
       : [h("div", { class: "empty" }, "No hedge programs configured.")]));
+}
+
+// Where a venue row's figures came from: the venue (read through ccxt) or the config's estimate.
+function venueSource(v) {
+  const sources = v.sources || {};
+  const fromVenue = Object.keys(sources).filter((k) => sources[k] === "venue");
+  if (v.venue_error) return `estimate (venue unread: ${v.venue_error})`;
+  if (!fromVenue.length) return "estimate";
+  if (fromVenue.length === Object.keys(sources).length) return "venue";
+  return `venue: ${fromVenue.join(", ").replaceAll("_", " ")}; the rest estimated`;
 }
 
 // ---------------------------------------------------------------- the banner (every page)
