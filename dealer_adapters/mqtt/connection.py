@@ -37,7 +37,6 @@ import contextlib
 import random
 import socket
 import ssl
-import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +47,7 @@ import paho.mqtt.client as mqtt_client
 import structlog
 
 from dealer_adapters.mqtt.config import MqttBrokerConfig
+from dealer_adapters.mqtt.pahoio import read_buffered, write_soon
 from rfq_engine.domain import utc_now
 from rfq_engine.domain.errors import Unavailable, WireError
 
@@ -100,81 +100,6 @@ def _failed(code: Any) -> bool:
     if hasattr(code, "is_failure"):
         return bool(code.is_failure)
     return int(code) >= 0x80
-
-
-_MERGE_NEVER = (mqtt_client.DISCONNECT,)
-
-
-def _coalesce(paho: mqtt_client.Client) -> None:
-    """Join the packets waiting in paho's queue into one write (one ``send``, one segment
-    with TCP_NODELAY, one wake-up of the broker) instead of one per packet: the ten
-    ``rfq.new`` of an RFQ, the PUBACKs of a batch of quotes. Only when every waiting packet
-    is whole and needs nothing done once written (not a QoS 0 PUBLISH, whose on_publish
-    paho calls then, nor a DISCONNECT); otherwise paho writes them one by one, as usual."""
-    out = paho._out_packet
-    if len(out) < 2:
-        return
-    for packet in out:
-        command = packet["command"] & 0xF0
-        if packet["pos"] or command in _MERGE_NEVER:
-            return
-        if command == mqtt_client.PUBLISH and packet["qos"] == 0:
-            return
-    first = out[0]
-    data = b"".join(bytes(p["packet"]) for p in out)
-    out.clear()
-    out.append({"command": first["command"], "mid": first["mid"], "qos": first["qos"], "pos": 0,
-                "to_process": len(data), "packet": data, "info": first["info"]})
-
-
-def _write_soon(client: aiomqtt.Client, loop: asyncio.AbstractEventLoop) -> None:
-    """Write what paho queues on the next loop turn, straight away, in one ``send``.
-
-    aiomqtt registers a writer callback for every burst of packets from any thread
-    (``call_soon_threadsafe``: a wake-up write, an epoll registration and removal, and an
-    extra turn of the loop before the bytes leave). On the loop's thread this schedules
-    one flush with ``call_soon``; the socket is watched for writability only when the
-    kernel's buffer is full."""
-    paho = client._client
-    owner = threading.get_ident()
-    scheduled = False
-    watched: int | None = None  # the fd watched for writability while the kernel's buffer is full
-
-    def flush() -> None:
-        nonlocal scheduled, watched
-        scheduled = False
-        sock = paho.socket()
-        if sock is None:
-            return
-        _coalesce(paho)
-        try:
-            paho.loop_write()
-        except Exception as exc:  # as aiomqtt's own writer: a broken pipe ends the connection
-            if not client._disconnected.done():
-                client._disconnected.set_exception(exc)
-            return
-        if paho.want_write() and watched is None:
-            watched = sock.fileno()
-            loop.add_writer(watched, flush)
-
-    def register(_client: Any, _userdata: Any, _sock: Any) -> None:
-        nonlocal scheduled
-        if scheduled:
-            return
-        scheduled = True
-        if threading.get_ident() == owner:
-            loop.call_soon(flush)
-        else:  # paho connects on an executor thread
-            loop.call_soon_threadsafe(flush)
-
-    def unregister(_client: Any, _userdata: Any, _sock: Any) -> None:
-        nonlocal watched
-        if watched is not None:
-            loop.remove_writer(watched)
-            watched = None
-
-    paho.on_socket_register_write = register
-    paho.on_socket_unregister_write = unregister
 
 
 class MqttLink:
@@ -437,7 +362,8 @@ class MqttLink:
                 self._send_held(paho)
 
         paho.on_publish = on_publish
-        _write_soon(client, asyncio.get_running_loop())
+        write_soon(client, asyncio.get_running_loop())
+        read_buffered(client, asyncio.get_running_loop())
         return client
 
     async def _session(self) -> None:

@@ -172,7 +172,7 @@ def test_waiting_packets_are_joined_into_one_write_unless_one_needs_its_own() ->
 
     import paho.mqtt.client as mqtt_client
 
-    from dealer_adapters.mqtt.connection import _coalesce
+    from dealer_adapters.mqtt.pahoio import coalesce
 
     def packet(command: int, data: bytes, qos: int = 1, pos: int = 0) -> dict[str, object]:
         return {"command": command, "mid": 1, "qos": qos, "pos": pos, "to_process": len(data) - pos,
@@ -181,10 +181,10 @@ def test_waiting_packets_are_joined_into_one_write_unless_one_needs_its_own() ->
     paho = SimpleNamespace(_out_packet=deque([packet(mqtt_client.PUBLISH | 2, b"p1"),
                                               packet(mqtt_client.PUBACK, b"a1"),
                                               packet(mqtt_client.PUBLISH | 2, b"p2")]))
-    _coalesce(paho)  # type: ignore[arg-type]
+    coalesce(paho)  # type: ignore[arg-type]
     assert [(p["packet"], p["to_process"], p["pos"]) for p in paho._out_packet] == [(b"p1a1p2", 6, 0)]
     for odd in (packet(mqtt_client.PUBLISH, b"q0", qos=0), packet(mqtt_client.DISCONNECT, b"d"),
                 packet(mqtt_client.PUBACK, b"half", pos=2)):
         paho._out_packet = deque([packet(mqtt_client.PUBACK, b"a1"), odd])
-        _coalesce(paho)  # type: ignore[arg-type]
+        coalesce(paho)  # type: ignore[arg-type]
         assert len(paho._out_packet) == 2  # left to paho, one by one
