@@ -203,7 +203,8 @@ export function ladder(rec) {
     const price = side === "bid" ? q.bid : q.ask;
     const row = { dealer_id: q.dealer_id, quote: q, price, quantity: q.quantity,
       received_at: q.received_at, valid_until: q.valid_until, status: "valid", reason: "",
-      rank: null, award: awardByQuote.get(q.quote_id) || null, verdicts: [] };
+      rank: null, award: awardByQuote.get(q.quote_id) || null, verdicts: [],
+      conversion: conversionText(q.conversion) };
     if (q.status === "rejected") Object.assign(row, { status: "rejected", reason: q.reason });
     else if (latestValid.get(q.dealer_id) !== q) Object.assign(row, { status: "superseded",
       reason: "replaced by a later quote" });
@@ -283,4 +284,20 @@ export function averageFillPrice(rec) {
   if (rec.average_price) return rec.average_price;
   if (rec.fills.length === 1) return rec.fills[0].price;
   return null; // several fills: the server's record has the exact average
+}
+
+// A coin premium's conversion as the quote recorded it (quote.received's `conversion`,
+// rfq_engine/domain/premium.py), in the words of `rfq audit show`
+// (rfq_engine/readmodels/decision.py: _conversion_line): the venue's premium and fee in the
+// coin, the index it was converted at (price, currency, source, time) and the price it was
+// ranked at. "" for a quote in the RFQ's own currency.
+export function conversionText(conversion) {
+  if (!conversion || !conversion.index) return "";
+  const ix = conversion.index;
+  const sides = ["bid", "ask"].filter((side) => conversion[side]).map((side) => {
+    const s = conversion[side];
+    return `${side} ${s.premium} ${side === "ask" ? "+" : "-"} fee ${s.fee} = ${s.all_in} `
+      + `${conversion.premium_currency} -> ${s.price} ${conversion.price_currency}`;
+  });
+  return `converted at ${ix.price} ${ix.currency} (${ix.source}, ${ix.at}): ${sides.join("; ")}`;
 }
