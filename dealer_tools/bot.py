@@ -80,8 +80,8 @@ from dealer_adapters.mqtt.envelope import (
     Topics,
     build_payload,
     open_envelope,
-    parse_outbound_body,
 )
+from dealer_adapters.mqtt.outbound import parse_outbound_body
 from dealer_adapters.simulated.config import SimulatedDealerConfig
 from dealer_adapters.simulated.ledger import ExecutionRecord, Ledger
 from dealer_adapters.simulated.model import (

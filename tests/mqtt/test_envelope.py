@@ -24,11 +24,11 @@ from dealer_adapters.mqtt.envelope import (
     encode_message,
     open_envelope,
     outbound_body,
-    parse_outbound_body,
     sign,
     verify_inbound,
     verify_inbound_ext,
 )
+from dealer_adapters.mqtt.outbound import parse_outbound_body
 from rfq_engine.domain import (
     Award,
     DealerId,
