@@ -1,9 +1,10 @@
 """The dealer contract: what every dealer kind does under the real engine, one suite for all.
 
 Modelled on eventsourcing's shared recorder tests: each case is written once, against the
-``Kit`` interface (``conftest.py``), and runs on every kind (``simulated``, ``rest``,
-``mqtt``, ``ccxt``). A kit builds two dealers on the far side of the kind's real
-transport and a real ``RfqEngine``; ``desk-a`` quotes best, ``desk-b`` is the fallback.
+``Kit`` interface (``kit.py``; each kind's kit is ``kit_<kind>.py``), and runs on every
+kind (``simulated``, ``rest``, ``mqtt``, ``ccxt``, ``fix``). A kit builds two dealers on
+the far side of the kind's real transport and a real ``RfqEngine``; ``desk-a`` quotes
+best, ``desk-b`` is the fallback.
 
 The invariant every case checks (``assert_books``): per dealer, the executions its side
 performed (the fake's own count) equal the fills the store recorded; so an RFQ never ends
@@ -24,7 +25,7 @@ from rfq_engine.domain import RfqState
 from rfq_engine.domain.events import EventType
 from rfq_engine.engine import EngineEvent
 from rfq_engine.engine.resolution import Resolution
-from tests.contract.conftest import (
+from tests.contract.kit import (
     BACKUP,
     DEALERS,
     PRIMARY,
@@ -189,7 +190,8 @@ async def test_restart_during_last_look_settles_the_award_once(kit: Kit) -> None
     await sent
     await s.engine.stop()
     row = await s.store.get_rfq(rfq_id)
-    assert row is not None and not RfqState(row.state).is_terminal, (row.state, kit.executed(PRIMARY))
+    assert row is not None
+    assert not RfqState(row.state).is_terminal, (row.state, kit.executed(PRIMARY))
     [parked] = await s.payloads(rfq_id, EventType.RFQ_PARKED)
     assert len(parked["execution_ids"]) == 1
     assert await s.store.fills(rfq_id) == []
