@@ -107,10 +107,11 @@ def run_serve(args: argparse.Namespace) -> int:
             print("rfq: --ha needs a PostgreSQL audit store ([store] url postgresql+asyncpg://"
                   "...)", file=sys.stderr)
             return 2
-        if config.store.checkpoint_path is not None or config.store.witness_path is not None:
-            print("rfq: --ha runs without [store] checkpoint_path and witness_path: the "
-                  "checkpoint log is one writer's file, the other engine's would lag behind "
-                  "the database (deploy/ha/README.md)", file=sys.stderr)
+        if (config.store.checkpoint_path is None) != (config.store.witness_path is None):
+            print("rfq: --ha needs both [store] checkpoint_path (this engine's own log, on its "
+                  "own disk) and witness_path (one witness both engines append to), or "
+                  "neither: the heads the other engine wrote are checked against the witness "
+                  "(deploy/ha/README.md)", file=sys.stderr)
             return 2
         candidate = Candidate(args.name, args.advertise)
     elif args.name or args.advertise:
@@ -189,6 +190,7 @@ async def _wait_for_leadership(config: Any, candidate: Candidate, store_url: str
     from aiohttp import web
 
     from rfq_engine.api.leader import standby_app
+    from rfq_engine.store.leader import leading_as
     from rfq_engine.wiring import open_app
 
     runner = web.AppRunner(standby_app(candidate), handle_signals=False, access_log=None)
@@ -202,8 +204,9 @@ async def _wait_for_leadership(config: Any, candidate: Candidate, store_url: str
         elected: list[float] = []
         candidate.watch(lambda seen: elected.append(time.monotonic())
                         if seen.role.value == "leader" and not elected else None)
-        opening = asyncio.ensure_future(open_app(config, store_url=store_url,
-                                                 candidate=candidate))
+        with leading_as(candidate):  # the task's context: its checkpoint log starts a term
+            opening = asyncio.ensure_future(open_app(config, store_url=store_url,
+                                                     candidate=candidate))
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({opening, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()

@@ -24,6 +24,13 @@ an entry::
   row in the database is announced by an entry before it exists: a row past the newest
   entry was not written by the writer (or its entry was lost by a power cut: see
   docs/audit.md), and is neither adopted by the next writer nor passed by ``verify``.
+  ``lead`` opens a leadership term under ``rfq serve --ha``: the head the engine found when
+  it took the lead (rows up to it were written by the engines before it, checked against
+  the witness; verify.py).
+- ``engine`` and ``epoch`` (only under ``--ha``, then in every entry, and in the MAC as
+  ``|engine|epoch``): who wrote the entry and its leader epoch (``leader_epochs``), which
+  never decreases within a log. Each engine keeps its own log on its own disk; between
+  two of its terms the rows belong to the other engine's terms.
 
 The file is only ever appended to (``O_APPEND``, one ``write`` an entry), so it can live on
 a file with the append-only attribute (``chattr +a``), where the engine's own user cannot
@@ -61,20 +68,27 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from rfq_engine.domain.errors import StoreFault
+from rfq_engine.store.checkpoint_legacy import (
+    Checkpoint,
+    CheckpointError,
+    compute_mac,
+    read_legacy,
+)
 
 __all__ = [
     "ADOPT",
     "DONE",
     "INTENT",
     "KEY_ENV",
+    "LEAD",
     "Checkpoint",
     "CheckpointError",
     "CheckpointLog",
     "Entry",
     "LogState",
+    "Term",
     "compute_mac",
     "key_from_env",
     "make_entry",
@@ -90,23 +104,19 @@ KEY_ENV: Final = "RFQ_AUDIT_CHECKPOINT_KEY"
 INTENT: Final = "intent"
 DONE: Final = "done"
 ADOPT: Final = "adopt"
-_KINDS: Final = frozenset({INTENT, DONE, ADOPT})
-_LEGACY_RECORD: Final = 512  # one slot of the previous two-slot format
+LEAD: Final = "lead"
+_KINDS: Final = frozenset({INTENT, DONE, ADOPT, LEAD})
 
 
-class CheckpointError(StoreFault):
-    """The checkpoint file exists but cannot be read as a checkpoint."""
+class Term(Protocol):
+    """Who writes under ``rfq serve --ha`` (leader.Candidate): its name, and its epoch in
+    ``leader`` once elected."""
 
+    @property
+    def name(self) -> str: ...
 
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """A chain head named by the checkpoint: ``seq``, ``hash`` and its MAC ("" without key)."""
-
-    seq: int
-    hash: str
-    mac: str
-
-
+    @property
+    def leader(self) -> Any: ...
 @dataclass(frozen=True, slots=True)
 class Entry:
     n: int
@@ -117,6 +127,10 @@ class Entry:
     mac: str
     check: str
     by: str = ""
+    engine: str = ""
+    """Under ``rfq serve --ha``: the engine that wrote the entry ("" for a single writer)."""
+    epoch: int = 0
+    """Under ``rfq serve --ha``: its leader epoch when it wrote the entry (0: none)."""
 
     @property
     def link(self) -> str:
@@ -133,6 +147,8 @@ class Entry:
                                 "check": self.check}
         if self.by:
             data["by"] = self.by
+        if self.engine:
+            data["engine"], data["epoch"] = self.engine, self.epoch
         return data
 
     def line(self) -> bytes:
@@ -144,20 +160,27 @@ def key_from_env() -> bytes | None:
     return value.encode() if value else None
 
 
-def _fields(n: int, kind: str, seq: int, hash_: str, prev: str, by: str) -> str:
-    return f"{n}:{kind}:{seq}:{hash_}:{prev}" + (f":{by}" if by else "")
+def _fields(n: int, kind: str, seq: int, hash_: str, prev: str, by: str, engine: str = "",
+            epoch: int = 0) -> str:
+    fields = f"{n}:{kind}:{seq}:{hash_}:{prev}" + (f":{by}" if by else "")
+    return fields + (f"|{engine}|{epoch}" if engine else "")
+
+
+def _entry_fields(entry: Entry) -> str:
+    return _fields(entry.n, entry.kind, entry.seq, entry.hash, entry.prev, entry.by,
+                   entry.engine, entry.epoch)
 
 
 def make_entry(key: bytes | None, n: int, kind: str, seq: int, hash_: str, prev: str,
-               by: str = "") -> Entry:
-    fields = _fields(n, kind, seq, hash_, prev, by)
+               by: str = "", engine: str = "", epoch: int = 0) -> Entry:
+    fields = _fields(n, kind, seq, hash_, prev, by, engine, epoch)
     mac = hmac.new(key, fields.encode(), hashlib.sha256).hexdigest() if key else ""
     check = hashlib.sha256(f"{fields}:{mac}".encode()).hexdigest()
-    return Entry(n, kind, seq, hash_, prev, mac, check, by)
+    return Entry(n, kind, seq, hash_, prev, mac, check, by, engine, epoch)
 
 
 def entry_intact(entry: Entry) -> bool:
-    fields = _fields(entry.n, entry.kind, entry.seq, entry.hash, entry.prev, entry.by)
+    fields = _entry_fields(entry)
     return hmac.compare_digest(entry.check, hashlib.sha256(f"{fields}:{entry.mac}".encode()).hexdigest())
 
 
@@ -165,7 +188,7 @@ def entry_mac_ok(entry: Entry, key: bytes | None) -> bool:
     """True without a key (nothing to check), else whether the MAC verifies."""
     if key is None:
         return True
-    fields = _fields(entry.n, entry.kind, entry.seq, entry.hash, entry.prev, entry.by)
+    fields = _entry_fields(entry)
     return hmac.compare_digest(entry.mac, hmac.new(key, fields.encode(), hashlib.sha256).hexdigest())
 
 
@@ -175,59 +198,19 @@ def parse_entry(raw: bytes | str) -> Entry:
     try:
         data = json.loads(raw)
         entry = Entry(data["n"], data["kind"], data["seq"], data["hash"], data["prev"],
-                      data["mac"], data["check"], data.get("by", ""))
+                      data["mac"], data["check"], data.get("by", ""), data.get("engine", ""),
+                      data.get("epoch", 0))
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError("not a checkpoint entry") from exc
-    ints = (entry.n, entry.seq)
+    ints = (entry.n, entry.seq, entry.epoch)
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in ints) or entry.n < 1:
         raise CheckpointError("a checkpoint entry's n and seq must be non-negative integers")
     if entry.kind not in _KINDS or not all(isinstance(v, str) for v in (
-            entry.hash, entry.prev, entry.mac, entry.check, entry.by)):
+            entry.hash, entry.prev, entry.mac, entry.check, entry.by, entry.engine)):
         raise CheckpointError("a checkpoint entry has a bad kind or a non-string field")
     if not entry_intact(entry):
         raise CheckpointError("a checkpoint entry's check does not match it (torn or edited)")
     return entry
-
-
-# --- the previous formats ------------------------------------------------------------------
-
-
-def compute_mac(key: bytes, seq: int, hash_: str) -> str:
-    """The MAC of the previous one-record formats: HMAC-SHA256 of ``seq:hash``."""
-    return hmac.new(key, f"{seq}:{hash_}".encode(), hashlib.sha256).hexdigest()
-
-
-def _legacy_record(raw: bytes, path: str | os.PathLike[str]) -> Checkpoint:
-    try:
-        data = json.loads(raw.decode("utf-8"))
-        seq, hash_, mac = data["seq"], data["hash"], data.get("mac", "")
-        check = data.get("check")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"checkpoint {path} is not valid JSON of seq/hash/mac") from exc
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-        raise CheckpointError(f"checkpoint {path}: seq must be a non-negative integer")
-    if not isinstance(hash_, str) or not isinstance(mac, str):
-        raise CheckpointError(f"checkpoint {path}: hash and mac must be strings")
-    expected = hashlib.sha256(f"{seq}:{hash_}:{mac}".encode()).hexdigest()
-    if check is not None and (not isinstance(check, str) or not hmac.compare_digest(check, expected)):
-        raise CheckpointError(
-            f"checkpoint {path}: checksum does not match its contents (torn or corrupted write)")
-    return Checkpoint(seq, hash_, mac)
-
-
-def _legacy(raw: bytes, path: str | os.PathLike[str]) -> Checkpoint:
-    if len(raw) != 2 * _LEGACY_RECORD:
-        return _legacy_record(raw, path)
-    found: list[Checkpoint] = []
-    problems: list[str] = []
-    for slot in (raw[:_LEGACY_RECORD], raw[_LEGACY_RECORD:]):
-        try:
-            found.append(_legacy_record(slot, path))
-        except CheckpointError as exc:
-            problems.append(str(exc))
-    if not found:
-        raise CheckpointError(f"checkpoint {path}: no slot is readable ({problems[0]})")
-    return max(found, key=lambda c: c.seq)
 
 
 def _is_log(raw: bytes) -> bool:
@@ -277,7 +260,7 @@ def parse_log(raw: bytes, path: str | os.PathLike[str], key: bytes | None) -> Lo
     if not raw.strip():
         return LogState()
     if not _is_log(raw):
-        return LogState(legacy=_legacy(raw, path))
+        return LogState(legacy=read_legacy(raw, path))
     *lines, rest = raw.split(b"\n")
     entries: list[Entry] = []
     skipped: list[int] = []
@@ -305,6 +288,9 @@ def parse_log(raw: bytes, path: str | os.PathLike[str], key: bytes | None) -> Lo
         elif entry.kind != INTENT and entry.seq < durable:
             problem = (f"checkpoint log {path}: entry {entry.n} records head seq {entry.seq} "
                        f"after an earlier head seq {durable} (the log was rolled back)")
+        elif previous is not None and entry.epoch < previous.epoch:
+            problem = (f"checkpoint log {path}: entry {entry.n} names leader epoch "
+                       f"{entry.epoch} after epoch {previous.epoch} (entries forged or spliced)")
         if problem is not None:
             break
         if entry.kind != INTENT:
@@ -392,7 +378,7 @@ class CheckpointLog:
 
     __slots__ = (
         "_fd", "_file_id", "_fresh", "_lock", "_next_n", "_prev", "_size", "_sync_again",
-        "_sync_executor", "_sync_future", "key", "last_entry", "path",
+        "_sync_executor", "_sync_future", "key", "last_entry", "path", "term",
     )
 
     def __init__(self, path: str | os.PathLike[str], key: bytes | None = None) -> None:
@@ -409,6 +395,9 @@ class CheckpointLog:
         self._sync_executor: ThreadPoolExecutor | None = None
         self._sync_future: Future[None] | None = None
         self._sync_again = False
+        self.term: Term | None = None
+        """Set on taking the lead under ``rfq serve --ha`` (verify.check_before_writing):
+        every entry then names the engine and its current epoch."""
 
     @property
     def authenticated(self) -> bool:
@@ -478,7 +467,9 @@ class CheckpointLog:
                     by: str = "") -> Entry:
         """Append one entry: visible to readers on return, durable too if ``durable``."""
         with self._lock:
-            entry = make_entry(self.key, self._next_n, kind, seq, hash_, self._prev, by)
+            engine, epoch = self.writer_term()
+            entry = make_entry(self.key, self._next_n, kind, seq, hash_, self._prev, by,
+                               engine, epoch)
             data = entry.line()
             if self._fresh:
                 _replace(self.path, data)  # durable; continues an old-format file, if any
@@ -493,6 +484,17 @@ class CheckpointLog:
                     os.fdatasync(fd)
             self._next_n, self._prev, self.last_entry = entry.n + 1, entry.link, entry
             return entry
+
+    def writer_term(self) -> tuple[str, int]:
+        """(engine, epoch) for the next entry: ("", 0) for a single writer. The epoch is
+        the term's current one (a lock taken again after its session died is epoch + 1);
+        never lower than the last entry's (a deposed writer keeps its last)."""
+        term = self.term
+        if term is None:
+            return "", 0
+        epoch = int(getattr(term.leader, "epoch", 0) or 0)
+        last = self.last_entry
+        return term.name, max(epoch, last.epoch if last is not None else 0)
 
     def _append_fd(self) -> int:
         """The open file, if the path still names it as this writer left it; else what the

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -44,7 +46,7 @@ from rfq_engine.store.outage import WriterFenced
 
 __all__ = [
     "EPOCH_TABLE", "Candidate", "LeaderRecord", "Role", "check_epoch", "default_name",
-    "read_leader", "take_epoch",
+    "leading_as", "opening_candidate", "read_leader", "take_epoch",
 ]
 
 EPOCH_TABLE: Final = "leader_epochs"
@@ -133,6 +135,27 @@ class Candidate:
     def _tell(self) -> None:
         for watcher in list(self._watchers):
             watcher(self)
+
+
+_OPENING: ContextVar[Candidate | None] = ContextVar("rfq_store_opening_candidate", default=None)
+
+
+@contextmanager
+def leading_as(candidate: Candidate) -> Iterator[None]:
+    """Within: a store opened for writing belongs to ``candidate``'s leadership term, so
+    its checkpoint log opens the term with a ``lead`` entry and names the engine and epoch
+    in each entry (verify.check_before_writing). ``rfq serve --ha`` opens its store inside
+    this; a store's ``candidate`` argument does not reach its checkpoint log (sql.py)."""
+    token = _OPENING.set(candidate)
+    try:
+        yield
+    finally:
+        _OPENING.reset(token)
+
+
+def opening_candidate() -> Candidate | None:
+    """The candidate of ``leading_as`` around this open, if any."""
+    return _OPENING.get()
 
 
 async def take_epoch(conn: AsyncConnection, candidate: Candidate,

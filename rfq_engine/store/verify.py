@@ -18,12 +18,21 @@ What the checkpoint log's newest entry allows the database to hold (``checkpoint
 
 A writer runs the same judgement when it opens the store (``check_before_writing``) and
 refuses to extend a chain that fails it, naming the first bad seq and the runbook.
+
+Under ``rfq serve --ha`` each engine keeps its own log, and a log's newest term may have
+been followed by other engines' terms (a newer epoch in the witness, or the epoch being
+taken now): then its newest committed entry must still be in the chain with its hash, a
+trailing ``intent`` whose batch never landed is a note (its writer was fenced), and the rows
+after it are the later terms', judged against the witness (whose heads of every engine and
+epoch must all be in the chain) and, given, that engine's own log. ``lead`` entries (the
+head each term adopted) must be in the chain too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -35,6 +44,7 @@ from rfq_engine.store.checkpoint import (
     ADOPT,
     INTENT,
     KEY_ENV,
+    LEAD,
     Checkpoint,
     CheckpointError,
     CheckpointLog,
@@ -42,9 +52,12 @@ from rfq_engine.store.checkpoint import (
     LogState,
     entry_mac_ok,
 )
-from rfq_engine.store.witness import read_witness
+from rfq_engine.store.leader import Candidate, Role, opening_candidate
+from rfq_engine.store.witness import publish, read_witness
 
 __all__ = ["RUNBOOK", "adopt_tail", "check_before_writing", "verify_pages"]
+
+log = logging.getLogger(__name__)
 
 RUNBOOK = "runbooks/audit-chain-broken.md"
 NO_CHECKPOINT_NOTE = "no checkpoint configured: deletion of the newest events cannot be detected"
@@ -95,14 +108,19 @@ def _legacy(log: CheckpointLog, cp: Checkpoint, head: int, hash_at: HashAt, j: _
     return j
 
 
-def judge_log(log: CheckpointLog, state: LogState | None, head: int, hash_at: HashAt) -> _Judgement:
-    """What the checkpoint file says about a chain that verified up to ``head``."""
+def judge_log(log: CheckpointLog, state: LogState | None, head: int, hash_at: HashAt,
+              later: int | None = None) -> _Judgement:
+    """What the checkpoint file says about a chain that verified up to ``head``; ``later``:
+    the epoch of a term that began after the log's newest entry (``--ha``)."""
     j = _Judgement()
     if state is None or (state.legacy is None and state.last is None and state.problem is None):
-        if head > 0:
-            what = "is missing" if state is None else "is empty"
+        what = "is missing" if state is None else "is empty"
+        if head > 0 and later is None:
             j.fail(f"checkpoint {log.path} {what} but the chain holds events up to seq {head} "
                    "(checkpoint deleted, or database moved without it)", None)
+        elif head > 0:
+            j.notes.append(f"checkpoint {log.path} {what}: this engine's first term is epoch "
+                           f"{later}; the events up to seq {head} are earlier terms'")
         return j
     if state.legacy is not None:
         return _legacy(log, state.legacy, head, hash_at, j)
@@ -117,8 +135,13 @@ def judge_log(log: CheckpointLog, state: LogState | None, head: int, hash_at: Ha
                        "junk): skipped; the entries around it link")
     j.notes += [f"checkpoint entry {e.n}: events up to seq {e.seq} were adopted by {e.by} "
                 "(rfq audit adopt-tail)" for e in state.entries if e.kind == ADOPT]
+    for e in state.entries:  # each term's start: the head its engine adopted
+        if e.kind == LEAD and e.seq <= head and _differs(hash_at, e.seq, e.hash):
+            return j.fail(_rewritten(e.seq, f"head {e.engine} adopted at epoch {e.epoch}"), e.seq)
     last = state.last
     assert last is not None
+    if later is not None and later > last.epoch:
+        return _superseded(state, head, hash_at, later, j)
     base = state.before_last if last.kind == INTENT else None
     if last.kind == INTENT and head == last.seq:
         j.notes.append(f"the batch up to seq {last.seq} was committed and its done entry is "
@@ -132,11 +155,8 @@ def judge_log(log: CheckpointLog, state: LogState | None, head: int, hash_at: Ha
         return j
     if j.checkpoint_seq is None:
         j.checkpoint_seq = last.seq
-    if head < last.seq:
-        return j.fail(f"events after seq {head} were deleted (the checkpoint records seq "
-                      f"{last.seq} as the head)", head + 1)
-    if last.seq > 0 and _differs(hash_at, last.seq, last.hash):
-        return j.fail(_rewritten(last.seq, "checkpoint"), last.seq)
+    if _head_fails(j, last, head, hash_at):
+        return j
     if head > last.seq:
         j.uncovered = True
         return j.fail(
@@ -146,9 +166,71 @@ def judge_log(log: CheckpointLog, state: LogState | None, head: int, hash_at: Ha
     return j
 
 
+def _head_fails(j: _Judgement, entry: Entry, head: int, hash_at: HashAt) -> bool:
+    """Whether the chain lacks the head ``entry`` names (deleted past it, or another hash
+    at its seq); the judgement then says so."""
+    if head < entry.seq:
+        j.fail(f"events after seq {head} were deleted (the checkpoint records seq "
+               f"{entry.seq} as the head)", head + 1)
+    elif entry.seq > 0 and _differs(hash_at, entry.seq, entry.hash):
+        j.fail(_rewritten(entry.seq, "checkpoint"), entry.seq)
+    return j.problem is not None
+
+
+def _superseded(state: LogState, head: int, hash_at: HashAt, later: int,
+                j: _Judgement) -> _Judgement:
+    """A log whose newest term ended (epoch ``later`` led since): its committed entries
+    must be in the chain; the rows after them are the later terms'."""
+    last = state.last
+    assert last is not None
+    done: Entry | None = last
+    if last.kind == INTENT:
+        done = state.before_last
+        if head < last.seq or _differs(hash_at, last.seq, last.hash):
+            j.notes.append(f"checkpoint entry {last.n} announces seqs up to {last.seq} that its "
+                           f"writer never committed (epoch {later} took the lead first)")
+        else:
+            done = last
+    end = 0 if done is None else done.seq
+    if done is not None:
+        j.checkpoint_seq = done.seq
+        if _head_fails(j, done, head, hash_at):
+            return j
+    if head > end:
+        who = f"{last.engine}'s epoch {last.epoch}" if last.engine else "this log's writer"
+        j.notes.append(f"events {end + 1}..{head} were written after {who} (epoch {later} led "
+                       "since): the witness and that engine's log cover them")
+    return j
+
+
+def _later_epoch(state: LogState | None, witnessed: Sequence[Entry]) -> int | None:
+    """The newest epoch the witness saw, if it began after this log's newest entry."""
+    newest = max((w.epoch for w in witnessed if w.engine), default=0)
+    last = None if state is None else state.last
+    return newest if newest > (0 if last is None else last.epoch) else None
+
+
+def _after(state: LogState | None, taking: int) -> int | None:
+    """``taking`` if another engine may have led since the log's newest entry (an epoch
+    between): else nobody did, and rows past the log are not another term's."""
+    last = None if state is None else state.last
+    return taking if last is None or taking > last.epoch + 1 else None
+
+
+def _term_heads(witnessed: Sequence[Entry]) -> list[Entry]:
+    """The newest witnessed entry of each term (engine, epoch)."""
+    heads: dict[tuple[str, int], Entry] = {}
+    for w in witnessed:
+        seen = heads.get((w.engine, w.epoch))
+        if seen is None or w.seq >= seen.seq:
+            heads[(w.engine, w.epoch)] = w
+    return list(heads.values())
+
+
 def judge_witness(witnessed: list[Entry], state: LogState | None, head: int, hash_at: HashAt,
-                  key: bytes | None, path: str | os.PathLike[str]) -> _Judgement:
-    """The chain and its checkpoint log against the heads a witness holds."""
+                  key: bytes | None, path: str | os.PathLike[str], own: str = "") -> _Judgement:
+    """The chain and its checkpoint log against the heads a witness holds; ``own``: the
+    engine whose log ``state`` is (``--ha``), whose witnessed entries it must all hold."""
     j = _Judgement()
     if not witnessed:
         j.notes.append(f"the witness {path} holds no head yet")
@@ -157,16 +239,23 @@ def judge_witness(witnessed: list[Entry], state: LogState | None, head: int, has
         if not entry_mac_ok(w, key):
             return j.fail(f"witness {path}: entry {w.n} does not verify (forged, or the wrong "
                           f"{KEY_ENV})", None)
-    newest = max(witnessed, key=lambda w: w.n)
+    newest = max(witnessed, key=lambda w: (w.seq, w.epoch, w.n))
     if head < newest.seq:
+        who = f" by {newest.engine} at epoch {newest.epoch}" if newest.engine else ""
         return j.fail(
             f"events after seq {head} were deleted: the witness {path} saw seq {newest.seq} "
-            f"committed (checkpoint entry {newest.n}); the database and its checkpoint log were "
-            "rolled back together", head + 1)
-    if _differs(hash_at, newest.seq, newest.hash):
-        return j.fail(_rewritten(newest.seq, f"head the witness {path} saw"), newest.seq)
-    if state is not None and state.legacy is None:
+            f"committed{who} (checkpoint entry {newest.n}); the database and its checkpoint "
+            "log were rolled back together", head + 1)
+    for w in sorted(_term_heads(witnessed), key=lambda w: w.seq):
+        if _differs(hash_at, w.seq, w.hash):
+            return j.fail(_rewritten(w.seq, f"head the witness {path} saw"), w.seq)
+    log_state = state if state is not None and state.legacy is None else None
+    if log_state is not None or own:
+        state = log_state or LogState()
+        engines = {e.engine for e in state.entries} | ({own} if own else set())
         for w in witnessed:
+            if w.engine not in engines:
+                continue  # another engine's term: in its own log
             found = state.find(w.n)
             if found is None or found.link != w.link:
                 return j.fail(f"the checkpoint log lacks the witnessed entry {w.n} (seq {w.seq}): "
@@ -176,11 +265,12 @@ def judge_witness(witnessed: list[Entry], state: LogState | None, head: int, has
 
 def _seqs(state: LogState | None, witnessed: Sequence[Entry]) -> set[int]:
     """The seqs whose stored hash the judgement needs."""
-    seqs = {max(witnessed, key=lambda w: w.n).seq} if witnessed else set()
+    seqs = {w.seq for w in _term_heads(witnessed)}
     if state is not None:
         if state.legacy is not None:
             seqs.add(state.legacy.seq)
         seqs |= {e.seq for e in (state.last, state.before_last) if e is not None}
+        seqs |= {e.seq for e in state.entries if e.kind == LEAD}
     return seqs
 
 
@@ -202,10 +292,11 @@ def _as_of(before: LogState | None, again: LogState | None, head: int) -> LogSta
 
 async def _verify(
     pages: AsyncGenerator[Sequence[RawRow], None], checkpoint: CheckpointLog | None,
-    witness: str | os.PathLike[str] | None,
+    witness: str | os.PathLike[str] | None, taking: int | None = None, own: str = "",
 ) -> tuple[VerifyReport, LogState | None, bool]:
     """The report, the checkpoint log as judged, and whether the one problem is rows past
-    the log (what ``adopt_tail`` may vouch for)."""
+    the log (what ``adopt_tail`` may vouch for). ``taking``: the epoch whose term is
+    starting (``--ha``): the log's own terms are all older."""
     started = time.perf_counter()
     notes: list[str] = []
     state: LogState | None = None
@@ -235,10 +326,11 @@ async def _verify(
     if checkpoint is not None:
         if not checkpoint.authenticated:
             notes.append(UNAUTHENTICATED_NOTE)
-        j = judge_log(checkpoint, state, head, verifier.hash_at)
+        later = _later_epoch(state, witnessed) if taking is None else _after(state, taking)
+        j = judge_log(checkpoint, state, head, verifier.hash_at, later)
         if j.uncovered:  # a writer may have committed since the log was read: once more
             again = _as_of(state, await checkpoint.read(), head)
-            retry = judge_log(checkpoint, again, head, verifier.hash_at)
+            retry = judge_log(checkpoint, again, head, verifier.hash_at, later)
             if retry.problem is None:
                 j, state = retry, again
         cp_seq = j.checkpoint_seq
@@ -247,7 +339,7 @@ async def _verify(
         notes += j.notes
     if witness is not None and problem is None and cp_error is None:
         key = None if checkpoint is None else checkpoint.key
-        w = judge_witness(witnessed, state, head, verifier.hash_at, key, witness)
+        w = judge_witness(witnessed, state, head, verifier.hash_at, key, witness, own)
         problem, first_bad = w.problem, w.first_bad
         notes += w.notes
     if problem is None and cp_error is not None:
@@ -276,8 +368,16 @@ async def check_before_writing(
     witness) and refuse (StoreError) if it fails, naming the first bad seq and the runbook:
     appending would bury the damage under new events. Then continue the log with a
     ``done`` entry for the head found (a new chain's seq 0, so that from then on a missing
-    file is itself a finding; a batch that did or did not land before a crash)."""
-    report, state, _ = await _verify(pages, checkpoint, witness)
+    file is itself a finding; a batch that did or did not land before a crash).
+
+    Opened inside ``leader.leading_as`` (``rfq serve --ha``), the engine starts its term
+    instead: a ``lead`` entry for the head found, naming the engine and its new epoch, is
+    appended and published to the witness before the first event; every later entry names
+    them too."""
+    term = opening_candidate() if checkpoint is not None else None
+    taking = _taking(term)
+    report, state, _ = await _verify(pages, checkpoint, witness, taking,
+                                     "" if term is None or taking is None else term.name)
     if not report.ok:
         where = "" if report.first_bad_seq is None else f" (first bad seq {report.first_bad_seq})"
         raise StoreError(f"refusing to write: {report.problem}{where}; run `rfq audit verify` "
@@ -288,9 +388,34 @@ async def check_before_writing(
     if checkpoint is None:
         return
     checkpoint.resume(state)
+    if term is not None and taking is not None:
+        await _start_term(checkpoint, term, head, witness)
+        return
     last = None if state is None else state.last
     if last is None or last.kind == INTENT or (last.seq, last.hash) != head:
         await checkpoint.done(*head)
+
+
+def _taking(term: Candidate | None) -> int | None:
+    """The epoch a just-elected candidate leads at (None: not an ``--ha`` open)."""
+    if term is None or term.role is not Role.LEADER or term.leader is None:
+        return None
+    return term.leader.epoch
+
+
+async def _start_term(checkpoint: CheckpointLog, term: Candidate, head: tuple[int, str],
+                      witness: str | os.PathLike[str] | None) -> None:
+    """The ``lead`` entry for ``head``, durable, then published to the witness (a witness
+    that cannot be written is said at error level; the writer publishes its next heads)."""
+    checkpoint.term = term
+    entry = await asyncio.to_thread(checkpoint.append_sync, LEAD, head[0], head[1], durable=True)
+    if witness is None:
+        return
+    try:
+        await asyncio.to_thread(publish, witness, entry)
+    except OSError as exc:
+        log.error("audit witness %s not written (the lead of epoch %d at seq %d): %s",
+                  witness, entry.epoch, entry.seq, exc)
 
 
 

@@ -12,6 +12,12 @@ spool, a write-once bucket's mount. ``rfq audit verify --witness FILE`` (or a co
 ``witness_path``) then checks the database and the checkpoint log against every entry the
 witness holds (``verify.py``). A publication that fails is logged at error level and
 retried with the next head; it never holds up a commit.
+
+Under ``rfq serve --ha`` both engines publish to the same witness (a file both can append
+to, on storage neither operator controls), their entries naming the engine and its epoch;
+an engine taking the lead publishes its ``lead`` entry (the head it adopted) at once,
+before it trades (``publish``). ``verify`` accepts heads of every epoch and still catches a
+database rolled back below any of them.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from pathlib import Path
 from rfq_engine.domain import format_ts, utc_now
 from rfq_engine.store.checkpoint import CheckpointError, Entry, parse_entry
 
-__all__ = ["Witness", "read_witness"]
+__all__ = ["Witness", "publish", "read_witness"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,19 @@ def read_witness(path: str | os.PathLike[str]) -> list[Entry]:
         except CheckpointError as exc:
             raise CheckpointError(f"witness {path}, line {number}: {exc}") from exc
     return entries
+
+
+def publish(path: str | os.PathLike[str], entry: Entry) -> None:
+    """Append ``entry`` (and the time) to the witness at ``path`` as one line, durably."""
+    record = {**entry.to_dict(), "at": format_ts(utc_now())}
+    data = json.dumps(record, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        if os.write(fd, data) != len(data):
+            raise OSError(f"short write to the witness {path}")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Witness:
@@ -86,7 +105,7 @@ class Witness:
 
     async def _publish(self, entry: Entry) -> None:
         try:
-            await asyncio.to_thread(self._append, entry)
+            await asyncio.to_thread(publish, self.path, entry)
         except OSError as exc:
             self.errors += 1
             log.error("audit witness %s not written (head seq %d): %s", self.path, entry.seq, exc)
@@ -95,17 +114,6 @@ class Witness:
         self.published += 1
         if self._latest is not entry:
             self._schedule()  # a newer head arrived meanwhile
-
-    def _append(self, entry: Entry) -> None:
-        record = {**entry.to_dict(), "at": format_ts(utc_now())}
-        data = json.dumps(record, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            if os.write(fd, data) != len(data):
-                raise OSError(f"short write to the witness {self.path}")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     async def close(self) -> None:
         """Publish the newest head now if it has not been yet, and stop."""

@@ -30,20 +30,24 @@ from tests.api.conftest import TOKENS, USERS
 from tests.ha.pgcluster import ReplicatedPostgres
 from tests.mqtt.kit import PREFIX, World, free_port
 
-__all__ = ["Engine", "HaWorld", "Outcome", "headers"]
+__all__ = ["WITNESS", "Engine", "HaWorld", "Outcome", "headers"]
 
 SIM_DESKS = {"desk-a": "15", "desk-b": "25"}
 MQTT_DESK = "desk-m"
 MQTT_SPREAD = "10"
 NON_TERMINAL = {"created", "pending_approval", "open", "awarding", "confirming", "unresolved"}
 START_TIMEOUT_S = 60.0
+WITNESS = "witness.jsonl"
+CHECKPOINT_KEY = "ha-test-checkpoint-key"
 
 
 def headers(user: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[user]}"}
 
 
-def engine_config(root: Path, url: str, mqtt: World) -> Path:
+def engine_config(root: Path, url: str, mqtt: World, name: str) -> Path:
+    """Engine ``name``'s config: the shared store and desks, its own checkpoint log (as on
+    its own disk) and the witness both engines publish to."""
     from rfq_engine.api.auth import hash_token
 
     users = "".join(f'[[api.users]]\nname = "{n}"\nroles = ["{r}"]\n'
@@ -58,7 +62,7 @@ def engine_config(root: Path, url: str, mqtt: World) -> Path:
     dealers += (f'[[dealers]]\nid = "{MQTT_DESK}"\nkind = "mqtt"\n[dealers.mqtt]\n'
                 f'secret_env = "{mqtt.desks[MQTT_DESK].secret_env}"\n')
     engine_password_env = next(k for k in mqtt.environ() if "ENGINE" in k)
-    path = root / "rfq.toml"
+    path = root / f"rfq.{name}.toml"
     path.write_text(f"""
 [engine]
 default_window_ms = 400
@@ -72,6 +76,8 @@ reconcile_backoff_max_ms = 200
 [store]
 url = "{url}"
 outage_limit_s = 120
+checkpoint_path = "{root / f"{name}.head"}"
+witness_path = "{root / WITNESS}"
 
 [logging]
 level = "WARNING"
@@ -192,11 +198,12 @@ class HaWorld:
         self.root = root
         self.mqtt = mqtt
         self.pg = ReplicatedPostgres((free_port(), free_port()))
-        self.config = engine_config(root, self.pg.url, mqtt)
-        env = {**os.environ, **mqtt.environ(), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **mqtt.environ(), "PYTHONUNBUFFERED": "1",
+               "RFQ_AUDIT_CHECKPOINT_KEY": CHECKPOINT_KEY}
         env.pop("RFQ_FAILPOINTS", None)
-        self.engines = [Engine(f"engine-{i}", free_port(), self.config, env, root)
-                        for i in range(2)]
+        self.env = env
+        self.engines = [Engine(name, free_port(), engine_config(root, self.pg.url, mqtt, name),
+                               env, root) for name in ("engine-0", "engine-1")]
         self.http: aiohttp.ClientSession | None = None
         self.acknowledged: set[str] = set()
         """Every RFQ id the API answered 201 for: durable before that answer."""

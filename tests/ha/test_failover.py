@@ -11,7 +11,10 @@ MQTT desk (``rfq dealer``), all with ledgers of what they executed.
 After every trial and at the end: each acknowledged RFQ and each event a leader served is
 in the store with the same hash, no desk booked an execution twice, the desks' executions
 are exactly the store's fills, no RFQ is left open, and ``rfq audit verify`` passes on the
-promoted primary. Every failover time (the kill to the first RFQ the new leader accepts)
+promoted primary with each engine's own checkpoint log and the witness both published to
+(heads of every epoch). Then the promoted primary's table is cut back and an older
+checkpoint log put back in place: ``rfq audit verify`` must fail, naming the seq the
+witness saw. Every failover time (the kill to the first RFQ the new leader accepts)
 is printed. ``RFQ_HA_TRIALS=<engine kills>,<database failovers>`` (default ``5,3``; the
 figures in docs/architecture.md are from ``20,10``); ``RFQ_HA_REPORT=<file>`` writes the
 times as JSON.
@@ -23,6 +26,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,7 +37,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.ha.kit import MQTT_DESK, SIM_DESKS, Engine, HaWorld
+from rfq_engine.store.checkpoint import INTENT, read_log
+from rfq_engine.store.witness import read_witness
+from tests.ha.kit import MQTT_DESK, SIM_DESKS, WITNESS, Engine, HaWorld
 from tests.ha.pgcluster import available
 from tests.mqtt.conftest import require_mosquitto
 from tests.mqtt.kit import World
@@ -112,11 +118,14 @@ async def check_outcome(world: HaWorld, root: Path) -> None:
     assert executed == set(out.fills), (sorted(executed), sorted(out.fills))
     assert len(out.fill_events) == len(set(out.fill_events)), "a fill recorded twice"
     assert out.fills, "no trade at all: the test exercised nothing"
-    verify = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "rfq_engine.cli.main", "audit", "verify",
-                         "--config", str(world.config)],
-        capture_output=True, text=True, timeout=120, check=False)
-    assert verify.returncode == 0, verify.stdout + verify.stderr
+    for engine in world.engines:  # its own checkpoint log, and the witness both published to
+        verify = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "rfq_engine.cli.main", "audit", "verify",
+                             "--config", str(engine.config)],
+            capture_output=True, text=True, timeout=120, check=False, env=world.env)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+    epochs = {(w.engine, w.epoch) for w in read_witness(root / WITNESS)}
+    assert len({epoch for _, epoch in epochs}) > 1, f"the witness saw one term only: {epochs}"
     by_desk = Counter(f.dealer_id for f in out.fills.values())
     print(f"{len(world.acknowledged)} RFQs acknowledged, {len(out.fills)} fills "
           f"({dict(sorted(by_desk.items()))}) == the desks' executions, {len(world.seen)} "
@@ -165,6 +174,37 @@ async def kill_leaders(world: HaWorld, rng: random.Random) -> list[float]:
     return times
 
 
+def keep_a_copy(world: HaWorld, root: Path) -> tuple[Path, Path, int]:
+    """The leader's checkpoint log as it is now, and the newest seq it says was committed:
+    what an attacker puts back after cutting the table to that seq."""
+    log = root / f"{world.leader().name}.head"
+    copy = root / "older.head"
+    shutil.copy(log, copy)
+    state = read_log(copy)
+    assert state is not None and state.problem is None
+    done = [e.seq for e in state.entries if e.kind != INTENT]
+    return log, copy, done[-1]
+
+
+async def roll_back_the_promoted_primary(world: HaWorld, older: tuple[Path, Path, int],
+                                         root: Path) -> None:
+    """Truncate audit_events on the promoted primary and put the older checkpoint log
+    back: the log and the rows agree; verify must fail on the witness, naming its seq."""
+    log, copy, seq = older
+    newest = max(w.seq for w in read_witness(root / WITNESS))
+    assert newest > seq, "the database failovers wrote nothing after the copy"
+    await world.pg.execute(f"DELETE FROM audit_events WHERE seq > {seq}")
+    os.replace(copy, log)
+    engine = next(e for e in world.engines if e.config.name == f"rfq.{log.stem}.toml")
+    verify = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "rfq_engine.cli.main", "audit", "verify",
+                         "--config", str(engine.config)],
+        capture_output=True, text=True, timeout=120, check=False, env=world.env)
+    assert verify.returncode == 4, verify.stdout + verify.stderr
+    assert f"AUDIT CHAIN BROKEN at seq {seq + 1}" in verify.stderr, verify.stderr
+    assert f"saw seq {newest} committed" in verify.stderr, verify.stderr
+
+
 async def fail_databases(world: HaWorld, rng: random.Random) -> tuple[list[float], list[float]]:
     times: list[float] = []
     after_whole: list[float] = []
@@ -195,8 +235,11 @@ async def test_leader_killed_and_database_failed_over_mid_rfq(
     await the_standby_says_who_leads(world)
     rng = random.Random(SEED)
     engine_times = await kill_leaders(world, rng)
+    older = keep_a_copy(world, tmp_path)
     db_times, after_whole = await fail_databases(world, rng)
     await check_outcome(world, tmp_path)
+    if DB_FAILOVERS:
+        await roll_back_the_promoted_primary(world, older, tmp_path)
     if engine_times:
         report("engine failover (leader SIGKILL)", engine_times)
     if db_times:

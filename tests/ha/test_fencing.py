@@ -8,7 +8,6 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -17,20 +16,12 @@ import pytest
 from rfq_engine.store import SqlAuditStore, StoreError
 from rfq_engine.store.leader import Candidate, Role
 from rfq_engine.store.outage import RetryPolicy, StoreState, WriterFenced
-from tests.faults.pgkit import PgDatabase, fresh_database
+from tests.faults.pgkit import PgDatabase
 
 pytestmark = pytest.mark.postgres
 REPO = Path(__file__).resolve().parents[2]
 BEFORE_EPOCHS = "cc1a59a"
 """The last commit whose store had no ``leader_epochs`` table."""
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[PgDatabase]:
-    if os.environ.get("RFQ_TEST_SKIP_PG") == "1":
-        pytest.skip("RFQ_TEST_SKIP_PG=1")
-    async with fresh_database() as made:
-        yield made
 
 
 def store(db: PgDatabase, candidate: Candidate | None = None) -> SqlAuditStore:

@@ -25,11 +25,15 @@ def test_ha_needs_postgresql(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "--ha needs a PostgreSQL audit store" in capsys.readouterr().err
 
 
-def test_ha_refuses_a_checkpoint_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("setting", ["checkpoint_path", "witness_path"])
+def test_ha_needs_a_checkpoint_log_and_a_witness_together(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], setting: str) -> None:
+    """A log alone could not tell the other engine's rows from rows added behind its back;
+    a witness alone has no entries to publish."""
     config = config_with(tmp_path, 'url = "postgresql+asyncpg://postgres@127.0.0.1:1/none"\n'
-                                   f'checkpoint_path = "{tmp_path}/audit.head"')
+                                   f'{setting} = "{tmp_path}/audit.{setting}"')
     assert main(["serve", "--config", str(config), "--ha"]) == 2
-    assert "without [store] checkpoint_path" in capsys.readouterr().err
+    assert "needs both [store] checkpoint_path" in capsys.readouterr().err
 
 
 def test_name_and_advertise_go_with_ha(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
