@@ -1,12 +1,11 @@
-"""``rfq serve`` as a real process: it serves, and SIGTERM ends cleanly with every open RFQ
-closed by an audit event saying why."""
+"""``rfq serve`` as a real process (started by ``tests/serve_kit.py``): it serves, and
+SIGTERM ends cleanly with every open RFQ closed by an audit event saying why."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -14,16 +13,13 @@ import pytest
 
 from rfq_engine.store import EventFilter, open_store
 from tests.api.conftest import TOKENS, USERS, auth, rfq_body
+from tests.serve_kit import listening_on, start_serve, users_toml
 
 pytestmark = pytest.mark.slow
 
 
 def write_config(tmp_path: Path) -> Path:
-    from rfq_engine.api.auth import hash_token
-
-    users = "".join(
-        f'[[api.users]]\nname = "{n}"\nroles = ["{r}"]\ntoken_sha256 = "{hash_token(TOKENS[n])}"\n'
-        for n, r in USERS.items())
+    users = users_toml(USERS, TOKENS)
     dealers = "".join(
         f'[[dealers]]\nid = "d{i}"\nkind = "simulated"\n[dealers.simulated]\nlatency_ms = 5\n'
         f'seed = {i}\n' for i in (1, 2, 3))
@@ -54,14 +50,10 @@ d3 = {{ credit_limit = "1e9" }}
 
 async def test_serve_then_sigterm_closes_open_rfqs(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rfq_engine.cli.main", "serve", "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await start_serve(config)
     try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
-        assert line.startswith("rfq serve listening on http://"), line
-        base = line.split(" on ")[1].split(",")[0].strip()
+        base = await listening_on(proc)
+        assert base.startswith("http://"), base
         async with aiohttp.ClientSession(base) as http:
             async with http.get("/readyz") as resp:
                 assert resp.status == 200
