@@ -264,21 +264,25 @@ class BookRoute:
     async def _book(self, market: VenueMarket) -> Any:
         return book_from_ccxt(await self.exchange.fetch_order_book(market.symbol, self.config.book_depth))
 
-    def _walk(self, book: Any, market: VenueMarket, side: Side, quantity: Decimal) -> tuple[Any, Decimal]:
+    def _walk(self, book: Any, market: VenueMarket, side: Side, quantity: Decimal,
+              index: Decimal | None = None) -> tuple[Any, Decimal]:
         """The walk with the venue's fee in its price, and the fee as a fraction of the price.
 
-        A coin-premium option under a published schedule (``Units.option_fees``) pays a fee
-        per unit of underlying that depends on the premium: the book is walked without it,
-        the schedule gives the fee at that premium, and that fee as a fraction of it is the
-        walk's taker fee (``price = vwap +/- fee``)."""
+        An option under a published schedule (``Units.option_fees``) pays a fee per unit of
+        underlying that depends on the premium: the book is walked without it, the schedule
+        gives the fee at that premium, and that fee as a fraction of it is the walk's taker fee
+        (``price = vwap +/- fee``). A coin premium's schedule is in the coin; one in USDC or
+        USDT (Bybit, Binance) applies its rate to ``index``, the venue's index read at quote
+        time (``Units.option_index``)."""
         schedule = self.dialect.units.option_fees
-        if not market.premium_ccy or schedule is None:
+        linear = market.type == "option" and not market.premium_ccy and index is not None
+        if schedule is None or not (market.premium_ccy or linear):
             fee = taker_fee(market, self.config.taker_fee)
             return walk_market(book, market, side, quantity, fee), fee
         bare = walk_market(book, market, side, quantity, Decimal(0))
         if bare is None or bare.vwap <= 0:
             return bare, Decimal(0)
-        fraction = schedule.per_unit(market, bare.vwap) / bare.vwap
+        fraction = schedule.per_unit(market, bare.vwap, index if linear and index else Decimal(1)) / bare.vwap
         return walk_market(book, market, side, quantity, fraction), fraction
 
     def _fee_per_unit(self, market: VenueMarket, premium: Decimal, fraction: Decimal) -> Decimal:
@@ -295,6 +299,14 @@ class BookRoute:
         rule = self.dialect.units.index
         return None if rule is None or not market.premium_ccy else await rule(self.exchange, market)
 
+    async def _fee_index(self, market: VenueMarket) -> Decimal | None:
+        """An option priced in USDC or USDT under a published schedule: the index its fee's rate
+        applies to (``Units.option_index``); None for anything else."""
+        rule = self.dialect.units.option_index
+        if rule is None or market.type != "option" or market.premium_ccy:
+            return None
+        return (await rule(self.exchange, market)).price
+
     async def price(self, rfq: RfqNew) -> QuotePlan | DeclinePlan | None:
         resolved = self._resolve(rfq)
         if isinstance(resolved, NoMarket):
@@ -305,12 +317,13 @@ class BookRoute:
                                "and this venue has no index price to convert it at")
         book = await self._book(market)
         index = await self._index(market)
+        fee_index = await self._fee_index(market)
         problems: list[str] = []
         fills = {}
         fees: dict[QuoteSide, Decimal] = {}
         for side in quote_sides(rfq.direction):
             order_side = requester_leg_side(rfq.direction, side, leg)
-            fill, fees[side] = self._walk(book, market, order_side, resolved.quantity)
+            fill, fees[side] = self._walk(book, market, order_side, resolved.quantity, fee_index)
             book_side = "asks" if order_side is Side.BUY else "bids"
             if fill is None:
                 problems.append(
@@ -334,7 +347,7 @@ class BookRoute:
         priced = []
         for side, (order_side, fill) in fills.items():
             if fill.quantity != quantity:
-                refill, fees[side] = self._walk(book, market, order_side, quantity)
+                refill, fees[side] = self._walk(book, market, order_side, quantity, fee_index)
                 if refill is None:
                     return DeclinePlan(f"{self.venue}: the {market.symbol} book has no whole contract "
                                        f"for {decimal_str(quantity)} on the {order_side.value} side")
@@ -365,6 +378,8 @@ class BookRoute:
                               residual=decimal_str(resolved.quantity - fill.quantity))
             if index is not None:
                 detail.update(premium_currency=market.premium_ccy or "", index_price=decimal_str(index.price))
+            if fee_index is not None:
+                detail["fee_index_price"] = decimal_str(fee_index)
             sides.append(SideQuote(side, price, package_qty, detail))
         valid_until = utc_now() + timedelta(milliseconds=self.config.quote_validity_ms)
         premium = None
@@ -402,7 +417,9 @@ class BookRoute:
         contracts = order_amount(market, quantity, conversion, slack=QUANTUM * leg.ratio)
         if contracts <= 0:
             return f"the awarded {decimal_str(award.quantity)} is less than one {market.symbol} contract"
-        fill, _fee = self._walk(book, market, order_side, quantity)
+        fee_index = quoted.detail.get("fee_index_price")
+        fill, _fee = self._walk(book, market, order_side, quantity,
+                                None if fee_index is None else Decimal(fee_index))
         if fill is None:
             return f"last look: the {market.symbol} book has nothing on the {order_side.value} side"
         if not fill.complete and not rfq.allow_partial:

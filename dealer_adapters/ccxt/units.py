@@ -92,10 +92,13 @@ class OptionFees:
     cap_rate: Decimal
     source: str
 
-    def per_unit(self, market: VenueMarket, premium: Decimal) -> Decimal:
-        """The taker fee per unit of underlying, in the premium's currency."""
+    def per_unit(self, market: VenueMarket, premium: Decimal,
+                 underlying_price: Decimal = Decimal(1)) -> Decimal:
+        """The taker fee per unit of underlying, in the premium's currency (``underlying_price``:
+        the index, for a premium in USDC or USDT; 1 for one in the underlying's coin)."""
         rate = self.underlying_rate if self.underlying_rate is not None else market.taker_fee
-        return option_fee(premium, underlying_rate=rate or Decimal(0), cap_rate=self.cap_rate)
+        return option_fee(premium, underlying_rate=rate or Decimal(0), cap_rate=self.cap_rate,
+                          underlying_price=underlying_price)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,9 @@ class Units:
     """Coin-premium options: the venue's fee schedule (else the taker fee of the premium)."""
     index: IndexRule | None = None
     """Coin-premium options: where the index price is read (None: such options are refused)."""
+    option_index: IndexRule | None = None
+    """Options with the premium in USDC or USDT under ``option_fees``: where the index price the
+    fee's rate applies to is read (None: their fee is ``taker_fee`` of the premium)."""
 
 
 def _ms(value: object, field: str) -> datetime:
@@ -323,13 +329,35 @@ def _bybit_size(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | st
     return _linear(market)
 
 
+async def _bybit_option_index(exchange: Any, market: VenueMarket) -> IndexPrice:
+    """``GET /v5/market/tickers`` (``category=option``, the option's ``symbol``): ``indexPrice``."""
+    response = await exchange.publicGetV5MarketTickers({"category": "option", "symbol": market.id})
+    result = response.get("result") or {}
+    rows = [r for r in result.get("list") or [] if isinstance(r, dict) and r.get("symbol") == market.id]
+    if len(rows) != 1:
+        raise LookupError(f"bybit tickers {market.id}: {len(rows)} rows")
+    return IndexPrice(venue_decimal(rows[0].get("indexPrice"), "ticker.indexPrice"), market.quote,
+                      _ms(response.get("time"), "tickers.time"),
+                      f"bybit GET /v5/market/tickers {market.id} indexPrice")
+
+
+BYBIT_OPTION_FEES = OptionFees(
+    underlying_rate=Decimal("0.0003"), cap_rate=Decimal("0.07"),
+    source="https://www.bybit.com/en/help-center/article/Bybit-Option-Fees-Explained")
+"""USDC and USDT options, non-VIP taker: "Trading Fee = Minimum (Taker/Maker Fee Rate x Index
+Price, Maximum Proportion of Transaction in Order Price x Option Traded Price) x Option Traded
+Size", taker 0.03%, "never ... higher than 7% of the option price" (the page as updated
+2025-09-18, read through the search tool's stored copy)."""
+
 BYBIT = Units(
     amount="spot, linear contracts and USDC options: the base coin; inverse: USD (1 USD contracts)",
     contract_size="1 BTC for linear and options (qty in BTC); inverse BTCUSD: 1 USD",
     premium="USDC options: USDC per BTC",
-    fee="cumExecFee in the settlement coin, as ccxt parses it",
+    fee="cumExecFee in the settlement coin, as ccxt parses it; options: min(0.03% of the index, "
+        "7% of the premium) per BTC",
     source="https://bybit-exchange.github.io/docs/v5/order/create-order",
-    size=_bybit_size, fee_of=lambda _intent, _order: None,
+    size=_bybit_size, fee_of=lambda _intent, _order: None, option_fees=BYBIT_OPTION_FEES,
+    option_index=_bybit_option_index,
 )
 
 
@@ -349,13 +377,31 @@ def _binance_size(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | 
     return _linear(market)
 
 
+async def _binance_option_index(exchange: Any, market: VenueMarket) -> IndexPrice:
+    """``GET /eapi/v1/index`` (``underlying`` = base + quote, ``BTCUSDT``): ``indexPrice``, ``time``."""
+    underlying = f"{market.base}{market.quote}"
+    response = await exchange.eapiPublicGetIndex({"underlying": underlying})
+    return IndexPrice(venue_decimal(response.get("indexPrice"), "index.indexPrice"), market.quote,
+                      _ms(response.get("time"), "index.time"),
+                      f"binance GET /eapi/v1/index {underlying} indexPrice")
+
+
+BINANCE_OPTION_FEES = OptionFees(
+    underlying_rate=Decimal("0.0003"), cap_rate=Decimal("0.10"),
+    source="https://www.binance.com/en/support/faq/binance-options-trading-fees-5326e5de61c34fed98abe28d2f175a23")
+"""European options: "Trading Fee = Minimum (Trading Fee Rate * Index Price * Contract Unit, 10% *
+Option Traded Price) * Option Traded Size", the rate 0.03% (read through the search tool's
+stored copies of that page)."""
+
 BINANCE = Units(
     amount="spot, USD-M futures and European options: the base coin (quantity); COIN-M refused",
     contract_size="1 (quantity in the base asset; options: unit 1)",
     premium="European options: USDT per unit of underlying",
-    fee="as ccxt parses it (commission in the margin asset)",
+    fee="as ccxt parses it (commission in the margin asset); options: min(0.03% of the index, 10% "
+        "of the premium) per BTC",
     source="https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api",
-    size=_binance_size, fee_of=lambda _intent, _order: None,
+    size=_binance_size, fee_of=lambda _intent, _order: None, option_fees=BINANCE_OPTION_FEES,
+    option_index=_binance_option_index,
 )
 
 

@@ -136,15 +136,19 @@ class PremiumConversion:
 
 
 def option_fee(premium: Decimal, *, underlying_rate: Decimal, cap_rate: Decimal,
-               underlying: Decimal = Decimal(1)) -> Decimal:
+               underlying: Decimal = Decimal(1), underlying_price: Decimal = Decimal(1)) -> Decimal:
     """A fee schedule of the form "``underlying_rate`` of the underlying, capped at ``cap_rate``
-    of the option price", per ``underlying`` units, in the premium's coin (Deribit's options:
-    0.0003 per BTC contract, at most 12.5% of the premium)."""
-    if premium < 0 or underlying_rate < 0 or cap_rate < 0 or underlying <= 0:
-        raise ValueError("option_fee needs a non-negative premium and rates, a positive size")
+    of the option price", per ``underlying`` units, in the premium's currency.
+
+    ``underlying_price`` is one unit of the underlying in that currency: 1 for a premium in the
+    underlying's own coin (Deribit's BTC options: 0.0003 BTC per BTC contract, at most 12.5% of
+    the premium); the index price for a premium in USDC or USDT (Bybit's options:
+    ``min(0.0003 * index, 0.07 * premium)`` per BTC)."""
+    if premium < 0 or underlying_rate < 0 or cap_rate < 0 or underlying <= 0 or underlying_price <= 0:
+        raise ValueError("option_fee needs a non-negative premium and rates, a positive size and price")
     with localcontext() as ctx:
         ctx.prec = 40
-        return min(underlying_rate * underlying, cap_rate * premium * underlying)
+        return min(underlying_rate * underlying_price * underlying, cap_rate * premium * underlying)
 
 
 def _rounded(value: Decimal, up: bool) -> Decimal:

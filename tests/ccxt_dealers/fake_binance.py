@@ -26,7 +26,11 @@ What Binance documents and this fake follows
   premium and settlement in USDT, ``unit`` 1: ``quantity`` in BTC, ``LOT_SIZE`` 0.01),
   ``depth``, ``order`` (POST with ``clientOrderId``, not ``newClientOrderId``; GET by
   ``orderId`` or ``clientOrderId``); statuses ``FILLED`` and, for an IOC that did not fill
-  whole, ``CANCELLED`` with its ``executedQty``.
+  whole, ``CANCELLED`` with its ``executedQty``; ``GET /eapi/v1/index`` (``underlying``
+  ``BTCUSDT``): ``{"time", "indexPrice"}`` (``index_price``, settable); an option trade's
+  ``fee`` is Binance's options schedule, "Minimum (Trading Fee Rate * Index Price * Contract
+  Unit, 10% * Option Traded Price) * Option Traded Size" at the 0.03% rate
+  (https://www.binance.com/en/support/faq/binance-options-trading-fees-5326e5de61c34fed98abe28d2f175a23).
 
 The exchangeInfo, depth and order bodies are shaped as Binance's documentation examples list
 their fields (ccxt's recorded fixtures for Binance were not read for this fake).
@@ -57,6 +61,7 @@ from tests.ccxt_dealers.local_server import serve
 
 API_KEY = "binance-key"
 SECRET = "binance-secret"
+OPTION_FEE_RATE, OPTION_FEE_CAP = Decimal("0.0003"), Decimal("0.10")
 
 
 def now_ms() -> int:
@@ -83,6 +88,8 @@ class FakeBinance:
     problems: list[str] = field(default_factory=list)
     order_mode: str = "normal"
     slow_s: float = 1.5
+    index_price: Decimal = Decimal("60000")
+    """``BTCUSDT``'s options index (``GET /eapi/v1/index``), what the options fee is charged on."""
     url: str = ""
     _ids: Any = field(default_factory=lambda: itertools.count(8_000_000))
     _runner: web.AppRunner | None = None
@@ -153,20 +160,21 @@ class FakeBinance:
         qty, limit = Decimal(req["quantity"]), Decimal(req["price"])
         book = self.books.setdefault(symbol, {"bids": [], "asks": []})
         levels = book["asks"] if side == "BUY" else book["bids"]
-        filled, quote = Decimal(0), Decimal(0)
+        filled, quote, fee = Decimal(0), Decimal(0), Decimal(0)
         for level in levels:
             px, avail = level
             if (side == "BUY" and px > limit) or (side == "SELL" and px < limit) or filled >= qty:
                 break
             take = min(avail, qty - filled)
             filled, quote = filled + take, quote + take * px
+            fee += min(OPTION_FEE_RATE * self.index_price, OPTION_FEE_CAP * px) * take
             level[1] = avail - take
         book["asks" if side == "BUY" else "bids"] = [lv for lv in levels if lv[1] > 0]
         order_id = next(self._ids)
         if symbol.endswith(("-P", "-C")):  # European options: the eapi order shape
             order = {"orderId": order_id, "symbol": symbol, "price": req["price"],
                      "quantity": req["quantity"],
-                     "executedQty": str(filled), "fee": str((quote * Decimal("0.0002")).normalize()),
+                     "executedQty": str(filled), "fee": str(fee.quantize(Decimal("1e-8")).normalize()),
                      "side": side, "type": req["type"], "timeInForce": req.get("timeInForce", "GTC"),
                      "reduceOnly": False, "postOnly": False, "createTime": now_ms(), "updateTime": now_ms(),
                      "status": "FILLED" if filled == qty else "CANCELLED",
@@ -204,7 +212,8 @@ class FakeBinance:
         raw = body or request.query_string
         params = dict(parse_qsl(raw, keep_blank_values=True))
         api = path.split("/")[1] if path.count("/") >= 2 else ""
-        if path.removeprefix(f"/{api}") in ("/v1/exchangeInfo", "/v1/depth", "/v1/time", "/v1/ping"):
+        if path.removeprefix(f"/{api}") in ("/v1/exchangeInfo", "/v1/depth", "/v1/time", "/v1/ping",
+                                            "/v1/index"):
             if api == "eapi" and not path.endswith("exchangeInfo"):  # one book per symbol, both APIs
                 path = path.replace("/eapi/", "/fapi/")
             if path == "/eapi/v1/exchangeInfo":
@@ -215,6 +224,8 @@ class FakeBinance:
                 return web.json_response({"serverTime": now_ms()})
             if path == "/fapi/v1/ping":
                 return web.json_response({})
+            if path == "/fapi/v1/index":  # the eapi options index (rewritten above)
+                return web.json_response({"time": now_ms(), "indexPrice": str(self.index_price)})
             book = self.books.get(params.get("symbol", ""), {"bids": [], "asks": []})
             limit = int(params.get("limit", "500"))
             return web.json_response({"lastUpdateId": next(self._ids), "E": now_ms(), "T": now_ms(),

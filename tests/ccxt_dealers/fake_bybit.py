@@ -28,8 +28,14 @@ them (``ts/src/test/static/response/bybit.json``, read, not copied); the order r
 Bybit's ``/v5/order/realtime`` documentation lists the fields (with ``cumFeeDetail``, which
 ccxt reads the fee from).
 
-Fees: linear and option trades pay ``taker_fee`` of the traded value in the settlement coin;
-inverse trades ``qty / price * taker_fee`` BTC (``cumExecFee``, and ``cumFeeDetail`` by coin).
+Fees: linear trades pay ``taker_fee`` of the traded value in the settlement coin; inverse
+trades ``qty / price * taker_fee`` BTC (``cumExecFee``, and ``cumFeeDetail`` by coin); option
+trades Bybit's options schedule, "Minimum (Taker/Maker Fee Rate x Index Price, Maximum
+Proportion of Transaction in Order Price x Option Traded Price) x Option Traded Size", taker
+0.03%, capped at 7% of the option price
+(https://www.bybit.com/en/help-center/article/Bybit-Option-Fees-Explained), at ``index_price``,
+which ``GET /v5/market/tickers?category=option`` serves as ``indexPrice``
+(https://bybit-exchange.github.io/docs/v5/market/tickers).
 
 Scripted: ``order_mode`` ``normal`` | ``slow`` (booked and filled, answered after ccxt's
 timeout) | ``lost`` (never booked, answered late) | ``insufficient`` | ``rate_limited`` (the
@@ -58,6 +64,7 @@ from tests.ccxt_dealers.local_server import serve
 
 API_KEY = "bybit-key"
 SECRET = "bybit-secret"
+OPTION_FEE_RATE, OPTION_FEE_CAP = Decimal("0.0003"), Decimal("0.07")
 
 
 def now_ms() -> int:
@@ -80,6 +87,8 @@ class FakeBybit:
     order_mode: str = "normal"
     slow_s: float = 1.5
     taker_fee: Decimal = Decimal("0.00055")
+    index_price: Decimal = Decimal("60000")
+    """The options' ``indexPrice`` (``/v5/market/tickers``), what the options fee is charged on."""
     url: str = ""
     _ids: Any = field(default_factory=lambda: itertools.count(1000))
     _runner: web.AppRunner | None = None
@@ -152,7 +161,10 @@ class FakeBybit:
             take = min(avail, qty - filled)
             filled += take
             value += take / px if inverse else take * px
-            fee += (take / px if inverse else take * px) * self.taker_fee
+            if req["category"] == "option":  # min(0.03% of the index, 7% of the price) per BTC
+                fee += min(OPTION_FEE_RATE * self.index_price, OPTION_FEE_CAP * px) * take
+            else:
+                fee += (take / px if inverse else take * px) * self.taker_fee
             level[1] = avail - take
         book["a" if side == "Buy" else "b"] = [lv for lv in levels if lv[1] > 0]
         average = (filled / value if inverse else value / filled) if filled else Decimal(0)
@@ -212,6 +224,11 @@ class FakeBybit:
             return self.ok({"s": query.get("symbol"), "b": [[str(p), str(a)] for p, a in book["b"][:limit]],
                             "a": [[str(p), str(a)] for p, a in book["a"][:limit]], "ts": now_ms(),
                             "u": next(self._ids), "seq": next(self._ids), "cts": now_ms()})
+        if path == "/v5/market/tickers" and query.get("category") == "option":
+            names = [i["symbol"] for i in self.instruments("option") if i["symbol"] == query.get("symbol")]
+            return self.ok({"category": "option", "list": [{
+                "symbol": name, "indexPrice": str(self.index_price), "underlyingPrice": str(self.index_price),
+                "markPrice": "0", "bid1Price": "0", "ask1Price": "0"} for name in names]})
         if path == "/v5/asset/coin/query-info":  # https://bybit-exchange.github.io/docs/v5/asset/coin-info
             return self.ok({"rows": [
                 {"name": c, "coin": c, "remainAmount": "1000000", "chains": [

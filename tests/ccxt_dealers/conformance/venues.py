@@ -187,9 +187,9 @@ MARKETS: dict[str, list[Market]] = {
                D(40000) * (1 - D("0.00055")), "0.5", _flat(D(1))),
         Market("inverse perpetual", PERP_USD, "BTCUSD", [("40000", "100000")], [("40010", "100000")], "1",
                "sell", D(40000) * (1 - D("0.00055")), "40000", _inverse(D(1))),
-        # 950.5225 rounded up (against the requester) to a thousandth of the 5 USDC tick
+        # Bybit's options fee: min(0.03% of the 60,000 index = 18, 7% of 950 = 66.5) = 18 USDC per BTC
         Market("USDC option", option("put"), option_name(OPTION_EXPIRY), [("900", "5")], [("950", "5")], "1",
-               "buy", D("950.523"), "1", _flat(D(1))),
+               "buy", D(968), "1", _flat(D(1))),
     ],
     "binance": [
         Market("linear perpetual", PERP_USDT, "BTCUSDT", [("40000", "5")], [("40010", "5")], "0.5", "sell",
@@ -197,7 +197,8 @@ MARKETS: dict[str, list[Market]] = {
         Market("linear future", FUT_USDT, quarterly(FUTURE_EXPIRY), [("41000", "5")], [("41010", "5")], "0.2",
                "sell", D(41000) * (1 - _FEE), "0.2", _flat(D(1))),
         Market("European option", {**option("put"), "quote_ccy": "USDT"}, option_symbol(OPTION_EXPIRY),
-               [("880", "5")], [("900", "5")], "0.5", "buy", D(900) * (1 + _FEE), "0.5", _flat(D(1)),
+               # Binance's options fee: min(0.03% of the 60,000 index = 18, 10% of 900 = 90) = 18 USDT
+               [("880", "5")], [("900", "5")], "0.5", "buy", D(918), "0.5", _flat(D(1)),
                key_field="clientOrderId"),
     ],
 }
