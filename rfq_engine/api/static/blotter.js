@@ -66,7 +66,7 @@ export function mount(view, ctx) {
   const onHalt = () => s.ticket && s.ticket.render();
   ctx.bus.addEventListener("halt", onHalt);
   s.cleanup.push(() => ctx.bus.removeEventListener("halt", onHalt));
-  const onResync = () => { loadLive(); loadHistory(); };
+  const onResync = () => { loadLive(true); loadHistory(); }; // after a reconnect: every card afresh
   ctx.bus.addEventListener("resync", onResync);
   s.cleanup.push(() => ctx.bus.removeEventListener("resync", onResync));
   if (typeof IntersectionObserver === "function") { // scrolling the table to its end loads the next page
@@ -93,7 +93,7 @@ export function unmount() {
 
 // ---------------------------------------------------------------- data
 
-async function loadLive() {
+async function loadLive(rebuild = false) {
   const ctx = s.ctx;
   const query = LIVE.map((st) => `state=${st}`).join("&");
   try {
@@ -106,7 +106,7 @@ async function loadLive() {
         ctx.records.load(row.rfq_id).catch(() => {});
       }
     }
-    renderCards();
+    renderCards(rebuild);
   } catch (err) {
     ctx.toast(`live RFQs: ${err.message}`, "error");
   }
@@ -196,13 +196,19 @@ function created(view) {
 function show(id, render = true) {
   const list = s.ctx.shownCards;
   if (!list.includes(id)) list.unshift(id);
-  // keep every live card, and only the newest few finished ones
+  pruneFinished();
+  if (render) renderCards();
+}
+
+// keep every live card, and only the newest few finished ones; run when a card is added
+// and when an RFQ ends (after a burst, the ended ones must not stay on the page)
+function pruneFinished() {
+  const list = s.ctx.shownCards;
   let finished = 0;
   for (let i = 0; i < list.length; i++) {
     const rec = s.ctx.records.get(list[i]);
     if (rec && TERMINAL.has(rec.state) && ++finished > MAX_FINISHED_CARDS) list.splice(i--, 1);
   }
-  if (render) renderCards();
 }
 
 function recordChanged(id, ev) {
@@ -217,6 +223,9 @@ function recordChanged(id, ev) {
     renderHistory();
     s.refreshHistory();
     if (TERMINAL.has(ev.payload.to)) {
+      const before = s.ctx.shownCards.length;
+      pruneFinished();
+      if (s.ctx.shownCards.length !== before) renderCards();
       // reconcile with the server's record (average price, slippage) once it is final
       setTimeout(() => s && s.ctx.records.load(id).catch(() => {}), 150);
     }
@@ -225,25 +234,35 @@ function recordChanged(id, ev) {
 
 // ---------------------------------------------------------------- cards
 
-function renderCards() {
+function renderCards(rebuild = false) {
   const ids = s.ctx.shownCards;
   const live = ids.filter((id) => { const r = s.ctx.records.get(id); return r && !TERMINAL.has(r.state); });
   const pending = live.filter((id) => s.ctx.records.get(id).state === "pending_approval").length;
   s.liveCount.textContent = `${live.length} live${pending ? ` · ${pending} awaiting approval` : ""}`;
-  for (const [id, el] of s.cards) if (!ids.includes(id)) { el.remove(); s.cards.delete(id); }
+  const wanted = new Set(ids);
+  for (const [id, el] of s.cards) if (!wanted.has(id)) { el.remove(); s.cards.delete(id); }
   if (!ids.length) {
     clear(s.cardsEl, h("div", { class: "empty" }, s.ctx.may("rfq:create")
       ? "No live RFQs. Pick a template and request quotes." : "No live RFQs."));
     return;
   }
   s.cardsEl.querySelector(".empty")?.remove();
-  ids.forEach((id) => {
-    const el = buildCard(id);
+  // build only the cards not on the page yet (a card already shown is rebuilt by
+  // renderCard when its RFQ changes): rebuilding every card for each new RFQ made a
+  // burst of a hundred RFQs quadratic and the page unresponsive for seconds
+  for (const id of ids) {
     const old = s.cards.get(id);
+    if (old && !rebuild) continue;
+    const el = buildCard(id);
     if (old) old.replaceWith(el);
     s.cards.set(id, el);
-  });
-  ids.forEach((id) => s.cardsEl.appendChild(s.cards.get(id))); // order: newest first
+  }
+  let at = s.cardsEl.firstElementChild;
+  for (const id of ids) { // order: newest first; move only what is out of place
+    const el = s.cards.get(id);
+    if (el === at) at = at.nextElementSibling;
+    else s.cardsEl.insertBefore(el, at);
+  }
 }
 
 function renderCard(id) {
