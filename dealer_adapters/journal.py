@@ -38,7 +38,8 @@ The file: ``dealer_adapters.jsonlog`` (fsynced JSON lines, a torn last line cut)
 process writing it at a time; any other bad line is an error naming the file and line.
 Each kind keeps its own line format (a subclass: ``decode``/``encode``), so journals
 written before this module existed read unchanged; a desk whose file holds only its own
-``{"type": "intent" | "outcome", ...}`` records (REST, FIX) decodes them with ``typed_line``.
+``{"type": "intent" | "outcome", ...}`` records (REST, FIX) is a ``DeskJournal``: lines
+read by ``typed_line``, outcomes a ``DeskOutcome``.
 ``append`` blocks; the ``record_*`` methods and ``fence`` run it in a worker thread.
 """
 
@@ -50,18 +51,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 import structlog
 
 from dealer_adapters.jsonlog import JsonLog, dumps_line
-from rfq_engine.domain import ExecutionId, utc_now
+from rfq_engine.domain import ExecutionId, decimal_str, format_ts, parse_decimal, parse_ts, utc_now
 from rfq_engine.domain.errors import StoreFault
 
-__all__ = ["Execution", "ExecutionJournal", "Fence", "JournalError", "Line", "Phase", "typed_line"]
+__all__ = ["DeskJournal", "DeskOutcome", "Execution", "ExecutionJournal", "Fence", "JournalError", "Line",
+           "Phase", "typed_line"]
 
 _log = structlog.get_logger(__name__)
 
@@ -112,6 +115,50 @@ class Line(Generic[I, O]):
     outcome: O | None = None
     fence: bool = False
     note: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeskOutcome:
+    """A desk's final answer to an award, its journal's ``outcome`` line: filled (price in the
+    desk's orientation) or rejected. A kind's subclass adds the field of the desk's trade id,
+    named by ``TRADE_FIELD`` (the line's key too)."""
+
+    execution_id: ExecutionId
+    filled: bool
+    recorded_at: datetime
+    price: Decimal | None = None
+    quantity: Decimal | None = None
+    reason: str = ""
+    TRADE_FIELD: ClassVar[str]
+
+    @property
+    def desk_trade_id(self) -> str:
+        """The desk's trade id of a fill (its ``TRADE_FIELD``; "" when it has none)."""
+        return str(getattr(self, self.TRADE_FIELD))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": 1, "type": "outcome", "execution_id": self.execution_id,
+            "status": "filled" if self.filled else "rejected",
+            "price": None if self.price is None else decimal_str(self.price),
+            "quantity": None if self.quantity is None else decimal_str(self.quantity),
+            self.TRADE_FIELD: self.desk_trade_id, "reason": self.reason,
+            "recorded_at": format_ts(self.recorded_at),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        status = data["status"]
+        if status not in ("filled", "rejected"):
+            raise ValueError(f"unknown outcome status {status!r}")
+        price, quantity = data.get("price"), data.get("quantity")
+        return cls(
+            execution_id=ExecutionId(str(data["execution_id"])), filled=status == "filled",
+            recorded_at=parse_ts(data["recorded_at"], "recorded_at"),
+            price=None if price is None else parse_decimal(price, "price"),
+            quantity=None if quantity is None else parse_decimal(quantity, "quantity"),
+            reason=str(data.get("reason", "")), **{cls.TRADE_FIELD: str(data.get(cls.TRADE_FIELD, ""))},
+        )
 
 
 class _Keyed(Protocol):
@@ -438,3 +485,39 @@ class ExecutionJournal(ABC, Generic[I, O]):
     async def _write(self, record: I | O | Fence) -> None:
         if self._log is not None:
             await asyncio.to_thread(self.append, record)
+
+
+class _DeskRecord(Protocol):
+    @property
+    def execution_id(self) -> ExecutionId: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+DI = TypeVar("DI", bound=_DeskRecord)
+DO = TypeVar("DO", bound=DeskOutcome)
+
+
+class DeskJournal(ExecutionJournal[DI, DO]):
+    """The journal file of one desk (REST, FIX): its own typed lines (``typed_line``), which
+    name no dealer (``dealer_id`` names the desk in what the journal knows), and no fence
+    lines: fences live as long as the adapter. A kind's subclass reads its lines (``decode``)."""
+
+    DURABLE_FENCES = False
+    DESK: ClassVar[str] = "a desk"
+    """Names the kind in the error refusing a fence line ("a FIX desk")."""
+
+    def __init__(self, path: Path, dealer_id: str = "") -> None:
+        super().__init__(path)
+        self.dealer_id = dealer_id
+
+    def encode(self, record: DI | DO | Fence) -> dict[str, Any]:
+        if isinstance(record, Fence):
+            raise TypeError(f"{self.DESK}'s journal keeps no fence lines")
+        return record.to_dict()
+
+    def confirmed(self, outcome: DO) -> bool:
+        return outcome.filled
+
+    def trade_id(self, outcome: DO) -> str:
+        return outcome.desk_trade_id

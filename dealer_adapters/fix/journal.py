@@ -17,10 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from dealer_adapters.journal import ExecutionJournal, Fence, Line, typed_line
+from dealer_adapters.journal import DeskJournal, DeskOutcome, Line, typed_line
 from rfq_engine.domain import (
     ExecutionId,
     QuoteId,
@@ -91,59 +90,16 @@ class AwardIntent:
 
 
 @dataclass(frozen=True, slots=True)
-class AwardOutcome:
+class AwardOutcome(DeskOutcome):
     """The desk's final answer: filled (price in the desk's orientation) or rejected."""
 
-    execution_id: ExecutionId
-    filled: bool
-    recorded_at: datetime
-    price: Decimal | None = None
-    quantity: Decimal | None = None
     order_id: str = ""
     """``OrderID(37)``: the desk's trade id (the same on the fill and on every status answer)."""
-    reason: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "v": 1, "type": "outcome", "execution_id": self.execution_id,
-            "status": "filled" if self.filled else "rejected",
-            "price": None if self.price is None else decimal_str(self.price),
-            "quantity": None if self.quantity is None else decimal_str(self.quantity),
-            "order_id": self.order_id, "reason": self.reason, "recorded_at": format_ts(self.recorded_at),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AwardOutcome:
-        status = data["status"]
-        if status not in ("filled", "rejected"):
-            raise ValueError(f"unknown outcome status {status!r}")
-        price, quantity = data.get("price"), data.get("quantity")
-        return cls(
-            execution_id=ExecutionId(str(data["execution_id"])), filled=status == "filled",
-            recorded_at=parse_ts(data["recorded_at"], "recorded_at"),
-            price=None if price is None else parse_decimal(price, "price"),
-            quantity=None if quantity is None else parse_decimal(quantity, "quantity"),
-            order_id=str(data.get("order_id", "")), reason=str(data.get("reason", "")),
-        )
+    TRADE_FIELD: ClassVar[str] = "order_id"
 
 
-class FixJournal(ExecutionJournal[AwardIntent, AwardOutcome]):
-    DURABLE_FENCES = False
-
-    def __init__(self, path: Path, dealer_id: str) -> None:
-        super().__init__(path)
-        self.dealer_id = dealer_id
+class FixJournal(DeskJournal[AwardIntent, AwardOutcome]):
+    DESK = "a FIX desk"
 
     def decode(self, data: dict[str, Any]) -> Line[AwardIntent, AwardOutcome]:
         return typed_line(self.dealer_id, data, AwardIntent.from_dict, AwardOutcome.from_dict)
-
-    def encode(self, record: AwardIntent | AwardOutcome | Fence) -> dict[str, Any]:
-        if isinstance(record, Fence):
-            raise TypeError("a FIX desk's journal keeps no fence lines")
-        return record.to_dict()
-
-    def confirmed(self, outcome: AwardOutcome) -> bool:
-        return outcome.filled
-
-    def trade_id(self, outcome: AwardOutcome) -> str:
-        return outcome.order_id

@@ -19,10 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from dealer_adapters.journal import ExecutionJournal, Fence, JournalError, Line, typed_line
+from dealer_adapters.journal import DeskJournal, DeskOutcome, JournalError, Line, typed_line
 from rfq_engine.domain import (
     ExecutionId,
     QuoteId,
@@ -118,71 +117,22 @@ class OrderIntent:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderOutcome:
+class OrderOutcome(DeskOutcome):
     """The desk's final answer to an order: filled (price in the desk's orientation) or rejected."""
 
-    execution_id: ExecutionId
-    filled: bool
-    recorded_at: datetime
-    price: Decimal | None = None
-    quantity: Decimal | None = None
     trade_id: str = ""
-    reason: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "v": JOURNAL_VERSION,
-            "type": "outcome",
-            "execution_id": self.execution_id,
-            "status": "filled" if self.filled else "rejected",
-            "price": None if self.price is None else decimal_str(self.price),
-            "quantity": None if self.quantity is None else decimal_str(self.quantity),
-            "trade_id": self.trade_id,
-            "reason": self.reason,
-            "recorded_at": format_ts(self.recorded_at),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> OrderOutcome:
-        status = data["status"]
-        if status not in ("filled", "rejected"):
-            raise ValueError(f"unknown outcome status {status!r}")
-        price, quantity = data.get("price"), data.get("quantity")
-        return cls(
-            execution_id=ExecutionId(str(data["execution_id"])),
-            filled=status == "filled",
-            recorded_at=parse_ts(data["recorded_at"], "recorded_at"),
-            price=None if price is None else parse_decimal(price, "price"),
-            quantity=None if quantity is None else parse_decimal(quantity, "quantity"),
-            trade_id=str(data.get("trade_id", "")),
-            reason=str(data.get("reason", "")),
-        )
+    TRADE_FIELD: ClassVar[str] = "trade_id"
 
 
-class Journal(ExecutionJournal[OrderIntent, OrderOutcome]):
+class Journal(DeskJournal[OrderIntent, OrderOutcome]):
     """The desk's journal file; ``dealer_id`` names the desk in what it knows (its lines do
     not). ``append`` blocks (write + fsync): the adapter goes through ``record_intent`` /
     ``record_outcome``, which run it in a worker thread."""
 
-    DURABLE_FENCES = False
-
-    def __init__(self, path: Path, dealer_id: str = "") -> None:
-        super().__init__(path)
-        self.dealer_id = dealer_id
+    DESK = "a REST desk"
 
     def decode(self, data: dict[str, Any]) -> Line[OrderIntent, OrderOutcome]:
         return typed_line(self.dealer_id, data, OrderIntent.from_dict, OrderOutcome.from_dict)
-
-    def encode(self, record: OrderIntent | OrderOutcome | Fence) -> dict[str, Any]:
-        if isinstance(record, Fence):
-            raise TypeError("a REST desk's journal keeps no fence lines")
-        return record.to_dict()
-
-    def confirmed(self, outcome: OrderOutcome) -> bool:
-        return outcome.filled
-
-    def trade_id(self, outcome: OrderOutcome) -> str:
-        return outcome.trade_id
 
     def load(self) -> tuple[dict[ExecutionId, OrderIntent], dict[ExecutionId, OrderOutcome]]:
         """Every intent and outcome in the file, by execution id (a missing file is an empty
