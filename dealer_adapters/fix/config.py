@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from rfq_engine.configtypes import STRICT
 from rfq_engine.domain import Instrument
-from rfq_engine.domain.instruments import instrument_key, parse_instrument_key
+from rfq_engine.domain.instruments import instrument_key, keyed_by_instrument, parse_instrument_key
 
 __all__ = ["FixDealerConfig", "TlsSettings", "instrument_key", "parse_instrument_key"]
 
@@ -111,15 +111,8 @@ class FixDealerConfig(BaseModel):
     @field_validator("symbols")
     @classmethod
     def _check_symbols(cls, value: dict[str, str]) -> dict[str, str]:
-        normalised: dict[str, str] = {}
-        for key, symbol in value.items():
-            if not _SYMBOL.match(symbol):
-                raise ValueError(f"{key}: the symbol must be 1-64 printable ASCII characters, got {symbol!r}")
-            canonical = instrument_key(parse_instrument_key(key))
-            if canonical in normalised:
-                raise ValueError(f"{key}: names the same instrument as another key")
-            normalised[canonical] = symbol
-        return normalised
+        return keyed_by_instrument(value, lambda symbol: None if _SYMBOL.match(symbol) else
+                                   f"the symbol must be 1-64 printable ASCII characters, got {symbol!r}")
 
     @field_validator("package_symbol")
     @classmethod

@@ -49,7 +49,7 @@ from rfq_engine.domain import (
     Spot,
     decimal_str,
 )
-from rfq_engine.domain.instruments import instrument_key, parse_instrument_key
+from rfq_engine.domain.instruments import instrument_key, keyed_by_instrument, parse_instrument_key
 
 __all__ = [
     "TEMPLATE_FIELDS",
@@ -223,15 +223,8 @@ class RestDealerConfig(BaseModel):
     @field_validator("instrument_overrides")
     @classmethod
     def _check_overrides(cls, value: dict[str, str]) -> dict[str, str]:
-        normalised: dict[str, str] = {}
-        for key, name in value.items():
-            if not name.strip():
-                raise ValueError(f"{key}: the desk's name must not be empty")
-            canonical = instrument_key(parse_instrument_key(key))
-            if canonical in normalised:
-                raise ValueError(f"{key}: names the same instrument as another key")
-            normalised[canonical] = name
-        return normalised
+        return keyed_by_instrument(value, lambda name: None if name.strip() else
+                                   "the desk's name must not be empty")
 
     @field_validator("client_order_id_prefix")
     @classmethod

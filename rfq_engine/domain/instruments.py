@@ -8,12 +8,12 @@ the entry bounds of decimals.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from rfq_engine.domain.errors import ValidationError
 from rfq_engine.domain.values import (
@@ -38,6 +38,7 @@ __all__ = [
     "instrument_from_dict",
     "instrument_key",
     "instrument_to_dict",
+    "keyed_by_instrument",
     "last_date",
     "parse_instrument_key",
 ]
@@ -236,3 +237,26 @@ def parse_instrument_key(key: str) -> Instrument:
         return instrument_from_dict(data, "")
     except ValidationError as exc:
         raise ValidationError(key, str(exc).lstrip(". ")) from None
+
+
+T = TypeVar("T")
+
+
+def keyed_by_instrument(entries: Mapping[str, T], problem: Callable[[T], str | None]) -> dict[str, T]:
+    """``entries`` (a config's table keyed by instrument keys) re-keyed, in order, by each
+    key's canonical ``instrument_key``, so any spelling of an instrument finds its entry.
+
+    ``ValueError`` naming the key for a value ``problem`` finds fault with (its answer is
+    the message), for a bad key (``ValidationError``), or for a key naming the same
+    instrument as an earlier one.
+    """
+    out: dict[str, T] = {}
+    for key, value in entries.items():
+        why = problem(value)
+        if why:
+            raise ValueError(f"{key}: {why}")
+        canonical = instrument_key(parse_instrument_key(key))
+        if canonical in out:
+            raise ValueError(f"{key}: names the same instrument as another key")
+        out[canonical] = value
+    return out

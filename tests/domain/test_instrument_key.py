@@ -18,7 +18,7 @@ from rfq_engine.domain import (
     Spot,
     ValidationError,
 )
-from rfq_engine.domain.instruments import instrument_key, parse_instrument_key
+from rfq_engine.domain.instruments import instrument_key, keyed_by_instrument, parse_instrument_key
 
 PUT = Option("BTC", "USD", date(2027, 2, 5), Decimal("3.5E+4"), OptionType.PUT)
 NDF = HashpriceNdf("HASHPRICE", "USD", date(2026, 12, 1), 30)
@@ -63,4 +63,22 @@ def test_a_bad_key_is_a_validation_error_naming_it(key: str, message: str) -> No
     with pytest.raises(ValidationError) as caught:
         parse_instrument_key(key)
     assert caught.value.field == key
+    assert message in str(caught.value)
+
+
+def test_a_config_table_is_keyed_by_canonical_instrument_keys() -> None:
+    names = {"future:btc:usd:2027-02-26": "XBTH27", "option:BTC:USD:2027-02-05:3.5E+4:put": "P35"}
+    assert keyed_by_instrument(names, lambda _: None) == {
+        "future:BTC:USD:2027-02-26": "XBTH27", "option:BTC:USD:2027-02-05:35000:put": "P35"}
+
+
+@pytest.mark.parametrize(("entries", "message"), [
+    ({"spot:BTC:USD": "", "spot:ETH:USD": "E"}, "spot:BTC:USD: empty"),
+    ({"spot:BTC:USD": "B", "spot:btc:usd": "C"}, "spot:btc:usd: names the same instrument as another key"),
+    ({"spot:BTC": "B"}, "spot keys are kind:underlying:quote_ccy"),
+    ({"spot:BTC:USD": "B", "spot:btc:usd": ""}, "spot:btc:usd: empty"),  # the value first
+])
+def test_a_bad_table_entry_is_an_error_naming_its_key(entries: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        keyed_by_instrument(entries, lambda value: None if value else "empty")
     assert message in str(caught.value)
