@@ -21,12 +21,15 @@ from rfq_engine.api.body import query_int, read_json
 from rfq_engine.api.rfqs import APP_KEY
 from rfq_engine.api.serialize import error, json_response
 from rfq_engine.domain import ValidationError
+from rfq_engine.domain.errors import Unavailable
 from rfq_engine.domain.events import EventType, ProgramDecided
 from rfq_engine.domain.values import ENTRY_BOUNDS, check_fields, format_ts, parse_decimal, utc_now
+from rfq_engine.hedging.funding import perpetual_funding
 from rfq_engine.hedging.overview import program_overview
 from rfq_engine.hedging.planner import requester_for
 from rfq_engine.hedging.program import ProgramConfig
 from rfq_engine.hedging.records import load_trades
+from rfq_engine.hedging.risk import funding_rates
 from rfq_engine.hedging.scenario import NdfSide, ndf_table, scenario_table
 from rfq_engine.readmodels.events import typed_events
 from rfq_engine.store import EventFilter
@@ -127,9 +130,16 @@ async def _overview(app: App, name: str, program: ProgramConfig, now: datetime,
     pairs = [(stored.ts, event) for stored, event in typed_events(await app.store.events(flt))
              if isinstance(event, ProgramDecided) and not event.dry_run]
     trades = await load_trades(app.store, requester_for(name))
-    return program_overview(name, program, decisions=[e for _, e in pairs],
+    view = program_overview(name, program, decisions=[e for _, e in pairs],
                             decided_at=[ts for ts, _ in pairs], trades=trades,
                             forecast_defaults=app.config.forecast, now=now, limit=limit)
+    try:  # each perpetual position's funding paid so far (docs/risk.md, "Funding")
+        snapshot = await app.reference.snapshot()
+        funding = perpetual_funding(trades, funding_rates(app.config.risk), snapshot, now)
+        view.update(funding=funding, funding_error=None)
+    except (Unavailable, ValidationError) as exc:  # no price to mark at: said, not a 500
+        view.update(funding=None, funding_error=str(exc))
+    return view
 
 
 @routes.get("/api/v1/hedge/programs")

@@ -352,8 +352,9 @@ async def _dry_run(config: Any, args: argparse.Namespace, period: Any) -> int:
     store = await _read_store(config, args.store)
     try:
         mandate = config.mandates.get(program.mandate)
+        snapshot = config.market.to_snapshot(now)
         plan = await prepare_plan(
-            name=args.program, program=program, store=store, snapshot=config.market.to_snapshot(now),
+            name=args.program, program=program, store=store, snapshot=snapshot,
             forecast_defaults=config.forecast,
             mandate_max_ratio=None if mandate is None else mandate.max_hedge_ratio,
             period=period or coming_period(program, now), today=now.date(), retry=args.retry,
@@ -449,8 +450,10 @@ def run_positions(args: argparse.Namespace) -> int:
 
 async def _positions(config: Any, args: argparse.Namespace, settlements: dict[str, Any]) -> int:
     from rfq_engine.domain.values import utc_now
+    from rfq_engine.hedging.funding import perpetual_funding
     from rfq_engine.hedging.records import load_trades
     from rfq_engine.hedging.report import positions_report
+    from rfq_engine.hedging.risk import funding_rates
 
     now = utc_now()
     store = await _read_store(config, args.store)
@@ -461,8 +464,10 @@ async def _positions(config: Any, args: argparse.Namespace, settlements: dict[st
         if store is not None:
             await store.close()
     programs = config.programs if args.program is None else {args.program: config.programs[args.program]}
-    report = positions_report(trades, config.market.to_snapshot(now), now.date(), settlements=settlements,
+    snapshot = config.market.to_snapshot(now)
+    report = positions_report(trades, snapshot, now.date(), settlements=settlements,
                               programs=programs, forecast_defaults=config.forecast)
+    report["funding"] = perpetual_funding(trades, funding_rates(config.risk), snapshot, now)
     if args.json:
         _print_json(report)
         return EXIT_OK
@@ -481,6 +486,11 @@ async def _positions(config: Any, args: argparse.Namespace, settlements: dict[st
         print(_table(report["coverage"], [("program", "program"), ("period", "period"),
                                           ("forecast", "forecast"), ("hedged", "hedged"),
                                           ("coverage", "coverage"), ("unit", "unit")]))
+    if report["funding"]:
+        print("funding paid so far (estimate: the configured rate at today's mark; negative: received):")
+        print(_table(report["funding"], [
+            ("dealer", "dealer"), ("instrument", "perpetual"), ("since", "since"), ("intervals", "intervals"),
+            ("rate", "rate"), ("paid", "paid"), ("currency", "ccy"), ("paid_usd", "paid USD")]))
     return EXIT_OK
 
 

@@ -190,7 +190,8 @@ async def _risk(config: Any, args: argparse.Namespace, realized: dict[str, Any],
                 for row in coverage(name, program, trades, config.forecast, [Period.of(today)], today)]
         report, _ = risk_report(cfg=config.risk, trades=trades, snapshot=snapshot, today=today,
                                 agreements=config.collateral, credit_lines=credit_lines(config.mandates),
-                                coverage=rows, settlements=settlements, venue_accounts=accounts)
+                                coverage=rows, settlements=settlements, venue_accounts=accounts,
+                                now=now)
         performance = [] if store is None else await load_performance(
             store, config.programs, snapshot, today, realized=realized, settlements=settlements)
     finally:
@@ -233,6 +234,9 @@ def _print_risk(data: dict[str, Any], args: argparse.Namespace) -> int:
         ("funding (estimate)", data["funding"], [
             ("venue", "venue"), ("instrument", "instrument"), ("quantity", "quantity"), ("rate", "rate"),
             ("paid_usd_per_day", "paid USD/day")]),
+        ("funding paid so far (estimate: the configured rate at today's mark)", data["funding_accrued"], [
+            ("dealer", "venue"), ("instrument", "instrument"), ("since", "since"), ("intervals", "intervals"),
+            ("rate", "rate"), ("paid", "paid"), ("currency", "ccy"), ("paid_usd", "paid USD")]),
         ("coverage of this month", data["coverage"], [
             ("program", "program"), ("forecast", "forecast"), ("hedged", "hedged"), ("coverage", "coverage"),
             ("target_ratio", "target")]),

@@ -16,7 +16,8 @@
   ``sources`` says which came from where (``rfq_engine.hedging.venuemargin``); a read that
   failed is a ``venue_unread`` alert and the row is the estimate.
 - **Funding** of a perpetual over ``n`` intervals: ``paid = quantity x mark x rate x n`` (a
-  long pays a positive rate; negative: received).
+  long pays a positive rate; negative: received); per day at the venue's rate, and paid so far
+  by each perpetual position since its first fill (``funding.perpetual_funding``, given ``now``).
 - **Coverage** of this month's forecast: ``|hedged| / forecast`` against the program's ratio;
   an alert when they differ by more than the tolerance.
 - **Liquidity**: ``|position| / depth`` where a depth is known (``[risk] depth``, by
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Any, Literal
 
@@ -43,6 +44,7 @@ from rfq_engine.domain.margin import VenueAccountMargin
 from rfq_engine.domain.pricing import MarketSnapshot, fair_price
 from rfq_engine.domain.rfq import RfqSpec
 from rfq_engine.domain.values import decimal_str
+from rfq_engine.hedging.funding import perpetual_funding
 from rfq_engine.hedging.margin import SATOSHI, CollateralAgreement, desk_margin
 from rfq_engine.hedging.positions import Position, TradeRecord, build_positions
 from rfq_engine.hedging.venuemargin import account_row, with_venue
@@ -54,6 +56,7 @@ __all__ = [
     "check_risk",
     "collateral_shortfalls",
     "funding_paid",
+    "funding_rates",
     "inverse_margin",
     "linear_margin",
     "planned_trade",
@@ -180,6 +183,12 @@ class RiskConfig(BaseModel):
             if not 0 < depth < Decimal("1e15"):
                 raise ValueError(f"depth.{key}: must be > 0 and below 1E+15, got {decimal_str(depth)}")
         return value
+
+
+def funding_rates(risk: RiskConfig) -> dict[str, tuple[Decimal, int]]:
+    """Each venue account's funding rate and intervals a day, where ``[risk.venues]`` gives one."""
+    return {dealer: (account.funding_rate, account.funding_intervals_per_day)
+            for dealer, account in risk.venues.items() if account.funding_rate is not None}
 
 
 def check_risk(risk: RiskConfig, dealer_ids: Sequence[str]) -> None:
@@ -361,10 +370,12 @@ def risk_report(
     coverage: Sequence[Mapping[str, Any]] = (),
     settlements: Mapping[str, Decimal] | None = None,
     venue_accounts: Mapping[str, VenueAccountMargin] | None = None,
+    now: datetime | None = None,
 ) -> tuple[dict[str, Any], list[Alert]]:
     """Every figure of the module docstring (JSON-ready) and the alerts they raise. ``credit_lines`` maps a
     dealer to (its smallest credit limit, the mandate naming it); ``coverage`` are
-    ``report.coverage`` rows of this month; ``venue_accounts`` the venues' accounts as read, by dealer."""
+    ``report.coverage`` rows of this month; ``venue_accounts`` the venues' accounts as read, by dealer;
+    with ``now``, ``funding_accrued`` is each perpetual position's funding paid so far."""
     read = dict(venue_accounts or {})
     alerts: list[Alert] = []
     btc = snapshot.spot.get("BTC")
@@ -437,6 +448,8 @@ def risk_report(
         "counterparties": counterparties, "desks": desks, "venues": venues, "funding": funding,
         "coverage": covered, "liquidity": liquidity, "alerts": [a.to_dict() for a in alerts],
         "venue_accounts": [account_row(read[d]) for d in sorted(read)],
+        "funding_accrued": [] if now is None else perpetual_funding(trades, funding_rates(cfg), snapshot,
+                                                                    now),
     }, alerts
 
 

@@ -179,7 +179,7 @@ class RiskWatch:
                 cfg=self._risk, trades=trades, snapshot=snapshot, today=today,
                 agreements=getattr(config, "collateral", None) or {},
                 credit_lines=credit_lines(getattr(config, "mandates", None)), coverage=rows,
-                venue_accounts=accounts)
+                venue_accounts=accounts, now=now)
             seen = {a.key: a for a in alerts}
             for key, alert in seen.items():
                 if key not in self.active:

@@ -21,7 +21,8 @@ from tests.web.test_blotter_browser import TIMEOUT_MS, login
 pytestmark = pytest.mark.slow
 
 DESKS = {"desk-a": 'latency_ms = 5\nspread_bps = "20"\n',
-         "desk-b": 'latency_ms = 10\nspread_bps = "30"\n'}
+         "desk-b": 'latency_ms = 10\nspread_bps = "30"\n',
+         "desk-c": 'latency_ms = 5\nspread_bps = "10"\n'}
 EXPIRY = (date.today() + timedelta(days=40)).isoformat()
 EXTRA = """
 [programs.p]
@@ -43,6 +44,23 @@ posted = { USD = "2000000" }
 [risk]
 margin_usage = "0.01"
 depth = { "BTC-USD-FUT" = "20" }
+
+[risk.venues.desk-c]
+collateral = "1000000"
+currency = "USD"
+initial_margin = "0.1"
+maintenance_margin = "0.05"
+funding_rate = "0.0001"
+
+[mandates.perps]
+underlyings = ["BTC"]
+instruments = ["perpetual"]
+max_tenor_days = 200
+min_quotes = 1
+price_tolerance_bps = "250"
+approval_threshold = "10000000"
+[mandates.perps.dealers]
+desk-c = { credit_limit = "1000000000" }
 """
 
 
@@ -81,9 +99,13 @@ def test_risk_page_banner_and_metric(risk_server: Server) -> None:
     body = {"legs": [{"instrument": {"kind": "future", "underlying": "BTC", "quote_ccy": "USD",
                                      "expiry": EXPIRY}, "side": "sell"}],
             "direction": "sell", "quantity": "5", "quantity_unit": "BTC",
-            "dealers": list(DESKS), "mandate": "treasury", "window_ms": 200}
-    rfq_id = _call(server, "/api/v1/rfqs", body)["rfq_id"]
-    _until("the trader's RFQ to fill", lambda: _call(server, f"/api/v1/rfqs/{rfq_id}")["state"] == "filled")
+            "dealers": ["desk-a", "desk-b"], "mandate": "treasury", "window_ms": 200}
+    perp = {"legs": [{"instrument": {"kind": "perpetual", "underlying": "BTC", "quote_ccy": "USD"},
+                      "side": "sell"}], "direction": "sell", "quantity": "2", "quantity_unit": "BTC",
+            "dealers": ["desk-c"], "mandate": "perps", "window_ms": 200}
+    for rfq in (body, perp):
+        url = f"/api/v1/rfqs/{_call(server, '/api/v1/rfqs', rfq)['rfq_id']}"
+        _until(f"the trader's RFQ {url} to fill", lambda u=url: _call(server, u)["state"] == "filled")
 
     def program_filled() -> bool:
         (program,) = _call(server, "/api/v1/hedge/programs")["programs"]
@@ -95,6 +117,8 @@ def test_risk_page_banner_and_metric(risk_server: Server) -> None:
     kinds = {(a["kind"], a["subject"]) for a in data["active"]}
     assert ("margin_usage", "desk-a") in kinds, data["active"]
     assert any(k == "liquidity" for k, _ in kinds), data["active"]
+    (funding,) = data["risk"]["funding_accrued"]  # the short perpetual at desk-c, since its fill
+    assert funding["dealer"] == "desk-c" and funding["rate"] == "0.0001" and funding["held"] == "-2"
     (perf,) = data["performance"]
     (period,) = perf["periods"]
     assert period["fills"] == 1 and period["unhedged_value"] is not None
@@ -133,6 +157,12 @@ def test_risk_page_banner_and_metric(risk_server: Server) -> None:
             expect(program.get_by_test_id("risk-value-chart")).to_be_visible()
             expect(program.get_by_test_id("risk-pnl-chart").locator("polyline")).to_have_attribute(
                 "data-points", "2")  # from 0 before the first fill, then after it
+            accrued = page.locator(
+                '[data-testid=risk-funding-accrued-row][data-key="desk-c:BTC-USD-PERP:false"]')
+            expect(accrued).to_contain_text("desk-c BTC-USD-PERP")
+            expect(accrued).to_contain_text(funding["since"])
+            venue = page.locator('[data-testid=risk-venues-row][data-key="desk-c:BTC-USD-PERP"]')
+            expect(venue).to_contain_text("estimate")  # a simulated desk: no venue account to read
             liquidity = page.get_by_test_id("risk-liquidity-row")
             expect(liquidity.first).to_contain_text("BTC-USD-FUT-")
             page.get_by_test_id("nav-blotter").click()

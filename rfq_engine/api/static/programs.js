@@ -36,6 +36,22 @@ function coverageTable(rows) {
       h("td", { class: "num mono" }, fmtRate(c.target_ratio))))));
 }
 
+// Each perpetual position's funding paid so far (an estimate at the configured rate and today's mark).
+function fundingTable(rows, problem) {
+  if (!rows) return h("div", { class: "empty", testid: "program-funding-error" }, `funding unavailable: ${problem}`);
+  if (!rows.length) return null;
+  return h("table", { class: "grid-table", testid: "program-funding" },
+    h("thead", {}, h("tr", {}, ["Perpetual", "Since", "Intervals", "Rate", "Funding paid", "Paid (USD)"].map((c, i) =>
+      h("th", { class: i ? "num" : "" }, c)))),
+    h("tbody", {}, rows.map((f) => h("tr", { testid: "funding-row", "data-instrument": f.instrument },
+      h("td", {}, `${f.dealer} ${f.instrument}`),
+      h("td", { class: "num mono" }, fmtDateTime(f.since)),
+      h("td", { class: "num mono" }, f.intervals ?? ""),
+      h("td", { class: "num mono" }, f.rate === null ? f.note : fmt(f.rate)),
+      h("td", { class: "num mono" }, f.paid === null ? "—" : `${fmt(f.paid, 8)} ${f.currency}`),
+      h("td", { class: "num mono" }, f.paid_usd === null ? "—" : fmt(f.paid_usd, 2))))));
+}
+
 function decisionList(decisions) {
   if (!decisions.length) return h("div", { class: "empty", testid: "program-no-decision" }, "no decision recorded yet");
   return h("ul", { class: "decisions" }, decisions.map((d) => h("li", { testid: "program-decision" },
@@ -59,6 +75,7 @@ function card(p) {
     due ? h("div", { class: "muted", testid: "program-due" },
       `latest scheduled time ${fmtDateTime(due.scheduled_for)} plans ${due.period}`) : null,
     coverageTable(p.coverage),
+    fundingTable(p.funding, p.funding_error),
     decisionList(p.decisions));
 }
 

@@ -109,6 +109,12 @@ async function load(body, view) {
       ["Perpetual", (f) => `${f.venue} ${f.instrument}`], ["Position", (f) => fmt(f.quantity)],
       ["Rate", (f) => fmt(f.rate)], ["Paid per day", (f) => money(f.paid_usd_per_day)]],
     r.funding, (f) => `${f.venue}:${f.instrument}`),
+    h("h3", {}, "Funding paid so far (estimate: the configured rate at today's mark)"),
+    table("risk-funding-accrued", [
+      ["Perpetual", (f) => `${f.dealer} ${f.instrument}`], ["Since", (f) => f.since], ["Intervals", (f) => f.intervals ?? ""],
+      ["Rate", (f) => (f.rate === null ? f.note : fmt(f.rate))],
+      ["Paid", (f) => (f.paid === null ? "" : `${fmt(f.paid, 8)} ${f.currency}`)], ["Paid (USD)", (f) => money(f.paid_usd)]],
+    r.funding_accrued || [], (f) => `${f.dealer}:${f.instrument}:${f.inverse}`),
     h("h3", {}, "Coverage of this month"),
     table("risk-coverage", [
       ["Program", (c) => c.program], ["Forecast", (c) => `${fmt(c.forecast, 4)} ${c.unit}`],
