@@ -344,6 +344,7 @@ async def _read_store(config: Any, url: str | None) -> Any:
 
 
 async def _dry_run(config: Any, args: argparse.Namespace, period: Any) -> int:
+    from rfq_engine.cli.cmd_hedge_run import collateral_checked
     from rfq_engine.domain.values import utc_now
     from rfq_engine.hedging.scheduler import coming_period, prepare_plan
 
@@ -359,6 +360,7 @@ async def _dry_run(config: Any, args: argparse.Namespace, period: Any) -> int:
             mandate_max_ratio=None if mandate is None else mandate.max_hedge_ratio,
             period=period or coming_period(program, now), today=now.date(), retry=args.retry,
             only_rolls=args.only_rolls)
+        plan = await collateral_checked(config, store, program, plan, snapshot, now)
     finally:
         if store is not None:
             await store.close()
@@ -394,10 +396,12 @@ def _leg_text(instrument: dict[str, Any]) -> str:
 
 async def _submit(config: Any, args: argparse.Namespace, period: Any) -> int:
     from rfq_engine.cli.cmd_hedge_run import exit_code, settle_decision
+    from rfq_engine.hedging.riskwatch import RiskWatch
     from rfq_engine.hedging.scheduler import HedgeScheduler
     from rfq_engine.wiring import open_app
 
     app = await open_app(config, store_url=args.store)
+    RiskWatch(app.engine, app.store, config, app.reference).attach()  # the collateral gate
     scheduler = HedgeScheduler.from_config(app.engine, app.store, config, app.reference)
     try:
         decision = await scheduler.run_program(args.program, period=period, only_rolls=args.only_rolls,

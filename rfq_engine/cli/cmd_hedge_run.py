@@ -10,6 +10,11 @@ latest scheduled time at or before it has no decision yet runs once, with the tr
 records the decisions and waits for the RFQs to end, like ``rfq hedge plan``; a program with
 ``approval = true`` only proposes. ``--dry-run`` writes nothing at all (the store is read
 read-only, a missing database is an empty book). Only argparse is imported here.
+
+Both make the collateral check ``rfq serve`` makes before a program's RFQs (docs/risk.md):
+a desk short of collateral makes the program ask a person (a one-shot run cannot wait for
+one: its RFQs are cancelled, saying so) or, with ``[risk] on_collateral_short = "halt"``,
+wait with the reason; the run raises the ``collateral_short`` alert, the dry run only says it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["add_parser", "exit_code", "run_scheduler", "settle_decision"]
+__all__ = ["add_parser", "collateral_checked", "exit_code", "run_scheduler", "settle_decision"]
 
 EXIT_OK, EXIT_ERROR, EXIT_NOT_FILLED, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -101,6 +106,20 @@ def run_scheduler(args: argparse.Namespace) -> int:
     return _guard(go)
 
 
+async def collateral_checked(config: Any, store: Any, program: Any, plan: Any, snapshot: Any, at: Any) -> Any:
+    """A dry run's plan after the collateral check a run makes (``riskwatch.apply_shortfalls``);
+    ``store`` may be None (an empty book)."""
+    from rfq_engine.hedging.records import load_trades
+    from rfq_engine.hedging.risk import collateral_shortfalls
+    from rfq_engine.hedging.riskwatch import apply_shortfalls
+
+    if not plan.rfqs:
+        return plan
+    trades = [] if store is None else await load_trades(store)
+    short = collateral_shortfalls(config.collateral, trades, [r.spec for r in plan.rfqs], snapshot, at.date())
+    return apply_shortfalls(program, plan, short, config.risk.on_collateral_short)[1]
+
+
 async def _dry(config: Any, args: argparse.Namespace, programs: dict[str, Any], at: Any) -> int:
     from rfq_engine.cli.cmd_hedge import _read_store
     from rfq_engine.domain.values import format_ts
@@ -125,11 +144,13 @@ async def _dry(config: Any, args: argparse.Namespace, programs: dict[str, Any], 
                 period = slot_due.period.plus(rung - 1)
                 if rung > 1 and store is not None and await rung_done(store, name, period, slot_due.slot):
                     continue
+                snapshot = config.market.to_snapshot(at)
                 plan = await prepare_plan(
-                    name=name, program=program, store=store, snapshot=config.market.to_snapshot(at),
+                    name=name, program=program, store=store, snapshot=snapshot,
                     forecast_defaults=config.forecast,
                     mandate_max_ratio=None if mandate is None else mandate.max_hedge_ratio,
                     period=period, today=at.date(), rung=rung)
+                plan = await collateral_checked(config, store, program, plan, snapshot, at)
                 data = plan.to_dict()
                 lead = [] if slot_due.note is None or rung > 1 else [slot_due.note]
                 rows.append({**head, "trigger": slot_due.trigger if rung == 1 else "ladder",
@@ -144,10 +165,12 @@ async def _dry(config: Any, args: argparse.Namespace, programs: dict[str, Any], 
 
 async def _run(config: Any, args: argparse.Namespace, programs: dict[str, Any], at: Any) -> int:
     from rfq_engine.domain.values import format_ts
+    from rfq_engine.hedging.riskwatch import RiskWatch
     from rfq_engine.hedging.scheduler import HedgeScheduler
     from rfq_engine.wiring import open_app
 
     app = await open_app(config, store_url=args.store)
+    RiskWatch(app.engine, app.store, config, app.reference, lambda: at).attach()  # the collateral gate
     scheduler = HedgeScheduler(app.engine, app.store, programs, app.reference, lambda: at,
                                forecast=config.forecast)
     rows: list[dict[str, Any]] = []

@@ -56,7 +56,8 @@ from rfq_engine.store.base import AuditStore, EventFilter
 if TYPE_CHECKING:
     from rfq_engine.engine import RfqEngine
 
-__all__ = ["RiskWatch", "VenueReader", "collateral_gate", "credit_lines"]
+__all__ = ["RiskWatch", "VenueReader", "apply_shortfalls", "collateral_gate", "credit_lines",
+           "shortfall_reason"]
 
 log = structlog.get_logger("rfq_engine.risk")
 ACTOR = "risk"
@@ -240,23 +241,37 @@ class RiskWatch:
                         cleared = Alert(key[0], key[1], None, None, "cleared: collateral suffices")
                         await self._deliver(cleared, "cleared", program=name, period=str(plan.period))
                 return program, plan
-            why = "; ".join(f"{s['dealer']} would require {s['required_usd']} USD against "
-                            f"{s['posted_value_usd']} posted: {s['short_usd']} USD"
-                            + (f" ({s['short_btc']} BTC)" if s["short_btc"] else "") + " short"
-                            for s in short)
-            mode = self._risk.on_collateral_short
             if not dry_run:
+                why = shortfall_reason(short)
                 for s in short:
                     alert = Alert("collateral_short", f"{name}/{s['dealer']}", Decimal(s["short_usd"]),
                                   None, f"program {name}, {plan.period}: collateral short before its "
                                   f"RFQs: {why}")
                     await self._deliver(alert, "raised", program=name, period=str(plan.period))
-            if mode == "halt":
-                return program, replace(plan, rfqs=(), waiting_on=("collateral",), reasons=(
-                    *plan.reasons, f"halted: collateral short ({why}); post collateral, the program "
-                    "tries again"))
-            return program.model_copy(update={"approval": True}), replace(plan, reasons=(
-                *plan.reasons, f"collateral short ({why}): a person approves before anything is sent"))
+            return apply_shortfalls(program, plan, short, self._risk.on_collateral_short)
+
+
+def shortfall_reason(short: list[dict[str, Any]]) -> str:
+    """The desks short of collateral (``risk.collateral_shortfalls``) in words."""
+    return "; ".join(f"{s['dealer']} would require {s['required_usd']} USD against "
+                     f"{s['posted_value_usd']} posted: {s['short_usd']} USD"
+                     + (f" ({s['short_btc']} BTC)" if s["short_btc"] else "") + " short"
+                     for s in short)
+
+
+def apply_shortfalls(program: ProgramConfig, plan: Plan, short: list[dict[str, Any]], mode: str
+                     ) -> tuple[ProgramConfig, Plan]:
+    """The plan once the collateral check found ``short`` desks (none: unchanged): ``halt`` sends
+    nothing and waits with the reason; ``approval`` makes the program ask a person first."""
+    if not short:
+        return program, plan
+    why = shortfall_reason(short)
+    if mode == "halt":
+        return program, replace(plan, rfqs=(), waiting_on=("collateral",), reasons=(
+            *plan.reasons, f"halted: collateral short ({why}); post collateral, the program "
+            "tries again"))
+    return program.model_copy(update={"approval": True}), replace(plan, reasons=(
+        *plan.reasons, f"collateral short ({why}): a person approves before anything is sent"))
 
 
 def _public(event: RiskAlerted) -> dict[str, Any]:
