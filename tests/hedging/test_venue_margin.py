@@ -89,7 +89,8 @@ async def test_deribit_inverse_future_margin_call_from_the_venue(deribit: Deribi
     assert (account.equity, account.initial_margin, account.maintenance_margin) == (D("0.5"), D("0.85"),
                                                                                   D("0.45"))
     # what ccxt asked the venue, read-only: the summary and the positions of the currency
-    assert [m for m, _ in deribit.account_requests] == ["private/get_account_summary", "private/get_positions"]
+    methods = [m for m, _ in deribit.account_requests]
+    assert methods == ["private/get_account_summary", "private/get_positions"]
     assert all(p["currency"] == "BTC" for _, p in deribit.account_requests)
     assert deribit.executed == 0 and deribit.order_requests == []
     (held,) = account.positions
