@@ -38,6 +38,9 @@ MQTT_SPREAD = "10"
 NON_TERMINAL = {"created", "pending_approval", "open", "awarding", "confirming", "unresolved"}
 START_TIMEOUT_S = 60.0
 WITNESS = "witness.jsonl"
+DB_NODES = int(os.environ.get("RFQ_HA_DB_NODES", "3"))
+"""PostgreSQL nodes: a primary and two standbys, so a promoted primary has a synchronous
+standby at once; 2 reproduces the pair whose failover waits for a base backup."""
 CHECKPOINT_KEY = "ha-test-checkpoint-key"
 
 
@@ -45,23 +48,28 @@ def headers(user: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[user]}"}
 
 
-def engine_config(root: Path, url: str, mqtt: World, name: str) -> Path:
-    """Engine ``name``'s config: the shared store and desks, its own checkpoint log (as on
-    its own disk) and the witness both engines publish to."""
+def engine_config(root: Path, url: str, mqtt: World | None, name: str) -> Path:
+    """Engine ``name``'s config: the shared store and desks (the MQTT one with ``mqtt``),
+    its own checkpoint log (as on its own disk) and the witness both engines publish to."""
     from rfq_engine.api.auth import hash_token
 
     users = "".join(f'[[api.users]]\nname = "{n}"\nroles = ["{r}"]\n'
                     f'token_sha256 = "{hash_token(TOKENS[n])}"\n' for n, r in USERS.items())
-    desks = [*SIM_DESKS, MQTT_DESK]
+    desks = [*SIM_DESKS, *([MQTT_DESK] if mqtt is not None else [])]
     limits = "".join(f'{d} = {{ credit_limit = "100000000" }}\n' for d in desks)
     dealers = "".join(
         f'[[dealers]]\nid = "{d}"\nkind = "simulated"\n[dealers.simulated]\nlatency_ms = 20\n'
         f'latency_jitter_ms = 0\nspread_bps = "{spread}"\nconfirm_latency_ms = 30\n'
         f'seed = {i}\nledger_path = "{root / f"ledger-{d}.jsonl"}"\n'
         for i, (d, spread) in enumerate(SIM_DESKS.items(), start=1))
-    dealers += (f'[[dealers]]\nid = "{MQTT_DESK}"\nkind = "mqtt"\n[dealers.mqtt]\n'
-                f'secret_env = "{mqtt.desks[MQTT_DESK].secret_env}"\n')
-    engine_password_env = next(k for k in mqtt.environ() if "ENGINE" in k)
+    transport = ""
+    if mqtt is not None:
+        dealers += (f'[[dealers]]\nid = "{MQTT_DESK}"\nkind = "mqtt"\n[dealers.mqtt]\n'
+                    f'secret_env = "{mqtt.desks[MQTT_DESK].secret_env}"\n')
+        engine_password_env = next(k for k in mqtt.environ() if "ENGINE" in k)
+        transport = (f'[mqtt]\nport = {mqtt.port}\nprefix = "{PREFIX}"\n'
+                     f'password_env = "{engine_password_env}"\nreconnect_initial_ms = 50\n'
+                     'reconnect_max_ms = 400\n')
     path = root / f"rfq.{name}.toml"
     path.write_text(f"""
 [engine]
@@ -99,13 +107,7 @@ max_notional_per_rfq = "10000000"
 min_quotes = 1
 [mandates.treasury.dealers]
 {limits}
-[mqtt]
-port = {mqtt.port}
-prefix = "{PREFIX}"
-password_env = "{engine_password_env}"
-reconnect_initial_ms = 50
-reconnect_max_ms = 400
-{dealers}""", encoding="utf-8")
+{transport}{dealers}""", encoding="utf-8")
     return path
 
 
@@ -121,8 +123,11 @@ class Engine:
     """One ``rfq serve --ha`` process; its stdout lines say when it is standby and leader."""
 
     def __init__(self, name: str, port: int, config: Path, env: dict[str, str],
-                 root: Path) -> None:
+                 root: Path, *, host: str = "127.0.0.1", prefix: tuple[str, ...] = ()) -> None:
         self.name, self.port, self.config, self.env, self.root = name, port, config, env, root
+        self.host = host
+        self.prefix = prefix
+        """Run the process under this (``ip netns exec NS``: on a machine of its own)."""
         self.process: asyncio.subprocess.Process | None = None
         self.leading = asyncio.Event()
         self.standing_by = asyncio.Event()
@@ -131,7 +136,7 @@ class Engine:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def alive(self) -> bool:
@@ -144,8 +149,9 @@ class Engine:
         self.starts += 1
         log = (self.root / f"{self.name}.{self.starts}.log").open("wb")
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "rfq_engine.cli.main", "serve", "--config", str(self.config),
-            "--ha", "--name", self.name, "--advertise", self.base, "--port", str(self.port),
+            *self.prefix, sys.executable, "-m", "rfq_engine.cli.main", "serve", "--config",
+            str(self.config), "--ha", "--name", self.name, "--advertise", self.base,
+            "--host", self.host, "--port", str(self.port),
             stdout=asyncio.subprocess.PIPE, stderr=log, env=self.env, cwd=self.root)
         log.close()
         self._reader = asyncio.ensure_future(self._read(self.process))
@@ -197,7 +203,7 @@ class HaWorld:
     def __init__(self, root: Path, mqtt: World) -> None:
         self.root = root
         self.mqtt = mqtt
-        self.pg = ReplicatedPostgres((free_port(), free_port()))
+        self.pg = ReplicatedPostgres(tuple(free_port() for _ in range(DB_NODES)))
         env = {**os.environ, **mqtt.environ(), "PYTHONUNBUFFERED": "1",
                "RFQ_AUDIT_CHECKPOINT_KEY": CHECKPOINT_KEY}
         env.pop("RFQ_FAILPOINTS", None)

@@ -1,15 +1,22 @@
-"""Two private PostgreSQL 15 clusters on this machine: a primary and a synchronous standby.
+"""Private PostgreSQL 15 clusters on this machine: a primary and synchronous standbys.
 
 ``ReplicatedPostgres`` makes them with ``initdb`` and ``pg_basebackup`` under a temp dir
 (owned by the ``postgres`` user when the tests run as root: initdb refuses root), streams
-WAL from the primary to the standby with ``synchronous_commit = on`` and
-``synchronous_standby_names = '*'`` (a commit returns once the standby has flushed it), and
-fails the primary over the way an operator (or Patroni) would: the primary dies
-(``pg_ctl stop -m immediate``: no shutdown checkpoint, a crash as far as the data is
-concerned), the standby is promoted, and a new standby is built from the new primary on
-the dead one's port, so the pair is whole again for the next failover.
+WAL from the primary to the standbys with ``synchronous_commit = on`` and quorum commit,
+``synchronous_standby_names = 'ANY 1 (*)'`` (a commit returns once one standby has flushed
+it), and fails the primary over the way Patroni would: the primary dies (``pg_ctl stop -m
+immediate``: no shutdown checkpoint, a crash as far as the data is concerned), the standby
+that received the most WAL is promoted (it holds every acknowledged commit: each is on at
+least one standby, and WAL is one stream), the other standbys are pointed at it
+(``primary_conninfo`` reloaded; they follow the new timeline) and one of them is its
+synchronous standby at once. The dead node is rebuilt from the new primary afterwards
+(``rebuild``), off the failover's path, so the set is whole again for the next failover.
 
-Engines reach "whichever is primary" through one URL naming both hosts with
+With two nodes (``ports`` of two) the promoted primary has no standby until the dead one is
+rebuilt: under strict synchronous replication it acknowledges no commit meanwhile, so the
+failover lasts as long as a base backup (docs/architecture.md, "High availability").
+
+Engines reach "whichever is primary" through one URL naming every host with
 ``target_session_attrs=read-write`` (libpq's and asyncpg's multi-host syntax).
 """
 
@@ -27,7 +34,7 @@ from pathlib import Path
 
 import asyncpg
 
-__all__ = ["PG_BIN", "Node", "ReplicatedPostgres", "available"]
+__all__ = ["PG_BIN", "FailoverTimes", "Node", "ReplicatedPostgres", "available"]
 
 
 
@@ -42,7 +49,6 @@ PG_BIN = Path(os.environ.get("RFQ_TEST_PG_BIN") or _newest_bin())
 DATABASE = "rfq"
 
 CONF = """
-listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 wal_level = replica
 max_wal_senders = 10
@@ -53,6 +59,7 @@ wal_keep_size = '64MB'
 shared_buffers = '32MB'
 max_connections = 60
 fsync = on
+wal_retrieve_retry_interval = '100ms'
 log_min_messages = warning
 logging_collector = off
 """
@@ -60,6 +67,28 @@ HBA = """
 host all all 127.0.0.1/32 trust
 host replication all 127.0.0.1/32 trust
 """
+
+
+SYNCHRONOUS = "ANY 1 (*)"
+
+
+def _psql(node: Node, sql: str) -> None:
+    _run([str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(node.port), "-U", "postgres",
+          "-d", "postgres", "-c", sql])
+
+
+async def _received(node: Node) -> int:
+    """How far a standby has received WAL (bytes); -1 if it does not answer."""
+    try:
+        conn = await asyncpg.connect(f"{node.dsn}/postgres", timeout=5)
+        try:
+            return int(await conn.fetchval(
+                "SELECT pg_wal_lsn_diff(coalesce(pg_last_wal_receive_lsn(), "
+                "pg_last_wal_replay_lsn()), '0/0')"))
+        finally:
+            await conn.close()
+    except (OSError, asyncpg.PostgresError):
+        return -1
 
 
 def available() -> bool:
@@ -119,21 +148,36 @@ class Node:
         return f"postgresql://postgres@127.0.0.1:{self.port}"
 
 
-class ReplicatedPostgres:
-    """A primary and its synchronous standby, each on a free port."""
+@dataclass
+class FailoverTimes:
+    """Seconds from the primary's crash to: the promotion done, a synchronous standby."""
 
-    def __init__(self, ports: tuple[int, int]) -> None:
+    promoted_s: float
+    synchronous_s: float
+
+
+class ReplicatedPostgres:
+    """A primary and its synchronous standby (or standbys), each on a free port."""
+
+    def __init__(self, ports: tuple[int, ...], listen: tuple[str, ...] = ("127.0.0.1",)) -> None:
+        if len(ports) < 2:
+            raise ValueError("a primary and at least one standby")
         self.root = Path(tempfile.mkdtemp(prefix="rfq-ha-pg-"))
         owner = _postgres_user() if os.geteuid() == 0 else None
         if owner is not None:
             os.chown(self.root, owner.pw_uid, owner.pw_gid)
-        self.nodes = [Node(self.root / "node0", ports[0]), Node(self.root / "node1", ports[1])]
-        self.primary, self.standby = self.nodes
+        self.nodes = [Node(self.root / f"node{i}", port) for i, port in enumerate(ports)]
+        self.primary, *self.standbys = self.nodes
+        self.dead: Node | None = None
+        """The crashed primary of the last failover, until ``rebuild``."""
         self.failovers = 0
+        self.times: list[FailoverTimes] = []
+        self.listen = listen
+        """The addresses the nodes listen on (and accept trusted connections from, /24)."""
 
     @property
     def url(self) -> str:
-        """Both hosts; the driver picks the one that accepts writes."""
+        """Every host; the driver picks the one that accepts writes."""
         hosts = "&".join(f"host=127.0.0.1:{n.port}" for n in self.nodes)
         return f"postgresql+asyncpg://postgres@/{DATABASE}?{hosts}&target_session_attrs=read-write"
 
@@ -146,30 +190,30 @@ class ReplicatedPostgres:
         _run([str(PG_BIN / "initdb"), "-D", str(primary.directory), "-U", "postgres",
               "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"], timeout=120)
         with open(primary.directory / "postgresql.conf", "a", encoding="utf-8") as conf:
-            conf.write(CONF)
-        (primary.directory / "pg_hba.conf").write_text(HBA, encoding="utf-8")
+            conf.write(CONF + f"listen_addresses = '{','.join(self.listen)}'\n")
+        hba = "".join(f"host all all {a.rsplit('.', 1)[0]}.0/24 trust\n"
+                      f"host replication all {a.rsplit('.', 1)[0]}.0/24 trust\n"
+                      for a in self.listen if a != "127.0.0.1")
+        (primary.directory / "pg_hba.conf").write_text(HBA + hba, encoding="utf-8")
         primary.start()
-        _run([str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(primary.port), "-U",
-              "postgres", "-d", "postgres", "-c", f"CREATE DATABASE {DATABASE}"])
-        self._rebuild_standby()
-        # From now on a commit waits for the standby; on both nodes (ALTER SYSTEM writes
+        _psql(primary, f"CREATE DATABASE {DATABASE}")
+        for standby in self.standbys:
+            self._build_standby(standby)
+        # From now on a commit waits for a standby; on every node (ALTER SYSTEM writes
         # postgresql.auto.conf, which every later base backup copies), so a promoted node
         # keeps waiting for a standby of its own.
         for node in self.nodes:
-            for sql in ("ALTER SYSTEM SET synchronous_standby_names = '*'",
-                        "SELECT pg_reload_conf()"):
-                _run([str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(node.port), "-U",
-                      "postgres", "-d", "postgres", "-c", sql])
+            _psql(node, f"ALTER SYSTEM SET synchronous_standby_names = '{SYNCHRONOUS}'")
+            _psql(node, "SELECT pg_reload_conf()")
 
-    def _rebuild_standby(self) -> None:
-        """A fresh standby of the current primary, streaming, on the standby node's port."""
-        standby = self.standby
-        if standby.directory.exists():
-            shutil.rmtree(standby.directory)
+    def _build_standby(self, node: Node) -> None:
+        """A fresh standby of the current primary on ``node``'s port, streaming."""
+        if node.directory.exists():
+            shutil.rmtree(node.directory)
         _run([str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port),
-              "-U", "postgres", "-D", str(standby.directory), "-R", "-X", "stream", "-c",
+              "-U", "postgres", "-D", str(node.directory), "-R", "-X", "stream", "-c",
               "fast", "--no-sync"], timeout=120)
-        standby.start()
+        node.start()
 
     async def wait_synchronous(self, timeout: float = 60) -> None:
         """Until the primary reports a synchronous standby (commits wait for it)."""
@@ -178,11 +222,11 @@ class ReplicatedPostgres:
             try:
                 conn = await asyncpg.connect(f"{self.primary.dsn}/postgres", timeout=5)
                 try:
-                    state = await conn.fetchval(
-                        "SELECT sync_state FROM pg_stat_replication WHERE state = 'streaming'")
+                    states = {r[0] for r in await conn.fetch(
+                        "SELECT sync_state FROM pg_stat_replication WHERE state = 'streaming'")}
                 finally:
                     await conn.close()
-                if state == "sync":
+                if states & {"sync", "quorum"}:
                     return
             except (OSError, asyncpg.PostgresError):
                 pass
@@ -191,14 +235,37 @@ class ReplicatedPostgres:
             await asyncio.sleep(0.1)
 
     async def fail_over(self) -> None:
-        """The primary crashes; the standby is promoted; a new standby is built from it on
-        the old primary's port. Returns once the new pair is synchronous again."""
-        await asyncio.to_thread(self.primary.crash)
-        await asyncio.to_thread(self.standby.promote)
-        self.primary, self.standby = self.standby, self.primary
+        """The primary crashes; the standby with the most WAL is promoted, the others follow
+        it. Returns once it has a synchronous standby: at once with a spare standby, after
+        ``rebuild`` (here, of the dead node) with none."""
+        crashed = self.primary
+        await asyncio.to_thread(crashed.crash)
+        started = time.monotonic()
+        received = {n.port: await _received(n) for n in self.standbys}
+        best = max(self.standbys, key=lambda n: received[n.port])
+        await asyncio.to_thread(best.promote)
+        promoted = time.monotonic() - started
+        self.primary, self.dead = best, crashed
+        self.standbys = [n for n in self.standbys if n is not best]
         self.failovers += 1
-        await asyncio.to_thread(self._rebuild_standby)
+        for node in self.standbys:
+            await asyncio.to_thread(self._follow, node)
+        if not self.standbys:
+            await self.rebuild()
         await self.wait_synchronous()
+        self.times.append(FailoverTimes(promoted, time.monotonic() - started))
+
+    def _follow(self, node: Node) -> None:
+        conninfo = f"host=127.0.0.1 port={self.primary.port} user=postgres"
+        _psql(node, f"ALTER SYSTEM SET primary_conninfo = '{conninfo}'")
+        _psql(node, "SELECT pg_reload_conf()")
+
+    async def rebuild(self) -> None:
+        """The dead node of the last failover as a new standby of the primary."""
+        node, self.dead = self.dead, None
+        if node is not None:
+            await asyncio.to_thread(self._build_standby, node)
+            self.standbys.append(node)
 
     async def execute(self, sql: str) -> str:
         conn = await asyncpg.connect(f"{self.primary.dsn}/{DATABASE}", timeout=5)

@@ -4,9 +4,11 @@ MQTT desk (``rfq dealer``), all with ledgers of what they executed.
 
 - The leader engine is SIGKILLed at a random point of an RFQ's life (window, award, last
   look); the standby takes the lock and the next epoch, recovers, and trades.
-- The database primary crashes mid-RFQ; the standby is promoted and a new standby built;
-  the engines reconnect through the two-host URL and the leader re-takes its lock (or the
-  other engine takes it; the loser is fenced and restarted as the standby).
+- The database primary crashes mid-RFQ; the standby with the most WAL is promoted, the
+  other follows it as its synchronous standby (``RFQ_HA_DB_NODES``, default 3; with 2 a new
+  standby must be built first); the engines reconnect through the multi-host URL and the
+  leader re-takes its lock (or the other engine takes it; the loser is fenced and
+  restarted as the standby). The dead node is rebuilt before the next trial.
 
 After every trial and at the end: each acknowledged RFQ and each event a leader served is
 in the store with the same hash, no desk booked an execution twice, the desks' executions
@@ -69,8 +71,8 @@ async def world(tmp_path: Path) -> AsyncIterator[HaWorld]:
         await mqtt.close()
 
 
-def report(kind: str, times: list[float]) -> None:
-    line = (f"{kind}: {len(times)} failovers, trading resumed after "
+def report(kind: str, times: list[float], what: str = "trading resumed after") -> None:
+    line = (f"{kind}: {len(times)} failovers, {what} "
             f"min {min(times):.2f} s, median {statistics.median(times):.2f} s, "
             f"max {max(times):.2f} s: {', '.join(f'{t:.2f}' for t in times)}")
     print(line)
@@ -224,6 +226,7 @@ async def fail_databases(world: HaWorld, rng: random.Random) -> tuple[list[float
         # the lock is taken again on the promoted primary, by either engine: a new epoch
         assert await epoch(world, new_leader) > before
         await after_failover(world, new_leader)
+        await world.pg.rebuild()  # the dead node as a standby again, before the next trial
     assert world.pg.failovers == DB_FAILOVERS
     return times, after_whole
 
@@ -243,6 +246,10 @@ async def test_leader_killed_and_database_failed_over_mid_rfq(
     if engine_times:
         report("engine failover (leader SIGKILL)", engine_times)
     if db_times:
-        report("database failover (primary crash, standby promoted, new standby built)",
+        report("database failover (primary crash, a standby promoted, the other following it)",
                db_times)
-        report("  of which after the pair was synchronous again", after_whole)
+        report("  of which after a synchronous standby was attached again", after_whole)
+        report("  the database: promoted", [t.promoted_s for t in world.pg.times],
+               "pg_ctl promote done after")
+        report("  the database: synchronous again", [t.synchronous_s for t in world.pg.times],
+               "a synchronous standby attached after")
