@@ -163,14 +163,15 @@ class RiskWatch:
         self._loaded = True
 
     async def evaluate(self) -> dict[str, Any]:
-        """Every figure now; each alert raised or cleared since the last evaluation delivered."""
+        """Every figure now; each alert raised or cleared since the last evaluation delivered.
+        The venues are read first, outside the lock: the collateral gate never waits for them."""
+        accounts = None if self._venues is None else await self._venues.read()
         async with self._lock:
             await self._load_active()
             now = self._clock()
             today = now.astimezone(UTC).date()
             snapshot = await self._reference.snapshot()
             trades = await load_trades(self._store)
-            accounts = None if self._venues is None else await self._venues.read()
             config = self._config
             rows: list[dict[str, Any]] = []
             for name, program in (getattr(config, "programs", None) or {}).items():

@@ -237,3 +237,48 @@ async def test_the_watch_reads_the_venue_and_audits_its_margin_call(open_system:
     raised = [e.payload for e in await system.store.events(EventFilter(types=["risk.alerted"]))]
     call = next(p for p in raised if p["kind"] == "margin_call")
     assert call["subject"] == f"desk-a:{row['instrument']}" and D(call["value"]) == D(10000)
+
+
+async def test_a_slow_venue_never_holds_the_collateral_gate(tmp_path: Path) -> None:
+    """The venues are read before the watch takes its lock: a venue slow to answer its account
+    endpoint leaves the scheduler's collateral gate free."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from rfq_engine.hedging.riskwatch import RiskWatch
+    from rfq_engine.pricing.reference import ModelReferenceProvider
+    from rfq_engine.store import open_store
+
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    class SlowDeribit(DeribitAccounts):
+        async def m_private_get_account_summary(self, p: dict[str, str]) -> Any:
+            asked.set()
+            await answer.wait()
+            return await super().m_private_get_account_summary(p)
+
+    from tests.hedging.test_margin import T0
+
+    server = SlowDeribit(future_expiry=EXPIRY)
+    await server.start()
+    store = open_store(f"sqlite+aiosqlite:///{tmp_path}/watch.db")
+    await store.open()
+    reader = MarginReader({"deribit": (_ccxt("deribit", server.url, tmp_path), "BTC")}, ENV)
+    config = SimpleNamespace(risk=RiskConfig.model_validate({"venues": {"deribit": ESTIMATE}}))
+    reference = ModelReferenceProvider(market(btc="50000"), max_age=None, source="config")
+    # no fill, so no alert: the engine (which audits alerts) is never called
+    watch = RiskWatch(SimpleNamespace(), store, config, reference, lambda: T0, venues=reader)
+    try:
+        evaluation = asyncio.create_task(watch.evaluate())
+        await asyncio.wait_for(asked.wait(), 10)
+        assert not watch._lock.locked()  # the gate would not wait for the venue
+        answer.set()
+        report = await asyncio.wait_for(evaluation, 10)
+        assert report["venue_accounts"][0]["error"] is None and report["alerts"] == []
+        assert [m for m, _ in server.account_requests] == ["private/get_account_summary",
+                                                           "private/get_positions"]
+    finally:
+        answer.set()
+        await reader.close()
+        await store.close()
+        await server.stop()
