@@ -361,12 +361,33 @@ BYBIT = Units(
 )
 
 
+BINANCE_COIN_M_USD = {"BTC": Decimal(100)}
+"""USD per COIN-M contract (``contractSize`` in ``/dapi/v1/exchangeInfo``: 100 for BTCUSD)."""
+
+
+def _binance_coin_m(info: Mapping[str, Any], market: VenueMarket) -> VenueMarket | str:
+    """COIN-M (``dapi``): ``quantity`` in whole contracts of ``contractSize`` USD, margined and
+    settled in the base coin."""
+    size = _dec(info.get("contractSize"), f"{market.symbol}.info.contractSize")
+    margin = str(info.get("marginAsset") or "")
+    if margin != market.base or market.settle != market.base or market.quote != "USD":
+        return (f"marginAsset {margin!r}, settled in {market.settle!r}: not a COIN-M contract on "
+                f"{market.base}/USD")
+    documented = BINANCE_COIN_M_USD.get(market.base)
+    if size is None or size != market.contract_size or (documented is not None and size != documented):
+        return (f"contractSize {info.get('contractSize')!r}, ccxt's {decimal_str(market.contract_size)}; "
+                f"Binance documents {documented} USD per {market.base} contract")
+    if not _whole(market.amount_step, Decimal(1)):
+        return f"LOT_SIZE step {market.amount_step} is not whole contracts"
+    return dataclasses.replace(market, amount_unit=AmountUnit.CONTRACTS)
+
+
 def _binance_size(raw: Mapping[str, Any], market: VenueMarket) -> VenueMarket | str | None:
     info = raw.get("info") or {}
     if market.type == "spot":
         return dataclasses.replace(market, amount_unit=AmountUnit.BASE)
     if market.inverse:
-        return "COIN-M (inverse) contracts are not traded here (no fake venue checks them)"
+        return _binance_coin_m(info, market)
     if market.type == "option":  # European options: quantity in the underlying, premium in USDT
         unit = _dec(info.get("unit"), f"{market.symbol}.info.unit")
         if unit is not None and unit != 1:
@@ -394,8 +415,8 @@ Option Traded Price) * Option Traded Size", the rate 0.03% (read through the sea
 stored copies of that page)."""
 
 BINANCE = Units(
-    amount="spot, USD-M futures and European options: the base coin (quantity); COIN-M refused",
-    contract_size="1 (quantity in the base asset; options: unit 1)",
+    amount="spot, USD-M futures and European options: the base coin (quantity); COIN-M: contracts",
+    contract_size="1 (quantity in the base asset; options: unit 1); COIN-M BTCUSD: 100 USD",
     premium="European options: USDT per unit of underlying",
     fee="as ccxt parses it (commission in the margin asset); options: min(0.03% of the index, 10% "
         "of the premium) per BTC",

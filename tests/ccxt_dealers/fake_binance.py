@@ -32,8 +32,20 @@ What Binance documents and this fake follows
   Unit, 10% * Option Traded Price) * Option Traded Size" at the 0.03% rate
   (https://www.binance.com/en/support/faq/binance-options-trading-fees-5326e5de61c34fed98abe28d2f175a23).
 
+COIN-M futures (``/dapi/v1``, inverse: margined and settled in BTC,
+https://developers.binance.com/docs/derivatives/coin-margined-futures/general-info):
+``exchangeInfo`` lists ``BTCUSD_PERP`` (``PERPETUAL``) and the quarterly ``BTCUSD_YYMMDD``
+(``CURRENT_QUARTER``), ``contractSize`` 100 (USD per contract), ``marginAsset`` BTC,
+``baseAsset`` BTC, ``quoteAsset`` USD, ``quantityPrecision`` 0, ``LOT_SIZE`` step 1: ``quantity``
+is whole contracts (a fractional one is refused with -1111 "Precision is over the maximum
+defined for this asset."); ``depth`` amounts are contracts; ``POST /dapi/v1/order`` and ``GET``
+by ``origClientOrderId`` as on ``/fapi``, the answer with ``pair``, ``executedQty`` in
+contracts and ``cumBase``, the BTC value of what filled (``executedQty * 100 / price`` per
+level), ``avgPrice`` the USD over it; no commission in the answer (like USD-M).
+
 The exchangeInfo, depth and order bodies are shaped as Binance's documentation examples list
-their fields (ccxt's recorded fixtures for Binance were not read for this fake).
+their fields (ccxt's recorded fixtures for Binance were not read for this fake; the COIN-M
+exchangeInfo example as ccxt's source restates Binance's).
 
 Scripted: ``order_mode`` ``normal`` | ``slow`` | ``lost`` | ``insufficient`` |
 ``rate_limited`` (the next order answers -1003 and books nothing). Read: ``order_requests``,
@@ -70,6 +82,14 @@ def now_ms() -> int:
 
 def quarterly(d: date) -> str:
     return f"BTCUSDT_{d.strftime('%y%m%d')}"
+
+
+def coin_m_quarterly(d: date) -> str:
+    return f"BTCUSD_{d.strftime('%y%m%d')}"
+
+
+COIN_M_USD = Decimal(100)
+"""USD per BTCUSD COIN-M contract (``contractSize``)."""
 
 
 def option_symbol(d: date) -> str:
@@ -132,6 +152,26 @@ class FakeBinance:
                 "symbols": [self._symbol("BTCUSDT", "PERPETUAL", 4133404800000),
                             self._symbol(quarterly(self.future_expiry), "CURRENT_QUARTER", delivery)]}
 
+    def coin_m_info(self) -> dict[str, Any]:
+        delivery = int(datetime.combine(self.future_expiry, dtime(8, 0), tzinfo=UTC).timestamp() * 1000)
+        symbols = []
+        for name, kind, when in (("BTCUSD_PERP", "PERPETUAL", 4133404800000),
+                                 (coin_m_quarterly(self.future_expiry), "CURRENT_QUARTER", delivery)):
+            symbols.append({
+                "symbol": name, "pair": "BTCUSD", "contractType": kind, "deliveryDate": when,
+                "onboardDate": 1596006000000, "contractStatus": "TRADING", "contractSize": int(COIN_M_USD),
+                "marginAsset": "BTC", "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000",
+                "baseAsset": "BTC", "quoteAsset": "USD", "pricePrecision": 1, "quantityPrecision": 0,
+                "baseAssetPrecision": 8, "quotePrecision": 8, "equalQtyPrecision": 4,
+                "filters": [{"minPrice": "0.1", "maxPrice": "100000", "filterType": "PRICE_FILTER",
+                             "tickSize": "0.1"},
+                            {"stepSize": "1", "filterType": "LOT_SIZE", "maxQty": "100000", "minQty": "1"},
+                            {"limit": 200, "filterType": "MAX_NUM_ORDERS"}],
+                "orderTypes": ["LIMIT", "MARKET"], "timeInForce": ["GTC", "IOC", "FOK", "GTX"]})
+        return {"timezone": "UTC", "serverTime": now_ms(), "exchangeFilters": [],
+                "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                                "limit": 6000}], "symbols": symbols}
+
     def option_info(self) -> dict[str, Any]:
         expiry = int(datetime.combine(self.option_expiry, dtime(8, 0), tzinfo=UTC).timestamp() * 1000)
         return {"timezone": "UTC", "serverTime": now_ms(),
@@ -160,17 +200,30 @@ class FakeBinance:
         qty, limit = Decimal(req["quantity"]), Decimal(req["price"])
         book = self.books.setdefault(symbol, {"bids": [], "asks": []})
         levels = book["asks"] if side == "BUY" else book["bids"]
-        filled, quote, fee = Decimal(0), Decimal(0), Decimal(0)
+        filled, quote, fee, base = Decimal(0), Decimal(0), Decimal(0), Decimal(0)
         for level in levels:
             px, avail = level
             if (side == "BUY" and px > limit) or (side == "SELL" and px < limit) or filled >= qty:
                 break
             take = min(avail, qty - filled)
-            filled, quote = filled + take, quote + take * px
+            filled, quote, base = filled + take, quote + take * px, base + take * COIN_M_USD / px
             fee += min(OPTION_FEE_RATE * self.index_price, OPTION_FEE_CAP * px) * take
             level[1] = avail - take
         book["asks" if side == "BUY" else "bids"] = [lv for lv in levels if lv[1] > 0]
         order_id = next(self._ids)
+        if symbol.startswith("BTCUSD_"):  # COIN-M: contracts of 100 USD; cumBase in BTC
+            order = {"orderId": order_id, "symbol": symbol, "pair": "BTCUSD",
+                     "status": "FILLED" if filled == qty else "EXPIRED",
+                     "clientOrderId": req.get("newClientOrderId", ""), "price": req["price"],
+                     "avgPrice": str((filled * COIN_M_USD / base).quantize(Decimal("1e-8")).normalize())
+                     if filled else "0.0", "origQty": req["quantity"], "executedQty": str(filled),
+                     "cumQty": str(filled), "cumBase": str(base.quantize(Decimal("1e-8")).normalize()),
+                     "timeInForce": req.get("timeInForce", "GTC"), "type": req["type"], "reduceOnly": False,
+                     "closePosition": False, "side": side, "positionSide": "BOTH", "stopPrice": "0",
+                     "workingType": "CONTRACT_PRICE", "priceProtect": False, "origType": req["type"],
+                     "time": now_ms(), "updateTime": now_ms()}
+            self.orders[order_id] = order
+            return order
         if symbol.endswith(("-P", "-C")):  # European options: the eapi order shape
             order = {"orderId": order_id, "symbol": symbol, "price": req["price"],
                      "quantity": req["quantity"],
@@ -214,10 +267,12 @@ class FakeBinance:
         api = path.split("/")[1] if path.count("/") >= 2 else ""
         if path.removeprefix(f"/{api}") in ("/v1/exchangeInfo", "/v1/depth", "/v1/time", "/v1/ping",
                                             "/v1/index"):
-            if api == "eapi" and not path.endswith("exchangeInfo"):  # one book per symbol, both APIs
-                path = path.replace("/eapi/", "/fapi/")
+            if api in ("eapi", "dapi") and not path.endswith("exchangeInfo"):  # one book per symbol
+                path = path.replace(f"/{api}/", "/fapi/")
             if path == "/eapi/v1/exchangeInfo":
                 return web.json_response(self.option_info())
+            if path == "/dapi/v1/exchangeInfo":
+                return web.json_response(self.coin_m_info())
             if path == "/fapi/v1/exchangeInfo":
                 return web.json_response(self.exchange_info())
             if path == "/fapi/v1/time":
@@ -233,9 +288,9 @@ class FakeBinance:
                                       "asks": [[str(p), str(a)] for p, a in book["asks"][:limit]]})
         if not self._signed(request, raw):
             return self.error(-2015, "Invalid API-key, IP, or permissions for action.", status=401)
-        if path in ("/fapi/v1/order", "/eapi/v1/order") and request.method == "POST":
+        if path in ("/fapi/v1/order", "/eapi/v1/order", "/dapi/v1/order") and request.method == "POST":
             return await self._create(params, "clientOrderId" if api == "eapi" else "newClientOrderId")
-        if path in ("/fapi/v1/order", "/eapi/v1/order") and request.method == "GET":
+        if path in ("/fapi/v1/order", "/eapi/v1/order", "/dapi/v1/order") and request.method == "GET":
             self.lookups.append(params)
             key = params.get("clientOrderId" if api == "eapi" else "origClientOrderId")
             found = [o for o in self.orders.values() if o["symbol"] == params.get("symbol") and (
@@ -258,6 +313,9 @@ class FakeBinance:
             self.order_mode = "normal"
             return self.error(-1003, "Too many requests; current limit is 2400 requests per minute.",
                               status=429)
+        if req.get("symbol", "").startswith("BTCUSD_") and Decimal(req.get("quantity", "0")) % 1:
+            self.problems.append(f"a fractional COIN-M quantity: {req.get('quantity')}")
+            return self.error(-1111, "Precision is over the maximum defined for this asset.")
         if self.order_mode == "insufficient":
             return self.error(-2019, "Margin is insufficient.")
         if self.order_mode == "lost":

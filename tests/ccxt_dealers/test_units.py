@@ -120,7 +120,7 @@ def test_okx_contracts_and_the_inverse_contract_value() -> None:
     assert "OKX states 100 USD per BTC contract" in refused["BTC/USD:BTC"]
 
 
-def test_bybit_sizes_its_inverse_contract_in_usd_and_binance_refuses_coin_m() -> None:
+def test_bybit_sizes_its_inverse_contract_in_usd_and_binance_coin_m_in_contracts_of_100_usd() -> None:
     info = {"contractType": "InversePerpetual", "lotSizeFilter": {"qtyStep": "1", "minOrderQty": "1"}}
     inverse = ccxt_market(info, symbol="BTC/USD:BTC", quote="USD", settle="BTC", linear=False,
                           inverse=True, contractSize=1)
@@ -134,9 +134,20 @@ def test_bybit_sizes_its_inverse_contract_in_usd_and_binance_refuses_coin_m() ->
     wrong = {**inverse, "info": {**info, "contractType": "LinearPerpetual"}}
     _, refused = check("bybit", wrong)
     assert "not an inverse contract" in refused["BTC/USD:BTC"]
-    markets, refused = check("binance", {**inverse, "info": {}}, {**linear, "info": {"marginAsset": "USDT"}})
-    assert "COIN-M (inverse) contracts are not traded here" in refused["BTC/USD:BTC"]
+    coin_m = {**inverse, "contractSize": 100, "precision": {"amount": 1, "price": 0.1},
+              "info": {"contractSize": 100, "marginAsset": "BTC"}}
+    markets, refused = check("binance", coin_m, {**linear, "info": {"marginAsset": "USDT"}})
+    assert refused == {}
+    perp = markets["BTC/USD:BTC"]  # quantity in contracts, each 100 USD
+    assert (perp.amount_unit, perp.amount_value, perp.contract_amount) == (AmountUnit.CONTRACTS, 100, 1)
     assert markets["BTC/USDT:USDT"].amount_unit is AmountUnit.BASE
+    for info, why in (({"contractSize": 10, "marginAsset": "BTC"}, "contractSize 10"),
+                      ({"contractSize": 100, "marginAsset": "USDT"}, "not a COIN-M contract"),
+                      ({"marginAsset": "BTC"}, "contractSize None")):
+        _, refused = check("binance", {**coin_m, "info": info})
+        assert why in refused["BTC/USD:BTC"], refused
+    _, refused = check("binance", {**coin_m, "precision": {"amount": 0.5, "price": 0.1}})
+    assert "not whole contracts" in refused["BTC/USD:BTC"]
 
 
 def test_the_docs_table_names_every_venues_units() -> None:

@@ -20,7 +20,7 @@ from dealer_adapters.ccxt import CcxtDealerConfig
 from tests.ccxt_dealers.conftest import FUTURE_EXPIRY, OPTION_EXPIRY
 from tests.ccxt_dealers.fake_binance import API_KEY as BINANCE_KEY
 from tests.ccxt_dealers.fake_binance import SECRET as BINANCE_SECRET
-from tests.ccxt_dealers.fake_binance import FakeBinance, option_symbol, quarterly
+from tests.ccxt_dealers.fake_binance import FakeBinance, coin_m_quarterly, option_symbol, quarterly
 from tests.ccxt_dealers.fake_bybit import API_KEY as BYBIT_KEY
 from tests.ccxt_dealers.fake_bybit import SECRET as BYBIT_SECRET
 from tests.ccxt_dealers.fake_bybit import FakeBybit, option_name
@@ -123,9 +123,9 @@ def _bybit(fake: FakeBybit) -> dict[str, Any]:
 
 
 def _binance(fake: FakeBinance) -> dict[str, Any]:
-    urls = _urls_like(ccxt_async.binance, fake.url, lambda k: k.startswith(("fapi", "eapi")))
+    urls = _urls_like(ccxt_async.binance, fake.url, lambda k: k.startswith(("fapi", "eapi", "dapi")))
     return {"api_key_env": "C_BINANCE_KEY", "secret_env": "C_BINANCE_SECRET", "taker_fee": "0.0005",
-            "urls": urls, "options": {"fetchMarkets": {"types": ["linear", "option"]},
+            "urls": urls, "options": {"fetchMarkets": {"types": ["linear", "inverse", "option"]},
                                       "fetchCurrencies": False, "warnOnFetchOpenOrdersWithoutSymbol": False}}
 
 
@@ -143,6 +143,9 @@ VENUES: dict[str, Venue] = {
     "binance": Venue("binance", "binance", "newClientOrderId", "quantity", "symbol",
                      lambda: FakeBinance(future_expiry=FUTURE_EXPIRY, option_expiry=OPTION_EXPIRY),
                      {"C_BINANCE_KEY": BINANCE_KEY, "C_BINANCE_SECRET": BINANCE_SECRET}, _binance),
+    "binance-coinm": Venue("binance-coinm", "binance", "newClientOrderId", "quantity", "symbol",
+                           lambda: FakeBinance(future_expiry=FUTURE_EXPIRY, option_expiry=OPTION_EXPIRY),
+                           {"C_BINANCE_KEY": BINANCE_KEY, "C_BINANCE_SECRET": BINANCE_SECRET}, _binance),
 }
 
 
@@ -200,5 +203,13 @@ MARKETS: dict[str, list[Market]] = {
                # Binance's options fee: min(0.03% of the 60,000 index = 18, 10% of 900 = 90) = 18 USDT
                [("880", "5")], [("900", "5")], "0.5", "buy", D(918), "0.5", _flat(D(1)),
                key_field="clientOrderId"),
+    ],
+    # Binance COIN-M (dapi), its own entry so every failure case runs there too: 1 BTC at
+    # 40,000 is 400 contracts of 100 USD (quantity in contracts)
+    "binance-coinm": [
+        Market("inverse perpetual", PERP_USD, "BTCUSD_PERP", [("40000", "1000")], [("40010", "1000")], "1",
+               "sell", D(40000) * (1 - _FEE), "400", _inverse(D(100))),
+        Market("inverse future", FUT_USD, coin_m_quarterly(FUTURE_EXPIRY), [("40000", "1000")],
+               [("40010", "1000")], "0.5", "sell", D(40000) * (1 - _FEE), "200", _inverse(D(100))),
     ],
 }
