@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from dealer_adapters.ccxt.config import CcxtDealerConfig
-from dealer_adapters.ccxt.margin import MarginReader
 from dealer_adapters.factory import build_adapters
 from dealer_adapters.protocol import DealerAdapter
 from rfq_engine.config import AppConfig
@@ -20,6 +19,9 @@ from rfq_engine.mandate import Mandate
 from rfq_engine.pricing.reference import ModelReferenceProvider, ReferencePriceProvider
 from rfq_engine.store import AuditStore, open_store
 from rfq_engine.store.leader import Candidate
+
+if TYPE_CHECKING:
+    from dealer_adapters.ccxt.margin import MarginReader
 
 __all__ = ["App", "open_app", "open_configured_store", "venue_margin_reader"]
 
@@ -50,13 +52,20 @@ async def _close_reference(reference: ReferencePriceProvider) -> None:
 
 def venue_margin_reader(config: AppConfig, environ: Mapping[str, str] | None = None) -> MarginReader | None:
     """A reader of the margin accounts of the ccxt dealers that ``[risk.venues.<dealer>]`` states
-    with ``read = true`` (the default), in its ``currency``; none when there is no such dealer."""
+    with ``read = true`` (the default), in its ``currency``; none when there is no such dealer.
+    The ccxt package is imported only when there is one (it costs every command ~0.3 s)."""
+    wanted = [spec for spec in config.dealers if spec.kind == "ccxt" and spec.id in config.risk.venues
+              and config.risk.venues[spec.id].read]
+    if not wanted:
+        return None
+    from dealer_adapters.ccxt.config import CcxtDealerConfig
+    from dealer_adapters.ccxt.margin import MarginReader
+
     accounts: dict[str, tuple[CcxtDealerConfig, str]] = {}
-    for spec in config.dealers:
-        account = config.risk.venues.get(spec.id)
-        settings = spec.settings() if account is not None and account.read and spec.kind == "ccxt" else None
-        if isinstance(settings, CcxtDealerConfig) and account is not None:
-            accounts[spec.id] = (settings, account.currency)
+    for spec in wanted:
+        settings = spec.settings()
+        if isinstance(settings, CcxtDealerConfig):
+            accounts[spec.id] = (settings, config.risk.venues[spec.id].currency)
     return MarginReader(accounts, environ) if accounts else None
 
 

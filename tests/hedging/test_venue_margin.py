@@ -282,3 +282,19 @@ async def test_a_slow_venue_never_holds_the_collateral_gate(tmp_path: Path) -> N
         await reader.close()
         await store.close()
         await server.stop()
+
+
+def test_the_reader_is_built_for_the_ccxt_dealers_of_risk_venues(tmp_path: Path) -> None:
+    from rfq_engine.config import parse_config
+    from rfq_engine.wiring import venue_margin_reader
+    from tests.api.conftest import config_data
+
+    data = config_data(tmp_path)
+    data["dealers"].append({"id": "deribit", "kind": "ccxt", "ccxt": {
+        "exchange": "deribit", "journal_path": str(tmp_path / "deribit.journal")}})
+    assert venue_margin_reader(parse_config(data)) is None  # no [risk.venues.deribit]
+    data["risk"] = {"venues": {"deribit": ESTIMATE, "d1": ESTIMATE}}  # d1 is a simulated desk
+    reader = venue_margin_reader(parse_config(data))
+    assert reader is not None and reader.dealers == ["deribit"]
+    data["risk"]["venues"]["deribit"] = {**ESTIMATE, "read": False}
+    assert venue_margin_reader(parse_config(data)) is None
