@@ -49,12 +49,12 @@ exchangeInfo example as ccxt's source restates Binance's).
 
 Scripted: ``order_mode`` ``normal`` | ``slow`` | ``lost`` | ``insufficient`` |
 ``rate_limited`` (the next order answers -1003 and books nothing). Read: ``order_requests``,
-``executed``, ``problems``.
+``executed``, ``problems``. The book, the IOC matching, the scripted outcomes and the options
+fee are ``fake_book.py``'s, shared with the fake Bybit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import itertools
@@ -69,6 +69,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from tests.ccxt_dealers.fake_book import Book, after_match, before_match, option_fee
 from tests.ccxt_dealers.local_server import serve
 
 API_KEY = "binance-key"
@@ -100,7 +101,7 @@ def option_symbol(d: date) -> str:
 class FakeBinance:
     future_expiry: date
     option_expiry: date
-    books: dict[str, dict[str, list[list[Decimal]]]] = field(default_factory=dict)
+    books: dict[str, Book] = field(default_factory=dict)
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     order_requests: list[dict[str, str]] = field(default_factory=list)
     on_order: Callable[[], None] | None = None
@@ -192,24 +193,15 @@ class FakeBinance:
                                 "limit": 400}]}
 
     def set_book(self, symbol: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> None:
-        self.books[symbol] = {"bids": [[Decimal(p), Decimal(a)] for p, a in bids],
-                              "asks": [[Decimal(p), Decimal(a)] for p, a in asks]}
+        self.books[symbol] = Book.of(bids, asks)
 
     def _match(self, req: dict[str, str]) -> dict[str, Any]:
         symbol, side = req["symbol"], req["side"]
         qty, limit = Decimal(req["quantity"]), Decimal(req["price"])
-        book = self.books.setdefault(symbol, {"bids": [], "asks": []})
-        levels = book["asks"] if side == "BUY" else book["bids"]
         filled, quote, fee, base = Decimal(0), Decimal(0), Decimal(0), Decimal(0)
-        for level in levels:
-            px, avail = level
-            if (side == "BUY" and px > limit) or (side == "SELL" and px < limit) or filled >= qty:
-                break
-            take = min(avail, qty - filled)
+        for px, take in self.books.setdefault(symbol, Book()).take(side == "BUY", qty, limit):
             filled, quote, base = filled + take, quote + take * px, base + take * COIN_M_USD / px
-            fee += min(OPTION_FEE_RATE * self.index_price, OPTION_FEE_CAP * px) * take
-            level[1] = avail - take
-        book["asks" if side == "BUY" else "bids"] = [lv for lv in levels if lv[1] > 0]
+            fee += option_fee(OPTION_FEE_RATE, OPTION_FEE_CAP, self.index_price, px, take)
         order_id = next(self._ids)
         if symbol.startswith("BTCUSD_"):  # COIN-M: contracts of 100 USD; cumBase in BTC
             order = {"orderId": order_id, "symbol": symbol, "pair": "BTCUSD",
@@ -281,11 +273,10 @@ class FakeBinance:
                 return web.json_response({})
             if path == "/fapi/v1/index":  # the eapi options index (rewritten above)
                 return web.json_response({"time": now_ms(), "indexPrice": str(self.index_price)})
-            book = self.books.get(params.get("symbol", ""), {"bids": [], "asks": []})
+            book = self.books.get(params.get("symbol", ""), Book())
             limit = int(params.get("limit", "500"))
             return web.json_response({"lastUpdateId": next(self._ids), "E": now_ms(), "T": now_ms(),
-                                      "bids": [[str(p), str(a)] for p, a in book["bids"][:limit]],
-                                      "asks": [[str(p), str(a)] for p, a in book["asks"][:limit]]})
+                                      "bids": book.rows("bids", limit), "asks": book.rows("asks", limit)})
         if not self._signed(request, raw):
             return self.error(-2015, "Invalid API-key, IP, or permissions for action.", status=401)
         if path in ("/fapi/v1/order", "/eapi/v1/order", "/dapi/v1/order") and request.method == "POST":
@@ -309,22 +300,19 @@ class FakeBinance:
             self.problems.append(f"order without {field}: {req}")
         if len(key) > 36:
             return self.error(-1102, f"Param '{field}' is too long.")
-        if self.order_mode == "rate_limited":
-            self.order_mode = "normal"
-            return self.error(-1003, "Too many requests; current limit is 2400 requests per minute.",
-                              status=429)
         if req.get("symbol", "").startswith("BTCUSD_") and Decimal(req.get("quantity", "0")) % 1:
             self.problems.append(f"a fractional COIN-M quantity: {req.get('quantity')}")
             return self.error(-1111, "Precision is over the maximum defined for this asset.")
-        if self.order_mode == "insufficient":
-            return self.error(-2019, "Margin is insufficient.")
-        if self.order_mode == "lost":
-            await asyncio.sleep(self.slow_s)
-            return self.error(-1001, "Internal error; unable to process your request. Please try again.",
-                              status=503)
+        refused = await before_match(
+            self, rate_limited=self.error(-1003, "Too many requests; current limit is 2400 requests per "
+                                                 "minute.", status=429),
+            insufficient=self.error(-2019, "Margin is insufficient."),
+            lost=self.error(-1001, "Internal error; unable to process your request. Please try again.",
+                            status=503))
+        if refused is not None:
+            return refused
         order = self._match(req)
-        if self.order_mode == "slow":
-            await asyncio.sleep(self.slow_s)
+        await after_match(self)
         return web.json_response(order)
 
     async def start(self) -> None:

@@ -41,11 +41,12 @@ Scripted: ``order_mode`` ``normal`` | ``slow`` (booked and filled, answered afte
 timeout) | ``lost`` (never booked, answered late) | ``insufficient`` | ``rate_limited`` (the
 next order call answers 10006 and books nothing) | ``partial`` (a book thinner than the
 order: the IOC fills what is there). Read: ``order_requests``, ``executed``, ``problems``.
+The book, the IOC matching, the scripted outcomes and the options fee are ``fake_book.py``'s,
+shared with the fake Binance.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import itertools
@@ -60,6 +61,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.ccxt_dealers.fake_book import Book, after_match, before_match, option_fee
 from tests.ccxt_dealers.local_server import serve
 
 API_KEY = "bybit-key"
@@ -78,7 +80,7 @@ def option_name(d: date) -> str:
 @dataclass
 class FakeBybit:
     option_expiry: date
-    books: dict[str, dict[str, list[list[Decimal]]]] = field(default_factory=dict)
+    books: dict[str, Book] = field(default_factory=dict)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     order_requests: list[dict[str, Any]] = field(default_factory=list)
     on_order: Callable[[], None] | None = None
@@ -141,32 +143,23 @@ class FakeBybit:
         return ""
 
     def set_book(self, symbol: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> None:
-        self.books[symbol] = {"b": [[Decimal(p), Decimal(a)] for p, a in bids],
-                              "a": [[Decimal(p), Decimal(a)] for p, a in asks]}
+        self.books[symbol] = Book.of(bids, asks)
 
     # --- the matcher -------------------------------------------------------------------------
 
     def _match(self, req: dict[str, Any]) -> dict[str, Any]:
         symbol, side = req["symbol"], req["side"]
         qty, limit = Decimal(req["qty"]), Decimal(req["price"])
-        book = self.books.setdefault(symbol, {"b": [], "a": []})
-        levels = book["a"] if side == "Buy" else book["b"]
         filled, value, fee = Decimal(0), Decimal(0), Decimal(0)
         inverse = req["category"] == "inverse"
         settle = {"linear": "USDT", "inverse": "BTC", "option": "USDC"}[req["category"]]
-        for level in levels:
-            px, avail = level
-            if (side == "Buy" and px > limit) or (side == "Sell" and px < limit) or filled >= qty:
-                break
-            take = min(avail, qty - filled)
+        for px, take in self.books.setdefault(symbol, Book()).take(side == "Buy", qty, limit):
             filled += take
             value += take / px if inverse else take * px
             if req["category"] == "option":  # min(0.03% of the index, 7% of the price) per BTC
-                fee += min(OPTION_FEE_RATE * self.index_price, OPTION_FEE_CAP * px) * take
+                fee += option_fee(OPTION_FEE_RATE, OPTION_FEE_CAP, self.index_price, px, take)
             else:
                 fee += (take / px if inverse else take * px) * self.taker_fee
-            level[1] = avail - take
-        book["a" if side == "Buy" else "b"] = [lv for lv in levels if lv[1] > 0]
         average = (filled / value if inverse else value / filled) if filled else Decimal(0)
         status = "Filled" if filled == qty else ("PartiallyFilledCanceled" if filled else "Cancelled")
         order_id = f"b{next(self._ids)}-0000-4000-8000-{next(self._ids):012d}"
@@ -219,10 +212,10 @@ class FakeBybit:
             rows = [] if query.get("status") == "PreLaunch" else self.instruments(query.get("category", ""))
             return self.ok({"category": query.get("category"), "list": rows, "nextPageCursor": ""})
         if path == "/v5/market/orderbook":
-            book = self.books.get(query.get("symbol", ""), {"b": [], "a": []})
+            book = self.books.get(query.get("symbol", ""), Book())
             limit = int(query.get("limit", "25"))
-            return self.ok({"s": query.get("symbol"), "b": [[str(p), str(a)] for p, a in book["b"][:limit]],
-                            "a": [[str(p), str(a)] for p, a in book["a"][:limit]], "ts": now_ms(),
+            return self.ok({"s": query.get("symbol"), "b": book.rows("bids", limit),
+                            "a": book.rows("asks", limit), "ts": now_ms(),
                             "u": next(self._ids), "seq": next(self._ids), "cts": now_ms()})
         if path == "/v5/market/tickers" and query.get("category") == "option":
             names = [i["symbol"] for i in self.instruments("option") if i["symbol"] == query.get("symbol")]
@@ -255,17 +248,13 @@ class FakeBybit:
             return self.error(10001, "orderLinkId is too long")
         if self.category_of(str(req.get("symbol"))) != req.get("category"):
             return self.error(10001, "params error: symbol and category do not match")
-        if self.order_mode == "rate_limited":
-            self.order_mode = "normal"
-            return self.error(10006, "Too many visits!", status=403)
-        if self.order_mode == "insufficient":
-            return self.error(110007, "ab not enough for new order")
-        if self.order_mode == "lost":
-            await asyncio.sleep(self.slow_s)
-            return self.error(10016, "Internal server error.")
+        refused = await before_match(self, rate_limited=self.error(10006, "Too many visits!", status=403),
+                                     insufficient=self.error(110007, "ab not enough for new order"),
+                                     lost=self.error(10016, "Internal server error."))
+        if refused is not None:
+            return refused
         order = self._match(req)
-        if self.order_mode == "slow":
-            await asyncio.sleep(self.slow_s)
+        await after_match(self)
         return self.ok({"orderId": order["orderId"], "orderLinkId": order["orderLinkId"]})
 
     async def start(self) -> None:
