@@ -27,8 +27,9 @@ combo's price is split into leg prices (Deribit: "based on an aggregated price o
 and the mark prices of the individual legs", ``private/get_leg_prices``): every leg but the last
 at ``leg_marks`` (set by the test), the last leg the remainder, so the legs' prices times their
 multipliers add up to the combo's price; the legs' fees are Deribit's options schedule on each
-leg's own trade (0.0003 per contract, at most 12.5% of the leg's price). A combo order does not
-match the legs' own books (Deribit documents no implied matching).
+leg's own trade (``FakeDeribitBlock._leg_fee``: 0.0003 of the underlying, in BTC or, for a USDC
+option, at the index; at most 12.5% of the leg's price), in the leg's settlement currency. A
+combo order does not match the legs' own books (Deribit documents no implied matching).
 
 What a test reads: ``combos`` (by id), ``combo_requests`` (every create_combo's trades),
 ``order_requests`` (``FakeDeribit``'s: every order, combo orders included), ``trades_by_order``.
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from tests.ccxt_dealers.fake_deribit import OPTION_FEE_CAP, OPTION_FEE_RATE, RpcError, _num, now_ms
+from tests.ccxt_dealers.fake_deribit import RpcError, _num, now_ms
 from tests.ccxt_dealers.fake_deribit_block import FakeDeribitBlock
 
 __all__ = ["FakeDeribitCombos"]
@@ -133,14 +134,15 @@ class FakeDeribitCombos(FakeDeribitBlock):
             combo_trade_id = f"CT-{next(self._ids)}"
             for leg, m, leg_px in self._leg_prices(combo, px):
                 size = take * abs(m)
-                fee = min(size * OPTION_FEE_RATE, size * max(leg_px, Decimal(0)) * OPTION_FEE_CAP)
-                fee = fee.quantize(Decimal("1e-10"))
+                instrument = self.instrument(leg)
+                fee = self._leg_fee(instrument, size, leg_px).quantize(Decimal("1e-10"))
                 fees += fee
                 leg_dir = direction if m > 0 else ("sell" if direction == "buy" else "buy")
                 trades.append({"trade_id": f"T-{next(self._ids)}", "trade_seq": next(self._ids),
                                "timestamp": now_ms(), "order_id": order_id, "order_type": "limit",
                                "instrument_name": leg, "direction": leg_dir, "amount": _num(str(size)),
-                               "price": _num(str(leg_px)), "fee": _num(str(fee)), "fee_currency": "BTC",
+                               "price": _num(str(leg_px)), "fee": _num(str(fee)),
+                               "fee_currency": instrument["settlement_currency"],
                                "index_price": _num(str(self.index_price)), "label": params.get("label", ""),
                                "combo_id": name, "combo_trade_id": combo_trade_id, "liquidity": "T",
                                "state": "filled", "tick_direction": 0})

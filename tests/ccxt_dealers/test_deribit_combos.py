@@ -48,7 +48,7 @@ from tests.ccxt_dealers.conftest import (
     leg,
     rfq,
 )
-from tests.ccxt_dealers.fake_deribit_block import MakerQuote, inverse_option
+from tests.ccxt_dealers.fake_deribit_block import MakerQuote, inverse_option, linear_option
 from tests.ccxt_dealers.fake_deribit_combo import FakeDeribitCombos
 from tests.ccxt_dealers.fake_okx import FakeOkx
 from tests.engine.conftest import mandate_config
@@ -135,6 +135,32 @@ async def test_a_combo_listed_with_the_opposite_signs_is_sold_and_the_price_keep
     await inbox.next(ExecutionConfirm)
     [order] = venue.orders.values()
     assert (order["instrument_name"], order["direction"], order["filled_amount"]) == (combo, "sell", 5)
+
+
+async def test_a_usdc_collar_is_quoted_in_usdc_with_the_fee_at_the_index_and_no_conversion(
+        venue: FakeDeribitCombos, tmp_path: Path, make_dealers: Make) -> None:
+    lput, lcall = linear_option(OPTION_EXPIRY, 50000, "P"), linear_option(OPTION_EXPIRY, 70000, "C")
+    combo = venue.list_combo({lput: 2, lcall: -1})
+    venue.leg_marks[lput] = D(400)
+    venue.set_book(combo, bids=[], asks=[("20", "5")])  # USDC per combo unit
+    dealers, inbox = await make_dealers({BOOK: deribit_config(venue, tmp_path)})
+    usdc = rfq([leg({**option(50000, "put"), "quote_ccy": "USDC"}, side="buy"),
+                leg({**option(70000, "call"), "quote_ccy": "USDC"}, side="sell", ratio="0.5")],
+               quantity="10", direction="buy", window_s=1.5)
+    await dealers.send_rfq(BOOK, usdc)
+    quote: Quote = await inbox.next(Quote)
+    # 20 / 2 = 10 USDC per BTC of the package, plus 0.0003 x 1.5 x 60,000 = 27 USDC of fees: 37
+    assert quote.conversion is None and quote.ask == D(37)
+    await dealers.send_award(BOOK, award_for(quote, side=QuoteSide.ASK))
+    confirm: ExecutionConfirm = await inbox.next(ExecutionConfirm)
+    entry = dealers.journal_entry(BOOK, confirm.execution_id)
+    assert entry is not None and entry.outcome is not None
+    legs = entry.outcome["details"]["legs"]
+    # the put leg at its mark 400: min(0.0003 x 10 x 60,000 = 180, 12.5% x 400 x 10 = 500) = 180 USDC;
+    # the call leg the rest, 2 x 400 - 20 = 780: min(90, 487.5) = 90 USDC
+    assert [(x["instrument_name"], x["amount"], x["average"], x["fee"], x["fee_currency"]) for x in legs] == [
+        (lput, "10", "400", "180", "USDC"), (lcall, "5", "780", "90", "USDC")]
+    assert "settle=USDC" in confirm.dealer_trade_id and "premium=" not in confirm.dealer_trade_id
 
 
 async def test_no_combo_listed_creates_it_and_an_empty_combo_book_is_a_decline_never_legged(
