@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Never
 
-from dealer_adapters.journal import ExecutionJournal, Fence, JournalError, Line
+from dealer_adapters.journal import ExecutionJournal, Fence, JournalError, Line, Phase
 from dealer_adapters.jsonlog import dumps_line
 from rfq_engine.domain import (
     Award,
@@ -139,15 +140,46 @@ class ExecutionRecord:
         return cls.from_dict(data)
 
 
+MEMORY_BOOKS_KEPT = 20_000
+"""Executions a desk without a ledger file remembers: its books die with the process
+anyway, and the engine only ever asks about recent ones (an award whose confirm was lost
+is looked up within its confirm timeout and retries); the oldest answered ones beyond
+this are forgotten, so a long run at a benchmark's rate does not grow without bound."""
+
+
 class Ledger(ExecutionJournal[Never, ExecutionRecord]):
-    """One JSONL file (``path``; None: the books live in memory only). ``append`` blocks
-    (write + fsync); the adapter books through ``record_outcome(..., booking=True)``, which
-    runs it in a worker thread."""
+    """One JSONL file (``path``; None: the books live in memory only, the newest ``keep``
+    answered executions). ``append`` blocks (write + fsync); the adapter books through
+    ``record_outcome(..., booking=True)``, which runs it in a worker thread."""
 
     VERSION = LEDGER_VERSION
     NOUN = "ledger"
     ERROR = LedgerError
     DURABLE_FENCES = False
+
+    def __init__(self, path: Path | None, *, keep: int | None = None) -> None:
+        super().__init__(path)
+        self.keep = keep if keep is not None else (None if path is not None else MEMORY_BOOKS_KEPT)
+
+    async def record_outcome(self, dealer_id: str, execution_id: str, outcome: ExecutionRecord, *,
+                             booking: bool = False) -> ExecutionRecord:
+        standing = await super().record_outcome(dealer_id, execution_id, outcome, booking=booking)
+        if self.keep is not None and len(self._entries) > self.keep + self.keep // 20:
+            self._trim(self.keep)
+        return standing
+
+    def _trim(self, keep: int) -> None:
+        """Forget the oldest answered executions until ``keep`` remain (in booking order;
+        one still being booked or without an answer is kept)."""
+        excess = len(self._entries) - keep
+        for key, entry in list(self._entries.items()):
+            if excess <= 0:
+                break
+            if entry.settling is None and entry.phase in (Phase.CONFIRMED, Phase.REJECTED):
+                del self._entries[key]
+                if entry.outcome is not None and entry.outcome.dealer_trade_id:
+                    self._trades.pop((entry.dealer_id, entry.outcome.dealer_trade_id), None)
+                excess -= 1
 
     def decode(self, data: dict[str, Any]) -> Line[Never, ExecutionRecord]:
         record = ExecutionRecord.from_dict(data)
