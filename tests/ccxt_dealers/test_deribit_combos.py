@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from dealer_adapters.ccxt import CcxtDealers
+from dealer_adapters.ccxt import CcxtDealers, Journal
 from dealer_adapters.ccxt.combos import multipliers
+from dealer_adapters.protocol import ExecutionState
 from dealer_adapters.simulated import SimulatedDealerConfig, SimulatedDealers
 from rfq_engine.domain import (
     DealerId,
@@ -189,6 +190,33 @@ async def test_a_lost_combo_order_reply_is_looked_up_by_label_and_fills_once(
     assert confirm.quantity == D(10) and len(venue.order_requests) == 1 and venue.executed == 1
     entry = dealers.journal_entry(BOOK, confirm.execution_id)
     assert entry is not None and entry.outcome is not None
+    assert [x["amount"] for x in entry.outcome["details"]["legs"]] == ["10", "5"]
+
+
+async def test_after_a_crash_the_combo_fill_is_found_by_label_and_never_sent_again(
+        venue: FakeDeribitCombos, tmp_path: Path, make_dealers: Make) -> None:
+    combo = venue.list_combo({PUT: 2, CALL: -1})
+    venue.set_book(combo, bids=[], asks=[("0.0010", "5")])
+    cfg = deribit_config(venue, tmp_path)
+    dealers, inbox = await make_dealers({BOOK: cfg})
+    await dealers.send_rfq(BOOK, collar())
+    award = award_for(await inbox.next(Quote), side=QuoteSide.ASK)
+    await dealers.send_award(BOOK, award)
+    await inbox.next(ExecutionConfirm)
+    await dealers.close()
+    # a crash between the order call and its outcome: the journal holds the intent only
+    lines = cfg.journal_path.read_text().splitlines()
+    cfg.journal_path.write_text("\n".join(line for line in lines if '"kind":"outcome"' not in line) + "\n")
+    assert Journal(cfg.journal_path).load()[(BOOK, award.execution_id)].unresolved
+    restarted, inbox2 = await make_dealers({BOOK: cfg})
+    lookup = await restarted.query_execution(BOOK, award.execution_id)
+    assert lookup.state is ExecutionState.CONFIRMED and lookup.confirm is not None
+    assert (lookup.confirm.quantity, lookup.confirm.price) == (D(10), award.price)
+    await restarted.send_award(BOOK, award)  # the engine's recovery re-sends the award
+    await inbox2.next(ExecutionConfirm)
+    assert len(venue.order_requests) == 1 and venue.executed == 1
+    entry = restarted.journal_entry(BOOK, award.execution_id)
+    assert entry is not None and entry.outcome is not None  # the legs, read back by order id
     assert [x["amount"] for x in entry.outcome["details"]["legs"]] == ["10", "5"]
 
 
