@@ -15,7 +15,8 @@ Quoting (``BookRoute.price``), single-leg packages only:
   for the whole size gets a decline;
 - it is firm for ``quote_validity_ms`` and refreshed every ``requote_interval_ms``.
 A multi-leg package is declined: legging into a collar one order at a time is exactly
-the execution risk a package RFQ exists to avoid.
+the execution risk a package RFQ exists to avoid (on Deribit, ``routes.PackageBookRoute``
+trades it as one order on its combo instead: ``combos.py``).
 
 Execution (``prepare`` then ``place``), exactly once:
 1. last look, ours: the quote must be known and unexpired, and the book is walked again
