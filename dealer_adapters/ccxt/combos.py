@@ -53,7 +53,6 @@ direction, amount, average price, fee and its currency) as the venue's trades st
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from decimal import Decimal, localcontext
 from fractions import Fraction
@@ -74,6 +73,7 @@ from dealer_adapters.ccxt.route import (
     SideQuote,
     classify,
     describe_error,
+    placement_failed,
 )
 from dealer_adapters.ccxt.sizing import floor_quantity
 from dealer_adapters.ccxt.units import DERIBIT
@@ -357,16 +357,13 @@ class ComboBook:
         try:
             answer = await self._call("private", intent["side"], params)
         except Exception as exc:
-            kind = classify(exc)
-            if kind is ErrorKind.AUTH:
-                raise
-            if kind is ErrorKind.REJECTED:
-                return Outcome.reject(price, f"venue refused the combo order: {describe_error(exc)}",
-                                      error=type(exc).__name__)
-            _log.warning("deribit_combo_order_failed", combo=intent["combo_id"], kind=kind.value,
-                         label=intent["client_order_id"], error=describe_error(exc))
-            if kind is ErrorKind.RATE_LIMIT:
-                await asyncio.sleep(self.config.rate_limit_backoff_ms / 1000)
+            failed = await placement_failed(exc, price, "venue refused the combo order", log=_log,
+                                            event="deribit_combo_order_failed",
+                                            backoff_ms=self.config.rate_limit_backoff_ms,
+                                            combo=intent["combo_id"], label=intent["client_order_id"])
+            if isinstance(failed, Outcome):
+                return failed
+            if failed is ErrorKind.RATE_LIMIT:
                 found = await self.lookup(intent)
                 return found if found is not None else Outcome.reject(
                     price, f"rate limit: deribit refused the combo order ({describe_error(exc, 160)}); "

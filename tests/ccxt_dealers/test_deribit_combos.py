@@ -220,6 +220,20 @@ async def test_after_a_crash_the_combo_fill_is_found_by_label_and_never_sent_aga
     assert [x["amount"] for x in entry.outcome["details"]["legs"]] == ["10", "5"]
 
 
+async def test_a_rate_limited_combo_order_is_a_reject_that_says_so_after_one_look_up(
+        venue: FakeDeribitCombos, tmp_path: Path, make_dealers: Make) -> None:
+    combo = venue.list_combo({PUT: 2, CALL: -1})
+    venue.set_book(combo, bids=[], asks=[("0.0010", "5")])
+    dealers, inbox = await make_dealers({BOOK: deribit_config(venue, tmp_path, rate_limit_backoff_ms=50)})
+    await dealers.send_rfq(BOOK, collar())
+    quote: Quote = await inbox.next(Quote)
+    venue.order_mode = "rate_limited"  # 10028 too_many_requests, nothing booked
+    await dealers.send_award(BOOK, award_for(quote, side=QuoteSide.ASK))
+    reject: ExecutionReject = await inbox.next(ExecutionReject)
+    assert reject.reason.startswith("rate limit: deribit refused the combo order")
+    assert venue.executed == 0 and len(venue.order_requests) == 1 and len(venue.label_lookups) == 1
+
+
 async def test_insufficient_funds_is_a_reject_with_nothing_traded(
         venue: FakeDeribitCombos, tmp_path: Path, make_dealers: Make) -> None:
     combo = venue.list_combo({PUT: 2, CALL: -1})
