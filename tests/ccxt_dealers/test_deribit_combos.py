@@ -79,6 +79,16 @@ async def venue(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDeribitCom
     await server.stop()
 
 
+async def quoted_collar(venue: FakeDeribitCombos, tmp_path: Path, make_dealers: Make,
+                        **config: Any) -> tuple[Any, Any, Quote]:
+    """The collar's combo listed, asking 0.0010 BTC for the whole amount 5; a Deribit book dealer
+    (``config`` its overrides) started and its quote for the collar."""
+    venue.set_book(venue.list_combo({PUT: 2, CALL: -1}), bids=[], asks=[("0.0010", "5")])
+    dealers, inbox = await make_dealers({BOOK: deribit_config(venue, tmp_path, **config)})
+    await dealers.send_rfq(BOOK, collar())
+    return dealers, inbox, await inbox.next(Quote)
+
+
 def test_multipliers_are_the_smallest_integers_in_the_ratios_proportion() -> None:
     assert multipliers([D(1), D("0.5")]) == ([2, 1], D(2))
     assert multipliers([D(1), D(1)]) == ([1, 1], D(1))
@@ -179,11 +189,7 @@ async def test_no_combo_listed_creates_it_and_an_empty_combo_book_is_a_decline_n
 
 async def test_a_lost_combo_order_reply_is_looked_up_by_label_and_fills_once(
         venue: FakeDeribitCombos, tmp_path: Path, make_dealers: Make) -> None:
-    combo = venue.list_combo({PUT: 2, CALL: -1})
-    venue.set_book(combo, bids=[], asks=[("0.0010", "5")])
-    dealers, inbox = await make_dealers({BOOK: deribit_config(venue, tmp_path, timeout_ms=300)})
-    await dealers.send_rfq(BOOK, collar())
-    quote: Quote = await inbox.next(Quote)
+    dealers, inbox, quote = await quoted_collar(venue, tmp_path, make_dealers, timeout_ms=300)
     venue.order_mode, venue.slow_s = "slow", 0.6
     await dealers.send_award(BOOK, award_for(quote, side=QuoteSide.ASK))
     confirm: ExecutionConfirm = await inbox.next(ExecutionConfirm)
@@ -195,12 +201,9 @@ async def test_a_lost_combo_order_reply_is_looked_up_by_label_and_fills_once(
 
 async def test_after_a_crash_the_combo_fill_is_found_by_label_and_never_sent_again(
         venue: FakeDeribitCombos, tmp_path: Path, make_dealers: Make) -> None:
-    combo = venue.list_combo({PUT: 2, CALL: -1})
-    venue.set_book(combo, bids=[], asks=[("0.0010", "5")])
     cfg = deribit_config(venue, tmp_path)
-    dealers, inbox = await make_dealers({BOOK: cfg})
-    await dealers.send_rfq(BOOK, collar())
-    award = award_for(await inbox.next(Quote), side=QuoteSide.ASK)
+    dealers, inbox, quote = await quoted_collar(venue, tmp_path, make_dealers)
+    award = award_for(quote, side=QuoteSide.ASK)
     await dealers.send_award(BOOK, award)
     await inbox.next(ExecutionConfirm)
     await dealers.close()
@@ -222,11 +225,7 @@ async def test_after_a_crash_the_combo_fill_is_found_by_label_and_never_sent_aga
 
 async def test_a_rate_limited_combo_order_is_a_reject_that_says_so_after_one_look_up(
         venue: FakeDeribitCombos, tmp_path: Path, make_dealers: Make) -> None:
-    combo = venue.list_combo({PUT: 2, CALL: -1})
-    venue.set_book(combo, bids=[], asks=[("0.0010", "5")])
-    dealers, inbox = await make_dealers({BOOK: deribit_config(venue, tmp_path, rate_limit_backoff_ms=50)})
-    await dealers.send_rfq(BOOK, collar())
-    quote: Quote = await inbox.next(Quote)
+    dealers, inbox, quote = await quoted_collar(venue, tmp_path, make_dealers, rate_limit_backoff_ms=50)
     venue.order_mode = "rate_limited"  # 10028 too_many_requests, nothing booked
     await dealers.send_award(BOOK, award_for(quote, side=QuoteSide.ASK))
     reject: ExecutionReject = await inbox.next(ExecutionReject)
@@ -236,11 +235,7 @@ async def test_a_rate_limited_combo_order_is_a_reject_that_says_so_after_one_loo
 
 async def test_insufficient_funds_is_a_reject_with_nothing_traded(
         venue: FakeDeribitCombos, tmp_path: Path, make_dealers: Make) -> None:
-    combo = venue.list_combo({PUT: 2, CALL: -1})
-    venue.set_book(combo, bids=[], asks=[("0.0010", "5")])
-    dealers, inbox = await make_dealers({BOOK: deribit_config(venue, tmp_path)})
-    await dealers.send_rfq(BOOK, collar())
-    quote: Quote = await inbox.next(Quote)
+    dealers, inbox, quote = await quoted_collar(venue, tmp_path, make_dealers)
     venue.order_mode = "insufficient"
     await dealers.send_award(BOOK, award_for(quote, side=QuoteSide.ASK))
     reject: ExecutionReject = await inbox.next(ExecutionReject)
