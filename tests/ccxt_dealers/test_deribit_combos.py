@@ -187,6 +187,38 @@ async def test_no_combo_listed_creates_it_and_an_empty_combo_book_is_a_decline_n
     assert list(venue.combos) == ["BTC-CMB-1"] and venue.order_requests == []
 
 
+async def test_two_way_both_sides_come_from_the_combo_book_and_the_bid_sells_the_combo(
+        venue: FakeDeribitCombos, tmp_path: Path, make_dealers: Make) -> None:
+    combo = venue.list_combo({PUT: 2, CALL: -1})
+    venue.set_book(combo, bids=[("0.0006", "5")], asks=[("0.0010", "5")])
+    dealers, inbox = await make_dealers({BOOK: deribit_config(venue, tmp_path)})
+    await dealers.send_rfq(BOOK, collar(direction="two_way"))
+    quote: Quote = await inbox.next(Quote)
+    assert quote.conversion is not None
+    sides = quote.conversion.to_dict()
+    # bid: 0.0006 / 2 - 0.00045 = -0.00015 BTC (the requester selling the collar pays a little)
+    bid, ask = sides["bid"], sides["ask"]
+    assert (bid["premium"], bid["all_in"], bid["price"]) == ("0.0003", "-0.00015", "-9")
+    assert (ask["premium"], ask["all_in"], ask["price"]) == ("0.0005", "0.00095", "57")
+    await dealers.send_award(BOOK, award_for(quote, side=QuoteSide.BID))
+    await inbox.next(ExecutionConfirm)
+    [order] = venue.orders.values()
+    assert (order["instrument_name"], order["direction"], order["filled_amount"]) == (combo, "sell", 5)
+    traded = sorted((t["instrument_name"], t["direction"]) for t in venue.trades_by_order[order["order_id"]])
+    assert traded == sorted([(PUT, "sell"), (CALL, "buy")])  # the collar sold: puts sold, calls bought
+
+
+async def test_a_combo_book_that_moved_against_the_quote_is_a_last_look_reject_nothing_sent(
+        venue: FakeDeribitCombos, tmp_path: Path, make_dealers: Make) -> None:
+    dealers, inbox, quote = await quoted_collar(venue, tmp_path, make_dealers)
+    venue.set_book(next(iter(venue.combos)), bids=[], asks=[("0.0040", "5")])
+    await dealers.send_award(BOOK, award_for(quote, side=QuoteSide.ASK))
+    reject: ExecutionReject = await inbox.next(ExecutionReject)
+    # 0.0030 more per combo unit is 0.0015 BTC per BTC of the package: 15 bps of the underlying
+    assert "last look: the BTC-CMB-1 book moved 15 bps of the underlying" in reject.reason
+    assert venue.order_requests == [] and venue.executed == 0
+
+
 async def test_a_lost_combo_order_reply_is_looked_up_by_label_and_fills_once(
         venue: FakeDeribitCombos, tmp_path: Path, make_dealers: Make) -> None:
     dealers, inbox, quote = await quoted_collar(venue, tmp_path, make_dealers, timeout_ms=300)
