@@ -52,6 +52,7 @@ from e2e_kit import (
     Serve,
     Stream,
     base_config,
+    cpu_s,
     free_port,
     load_average,
     pct,
@@ -212,10 +213,13 @@ async def bench(args: argparse.Namespace) -> None:
         sys.executable, __file__, "--role", "load", "--port", str(port), "--seconds", str(args.seconds),
         "--rate", str(args.rate), "--soak", str(args.soak), "--concurrency", str(args.concurrency),
         stdout=asyncio.subprocess.PIPE, limit=1 << 24)
+    cpu_mark = cpu_s(serve.pid)
     try:
         assert load.stdout is not None
         while line := await load.stdout.readline():
             item = json.loads(line)
+            cpu_now = cpu_s(serve.pid)
+            item["serve_cpu_s"], cpu_mark = cpu_now - cpu_mark, cpu_now  # since the previous phase
             item["at"] = time.monotonic() - started
             item["load"] = load_average()
             phases[item["phase"]] = item
@@ -235,6 +239,14 @@ async def bench(args: argparse.Namespace) -> None:
     print(f"store and logs in {tmp}")
 
 
+def cpu_line(phase: dict[str, Any], seconds: float) -> str:
+    """rfq serve's CPU over the phase, per RFQ completed: less sensitive than RFQs/s to what
+    else the machine runs."""
+    done = phase["completed"] * seconds
+    per = 1000 * phase["serve_cpu_s"] / done if done else float("nan")
+    return f"rfq serve CPU {phase['serve_cpu_s']:.1f} s over the phase: {per:.2f} ms per completed RFQ"
+
+
 def report(args: argparse.Namespace, phases: dict[str, dict[str, Any]], disk: list[float],
            rss: list[tuple[float, float]], readers: list[Stream], alive: list[bool],
            verify: subprocess.CompletedProcess[str]) -> None:
@@ -250,6 +262,7 @@ def report(args: argparse.Namespace, phases: dict[str, dict[str, Any]], disk: li
               f"(target >= {TARGETS['completed']}: {met}); POST p50 {closed['post_p50']:.1f} ms, "
               f"p99 {closed['post_p99']:.1f} ms; refused {closed['refused']}; "
               f"filled {filled_share(closed['states']):.1f}%")
+        print(f"  {cpu_line(closed, args.seconds)}")
     for name in ("open", "soak"):
         phase = phases.get(name)
         if not phase:
@@ -263,6 +276,7 @@ def report(args: argparse.Namespace, phases: dict[str, dict[str, Any]], disk: li
               f"completed {phase['completed']:.1f} RFQs/s; "
               f"refused {phase['refused']}; filled {filled_share(phase['states']):.1f}%; the schedule ended "
               f"{phase['schedule_late_s']:.2f} s late")
+        print(f"  {cpu_line(phase, seconds)}")
     soak = phases.get("soak")
     if soak:
         start, end = soak["started"], soak["at"]

@@ -16,7 +16,8 @@ Browsers authenticate with ``?token=`` (no headers on WebSocket).
 
 Each event becomes one JSON text, rendered once for every reader: the JSON encoder walks
 the payload in C and asks back only for the domain values (Decimal, datetime, date, Enum);
-the readers send that same text.
+the readers send that same text. A reader's frames of one loop turn leave in one ``send``
+(``wsbatch.coalesce_writes``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from aiohttp import WSCloseCode, web
 
 from rfq_engine.api.auth import require
 from rfq_engine.api.rfqs import APP_KEY
+from rfq_engine.api.wsbatch import coalesce_writes
 from rfq_engine.domain import decimal_str, format_ts, to_jsonable, utc_now
 from rfq_engine.engine import EngineEvent
 
@@ -151,6 +153,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     stall_s = request.app.get(STALL_KEY, 30.0)
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
+    coalesce_writes(ws)  # one send per loop turn for the frames of that turn (wsbatch.py)
     outbox = Outbox(request.app[QUEUE_KEY])
 
     def listen(event: EngineEvent) -> None:
