@@ -4,7 +4,7 @@ in a thread of this process) quotes a BTC put whose premium is in BTC; the engin
 at Deribit's index and ranks it in USD. The record view's model (``record.js``, as the server
 serves it, in the browser) carries the conversion in the words of ``rfq audit show``: the BTC
 premium, the fee, the index price with its source, and the USD price it was ranked at; the
-record page shows the USD price.
+record page shows the USD price and, under the quote, that conversion.
 """
 
 from __future__ import annotations
@@ -147,9 +147,12 @@ def test_the_decision_view_carries_a_coin_premiums_conversion(
               const m = await import("/static/record.js");
               return m.ladder(m.fromView(view)).rows.filter((r) => r.quote).map((r) => r.conversion);
             }""", view)
-            assert texts == [
-                f"converted at 60000 USD (deribit public/ticker {PUT} index_price, "
-                f"{quote['conversion']['index']['at']}): ask 0.015 + fee 0.0003 = 0.0153 BTC -> 918 USD"]
+            at = quote["conversion"]["index"]["at"]
+            expected = (f"converted at 60000 USD (deribit public/ticker {PUT} index_price, {at}): "
+                        "ask 0.015 + fee 0.0003 = 0.0153 BTC -> 918 USD")
+            assert texts == [expected]
+            # and the record page shows it under the quote, as a reviewer reads it
+            expect(row.get_by_test_id("record-quote-conversion")).to_have_text(expected)
             page.screenshot(path="/tmp/rfq-web-conversion.png", full_page=True)
         finally:
             browser.close()

@@ -322,7 +322,9 @@ function renderRecord(el, view, events) {
     h("td", { class: "mono" }, fmtTime(r.quote.valid_until, 3)),
     h("td", { class: `wrap ${r.status === "valid" ? "" : "bad"}`, testid: "record-quote-status" },
       r.status === "valid" ? (r.rank ? `ranked #${r.rank}` : "received") : `${r.status}${r.reason ? `: ${r.reason}` : ""}`,
-      r.tie ? h("span", { class: "tie" }, ` · ${tieNote(r, fmtMs)}`) : null),
+      r.tie ? h("span", { class: "tie" }, ` · ${tieNote(r, fmtMs)}`) : null,
+      // a coin premium: what it was converted at, as recorded in quote.received
+      r.conversion ? h("div", { class: "muted mono wrap", testid: "record-quote-conversion" }, r.conversion) : null),
     h("td", { class: "wrap" }, r.verdicts.map(verdictChip)))), [2, 3, 4]),
     tieRule(rows) ? h("p", { class: "hint", testid: "record-tie-rule" }, tieRule(rows)) : null,
     d.min_quotes ? h("p", { class: "rule-line", testid: "rule-verdict" }, verdictChip(d.min_quotes), " ", d.min_quotes.reason) : null);
