@@ -8,24 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.kit import (  # re-exported: tests/fix import them from here
-    BACKUP,
-    DEALERS,
-    PRIMARY,
-    WAIT_S,
-    Act,
-    Kit,
-    Session,
-    engine_config,
-)
+from tests.contract.kit import Kit
 from tests.contract.kit_ccxt import CcxtKit
 from tests.contract.kit_fix import FixKit
 from tests.contract.kit_mqtt import MqttKit
 from tests.contract.kit_rest import RestKit
 from tests.contract.kit_simulated import SimulatedKit
 
-__all__ = ["BACKUP", "DEALERS", "KINDS", "PRIMARY", "WAIT_S", "Act", "FixKit", "Kit", "Session",
-           "engine_config"]
+__all__ = ["KINDS"]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from rfq_engine.mandate import Mandate
 from rfq_engine.pricing.reference import ModelReferenceProvider
 from rfq_engine.store import EventFilter
 from rfq_engine.store.memory import InMemoryAuditStore
-from tests.contract.conftest import WAIT_S, engine_config
+from tests.contract.kit import WAIT_S, engine_config
 from tests.engine.conftest import future_rfq, mandate_config, snapshot
 from tests.fix.conftest import DeskFactory, fix_config
 from tests.mqtt.conftest import require_mosquitto

@@ -19,7 +19,8 @@ from dealer_adapters.fix import FixDealers
 from dealer_adapters.protocol import DealerAdapter, ExecutionState
 from rfq_engine.domain import RfqState
 from rfq_engine.domain.events import EventType
-from tests.contract.conftest import BACKUP, DEALERS, PRIMARY, WAIT_S, Act, FixKit, Session
+from tests.contract.kit import BACKUP, DEALERS, PRIMARY, WAIT_S, Act, Session
+from tests.contract.kit_fix import FixKit
 from tests.fix.conftest import fix_config
 from tests.fix.quickfix_desk import QuickFixDesk, require_quickfix
 
