@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import aiohttp
 import pytest
 
 from rfq_engine.store import EventFilter, SqlAuditStore
+from tests import serve_kit
 from tests.api.conftest import auth, rfq_body
 from tests.api.test_serve import write_config
 from tests.faults.pgkit import PgDatabase
@@ -35,14 +35,10 @@ def serve_config(tmp_path: Path, url: str) -> Path:
 
 
 async def start_serve(config: Path) -> tuple[asyncio.subprocess.Process, str, asyncio.Future[bytes]]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rfq_engine.cli.main", "serve", "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
+    proc = await serve_kit.start_serve(config)
+    assert proc.stderr is not None
     stderr = asyncio.ensure_future(proc.stderr.read())  # drained all along: a full pipe blocks
-    line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
-    assert line.startswith("rfq serve listening on http"), line
-    return proc, line.split(" on ")[1].split(",")[0].strip(), stderr
+    return proc, await serve_kit.listening_on(proc, 20), stderr
 
 
 async def wait_for(check: object, timeout: float = 20) -> None:
