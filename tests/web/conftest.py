@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rfq_engine.api.auth import hash_token
+from tests.serve_kit import users_toml
 
 USERS = {"alice": "trader", "carol": "approver", "dave": "compliance", "erin": "admin"}
 TOKENS = {name: f"{name}-browser-token-0123456789" for name in USERS}
@@ -32,9 +32,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 def write_config(tmp_path: Path, dealers_params: dict[str, str] | None = None,
                  engine: str = "") -> Path:
     desks = dealers_params or DEALERS
-    users = "".join(
-        f'[[api.users]]\nname = "{n}"\nroles = ["{r}"]\ntoken_sha256 = "{hash_token(TOKENS[n])}"\n'
-        for n, r in USERS.items())
+    users = users_toml(USERS, TOKENS)
     credit = "".join(f'{d} = {{ credit_limit = "1000000000" }}\n' for d in desks)
     dealers = "".join(
         f'[[dealers]]\nid = "{d}"\nkind = "simulated"\n[dealers.simulated]\n{params}'

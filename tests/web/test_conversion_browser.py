@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from rfq_engine.api.auth import hash_token
 from tests.ccxt_dealers.fake_deribit import API_KEY, SECRET, FakeDeribit, expiry_name
+from tests.serve_kit import users_toml
 from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, TOKENS, Server, serve
 from tests.web.test_blotter_browser import TIMEOUT_MS, login
 
@@ -51,9 +51,7 @@ class VenueThread:
 
 
 def _config(tmp_path: Path, venue_url: str) -> Path:
-    users = "".join(f'[[api.users]]\nname = "{n}"\nroles = ["{r}"]\n'
-                    f'token_sha256 = "{hash_token(TOKENS[n])}"\n'
-                    for n, r in (("alice", "trader"), ("dave", "compliance")))
+    users = users_toml({"alice": "trader", "dave": "compliance"}, TOKENS)
     path = tmp_path / "rfq.toml"
     path.write_text(f"""
 [engine]
