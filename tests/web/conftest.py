@@ -8,7 +8,9 @@ import select
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +26,8 @@ DEALERS = {
     "desk-c": 'latency_ms = 1500\nspread_bps = "700"\n',
     "desk-d": "latency_ms = 300\nsilence_rate = 1.0\n",
 }
+TIMEOUT_MS = 20_000  # generous: other test suites share this 2-core machine
+SHOTS = "/tmp/rfq-web"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -106,3 +110,37 @@ def serve(tmp_path: Path, config: Path) -> Iterator[Server]:
             proc.wait()
             raise
         assert code == 0, log.read_text()[-2000:]
+
+
+def login(page: Any, user: str) -> None:
+    page.get_by_test_id("login-token").fill(TOKENS[user])
+    page.get_by_test_id("login-submit").click()
+    page.get_by_test_id("user-badge").filter(has_text=user).wait_for()
+
+
+@contextmanager
+def browser_page(base: str, user: str | None = None, *, timeout_ms: float = TIMEOUT_MS,
+                 width: int = 1440, height: int = 1000,
+                 console_errors: bool = False) -> Iterator[tuple[Any, list[str]]]:
+    """Debian's Chromium (Playwright, no browser download) on ``base``, signed in as ``user``:
+    the page and the list its errors are collected in (uncaught page errors, and with
+    ``console_errors`` the console's errors: a CSP violation is one). The test asserts the
+    list; the browser is closed at the end."""
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(timeout_ms)
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            if console_errors:
+                page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+                        if m.type == "error" else None)
+            page.goto(base + "/")
+            if user is not None:
+                login(page, user)
+            yield page, problems
+        finally:
+            browser.close()

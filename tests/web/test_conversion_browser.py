@@ -22,8 +22,7 @@ import pytest
 
 from tests.ccxt_dealers.fake_deribit import API_KEY, SECRET, FakeDeribit, expiry_name
 from tests.serve_kit import users_toml
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, TOKENS, Server, serve
-from tests.web.test_blotter_browser import TIMEOUT_MS, login
+from tests.web.conftest import TIMEOUT_MS, TOKENS, Server, browser_page, serve
 
 pytestmark = pytest.mark.slow
 
@@ -112,7 +111,7 @@ def _api(server: Server, path: str, user: str, body: dict[str, Any] | None = Non
 
 def test_the_decision_view_carries_a_coin_premiums_conversion(
         deribit_server: tuple[Server, FakeDeribit]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     server, venue = deribit_server
     expect.set_options(timeout=TIMEOUT_MS)
@@ -123,36 +122,26 @@ def test_the_decision_view_carries_a_coin_premiums_conversion(
         "direction": "buy", "quantity": "1", "quantity_unit": "BTC",
         "dealers": ["deribit-book"], "mandate": "treasury", "window_ms": 1500})
     rfq_id = created["rfq_id"]
-    problems: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.goto(server.base + "/")
-            login(page, "dave")
-            page.goto(f"{server.base}/#/compliance/{rfq_id}")
-            expect(page.get_by_test_id("record-state")).to_have_text("filled")
-            row = page.locator('[data-testid=record-quote][data-dealer="deribit-book"]')
-            # (0.0150 + Deribit's fee 0.0003) BTC at the 60,000 index: the USD price it ranked at
-            expect(row).to_contain_text("918")
-            view = _api(server, f"/api/v1/rfqs/{rfq_id}", "dave")
-            [quote] = view["decision"]["quotes"]  # what the API serializes for the view
-            assert quote["conversion"]["ask"] == {"premium": "0.015", "fee": "0.0003",
-                                                  "all_in": "0.0153", "price": "918"}
-            texts = page.evaluate("""async (view) => {
-              const m = await import("/static/record.js");
-              return m.ladder(m.fromView(view)).rows.filter((r) => r.quote).map((r) => r.conversion);
-            }""", view)
-            at = quote["conversion"]["index"]["at"]
-            expected = (f"converted at 60000 USD (deribit public/ticker {PUT} index_price, {at}): "
-                        "ask 0.015 + fee 0.0003 = 0.0153 BTC -> 918 USD")
-            assert texts == [expected]
-            # and the record page shows it under the quote, as a reviewer reads it
-            expect(row.get_by_test_id("record-quote-conversion")).to_have_text(expected)
-            page.screenshot(path="/tmp/rfq-web-conversion.png", full_page=True)
-        finally:
-            browser.close()
+    with browser_page(server.base, "dave") as (page, problems):
+        page.goto(f"{server.base}/#/compliance/{rfq_id}")
+        expect(page.get_by_test_id("record-state")).to_have_text("filled")
+        row = page.locator('[data-testid=record-quote][data-dealer="deribit-book"]')
+        # (0.0150 + Deribit's fee 0.0003) BTC at the 60,000 index: the USD price it ranked at
+        expect(row).to_contain_text("918")
+        view = _api(server, f"/api/v1/rfqs/{rfq_id}", "dave")
+        [quote] = view["decision"]["quotes"]  # what the API serializes for the view
+        assert quote["conversion"]["ask"] == {"premium": "0.015", "fee": "0.0003",
+                                              "all_in": "0.0153", "price": "918"}
+        texts = page.evaluate("""async (view) => {
+          const m = await import("/static/record.js");
+          return m.ladder(m.fromView(view)).rows.filter((r) => r.quote).map((r) => r.conversion);
+        }""", view)
+        at = quote["conversion"]["index"]["at"]
+        expected = (f"converted at 60000 USD (deribit public/ticker {PUT} index_price, {at}): "
+                    "ask 0.015 + fee 0.0003 = 0.0153 BTC -> 918 USD")
+        assert texts == [expected]
+        # and the record page shows it under the quote, as a reviewer reads it
+        expect(row.get_by_test_id("record-quote-conversion")).to_have_text(expected)
+        page.screenshot(path="/tmp/rfq-web-conversion.png", full_page=True)
     assert problems == []
     assert len(venue.order_requests) == 1 and venue.executed == 1

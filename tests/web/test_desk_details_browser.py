@@ -20,8 +20,17 @@ from typing import Any
 
 import pytest
 
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, TOKENS, Server, serve, write_config
-from tests.web.test_blotter_browser import SHOTS, TIMEOUT_MS, login
+from tests.web.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SHOTS,
+    TIMEOUT_MS,
+    TOKENS,
+    Server,
+    login,
+    serve,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 

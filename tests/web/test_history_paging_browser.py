@@ -14,8 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, TOKENS, Server, serve, write_config
-from tests.web.test_blotter_browser import TIMEOUT_MS, login
+from tests.web.conftest import (
+    TIMEOUT_MS,
+    TOKENS,
+    Server,
+    browser_page,
+    serve,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +56,7 @@ def _post_rfq(server: Server, quantity: str = "1") -> str:
 
 
 def test_the_history_follows_the_next_cursor(fast_desk_server: Server) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     server = fast_desk_server
     posted = {_post_rfq(server) for _ in range(RFQS)}
@@ -58,54 +64,44 @@ def test_the_history_follows_the_next_cursor(fast_desk_server: Server) -> None:
     assert set(api_order) == posted
 
     expect.set_options(timeout=TIMEOUT_MS)
-    problems: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.goto(server.base + "/")
-            login(page, "alice")
-            rows = page.get_by_test_id("history-row")
-            more = page.get_by_test_id("history-more")
+    with browser_page(server.base, "alice") as (page, problems):
+        rows = page.get_by_test_id("history-row")
+        more = page.get_by_test_id("history-more")
 
-            def shown() -> list[str]:
-                ids: list[str] = rows.evaluate_all("rs => rs.map(r => r.dataset.rfqId)")
-                return ids
+        def shown() -> list[str]:
+            ids: list[str] = rows.evaluate_all("rs => rs.map(r => r.dataset.rfqId)")
+            return ids
 
-            # -- the first page, then "Load more" reads the second one
-            expect(rows).to_have_count(PAGE)
-            assert shown() == api_order[:PAGE]
-            expect(more).to_be_visible()
-            more.click()
-            expect(rows).to_have_count(2 * PAGE)
-            assert shown() == api_order[: 2 * PAGE]
+        # -- the first page, then "Load more" reads the second one
+        expect(rows).to_have_count(PAGE)
+        assert shown() == api_order[:PAGE]
+        expect(more).to_be_visible()
+        more.click()
+        expect(rows).to_have_count(2 * PAGE)
+        assert shown() == api_order[: 2 * PAGE]
 
-            # -- scrolling the table to its end reads the next page (the last one)
-            page.locator(".history-panel .table-wrap").evaluate("w => { w.scrollTop = w.scrollHeight; }")
-            expect(rows).to_have_count(RFQS)
-            expect(more).to_be_hidden()
-            assert shown() == api_order  # each RFQ once, newest first, as the API pages them
+        # -- scrolling the table to its end reads the next page (the last one)
+        page.locator(".history-panel .table-wrap").evaluate("w => { w.scrollTop = w.scrollHeight; }")
+        expect(rows).to_have_count(RFQS)
+        expect(more).to_be_hidden()
+        assert shown() == api_order  # each RFQ once, newest first, as the API pages them
 
-            # -- a new RFQ: the first page is read again, the older pages stay
-            newest = _post_rfq(server, "2")
-            expect(rows).to_have_count(RFQS + 1)
-            expect(rows.first).to_have_attribute("data-rfq-id", newest)
-            assert shown() == [newest, *api_order]
+        # -- a new RFQ: the first page is read again, the older pages stay
+        newest = _post_rfq(server, "2")
+        expect(rows).to_have_count(RFQS + 1)
+        expect(rows.first).to_have_attribute("data-rfq-id", newest)
+        assert shown() == [newest, *api_order]
 
-            # -- a filter starts from its own first page
-            page.get_by_test_id("history-state").select_option("filled")
-            expect(page.get_by_test_id("live-count")).to_have_text("0 live")  # the newest ended
-            filled = _all_pages(server, "state=filled")
-            assert len(filled) > PAGE, "the desks fill every RFQ of this test"
-            expect(rows).to_have_count(PAGE)
-            expect(more).to_be_visible()
-            assert shown() == filled[:PAGE]
-            page.screenshot(path="/tmp/rfq-web-history-pages.png")
-            assert not problems, problems
-        finally:
-            browser.close()
+        # -- a filter starts from its own first page
+        page.get_by_test_id("history-state").select_option("filled")
+        expect(page.get_by_test_id("live-count")).to_have_text("0 live")  # the newest ended
+        filled = _all_pages(server, "state=filled")
+        assert len(filled) > PAGE, "the desks fill every RFQ of this test"
+        expect(rows).to_have_count(PAGE)
+        expect(more).to_be_visible()
+        assert shown() == filled[:PAGE]
+        page.screenshot(path="/tmp/rfq-web-history-pages.png")
+        assert not problems, problems
 
 
 def _all_pages(server: Server, query: str) -> list[str]:

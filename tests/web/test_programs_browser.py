@@ -13,8 +13,14 @@ from typing import Any
 
 import pytest
 
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, TOKENS, Server, serve, write_config
-from tests.web.test_blotter_browser import TIMEOUT_MS, login
+from tests.web.conftest import (
+    TIMEOUT_MS,
+    TOKENS,
+    Server,
+    browser_page,
+    serve,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +56,7 @@ def _get(server: Server, path: str) -> Any:
 
 
 def test_programs_page_shows_next_runs_decisions_and_coverage(programs_server: Server) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     server = programs_server
     end = time.monotonic() + 30
@@ -66,29 +72,18 @@ def test_programs_page_shows_next_runs_decisions_and_coverage(programs_server: S
     assert latest["trigger"] in ("ladder", "catch_up", "schedule") and latest["action"] == "hedge"
     coming = view["due"]["period"]
     expect.set_options(timeout=TIMEOUT_MS)
-    problems: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
-            page.goto(server.base + "/")
-            login(page, "dave")
-            page.get_by_test_id("nav-programs").click()
-            card = page.locator("[data-testid=program-card][data-program=monthly]")
-            expect(card).to_contain_text("future BTC · ratio 50.0%")
-            runs = card.get_by_test_id("program-next-runs")
-            first = view["next_runs"][0]
-            expect(runs).to_contain_text(f"{first[:10]} {first[11:19]}")
-            expect(card.get_by_test_id("program-due")).to_contain_text(f"plans {coming}")
-            expect(card.get_by_test_id("program-decision")).to_have_count(1)
-            expect(card.get_by_test_id("program-decision")).to_contain_text(f"{latest['period']}: hedge")
-            row = card.locator(f"[data-testid=coverage-row][data-period='{coming}']")
-            expect(row).to_be_visible()
-            hedged = next(c for c in view["coverage"] if c["period"] == coming)["hedged"]
-            expect(row).to_contain_text(hedged[: hedged.index(".") + 3] if "." in hedged else hedged)
-        finally:
-            browser.close()
+    with browser_page(server.base, "dave", console_errors=True) as (page, problems):
+        page.get_by_test_id("nav-programs").click()
+        card = page.locator("[data-testid=program-card][data-program=monthly]")
+        expect(card).to_contain_text("future BTC · ratio 50.0%")
+        runs = card.get_by_test_id("program-next-runs")
+        first = view["next_runs"][0]
+        expect(runs).to_contain_text(f"{first[:10]} {first[11:19]}")
+        expect(card.get_by_test_id("program-due")).to_contain_text(f"plans {coming}")
+        expect(card.get_by_test_id("program-decision")).to_have_count(1)
+        expect(card.get_by_test_id("program-decision")).to_contain_text(f"{latest['period']}: hedge")
+        row = card.locator(f"[data-testid=coverage-row][data-period='{coming}']")
+        expect(row).to_be_visible()
+        hedged = next(c for c in view["coverage"] if c["period"] == coming)["hedged"]
+        expect(row).to_contain_text(hedged[: hedged.index(".") + 3] if "." in hedged else hedged)
     assert problems == []

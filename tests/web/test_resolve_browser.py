@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, TOKENS, Server, serve, write_config
-from tests.web.test_blotter_browser import TIMEOUT_MS, login
+from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, TOKENS, Server, login, serve, write_config
 
 pytestmark = pytest.mark.slow
 

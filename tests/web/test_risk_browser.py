@@ -15,8 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, TOKENS, Server, serve, write_config
-from tests.web.test_blotter_browser import TIMEOUT_MS, login
+from tests.web.conftest import (
+    TIMEOUT_MS,
+    TOKENS,
+    Server,
+    browser_page,
+    serve,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +99,7 @@ def _until(what: str, probe: Any, timeout: float = 30) -> Any:
 
 
 def test_risk_page_banner_and_metric(risk_server: Server) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     server = risk_server
     body = {"legs": [{"instrument": {"kind": "future", "underlying": "BTC", "quote_ccy": "USD",
@@ -127,46 +133,34 @@ def test_risk_page_banner_and_metric(risk_server: Server) -> None:
     assert f"rfq_risk_alerts_active {float(len(kinds))}" in metrics
 
     expect.set_options(timeout=TIMEOUT_MS)
-    problems: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.on("console", lambda m: problems.append(f"console: {m.text}")
-                    if m.type == "error" else None)
-            page.goto(server.base + "/")
-            login(page, "dave")
-            banner = page.get_by_test_id("risk-banner")
-            expect(banner).to_be_visible()
-            expect(banner).to_contain_text(f"{len(kinds)} risk alert")
-            expect(banner).to_contain_text("margin_usage desk-a")
-            banner.get_by_test_id("risk-banner-link").click()
-            expect(page.get_by_test_id("nav-risk")).to_have_class("active")
-            alert = page.locator('[data-testid=risk-alert][data-kind=margin_usage][data-subject=desk-a]')
-            expect(alert).to_contain_text("of the collateral posted")
-            party = page.locator('[data-testid=risk-counterparties-row][data-key=desk-a]')
-            desk_a = next(c for c in data["risk"]["counterparties"] if c["dealer"] == "desk-a")
-            expect(party).to_contain_text(f"{float(desk_a['usage']) * 100:.1f}%")
-            expect(page.get_by_test_id("risk-credit-chart")).to_be_visible()
-            expect(page.locator('[data-testid=risk-desks-row][data-key=desk-a]')).to_be_visible()
-            program = page.locator('[data-testid=risk-program][data-program=p]')
-            expect(program.locator(f'[data-testid=risk-performance-row][data-key="{period["period"]}"]')
-                   ).to_be_visible()
-            expect(program.get_by_test_id("risk-value-chart")).to_be_visible()
-            expect(program.get_by_test_id("risk-pnl-chart").locator("polyline")).to_have_attribute(
-                "data-points", "2")  # from 0 before the first fill, then after it
-            accrued = page.locator(
-                '[data-testid=risk-funding-accrued-row][data-key="desk-c:BTC-USD-PERP:false"]')
-            expect(accrued).to_contain_text("desk-c BTC-USD-PERP")
-            expect(accrued).to_contain_text(funding["since"])
-            venue = page.locator('[data-testid=risk-venues-row][data-key="desk-c:BTC-USD-PERP"]')
-            expect(venue).to_contain_text("estimate")  # a simulated desk: no venue account to read
-            liquidity = page.get_by_test_id("risk-liquidity-row")
-            expect(liquidity.first).to_contain_text("BTC-USD-FUT-")
-            page.get_by_test_id("nav-blotter").click()
-            expect(banner).to_be_visible()  # on every page
-            assert problems == [], problems
-        finally:
-            browser.close()
+    with browser_page(server.base, "dave", console_errors=True) as (page, problems):
+        banner = page.get_by_test_id("risk-banner")
+        expect(banner).to_be_visible()
+        expect(banner).to_contain_text(f"{len(kinds)} risk alert")
+        expect(banner).to_contain_text("margin_usage desk-a")
+        banner.get_by_test_id("risk-banner-link").click()
+        expect(page.get_by_test_id("nav-risk")).to_have_class("active")
+        alert = page.locator('[data-testid=risk-alert][data-kind=margin_usage][data-subject=desk-a]')
+        expect(alert).to_contain_text("of the collateral posted")
+        party = page.locator('[data-testid=risk-counterparties-row][data-key=desk-a]')
+        desk_a = next(c for c in data["risk"]["counterparties"] if c["dealer"] == "desk-a")
+        expect(party).to_contain_text(f"{float(desk_a['usage']) * 100:.1f}%")
+        expect(page.get_by_test_id("risk-credit-chart")).to_be_visible()
+        expect(page.locator('[data-testid=risk-desks-row][data-key=desk-a]')).to_be_visible()
+        program = page.locator('[data-testid=risk-program][data-program=p]')
+        expect(program.locator(f'[data-testid=risk-performance-row][data-key="{period["period"]}"]')
+               ).to_be_visible()
+        expect(program.get_by_test_id("risk-value-chart")).to_be_visible()
+        expect(program.get_by_test_id("risk-pnl-chart").locator("polyline")).to_have_attribute(
+            "data-points", "2")  # from 0 before the first fill, then after it
+        accrued = page.locator(
+            '[data-testid=risk-funding-accrued-row][data-key="desk-c:BTC-USD-PERP:false"]')
+        expect(accrued).to_contain_text("desk-c BTC-USD-PERP")
+        expect(accrued).to_contain_text(funding["since"])
+        venue = page.locator('[data-testid=risk-venues-row][data-key="desk-c:BTC-USD-PERP"]')
+        expect(venue).to_contain_text("estimate")  # a simulated desk: no venue account to read
+        liquidity = page.get_by_test_id("risk-liquidity-row")
+        expect(liquidity.first).to_contain_text("BTC-USD-FUT-")
+        page.get_by_test_id("nav-blotter").click()
+        expect(banner).to_be_visible()  # on every page
+        assert problems == [], problems
