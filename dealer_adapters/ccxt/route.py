@@ -74,6 +74,8 @@ class AuthLostAfterSend(WireError):
 def classify(exc: BaseException) -> ErrorKind:
     """What ``exc`` (a ccxt error, or a bare timeout/OS error) means for an order call."""
     names = {cls.__name__ for cls in type(exc).__mro__}
+    if "DuplicateOrderId" in names:  # an InvalidOrder to ccxt, but it says our order exists
+        return ErrorKind.UNKNOWN
     if "AuthenticationError" in names:
         return ErrorKind.AUTH
     if names & {"RateLimitExceeded", "DDoSProtection"}:
