@@ -63,8 +63,12 @@ What a test scripts and reads:
   leg prices by instrument, amount, instruction, lifetime); ``withdraw(maker)``;
 - ``accept_mode``: ``normal``; ``slow`` (filled at once, answered ``slow_s`` later: past
   ccxt's timeout); ``lost`` (received, nothing done, answered late with ``10040 retry``);
-  ``rate_limit`` (``10028 too_many_requests``, nothing done); ``view_patch``: fields replaced
-  in every ``get_block_rfqs`` answer;
+  ``rate_limit`` (``10028 too_many_requests``, nothing done); ``insufficient`` (``10009
+  not_enough_funds``, Deribit's error list: refused, nothing done); ``view_patch``: fields
+  replaced in every ``get_block_rfqs`` answer;
+- ``fail_lookups_for(seconds)`` (``FakeDeribit``'s) also answers the Block RFQ look-ups
+  (``get_block_rfqs``, ``get_block_trades``, ``get_block_trade``) with ``10040 retry``: the
+  venue cannot be asked, its Block RFQs and their trades are unaffected;
 - ``block_requests`` (every ``(method, params)`` of the block RFQ calls), ``block_rfqs``
   (by id), ``accepts`` (every accept's params), ``executed`` (accepts that traded: the
   count the tests compare with the store's fills), ``problems``.
@@ -142,7 +146,7 @@ class FakeDeribitBlock(FakeDeribit):
     option_strikes: tuple[int, ...] = (50000, 70000)
     grace_s: float = 5.0
     maker_quotes: list[MakerQuote] = field(default_factory=list)
-    accept_mode: str = "normal"  # normal | slow | lost | rate_limit
+    accept_mode: str = "normal"  # normal | slow | lost | rate_limit | insufficient
     view_patch: dict[str, Any] = field(default_factory=dict)
     """Fields replaced in every ``get_block_rfqs`` view (a venue answering garbage, for the tests)."""
     block_rfqs: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -302,6 +306,7 @@ class FakeDeribitBlock(FakeDeribit):
 
     async def m_private_get_block_rfqs(self, p: dict[str, str]) -> Any:
         self.block_requests.append(("get", dict(p)))
+        self._lookup_gate()
         ids = [int(p["block_rfq_id"])] if "block_rfq_id" in p else sorted(self.block_rfqs, reverse=True)
         views = [self._view(i) for i in ids if i in self.block_rfqs]
         if p.get("state"):
@@ -386,6 +391,8 @@ class FakeDeribitBlock(FakeDeribit):
             raise RpcError(10040, "retry")
         if self.accept_mode == "rate_limit":
             raise RpcError(10028, "too_many_requests")
+        if self.accept_mode == "insufficient":
+            raise RpcError(10009, "not_enough_funds")
         legs = _json_param(p, "legs", required=True)
         if time.monotonic() < self._created_at[rfq["block_rfq_id"]] + self.grace_s:
             raise _reject("the block_rfq is in its grace period")
@@ -418,12 +425,14 @@ class FakeDeribitBlock(FakeDeribit):
 
     async def m_private_get_block_trades(self, p: dict[str, str]) -> Any:
         self.block_requests.append(("get_block_trades", dict(p)))
+        self._lookup_gate()
         out = self.block_trades
         if "block_rfq_id" in p:
             out = [b for b in out if b["trades"][0]["block_rfq_id"] == int(p["block_rfq_id"])]
         return list(reversed(out))[: int(p.get("count", "20"))]
 
     async def m_private_get_block_trade(self, p: dict[str, str]) -> Any:
+        self._lookup_gate()
         found = next((b for b in self.block_trades if b["id"] == p.get("id")), None)
         if found is None:
             raise _reject("block trade not found")

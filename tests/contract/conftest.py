@@ -10,6 +10,7 @@ import pytest
 
 from tests.contract.kit import Kit
 from tests.contract.kit_ccxt import CcxtKit
+from tests.contract.kit_deribit_block import DeribitBlockKit
 from tests.contract.kit_fix import FixKit
 from tests.contract.kit_mqtt import MqttKit
 from tests.contract.kit_rest import RestKit
@@ -42,15 +43,28 @@ async def mqtt_kit(tmp_path: Path) -> AsyncIterator[Kit]:
     await kit.close()
 
 
-@pytest.fixture
-async def ccxt_kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Kit]:
+async def _deribit_kit(cls: type[CcxtKit], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                       ) -> AsyncIterator[Kit]:
     from tests.ccxt_dealers.conftest import DERIBIT_ENV
 
     for key, value in DERIBIT_ENV.items():
         monkeypatch.setenv(key, value)
-    kit = CcxtKit(tmp_path)
+    kit = cls(tmp_path)
     yield kit
     await kit.close()
+
+
+@pytest.fixture
+async def ccxt_kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Kit]:
+    async for kit in _deribit_kit(CcxtKit, tmp_path, monkeypatch):
+        yield kit
+
+
+@pytest.fixture
+async def ccxt_block_kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Kit]:
+    """Deribit Block RFQ dealers (``kit_deribit_block.py``)."""
+    async for kit in _deribit_kit(DeribitBlockKit, tmp_path, monkeypatch):
+        yield kit
 
 
 @pytest.fixture
@@ -63,11 +77,11 @@ async def fix_kit(tmp_path: Path) -> AsyncIterator[Kit]:
     await kit.close()
 
 
-KINDS = ("simulated", "rest", "mqtt", "ccxt", "fix")
+KINDS = ("simulated", "rest", "mqtt", "ccxt", "ccxt-block", "fix")
 
 
 @pytest.fixture(params=KINDS)
 def kit(request: pytest.FixtureRequest) -> Iterator[Kit]:
     """Every dealer kind in turn (the contract suite runs each case on each)."""
-    made: Kit = request.getfixturevalue(f"{request.param}_kit")
+    made: Kit = request.getfixturevalue(f"{request.param.replace('-', '_')}_kit")
     yield made

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from dealer_adapters.protocol import DealerAdapter
 from rfq_engine.domain import DealerId, RfqSpec
@@ -21,6 +21,9 @@ class CcxtKit(Kit):
     SIZE = "0.1"
     SLOW_S = 0.6
     """The venue's late reply in ``slow``/``lost`` mode: past the client's 300 ms timeout."""
+    INSTRUMENT: ClassVar[dict[str, str]] = {"kind": "spot", "underlying": "BTC", "quote_ccy": "USDC"}
+    CONFIG: ClassVar[dict[str, Any]] = {"timeout_ms": 300, "confirm_margin_ms": 20, "quote_validity_ms": 5000}
+    """Each dealer's ``[dealers.ccxt]`` settings besides the venue's URL and the journal."""
 
     def __init__(self, tmp: Path) -> None:
         super().__init__(tmp)
@@ -28,8 +31,7 @@ class CcxtKit(Kit):
 
     def spec(self, dealers: tuple[DealerId, ...] = DEALERS, **overrides: Any) -> RfqSpec:
         data: dict[str, Any] = {
-            "legs": [{"instrument": {"kind": "spot", "underlying": "BTC", "quote_ccy": "USDC"},
-                      "side": "sell", "ratio": "1"}],
+            "legs": [{"instrument": dict(self.INSTRUMENT), "side": "sell", "ratio": "1"}],
             "direction": "sell", "quantity": self.SIZE, "quantity_unit": "BTC", "dealers": list(dealers),
             "requester": "alice", "mandate": "treasury", "window_ms": 2000,
         }
@@ -59,7 +61,7 @@ class CcxtKit(Kit):
         from tests.ccxt_dealers.conftest import deribit_config
 
         configs = {d: deribit_config(venue, self.tmp, journal_path=str(self.tmp / f"{d}.journal"),
-                                     timeout_ms=300, confirm_margin_ms=20, quote_validity_ms=5000)
+                                     **self.CONFIG)
                    for d, venue in self.venues.items()}
         adapter: DealerAdapter = CcxtDealers(configs)
         return adapter

@@ -1,0 +1,80 @@
+"""The ``ccxt-block`` kind of the contract suite: Deribit Block RFQ dealers
+(``mode = "deribit_block_rfq"``, ``dealer_adapters/ccxt/deribit_block.py``) behind
+``CcxtDealers`` (a real ccxt, its signed raw request), each against its own fake Deribit
+Block RFQ venue (``tests/ccxt_dealers/fake_deribit_block.py``, written from Deribit's API
+documentation)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rfq_engine.domain import DealerId
+from tests.contract.kit import BACKUP, PRIMARY, Act
+from tests.contract.kit_ccxt import CcxtKit
+
+PERPETUAL = "BTC_USDC-PERPETUAL"
+"""Deribit's linear perpetual: amounts in BTC, priced in USDC (a Block RFQ leg, as in Deribit's
+``block_rfq.taker`` examples; no options fee, so the makers' price is the quote)."""
+
+
+class DeribitBlockKit(CcxtKit):
+    """Two Deribit Block RFQ dealers, each one venue where two makers (``MAKER1``, ``MAKER2``)
+    answer every new Block RFQ: selling 0.1 BTC of ``BTC_USDC-PERPETUAL``, desk-a's makers bid
+    40000 and 39995, desk-b's 39990 and 39985. Deribit's 5 s grace period is 0.3 s here, on both
+    sides (the fake's ``grace_s``, the dealer's ``rfq_grace_ms``).
+
+    The acts, each a behaviour Deribit documents:
+    - ``DECLINE``: no maker quotes; the dealer declines at the deadline and cancels the Block RFQ.
+    - ``REJECT``: the accept is refused (``10009 not_enough_funds``): nothing traded.
+    - ``LOSE_FILL``/``HOLD``/``SLOW``: the accept trades at once and its answer comes after ccxt's
+      timeout (``accept_mode = "slow"``); the dealer looks the Block RFQ up, never re-accepts.
+    - ``LOSE_UNFILLED``: the accept is received and never acted on, answered late
+      (``accept_mode = "lost"``).
+    - the outage: the Block RFQ look-ups (``get_block_rfqs``, ``get_block_trades``) answer
+      ``10040 retry``.
+    """
+
+    kind = "ccxt-block"
+    lost_unfilled_is_provable = True
+    """A Block RFQ trades once, for its whole amount: the look-up fences it
+    (``private/cancel_block_rfq``), and ``cancelled`` proves the accept cannot have traded."""
+    outage_from_open = False
+    """The look-ups are also how the dealer reads the makers' quotes: the outage starts at the award."""
+    CONFIG: ClassVar[dict[str, Any]] = {
+        "mode": "deribit_block_rfq", "rfq_grace_ms": 300, "rfq_poll_interval_ms": 100,
+        "rfq_counterparties": ["MAKER1", "MAKER2"], "rfq_anonymous": False,
+        "timeout_ms": 600, "confirm_margin_ms": 20,
+    }
+    """ccxt's ``timeout_ms`` is past the engine's ``confirm_timeout_ms`` (400): a lost accept is
+    still in flight when the engine declares the outcome unknown, and only then looked up."""
+    SLOW_S = 1.0
+    """The venue's late answer to an accept (``slow``/``lost``): past ccxt's timeout."""
+    MAKERS = {PRIMARY: ("40000", "39995"), BACKUP: ("39990", "39985")}
+    INSTRUMENT: ClassVar[dict[str, str]] = {"kind": "perpetual", "underlying": "BTC", "quote_ccy": "USDC"}
+
+    async def _setup(self) -> None:
+        from tests.ccxt_dealers.fake_deribit_block import FakeDeribitBlock, MakerQuote
+
+        for dealer, prices in self.MAKERS.items():
+            venue = FakeDeribitBlock(slow_s=self.SLOW_S, grace_s=0.3)
+            # the adapter lists the leg as the taker buys it (selling the perpetual): a maker's
+            # ask on that structure is its bid for the perpetual
+            venue.maker_quotes = [MakerQuote(maker, "ask", {PERPETUAL: price})
+                                  for maker, price in zip(("MAKER1", "MAKER2"), prices, strict=True)]
+            await venue.start()
+            self.venues[dealer] = venue
+            act = self.act(dealer)
+            if act is Act.DECLINE:  # no maker answers the Block RFQ
+                venue.maker_quotes = []
+            elif act is Act.REJECT:
+                venue.accept_mode = "insufficient"
+            elif act in (Act.LOSE_FILL, Act.HOLD, Act.SLOW):  # traded at once, answered too late
+                venue.accept_mode = "slow"
+            elif act is Act.LOSE_UNFILLED:  # received, never acted on, answered too late
+                venue.accept_mode = "lost"
+
+    def executed(self, dealer: DealerId) -> int:
+        venue = self.venues[dealer]
+        assert venue.problems == [], venue.problems  # every call as Deribit documents it
+        count: int = venue.executed
+        return count
