@@ -45,7 +45,7 @@ from rfq_engine.domain import utc_now
 from rfq_engine.store.outage import WriterFenced
 
 __all__ = [
-    "EPOCH_TABLE", "Candidate", "LeaderRecord", "Role", "check_epoch", "default_name",
+    "EPOCH_TABLE", "USER_TIMEOUT_MS", "Candidate", "LeaderRecord", "Role", "check_epoch", "default_name",
     "leading_as", "opening_candidate", "read_leader", "take_epoch",
 ]
 
@@ -65,6 +65,14 @@ _AGAIN: Final = text(
     "since = :since WHERE id = 1 AND epoch = :expected RETURNING epoch")
 _READ: Final = text(f"SELECT epoch, name, address, since FROM {EPOCH_TABLE} WHERE id = 1")
 _CHECK: Final = f"SELECT epoch FROM {EPOCH_TABLE} WHERE id = 1 FOR SHARE"
+USER_TIMEOUT_MS: Final = 5000
+"""``tcp_user_timeout`` of the leader's lock session, server side: with the session's
+keepalives (locks.py: 2 s idle, 1 s apart, 3 probes) they bound how long the server keeps
+the lock of a leader whose machine vanished (no FIN, no RST). Keepalives alone do not run
+while the server has unacknowledged data on the socket (a reply in flight when the link
+went): the retransmissions then last up to ``tcp_retries2`` (about 15 minutes on Linux);
+the user timeout ends those after 5 s too."""
+_USER_TIMEOUT: Final = text(f"SELECT set_config('tcp_user_timeout', '{USER_TIMEOUT_MS}', false)")
 
 
 def default_name() -> str:
@@ -162,7 +170,9 @@ async def take_epoch(conn: AsyncConnection, candidate: Candidate,
                      expected: int | None) -> LeaderRecord:
     """Under the lock, on its AUTOCOMMIT connection: increment the epoch and record the
     candidate as leader. With ``expected`` (taking the lock again after its session died),
-    only if the epoch is still that one; WriterFenced if someone led meanwhile."""
+    only if the epoch is still that one; WriterFenced if someone led meanwhile. Also bounds
+    the lock session's life after a silent loss of the leader (``USER_TIMEOUT_MS``)."""
+    await conn.execute(_USER_TIMEOUT)
     await conn.execute(_CREATE)
     since = utc_now()
     params = {"name": candidate.name, "address": candidate.address, "since": since}

@@ -27,6 +27,7 @@ import aiohttp
 from dealer_adapters.simulated import ExecutionRecord
 from rfq_engine.store import EventFilter, SqlAuditStore
 from tests.api.conftest import TOKENS, USERS
+from tests.ha.netns import Netns
 from tests.ha.pgcluster import ReplicatedPostgres
 from tests.mqtt.kit import PREFIX, World, free_port
 
@@ -200,26 +201,41 @@ class Outcome:
 
 
 class HaWorld:
-    def __init__(self, root: Path, mqtt: World) -> None:
+    """With ``netns``, engine-0 runs on a machine of its own (netns.py) and reaches the
+    database over its link; without ``mqtt``, the simulated desks only."""
+
+    def __init__(self, root: Path, mqtt: World | None, netns: Netns | None = None) -> None:
         self.root = root
         self.mqtt = mqtt
-        self.pg = ReplicatedPostgres(tuple(free_port() for _ in range(DB_NODES)))
-        env = {**os.environ, **mqtt.environ(), "PYTHONUNBUFFERED": "1",
+        self.netns = netns
+        listen = ("127.0.0.1",) if netns is None else ("127.0.0.1", netns.host_ip)
+        self.pg = ReplicatedPostgres(tuple(free_port() for _ in range(DB_NODES)), listen)
+        env = {**os.environ, **(mqtt.environ() if mqtt else {}), "PYTHONUNBUFFERED": "1",
                "RFQ_AUDIT_CHECKPOINT_KEY": CHECKPOINT_KEY}
         env.pop("RFQ_FAILPOINTS", None)
         self.env = env
-        self.engines = [Engine(name, free_port(), engine_config(root, self.pg.url, mqtt, name),
-                               env, root) for name in ("engine-0", "engine-1")]
+        self.engines = [self._engine(name) for name in ("engine-0", "engine-1")]
         self.http: aiohttp.ClientSession | None = None
         self.acknowledged: set[str] = set()
         """Every RFQ id the API answered 201 for: durable before that answer."""
         self.seen: dict[int, str] = {}
         """seq -> hash of every event a leader served from its store before a failure."""
 
+    def _engine(self, name: str) -> Engine:
+        away = self.netns if name == "engine-0" else None
+        url = self.pg.url if away is None else self.pg.url.replace("127.0.0.1", away.host_ip)
+        config = engine_config(self.root, url, self.mqtt, name)
+        if away is None:
+            return Engine(name, free_port(), config, self.env, self.root)
+        return Engine(name, free_port(), config, self.env, self.root, host=away.ns_ip,
+                      prefix=away.prefix)
+
     async def start(self) -> None:
         await self.pg.start()
-        await self.mqtt.dealer_process(MQTT_DESK, spread_bps=MQTT_SPREAD,
-                                       ledger_path=str(self.root / f"ledger-{MQTT_DESK}.jsonl"))
+        if self.mqtt is not None:
+            await self.mqtt.dealer_process(
+                MQTT_DESK, spread_bps=MQTT_SPREAD,
+                ledger_path=str(self.root / f"ledger-{MQTT_DESK}.jsonl"))
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         first, second = self.engines
         await first.start()
@@ -260,13 +276,15 @@ class HaWorld:
                 self.seen[int(event["seq"])] = str(event["hash"])
             after = max(self.seen)
 
-    async def trading_resumes(self, deadline_s: float = 90) -> tuple[Engine, float]:
-        """Poll both engines until one accepts an RFQ (an admin resumes a kill switch the
-        outage engaged, as runbooks/failover.md says); returns it and the monotonic time."""
+    async def trading_resumes(self, deadline_s: float = 90,
+                              engines: list[Engine] | None = None) -> tuple[Engine, float]:
+        """Poll both engines (or ``engines``) until one accepts an RFQ (an admin resumes a
+        kill switch the outage engaged, as runbooks/failover.md says); returns it and the
+        monotonic time."""
         assert self.http is not None
         deadline = time.monotonic() + deadline_s
         while time.monotonic() < deadline:
-            for engine in self.engines:
+            for engine in engines or self.engines:
                 if not engine.alive:
                     continue
                 with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
