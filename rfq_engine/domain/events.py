@@ -39,6 +39,7 @@ __all__ = [
     "AwardReferenceRecorded",
     "AwardSent",
     "CancelRequested",
+    "CollateralPosted",
     "EngineRecovered",
     "EventDecodeError",
     "EventType",
@@ -52,6 +53,7 @@ __all__ = [
     "MandateChecked",
     "MessageRejected",
     "OutcomeSent",
+    "ProductionRealized",
     "ProgramDecided",
     "QuoteDeclined",
     "QuoteReceived",
@@ -100,6 +102,8 @@ class EventType(StrEnum):
     ENGINE_RECOVERED = "engine.recovered"
     PROGRAM_DECIDED = "program.decided"
     RISK_ALERTED = "risk.alerted"
+    COLLATERAL_POSTED = "collateral.posted"
+    PRODUCTION_REALIZED = "production.realized"
 
 
 T = EventType
@@ -503,6 +507,40 @@ class RiskAlerted:
 
 
 @dataclass(frozen=True, slots=True)
+class CollateralPosted:
+    """An operator's statement of the collateral now posted in total with a desk (`account` desk:
+    a `[collateral.<dealer>]` agreement) or at a venue (venue: `[risk.venues.<dealer>]`),
+    `amounts` by currency as decimal strings; the latest one per dealer replaces the config's
+    figure, a correction is a later event (actor: that person)."""
+
+    TYPE: ClassVar[str] = T.COLLATERAL_POSTED
+    VERSION: ClassVar[int] = 1
+    dealer: str
+    account: Literal["desk", "venue"]
+    amounts: Json
+    posted_by: str
+    note: str = ""
+    idempotency_key: str | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True, slots=True)
+class ProductionRealized:
+    """A program's realized production in a period (`YYYY-MM`), in its forecast's `unit` (BTC,
+    or PH/s for an NDF program): the latest one per program and period replaces the forecast in
+    the performance report and the hedge file; a correction is a later event (actor: that person)."""
+
+    TYPE: ClassVar[str] = T.PRODUCTION_REALIZED
+    VERSION: ClassVar[int] = 1
+    program: str
+    period: str
+    quantity: Decimal
+    unit: str
+    recorded_by: str
+    note: str = ""
+    idempotency_key: str | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownEvent:
     """A stored event of a type this code does not know (kept, never dropped)."""
 
@@ -521,7 +559,7 @@ AnyEvent = (RfqSubmitted | RfqStateChanged | MandateChecked | ApprovalRequested
             | AwardSent | AwardReferenceRecorded | ExecutionConfirmed | ExecutionRejected
             | ExecutionUnknown | ExecutionUnresolved | ExecutionResolved | FillRecorded
             | CancelRequested | RfqParked | OutcomeSent | KillSwitchSet | EngineRecovered
-            | ProgramDecided | RiskAlerted)
+            | ProgramDecided | RiskAlerted | CollateralPosted | ProductionRealized)
 
 EVENT_CLASSES: dict[str, type[Any]] = {cls.TYPE: cls for cls in (
     RfqSubmitted, RfqStateChanged, MandateChecked, ApprovalRequested, ApprovalGranted,
@@ -529,7 +567,7 @@ EVENT_CLASSES: dict[str, type[Any]] = {cls.TYPE: cls for cls in (
     QuotesRanked, WindowClosed, AwardDecided, AwardSent, AwardReferenceRecorded,
     ExecutionConfirmed, ExecutionRejected, ExecutionUnknown, ExecutionUnresolved,
     ExecutionResolved, FillRecorded, CancelRequested, RfqParked, OutcomeSent, KillSwitchSet,
-    EngineRecovered, ProgramDecided, RiskAlerted)}
+    EngineRecovered, ProgramDecided, RiskAlerted, CollateralPosted, ProductionRealized)}
 
 
 def encode(event: AnyEvent) -> dict[str, Any]:
