@@ -3,6 +3,7 @@
 The period's ``program.decided`` events, the fills of the RFQs they sent, each RFQ's decision
 record from its own events, and the chain's head, from ``store.verify()``: a file is only
 built from a chain that verifies (``ValidationError`` otherwise, naming the first bad event).
+The realized production is the one given, else the latest ``production.realized`` recorded.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rfq_engine.hedging.performance import PeriodBook, program_performance
 from rfq_engine.hedging.planner import requester_for
 from rfq_engine.hedging.positions import TradeRecord
 from rfq_engine.hedging.program import ProgramConfig
-from rfq_engine.hedging.records import load_trades, program_decisions
+from rfq_engine.hedging.records import load_inputs, load_trades, program_decisions
 from rfq_engine.readmodels.decision import build_decision_record
 from rfq_engine.store.base import AuditStore, EventFilter
 
@@ -56,12 +57,15 @@ async def load_performance(store: AuditStore, programs: Mapping[str, ProgramConf
                            snapshot: MarketSnapshot, today: date, *,
                            realized: Mapping[str, Mapping[str, Decimal]] | None = None,
                            settlements: Mapping[str, Decimal] | None = None) -> list[dict[str, Any]]:
-    """``performance.program_performance`` of every program; ``realized`` by program, then period."""
+    """``performance.program_performance`` of every program; ``realized`` by program, then period
+    (given: it wins over the ``production.realized`` events recorded)."""
     out = []
+    inputs = await load_inputs(store)
     for name, program in programs.items():
         books = await period_books(store, name)
         out.append(program_performance(name, program, books, snapshot, today,
-                                       realized=(realized or {}).get(name), settlements=settlements))
+                                       realized=(realized or {}).get(name), settlements=settlements,
+                                       recorded=inputs.realized(name)))
     return out
 
 
@@ -76,6 +80,7 @@ async def load_hedge_file(store: AuditStore, *, name: str, program: ProgramConfi
     rfq_ids = {str(r["rfq_id"]) for d in decisions if not d.get("dry_run")
                for r in d.get("rfqs") or [] if isinstance(r, dict) and r.get("rfq_id")}
     trades = [t for t in await load_trades(store, requester_for(name)) if t.rfq_id in rfq_ids]
+    record = None if realized is not None else (await load_inputs(store)).production.get((name, str(period)))
     records = {}
     for rfq_id in sorted(rfq_ids):
         events = await store.events(EventFilter(rfq_id=rfq_id))
@@ -83,5 +88,7 @@ async def load_hedge_file(store: AuditStore, *, name: str, program: ProgramConfi
             records[rfq_id] = build_decision_record(events)
     return build_hedge_file(name=name, program=program, period=period, decisions=decisions,
                             trades=trades, records=records, snapshot=snapshot, today=today,
-                            head_seq=report.head_seq, head_hash=report.head_hash, realized=realized,
-                            settlements=settlements)
+                            head_seq=report.head_seq, head_hash=report.head_hash,
+                            realized=realized if record is None else record.quantity,
+                            settlements=settlements,
+                            realized_record=None if record is None else record.to_dict())

@@ -10,7 +10,8 @@ the market, and returns one JSON-ready dict (decimals as strings):
 - ``effectiveness``: critical terms, the dollar offset since the decision (the item at the
   decision's spot against today's, the hedge's P&L), and a regression of the hedge's value
   changes on the item's over the price moves of the shock grid (``effectiveness``);
-- ``production``: realized against forecast (realized as given: the pool's statement);
+- ``production``: realized against forecast (realized: the pool's statement, given or the
+  latest ``production.realized`` event; ``source`` says ``recorded``, ``given`` or ``forecast``);
 - ``chain``: the head sequence and hash of the verified audit chain the file was built from.
 
 ``to_csv`` and ``to_jsonl`` flatten it into ``section, key, value`` rows and one JSON object per
@@ -122,6 +123,7 @@ def build_hedge_file(
     realized: Decimal | None = None,
     settlements: Mapping[str, Decimal] | None = None,
     shocks: Sequence[Decimal] = DEFAULT_SHOCKS,
+    realized_record: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The hedge file (see the module docstring). ``decisions`` are the period's
     ``program.decided`` payloads oldest first; ``trades`` the fills of the RFQs they sent."""
@@ -199,7 +201,11 @@ def build_hedge_file(
                                   "forecast": _d(forecast_qty), "realized": _d(realized),
                                   "difference": None, "realized_over_forecast": None,
                                   "hedged": _d(designated), "hedge_ratio_on_forecast": None,
-                                  "hedge_ratio_on_realized": None}
+                                  "hedge_ratio_on_realized": None,
+                                  "source": "forecast" if realized is None else
+                                  "recorded" if realized_record is not None else "given",
+                                  "realized_record": None if realized_record is None
+                                  else dict(realized_record)}
     with localcontext(_WORK):
         if forecast_qty:
             production["hedge_ratio_on_forecast"] = _d(designated / forecast_qty)

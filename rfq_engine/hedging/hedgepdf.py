@@ -112,6 +112,10 @@ def hedge_file_pdf(hedge_file: Mapping[str, Any]) -> bytes:
     for key in ("forecast", "realized", "difference", "realized_over_forecast", "hedged",
                 "hedge_ratio_on_forecast", "hedge_ratio_on_realized"):
         doc.line(key.replace("_", " "), production[key])
+    record = production.get("realized_record")
+    doc.line("realized source", production.get("source", "forecast") + (
+        f" (recorded by {record['recorded_by']} at {record['recorded_at']}, event {record['seq']})"
+        if record else ""))
 
     doc.heading("Provenance")
     doc.line("market as of", hedge_file["market"]["as_of"])

@@ -1,5 +1,6 @@
 """Reading what hedging needs from the audit store: trades (fills with their specs and
-reference leg prices), a program's open RFQs and its recorded decisions. Read-only."""
+reference leg prices), a program's open RFQs, its recorded decisions and the operator inputs
+(``inputs``: collateral posted, production realized). Read-only."""
 
 from __future__ import annotations
 
@@ -9,11 +10,21 @@ from rfq_engine.domain.events import EventType, ProgramDecided, RfqSubmitted
 from rfq_engine.domain.rfq import RfqSpec
 from rfq_engine.domain.states import RfqState
 from rfq_engine.domain.values import parse_decimal
+from rfq_engine.hedging.inputs import OperatorInputs, latest_inputs
 from rfq_engine.hedging.positions import TradeRecord, fill_terms
 from rfq_engine.readmodels.events import typed_events
 from rfq_engine.store.base import AuditStore, EventFilter, RfqRow
 
-__all__ = ["load_trades", "open_rfqs", "program_decisions"]
+__all__ = ["load_inputs", "load_trades", "open_rfqs", "program_decisions"]
+
+
+async def load_inputs(store: AuditStore | None) -> OperatorInputs:
+    """The latest operator inputs in ``store`` (none without a store)."""
+    if store is None:
+        return OperatorInputs()
+    flt = EventFilter(types=[EventType.COLLATERAL_POSTED.value, EventType.PRODUCTION_REALIZED.value])
+    stored = typed_events(await store.events(flt))
+    return latest_inputs((event.seq, event.ts, typed) for event, typed in stored)
 
 
 def _reference_legs(event: RfqSubmitted) -> tuple[Decimal, ...] | None:

@@ -15,6 +15,10 @@
   and maintenance margin and liquidation price replace the estimate's, and each row's
   ``sources`` says which came from where (``rfq_engine.hedging.venuemargin``); a read that
   failed is a ``venue_unread`` alert and the row is the estimate.
+- **Collateral posted**: the latest ``collateral.posted`` event of a desk or a venue
+  (``rfq_engine.hedging.inputs``, given as ``posted``) replaces the config's ``posted`` /
+  ``collateral``; each desk and venue row's ``collateral_source`` says ``posted`` (with
+  ``posted_at``, ``posted_by``, ``posted_seq``) or ``config``, and a venue row its ``collateral``.
 - **Funding** of a perpetual over ``n`` intervals: ``paid = quantity x mark x rate x n`` (a
   long pays a positive rate; negative: received); per day at the venue's rate, and paid so far
   by each perpetual position since its first fill (``funding.perpetual_funding``, given ``now``).
@@ -45,6 +49,7 @@ from rfq_engine.domain.pricing import MarketSnapshot, fair_price
 from rfq_engine.domain.rfq import RfqSpec
 from rfq_engine.domain.values import decimal_str
 from rfq_engine.hedging.funding import perpetual_funding
+from rfq_engine.hedging.inputs import Posted, collateral_source
 from rfq_engine.hedging.margin import SATOSHI, CollateralAgreement, desk_margin
 from rfq_engine.hedging.positions import Position, TradeRecord, build_positions
 from rfq_engine.hedging.venuemargin import account_row, with_venue
@@ -294,12 +299,19 @@ def funding_paid(quantity: Decimal, mark: Decimal, rate: Decimal, intervals: int
 # ------------------------------------------------------------------------------ the report
 
 
+def _of(posted: Mapping[str, Posted], dealer: str, account: str) -> Posted | None:
+    """The dealer's latest ``collateral.posted`` for this kind of account, if any."""
+    found = posted.get(dealer)
+    return found if found is not None and found.account == account else None
+
+
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
 def _venue_rows(dealer: str, account: VenueAccount, positions: Sequence[Position], cfg: RiskConfig,
-                alerts: list[Alert], read: VenueAccountMargin | None = None) -> list[dict[str, Any]]:
+                alerts: list[Alert], read: VenueAccountMargin | None = None,
+                posted: Posted | None = None) -> list[dict[str, Any]]:
     rows = []
     if read is not None and read.error is not None:
         alerts.append(Alert("venue_unread", dealer, None, None,
@@ -308,13 +320,17 @@ def _venue_rows(dealer: str, account: VenueAccount, positions: Sequence[Position
     for position in positions:
         if position.status != "open" or position.mark is None or position.mark <= 0:
             continue
+        currency = position.instrument.underlying.upper() if position.inverse else "USD"
+        given = None if posted is None else posted.amounts.get(currency)
+        collateral = account.collateral if given is None else given
         if position.inverse:
             figures = inverse_margin(position.notional, position.average_price, position.mark,
-                                     account.collateral, account.initial_margin, account.maintenance_margin)
+                                     collateral, account.initial_margin, account.maintenance_margin)
         else:
             figures = linear_margin(position.quantity, position.average_price, position.mark,
-                                    account.collateral, account.initial_margin, account.maintenance_margin)
+                                    collateral, account.initial_margin, account.maintenance_margin)
         figures = with_venue(figures, position, read)
+        figures.update(collateral_source(None if given is None else posted), collateral=_d(collateral))
         subject = f"{dealer}:{position.key}"
         usage, distance = figures["_usage"], figures["_distance"]
         if usage is None or usage >= cfg.margin_usage:
@@ -371,12 +387,15 @@ def risk_report(
     settlements: Mapping[str, Decimal] | None = None,
     venue_accounts: Mapping[str, VenueAccountMargin] | None = None,
     now: datetime | None = None,
+    posted: Mapping[str, Posted] | None = None,
 ) -> tuple[dict[str, Any], list[Alert]]:
     """Every figure of the module docstring (JSON-ready) and the alerts they raise. ``credit_lines`` maps a
     dealer to (its smallest credit limit, the mandate naming it); ``coverage`` are
     ``report.coverage`` rows of this month; ``venue_accounts`` the venues' accounts as read, by dealer;
-    with ``now``, ``funding_accrued`` is each perpetual position's funding paid so far."""
+    with ``now``, ``funding_accrued`` is each perpetual position's funding paid so far; ``posted``
+    the latest ``collateral.posted`` per dealer (``inputs.load_inputs``)."""
     read = dict(venue_accounts or {})
+    posted = dict(posted or {})
     alerts: list[Alert] = []
     btc = snapshot.spot.get("BTC")
     by_dealer: dict[str, list[TradeRecord]] = {}
@@ -389,15 +408,18 @@ def risk_report(
     for dealer in sorted(set(by_dealer) | set(agreements)):
         positions = build_positions(by_dealer.get(dealer, []), snapshot, today, settlements)
         if dealer in cfg.venues:
-            venues.extend(_venue_rows(dealer, cfg.venues[dealer], positions, cfg, alerts, read.get(dealer)))
+            venues.extend(_venue_rows(dealer, cfg.venues[dealer], positions, cfg, alerts, read.get(dealer),
+                                      _of(posted, dealer, "venue")))
             funding.extend(_funding_rows(dealer, cfg.venues[dealer], positions, cfg, alerts))
             continue
         initial, mtm = Decimal(0), Decimal(0)
         if dealer in agreements and btc is not None:
-            margin = desk_margin(dealer, agreements[dealer], positions, btc)
+            given = _of(posted, dealer, "desk")
+            margin = desk_margin(dealer, agreements[dealer], positions, btc,
+                                 None if given is None else given.amounts)
             initial, mtm = margin.initial_margin_usd, margin.mtm_usd
             usage = margin.required_usd / margin.posted_value_usd if margin.posted_value_usd else None
-            desks.append({**margin.to_dict(), "usage": _d(usage)})
+            desks.append({**margin.to_dict(), "usage": _d(usage), **collateral_source(given)})
             if margin.required_usd > 0 and (usage is None or usage >= cfg.margin_usage):
                 alerts.append(Alert("margin_usage", dealer, usage, cfg.margin_usage,
                                     f"{dealer}: margin required {_r(margin.required_usd, 2)} USD is "
@@ -471,11 +493,12 @@ def planned_trade(spec: RfqSpec, dealer: str, snapshot: MarketSnapshot, today: d
 
 
 def collateral_shortfalls(agreements: Mapping[str, CollateralAgreement], trades: Sequence[TradeRecord],
-                          planned: Sequence[RfqSpec], snapshot: MarketSnapshot, today: date
-                          ) -> list[dict[str, Any]]:
+                          planned: Sequence[RfqSpec], snapshot: MarketSnapshot, today: date,
+                          posted: Mapping[str, Posted] | None = None) -> list[dict[str, Any]]:
     """For each desk the planned RFQs ask that has a collateral agreement: the margin it would
-    require were they all filled with it, against the collateral posted; the desks whose call
-    would be a delivery (a shortfall of at least the minimum transfer)."""
+    require were they all filled with it, against the collateral posted (the latest
+    ``collateral.posted`` in ``posted``, else the config's); the desks whose call would be a
+    delivery (a shortfall of at least the minimum transfer)."""
     btc = snapshot.spot.get("BTC")
     if btc is None or not planned:
         return []
@@ -483,14 +506,18 @@ def collateral_shortfalls(agreements: Mapping[str, CollateralAgreement], trades:
     out = []
     for dealer in asked:
         agreement = agreements[dealer]
+        given = _of(posted or {}, dealer, "desk")
+        amounts = None if given is None else given.amounts
         mine = [t for t in trades if t.dealer_id == dealer]
-        before = desk_margin(dealer, agreement, build_positions(mine, snapshot, today), btc)
+        before = desk_margin(dealer, agreement, build_positions(mine, snapshot, today), btc, amounts)
         extra = [planned_trade(spec, dealer, snapshot, today, i) for i, spec in enumerate(planned)]
-        after = desk_margin(dealer, agreement, build_positions([*mine, *extra], snapshot, today), btc)
+        after = desk_margin(dealer, agreement, build_positions([*mine, *extra], snapshot, today), btc,
+                            amounts)
         if after.call["kind"] != "deliver":
             continue
         out.append({"dealer": dealer, "required_before_usd": _d(before.required_usd),
                     "required_usd": _d(after.required_usd), "posted_value_usd": _d(after.posted_value_usd),
                     "short_usd": _d(after.call["usd"]),
-                    "short_btc": None if after.call["btc"] is None else _d(after.call["btc"])})
+                    "short_btc": None if after.call["btc"] is None else _d(after.call["btc"]),
+                    **collateral_source(given)})
     return out

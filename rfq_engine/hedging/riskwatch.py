@@ -19,7 +19,9 @@ venue states them and says so per figure (``risk.risk_report``'s ``venue_account
 
 **The collateral gate.** Before a program sends its RFQs, the scheduler calls
 ``collateral_gate``: for each desk the RFQs ask that has a collateral agreement, the margin
-it would require were they filled with it, against the collateral posted. When one is short
+it would require were they filled with it, against the collateral posted (the latest
+``collateral.posted`` event of the desk, ``rfq_engine.hedging.inputs``; else the config's
+``posted``; the evaluation's desk and venue rows use it too). When one is short
 (a call of at least the minimum transfer), ``[risk] on_collateral_short`` decides: ``approval``
 (the default) makes the program ask a person first, ``halt`` makes it wait (the scheduler
 tries again later) with the reason. Either raises a ``collateral_short`` alert. A watch is
@@ -46,7 +48,7 @@ from rfq_engine.domain.values import decimal_str, utc_now
 from rfq_engine.hedging.forecast import Period
 from rfq_engine.hedging.planner import Plan
 from rfq_engine.hedging.program import ProgramConfig
-from rfq_engine.hedging.records import load_trades
+from rfq_engine.hedging.records import load_inputs, load_trades
 from rfq_engine.hedging.report import coverage
 from rfq_engine.hedging.risk import Alert, RiskConfig, collateral_shortfalls, risk_report
 from rfq_engine.pricing.reference import ReferencePriceProvider
@@ -172,6 +174,7 @@ class RiskWatch:
             today = now.astimezone(UTC).date()
             snapshot = await self._reference.snapshot()
             trades = await load_trades(self._store)
+            inputs = await load_inputs(self._store)
             config = self._config
             rows: list[dict[str, Any]] = []
             for name, program in (getattr(config, "programs", None) or {}).items():
@@ -181,7 +184,7 @@ class RiskWatch:
                 cfg=self._risk, trades=trades, snapshot=snapshot, today=today,
                 agreements=getattr(config, "collateral", None) or {},
                 credit_lines=credit_lines(getattr(config, "mandates", None)), coverage=rows,
-                venue_accounts=accounts, now=now)
+                venue_accounts=accounts, now=now, posted=inputs.collateral)
             seen = {a.key: a for a in alerts}
             for key, alert in seen.items():
                 if key not in self.active:
@@ -232,9 +235,10 @@ class RiskWatch:
         async with self._lock:
             await self._load_active()
             trades = await load_trades(self._store)
+            posted = (await load_inputs(self._store)).collateral
             short = collateral_shortfalls(getattr(self._config, "collateral", None) or {}, trades,
                                           [r.spec for r in plan.rfqs], snapshot,
-                                          now.astimezone(UTC).date())
+                                          now.astimezone(UTC).date(), posted)
             mine = [k for k in self.active if k[0] == "collateral_short" and k[1].startswith(f"{name}/")]
             if not short:
                 if not dry_run:
@@ -255,9 +259,15 @@ class RiskWatch:
 def shortfall_reason(short: list[dict[str, Any]]) -> str:
     """The desks short of collateral (``risk.collateral_shortfalls``) in words."""
     return "; ".join(f"{s['dealer']} would require {s['required_usd']} USD against "
-                     f"{s['posted_value_usd']} posted: {s['short_usd']} USD"
+                     f"{s['posted_value_usd']} posted ({_source(s)}): {s['short_usd']} USD"
                      + (f" ({s['short_btc']} BTC)" if s["short_btc"] else "") + " short"
                      for s in short)
+
+
+def _source(short: dict[str, Any]) -> str:
+    if short.get("collateral_source") == "posted":
+        return f"as posted by {short['posted_by']} at {short['posted_at']}"
+    return "the config's figure"
 
 
 def apply_shortfalls(program: ProgramConfig, plan: Plan, short: list[dict[str, Any]], mode: str
