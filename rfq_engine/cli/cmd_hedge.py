@@ -8,6 +8,8 @@
     rfq hedge scenario --strategy collar --spot 40000 --cost 30000 --put 35000 --call 50000 ...
     rfq hedge scenario --strategy ndf --unit 60 --hashrate-ph 50 --days 30 --settle 45,75 ...
     rfq hedge margin --config FILE [--shock -0.2 ...] [--posted DEALER:ASSET=AMOUNT ...]  (cmd_margin)
+    rfq hedge collateral post --config FILE --dealer D --amount 5 --currency BTC --by NAME  (cmd_hedge_inputs)
+    rfq hedge production record --config FILE --program P --period YYYY-MM --quantity Q --by NAME
 
 Every command takes ``--json`` (decimals as strings). ``--dry-run`` writes nothing at all:
 the store is opened read-only (a missing database is an empty book) and no engine starts.
@@ -99,11 +101,13 @@ def add_parsers(sub: Any) -> None:
     scenario.add_argument("--json", action="store_true")
     scenario.set_defaults(handler=run_scenario)
 
+    from rfq_engine.cli.cmd_hedge_inputs import add_parsers as add_inputs
     from rfq_engine.cli.cmd_hedge_run import add_parser as add_run
     from rfq_engine.cli.cmd_margin import add_parser as add_margin
 
     add_run(actions)
     add_margin(actions)
+    add_inputs(actions)
 
     from rfq_engine.cli.cmd_report import add_parser as add_report
 

@@ -109,14 +109,16 @@ def run_scheduler(args: argparse.Namespace) -> int:
 async def collateral_checked(config: Any, store: Any, program: Any, plan: Any, snapshot: Any, at: Any) -> Any:
     """A dry run's plan after the collateral check a run makes (``riskwatch.apply_shortfalls``);
     ``store`` may be None (an empty book)."""
-    from rfq_engine.hedging.records import load_trades
+    from rfq_engine.hedging.records import load_inputs, load_trades
     from rfq_engine.hedging.risk import collateral_shortfalls
     from rfq_engine.hedging.riskwatch import apply_shortfalls
 
     if not plan.rfqs:
         return plan
     trades = [] if store is None else await load_trades(store)
-    short = collateral_shortfalls(config.collateral, trades, [r.spec for r in plan.rfqs], snapshot, at.date())
+    posted = (await load_inputs(store)).collateral
+    short = collateral_shortfalls(config.collateral, trades, [r.spec for r in plan.rfqs], snapshot, at.date(),
+                                  posted)
     return apply_shortfalls(program, plan, short, config.risk.on_collateral_short)[1]
 
 

@@ -4,7 +4,9 @@
                      [--settle KEY=PRICE ...] [--store URL] [--json]
 
 Reads the fills from the store (read-only; a missing database is an empty book), builds each
-desk's positions, and applies its ``[collateral.<dealer>]`` agreement
+desk's positions, and applies its ``[collateral.<dealer>]`` agreement, with the collateral
+posted from the latest ``collateral.posted`` event of the desk (else the config's ``posted``;
+``--posted`` overrides either; ``collateral_sources`` says which: posted, config or flag)
 (``rfq_engine.hedging.margin``, ``docs/hedging.md`` "Collateral and margin"). Only argparse
 is imported here.
 """
@@ -28,14 +30,16 @@ def add_parser(actions: Any) -> None:
     margin.add_argument("--days", type=int, default=5,
                         help="days over which each shock unfolds, marked daily (default 5)")
     margin.add_argument("--posted", action="append", default=[], metavar="DEALER:ASSET=AMOUNT",
-                        help="collateral posted now, e.g. luxor:USD=63000 (overrides the config's)")
+                        help="collateral posted now, e.g. luxor:USD=63000 (overrides the recorded "
+                        "collateral.posted and the config's)")
     margin.add_argument("--settle", action="append", default=[], metavar="KEY=PRICE",
                         help="settlement price or index of an instrument")
     margin.add_argument("--json", action="store_true")
     margin.set_defaults(handler=run_margin)
 
 
-def _posted(items: list[str], agreements: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _posted(items: list[str], agreements: dict[str, Any], recorded: dict[str, dict[str, Any]] | None = None
+            ) -> dict[str, dict[str, Any]]:
     from rfq_engine.domain.errors import ValidationError
     from rfq_engine.domain.values import parse_decimal
     from rfq_engine.hedging.margin import ASSETS
@@ -55,7 +59,8 @@ def _posted(items: list[str], agreements: dict[str, Any]) -> dict[str, dict[str,
             raise ValidationError("--posted", f"an amount posted is >= 0, got {item!r}")
         if asset not in agreements[who].eligible:
             raise ValidationError("--posted", f"{asset} is not eligible collateral with {who}")
-        out.setdefault(who, dict(agreements[who].posted))[asset] = value
+        base = (recorded or {}).get(who, agreements[who].posted)
+        out.setdefault(who, dict(base))[asset] = value
     return out
 
 
@@ -74,28 +79,35 @@ def run_margin(args: argparse.Namespace) -> int:
             raise ValidationError("collateral", "the config has no [collateral.<dealer>] agreement")
         settlements = settlements_of(args.settle)
         shocks = [_dec(s, f"--shock {s}") for s in args.shock] or list(DEFAULT_SHOCKS)
-        posted = _posted(args.posted, dict(config.collateral))
-        return asyncio.run(_margin(config, args, shocks, posted, settlements))
+        _posted(args.posted, dict(config.collateral))  # bad flags refused before the store opens
+        return asyncio.run(_margin(config, args, shocks, settlements))
 
     return _guard(go)
 
 
-async def _margin(config: Any, args: argparse.Namespace, shocks: list[Any], posted: dict[str, Any],
-                  settlements: dict[str, Any]) -> int:
+async def _margin(config: Any, args: argparse.Namespace, shocks: list[Any], settlements: dict[str, Any]
+                  ) -> int:
     from rfq_engine.cli.cmd_hedge import EXIT_OK, _print_json, _read_store, _short, _table
     from rfq_engine.domain.values import utc_now
     from rfq_engine.hedging.margin import margin_report
-    from rfq_engine.hedging.records import load_trades
+    from rfq_engine.hedging.records import load_inputs, load_trades
 
     now = utc_now()
     store = await _read_store(config, args.store)
     try:
         trades = [] if store is None else await load_trades(store)
+        inputs = await load_inputs(store)
     finally:
         if store is not None:
             await store.close()
+    recorded = {d: dict(p.amounts) for d, p in inputs.collateral.items()
+                if p.account == "desk" and d in config.collateral}
+    flagged = _posted(args.posted, dict(config.collateral), recorded)
+    posted = {**recorded, **flagged}
     report = margin_report(config.collateral, trades, config.market.to_snapshot(now), now.date(), shocks,
                            days=args.days, posted=posted, settlements=settlements)
+    report["collateral_sources"] = {d: "flag" if d in flagged else "posted" if d in recorded else "config"
+                                    for d in sorted(config.collateral)}
     if args.json:
         _print_json(report)
         return EXIT_OK
@@ -111,7 +123,8 @@ async def _margin(config: Any, args: argparse.Namespace, shocks: list[Any], post
             print("no open positions")
         print(f"initial margin {desk['initial_margin_usd']} USD, MTM {desk['mtm_usd']} USD, variation "
               f"margin {desk['variation_margin_usd']} USD; required {desk['required_usd']} USD, posted "
-              f"{desk['posted_value_usd']} USD after haircuts")
+              f"{desk['posted_value_usd']} USD after haircuts "
+              f"({report['collateral_sources'].get(desk['dealer'], 'config')})")
         btc = f" ({_short(call['btc'])} BTC)" if call["btc"] is not None else ""
         print(f"call: {call['kind']} {call['usd']} USD{btc}")
     if report["without_agreement"]:
