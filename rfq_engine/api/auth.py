@@ -34,6 +34,7 @@ __all__ = [
 Action = Literal[
     "rfq:create", "rfq:cancel", "rfq:approve", "rfq:read", "audit:read", "admin:halt",
     "dealers:read", "mandates:read", "stream:read", "hedge:read", "rfq:resolve", "ops:read",
+    "hedge:write",
 ]
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -48,6 +49,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     "mandates:read": frozenset({"trader", "approver", "compliance", "admin"}),
     "stream:read": frozenset({"trader", "approver", "compliance", "admin"}),
     "hedge:read": frozenset({"trader", "approver", "compliance", "admin"}),
+    "hedge:write": frozenset({"trader", "admin"}),  # operator inputs: collateral posted, production
     "ops:read": frozenset({"ops", "compliance", "admin"}),  # /metrics, detailed readiness
 }
 

@@ -6,25 +6,33 @@
 - ``GET /api/v1/hedge/programs`` and ``/programs/{name}``: each configured program's terms,
   next scheduled runs, what its latest scheduled time plans, its recorded decisions and its
   coverage (``rfq_engine.hedging.overview``), read from the audit store.
+- ``POST /api/v1/hedge/collateral`` and ``/production`` (``hedge:write``): operator inputs,
+  appended to the audit log as ``collateral.posted`` / ``production.realized`` (actor: the
+  caller; ``rfq_engine.hedging.inputs``). An ``Idempotency-Key`` makes a retry return the event
+  it wrote (200, ``Idempotent-Replayed``), a different body under the same key is a 409.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, DecimalException
 from typing import Any
 
 from aiohttp import web
 
-from rfq_engine.api.auth import require
-from rfq_engine.api.body import query_int, read_json
-from rfq_engine.api.rfqs import APP_KEY
+from rfq_engine.api.auth import PRINCIPAL, require
+from rfq_engine.api.body import is_text, query_int, read_json
+from rfq_engine.api.rfqs import APP_KEY, REPLAYED
 from rfq_engine.api.serialize import error, json_response
 from rfq_engine.domain import ValidationError
 from rfq_engine.domain.errors import Unavailable
-from rfq_engine.domain.events import EventType, ProgramDecided
+from rfq_engine.domain.events import CollateralPosted, EventType, ProductionRealized, ProgramDecided, encode
 from rfq_engine.domain.values import ENTRY_BOUNDS, check_fields, format_ts, parse_decimal, utc_now
 from rfq_engine.hedging.funding import perpetual_funding
+from rfq_engine.hedging.inputs import collateral_event, production_event
 from rfq_engine.hedging.overview import program_overview
 from rfq_engine.hedging.planner import requester_for
 from rfq_engine.hedging.program import ProgramConfig
@@ -44,6 +52,10 @@ PRICE_FIELDS = frozenset({"strategy", "spot", "cost", "quantity", "prices", "fut
 NDF_FIELDS = frozenset({"strategy", "unit_price", "hashrate_ph", "days", "settle_rates", "side",
                         "hedge_ratio", "power_mw", "power_price", "opex_only"})
 """The keys of each kind of scenario; any other is a 422 naming it."""
+COLLATERAL_FIELDS = frozenset({"dealer", "amounts", "note"})
+PRODUCTION_FIELDS = frozenset({"program", "period", "quantity", "note"})
+MAX_KEY = 200
+_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 def _dec(body: dict[str, Any], key: str, default: str | None = None) -> Decimal:
@@ -165,3 +177,60 @@ async def program(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 50, 1, 1000)
     now = utc_now()
     return json_response({"as_of": format_ts(now), **await _overview(app, name, found, now, limit)})
+
+
+# ------------------------------------------------------------------------------ operator inputs
+
+Input = CollateralPosted | ProductionRealized
+Build = Callable[[Any, dict[str, Any], str, str | None], Input]
+
+
+def _collateral(config: Any, body: dict[str, Any], by: str, key: str | None) -> Input:
+    return collateral_event(body.get("dealer"), body.get("amounts"), agreements=config.collateral,
+                            venues=config.risk.venues, by=by, note=body.get("note", ""), idempotency_key=key)
+
+
+def _production(config: Any, body: dict[str, Any], by: str, key: str | None) -> Input:
+    if "quantity" not in body:
+        raise ValidationError("quantity", "is required")
+    return production_event(body.get("program"), body.get("period"), body["quantity"],
+                            programs=config.programs, by=by, note=body.get("note", ""), idempotency_key=key)
+
+
+async def _record(request: web.Request, fields: frozenset[str], build: Build) -> web.Response:
+    """Validate, then append the event (or replay the one an ``Idempotency-Key`` wrote)."""
+    app = request.app[APP_KEY]
+    principal = request[PRINCIPAL]
+    body = await read_json(request)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and (not key.strip() or len(key) > MAX_KEY or not is_text(key)):
+        return error(422, "validation", f"must be 1..{MAX_KEY} characters of UTF-8 text", "Idempotency-Key")
+    check_fields(body, fields)
+    event = build(app.config, body, principal.name, key)
+    lock = _LOCKS.setdefault(app.engine, asyncio.Lock())
+    async with lock:  # one request decides a key: never two events under it
+        if key is not None:
+            await app.store.flush()
+            flt = EventFilter(types=[event.TYPE], actor=principal.name)
+            earlier = [e for e in await app.store.events(flt) if e.payload.get("idempotency_key") == key]
+            if earlier:
+                if earlier[-1].payload != encode(event):
+                    return error(409, "conflict", "this Idempotency-Key was used for a different "
+                                 "request", "Idempotency-Key")
+                return json_response(earlier[-1].to_dict(), headers={REPLAYED: "true"})
+        stored = await app.engine.services.audit(None, event, actor=principal.name)
+    return json_response(stored.to_dict(), status=201)
+
+
+@routes.post("/api/v1/hedge/collateral")
+@require("hedge:write")
+async def post_collateral(request: web.Request) -> web.Response:
+    """The collateral now posted in total with a desk or at a venue (``collateral.posted``)."""
+    return await _record(request, COLLATERAL_FIELDS, _collateral)
+
+
+@routes.post("/api/v1/hedge/production")
+@require("hedge:write")
+async def post_production(request: web.Request) -> web.Response:
+    """A program's realized production in a month (``production.realized``)."""
+    return await _record(request, PRODUCTION_FIELDS, _production)

@@ -107,6 +107,15 @@ SCHEMAS: dict[str, Any] = {
         "side": {"enum": ["short", "long"]}, "hedge_ratio": DEC_IN, "power_mw": DEC_IN,
         "power_price": DEC_IN, "opex_only": {"type": "boolean"}},
         ["strategy", "unit_price", "hashrate_ph", "days", "settle_rates"]),
+    "PostCollateral": _strict({
+        "dealer": {**TEXT, "description": "a [collateral.<dealer>] desk or a [risk.venues.<dealer>] venue"},
+        "amounts": {"type": "object", "minProperties": 1, "maxProperties": 8, "additionalProperties": DEC_IN,
+                    "description": "the collateral now posted in total, by currency (USD, BTC...)"},
+        "note": {"type": "string", "maxLength": 1000}}, ["dealer", "amounts"]),
+    "RecordProduction": _strict({
+        "program": TEXT, "period": {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}$"},
+        "quantity": {**DEC_IN, "description": "in the forecast's unit: BTC, or PH/s for an NDF program"},
+        "note": {"type": "string", "maxLength": 1000}}, ["program", "period", "quantity"]),
     "Reason": _strict({"reason": {"type": "string", "maxLength": 1000}}, []),
     "NoFields": _strict({}, []),
     "AuditEvent": _obj({"seq": {"type": "integer"}, "ts": TS, "rfq_id": NSTR, "type": STR,
@@ -264,6 +273,20 @@ def openapi_document() -> dict[str, Any]:
         "summary": "The risk alerts raised and not cleared (the web UI's banner)",
         "responses": {"200": _resp(_obj({"as_of": TS, "active": {"type": "array", "items": alert}}),
                                    "the active alerts"), **ERR}}}
+    for name, schema, text in (
+            ("collateral", "PostCollateral", "Record the collateral now posted in total with a desk or at a "
+             "venue (traders, admin): a collateral.posted audit event; the latest per dealer replaces the "
+             "config's figure in the risk monitor and the collateral gate"),
+            ("production", "RecordProduction", "Record a program's realized production in a month (traders, "
+             "admin): a production.realized audit event, used by the performance report and the hedge file")):
+        paths[f"/api/v1/hedge/{name}"] = {"post": {
+            "summary": text + ". Idempotency-Key makes a retry return the same event",
+            "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": STR}],
+            "requestBody": _body(schema),
+            "responses": {"201": _resp(_ref("AuditEvent"), "the event, durable"),
+                          "200": _resp(_ref("AuditEvent"), "replay of an earlier request"),
+                          "409": _resp(_ref("Error"), "key reused for another request"),
+                          **BAD_BODY, **ERR}}}
     for action in ("cancel", "approve", "refuse"):
         paths[f"/api/v1/rfqs/{{rfq_id}}/{action}"] = {"post": {
             "summary": {"cancel": "Cancel (own RFQs; admin any)",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -41,3 +43,24 @@ def this_months_slot(now: date | None = None) -> datetime:
 
 def after(slot: datetime, seconds: float = 5) -> datetime:
     return slot + timedelta(seconds=seconds)
+
+
+@asynccontextmanager
+async def serve_api(data: dict[str, Any]) -> AsyncIterator[Any]:
+    """``rfq serve``'s web app over a config's data, as ``tests.api.conftest.Api``."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from rfq_engine.api.app import create_web_app
+    from rfq_engine.config import parse_config
+    from rfq_engine.wiring import open_app
+    from tests.api.conftest import Api
+
+    config = parse_config(data)
+    app = await open_app(config)
+    client = TestClient(TestServer(create_web_app(app, config.api)))
+    await client.start_server()
+    try:
+        yield Api(app, client)
+    finally:
+        await client.close()
+        await app.close()

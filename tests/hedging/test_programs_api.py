@@ -10,15 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from rfq_engine.api.app import create_web_app
-from rfq_engine.config import parse_config
 from rfq_engine.domain.values import parse_ts, utc_now
 from rfq_engine.hedging.forecast import Period
 from rfq_engine.hedging.scheduler import HedgeScheduler
-from rfq_engine.wiring import open_app
 from tests.api.conftest import DEALERS, Api, auth, config_data
+from tests.hedging.kit import serve_api
 
 PROGRAMS = {
     "monthly": {"strategy": "future", "mandate": "treasury", "dealers": DEALERS,
@@ -34,15 +31,8 @@ async def programs_api(tmp_path: Path) -> AsyncIterator[Api]:
     data = config_data(tmp_path, max_hedge_ratio="0.8")
     data["forecast"] = {"hashrate": "1 EH/s", "difficulty": "100000000000000"}
     data["programs"] = PROGRAMS
-    config = parse_config(data)
-    app = await open_app(config)
-    client = TestClient(TestServer(create_web_app(app, config.api)))
-    await client.start_server()
-    try:
-        yield Api(app, client)
-    finally:
-        await client.close()
-        await app.close()
+    async with serve_api(data) as api:
+        yield api
 
 
 async def get(api: Api, url: str, user: str | None = "dave") -> tuple[int, Any]:
