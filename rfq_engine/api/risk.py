@@ -16,7 +16,7 @@ from rfq_engine.api.auth import require
 from rfq_engine.api.ops import METRICS_KEY
 from rfq_engine.api.rfqs import APP_KEY
 from rfq_engine.api.serialize import json_response
-from rfq_engine.domain.events import FillRecorded, KillSwitchSet
+from rfq_engine.domain.events import CollateralPosted, FillRecorded, KillSwitchSet, ProductionRealized
 from rfq_engine.domain.values import decimal_str, format_ts, utc_now
 from rfq_engine.engine import EngineEvent
 from rfq_engine.hedging.evidence import load_performance
@@ -29,8 +29,8 @@ __all__ = ["WATCH_KEY", "install", "routes"]
 routes = web.RouteTableDef()
 WATCH_KEY: web.AppKey[RiskWatch] = web.AppKey("risk_watch", RiskWatch)
 FRESH_S = 10.0
-"""A report younger than this is served as it is (unless a fill came since); an older one is
-evaluated again."""
+"""A report younger than this is served as it is (unless a fill, the kill switch or an operator
+input came since); an older one is evaluated again."""
 _EVALUATED = web.AppKey("risk_evaluated", list)
 DECIMAL_THRESHOLDS = ("credit_usage", "margin_usage", "liquidation_distance", "coverage_tolerance",
                       "liquidity_ratio")
@@ -47,7 +47,7 @@ def install(web_app: web.Application, app: App) -> None:
     web_app.add_routes(routes)
 
     def on_event(event: EngineEvent) -> None:
-        if isinstance(listened(event), FillRecorded | KillSwitchSet):
+        if isinstance(listened(event), FillRecorded | KillSwitchSet | CollateralPosted | ProductionRealized):
             web_app[_EVALUATED][0] = float("-inf")  # the figures moved: evaluate on the next read
 
     app.engine.add_listener(on_event)
