@@ -157,6 +157,8 @@ class DeribitBlockRoute:
         self.markets, self.refused = check_markets(DERIBIT, getattr(exchange, "markets", None), markets)
         self.poll_interval_s = config.rfq_poll_interval_ms / 1000
         self._rfqs: dict[RfqId, _BlockRfq] = {}
+        self._seen: set[RfqId] = set()
+        """RFQs this process priced: one closed without a Block RFQ here never had one."""
 
     async def _call(self, method: str, params: dict[str, Any]) -> Any:
         response = await self.exchange.request(method, ["private"], "GET", params)
@@ -186,11 +188,15 @@ class DeribitBlockRoute:
                     f"quotes only after a {self.config.rfq_grace_ms / 1000:g} s grace period")
         return None
 
+    def _label(self, rfq_id: RfqId) -> str:
+        """The Block RFQ's label: derived from the RFQ id, so a restarted adapter finds it."""
+        return client_id(f"block-rfq:{rfq_id}", self.config.client_order_prefix, 32)
+
     async def _create(self, rfq: RfqNew, legs: list[LegMarket]) -> _BlockRfq | str:
         written_for = _side_of(rfq.direction)
         sent = [{"instrument_name": lm.market.id, "amount": lm.contracts,
                  "direction": requester_leg_side(rfq.direction, written_for, lm.leg).value} for lm in legs]
-        label = client_id(f"block-rfq:{rfq.rfq_id}", self.config.client_order_prefix, 32)
+        label = self._label(rfq.rfq_id)
         params: dict[str, Any] = {"legs": rpc_json(sent), "label": label}
         if self.config.rfq_counterparties:
             params["makers"] = rpc_json(list(self.config.rfq_counterparties))
@@ -312,6 +318,7 @@ class DeribitBlockRoute:
 
     async def price(self, rfq: RfqNew) -> QuotePlan | DeclinePlan | None:
         block = self._rfqs.get(rfq.rfq_id)
+        self._seen.add(rfq.rfq_id)
         if block is None:
             legs = resolve_legs(rfq, self.markets, venue=_VENUE,
                                 currency_aliases=self.config.currency_aliases, refused=self.refused)
@@ -502,11 +509,22 @@ class DeribitBlockRoute:
         return outcome
 
     async def closed(self, rfq_id: RfqId) -> None:
+        """The RFQ closed: its Block RFQ, unless it traded, is cancelled, so the makers stop
+        seeing it. One this process did not create (before a restart) is found by its label."""
         block = self._rfqs.pop(rfq_id, None)
-        if block is None or block.settled:
+        seen = rfq_id in self._seen
+        self._seen.discard(rfq_id)
+        if (block is None and seen) or (block is not None and block.settled):
             return
         try:
-            await self._call("cancel_block_rfq", {"block_rfq_id": block.block_rfq_id})
+            if block is not None:
+                ids = [block.block_rfq_id]
+            else:
+                found = await self._call("get_block_rfqs", {"role": "taker", "state": "open"})
+                views = found.get("block_rfqs") if isinstance(found, dict) else None
+                ids = [int(venue_decimal(v.get("block_rfq_id"), "block_rfq_id")) for v in views or []
+                       if isinstance(v, dict) and v.get("label") == self._label(rfq_id)]
+            for block_rfq_id in ids:
+                await self._call("cancel_block_rfq", {"block_rfq_id": block_rfq_id})
         except Exception as exc:  # best effort: a Block RFQ also expires on its own after 5 minutes
-            _log.info("deribit_block_rfq_cancel_failed", block_rfq_id=block.block_rfq_id,
-                      error=describe_error(exc, 200))
+            _log.info("deribit_block_rfq_cancel_failed", rfq_id=rfq_id, error=describe_error(exc, 200))

@@ -78,3 +78,11 @@ class DeribitBlockKit(CcxtKit):
         assert venue.problems == [], venue.problems  # every call as Deribit documents it
         count: int = venue.executed
         return count
+
+    async def _teardown(self) -> None:
+        """After the engines stopped: no Block RFQ is left open for the makers to see (each was
+        traded, fenced, or cancelled when its RFQ closed)."""
+        left = {d: [r["block_rfq_id"] for r in v.block_rfqs.values() if v._view(r["block_rfq_id"])["state"]
+                    in ("created", "open")] for d, v in self.venues.items()}
+        await super()._teardown()
+        assert not any(left.values()), f"Block RFQs left open: {left}"
