@@ -1,16 +1,21 @@
 """``rfq hedge collateral post`` and ``rfq hedge production record``: operator inputs, audited.
 
-    rfq hedge collateral post --config FILE --dealer D --amount 5 --currency BTC
-                              [--amount 63000 --currency USD ...] --by NAME [--note TEXT] [--store URL]
-    rfq hedge production record --config FILE --program P --period 2026-11 --quantity 31.2
-                                --by NAME [--note TEXT] [--store URL]
+    rfq hedge collateral post (--config FILE --by NAME [--store URL] | --api URL) --dealer D
+                              --amount 5 --currency BTC [--amount 63000 --currency USD ...] [--note TEXT]
+    rfq hedge production record (--config FILE --by NAME [--store URL] | --api URL) --program P
+                                --period 2026-11 --quantity 31.2 [--note TEXT]
 
 Each appends one typed event (``collateral.posted``, ``production.realized``) to the audit
-log, actor ``--by``, and prints it with its sequence number (``--json`` as JSON). Nothing is
-edited: a correction is a later event, and the latest counts (``rfq_engine.hedging.inputs``).
-The amounts are the collateral now posted *in total*, by currency. With ``rfq serve``
-running, post through its API instead (``POST /api/v1/hedge/collateral``, docs/api.md): the
-server is the store's one writer. Only argparse is imported here.
+log and prints it with its sequence number (``--json`` as JSON). Nothing is edited: a
+correction is a later event, and the latest counts (``rfq_engine.hedging.inputs``). The
+amounts are the collateral now posted *in total*, by currency.
+
+- ``--config FILE --by NAME``: the command opens the store and appends (actor ``--by``); the
+  store's single-writer lock refuses this while ``rfq serve`` runs on it.
+- ``--api URL`` (the token in ``RFQ_API_TOKEN``): the running ``rfq serve`` appends it
+  (``POST /api/v1/hedge/collateral`` or ``/production``; actor: the token's user).
+
+Only argparse is imported here.
 """
 
 from __future__ import annotations
@@ -37,19 +42,21 @@ def add_parsers(actions: Any) -> None:
     record.add_argument("--period", required=True, help="the month, YYYY-MM")
     record.add_argument("--quantity", required=True, help="in the forecast's unit (BTC; PH/s for an NDF)")
     for p in (post, record):
-        p.add_argument("--config", required=True)
-        p.add_argument("--store", help="store URL (overrides the config)")
-        p.add_argument("--by", required=True, help="who posts or records it (the event's actor)")
+        where = p.add_mutually_exclusive_group(required=True)
+        where.add_argument("--config", help="TOML config: append to its store")
+        where.add_argument("--api", help="base URL of a running `rfq serve` (token: RFQ_API_TOKEN)")
+        p.add_argument("--store", help="store URL (overrides the config; with --config)")
+        p.add_argument("--by", help="who posts or records it, the event's actor (with --config)")
         p.add_argument("--note", default="", help="a note kept with the event (a wire reference...)")
         p.add_argument("--json", action="store_true")
     post.set_defaults(handler=run_post)
     record.set_defaults(handler=run_record)
 
 
-def _by(value: str) -> str:
+def _by(value: str | None) -> str:
     from rfq_engine.domain.errors import ValidationError
 
-    if not value.strip() or len(value) > 64:
+    if value is None or not value.strip() or len(value) > 64:
         raise ValidationError("--by", "a name of 1..64 characters")
     return value.strip()
 
@@ -61,7 +68,6 @@ def run_post(args: argparse.Namespace) -> int:
         from rfq_engine.domain.errors import ValidationError
         from rfq_engine.hedging.inputs import collateral_event
 
-        config = _load(args.config)
         if len(args.amount) != len(args.currency):
             raise ValidationError("--currency", "give one --currency per --amount")
         amounts: dict[str, str] = {}
@@ -69,6 +75,10 @@ def run_post(args: argparse.Namespace) -> int:
             if currency.strip().upper() in amounts:
                 raise ValidationError("--currency", f"{currency} named twice")
             amounts[currency.strip().upper()] = amount
+        if args.api:
+            body = {"dealer": args.dealer, "amounts": amounts, "note": args.note}
+            return _via_api(args, "collateral", body)
+        config = _load(args.config)
         event = collateral_event(args.dealer, amounts, agreements=config.collateral,
                                  venues=config.risk.venues, by=_by(args.by), note=args.note)
         return _append(config, args, event)
@@ -82,6 +92,9 @@ def run_record(args: argparse.Namespace) -> int:
     def go() -> int:
         from rfq_engine.hedging.inputs import production_event
 
+        if args.api:
+            return _via_api(args, "production", {"program": args.program, "period": args.period,
+                                                 "quantity": args.quantity, "note": args.note})
         config = _load(args.config)
         event = production_event(args.program, args.period, args.quantity, programs=config.programs,
                                  by=_by(args.by), note=args.note)
@@ -93,20 +106,51 @@ def run_record(args: argparse.Namespace) -> int:
 def _append(config: Any, args: argparse.Namespace, event: Any) -> int:
     import asyncio
 
-    from rfq_engine.cli.cmd_hedge import EXIT_OK, _print_json
-    from rfq_engine.domain.events import encode
-    from rfq_engine.domain.values import format_ts
-
     stored = asyncio.run(_write(config, args.store, event))
-    payload = encode(event)
+    return _show(args, stored.to_dict())
+
+
+def _show(args: argparse.Namespace, event: dict[str, Any]) -> int:
+    from rfq_engine.cli.cmd_hedge import EXIT_OK, _print_json
+
     if args.json:
-        _print_json({"seq": stored.seq, "ts": format_ts(stored.ts), "type": event.TYPE, "actor": stored.actor,
-                     "payload": payload, "hash": stored.hash})
+        _print_json(event)
         return EXIT_OK
-    print(f"recorded {event.TYPE} (event {stored.seq}, by {stored.actor}):")
-    for key, value in payload.items():
+    print(f"recorded {event['type']} (event {event['seq']}, by {event['actor']}):")
+    for key, value in event["payload"].items():
         print(f"  {key}: {value}")
     return EXIT_OK
+
+
+def _via_api(args: argparse.Namespace, what: str, body: dict[str, Any]) -> int:
+    """POST the input to a running ``rfq serve``; its error (a 422 naming the field) is said."""
+    import asyncio
+    import json
+    import os
+    import sys
+
+    import aiohttp
+
+    from rfq_engine.cli.cmd_hedge import _fail
+
+    token = os.environ.get("RFQ_API_TOKEN", "")
+    if not token:
+        return _fail("set RFQ_API_TOKEN to an API token allowed to write hedge inputs (hedge:write)")
+
+    async def post() -> tuple[int, str]:
+        url = f"{args.api.rstrip('/')}/api/v1/hedge/{what}"
+        async with aiohttp.ClientSession() as session, session.post(
+                url, json=body, headers={"Authorization": f"Bearer {token}"}) as response:
+            return response.status, await response.text()
+
+    try:
+        status, text = asyncio.run(post())
+    except (aiohttp.ClientError, OSError) as exc:
+        return _fail(f"{args.api}: {type(exc).__name__}: {exc}")
+    if status not in (200, 201):
+        print(f"rfq: {status}: {text}", file=sys.stderr)
+        return 1
+    return _show(args, json.loads(text))
 
 
 async def _write(config: Any, url: str | None, event: Any) -> Any:

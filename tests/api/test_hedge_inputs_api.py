@@ -4,6 +4,8 @@ posted figure and saying so; and the hostile sweep's corpus on both operations."
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,10 @@ from typing import Any
 import pytest
 
 from rfq_engine.store import EventFilter
-from tests.api.conftest import Api, auth, config_data
+from tests.api.conftest import TOKENS, Api, auth, config_data
 from tests.api.test_hostile_sweep import RAW_BODIES, Sweep, encode, mutations
 from tests.hedging.kit import FORECAST, serve_api
+from tests.hedging.test_cli_hedge import rfq
 from tests.hedging.test_programs_api import PROGRAMS
 
 MONTHLY = PROGRAMS["monthly"]
@@ -135,3 +138,23 @@ async def test_the_hostile_corpus_on_both_operations(inputs_api: Api) -> None:
     assert (await api.app.store.verify()).ok
     assert not sweep.failures, "\n".join(sweep.failures[:40])
     assert sweep.count > 150 and set(sweep.statuses) <= {200, 201, 400, 401, 409, 413, 422}
+
+
+async def test_the_cli_posts_through_a_running_server(inputs_api: Api, tmp_path: Path) -> None:
+    api = inputs_api
+    base = f"http://127.0.0.1:{api.client.server.port}"
+    post = ["hedge", "collateral", "post", "--api", base, "--dealer", "d1", "--amount", "70000",
+            "--currency", "USD", "--note", "wire", "--json"]
+    done = await asyncio.to_thread(rfq, post, tmp_path, {"RFQ_API_TOKEN": TOKENS["alice"]})
+    assert done.returncode == 0, done.stderr
+    event = json.loads(done.stdout)
+    assert (event["type"], event["actor"], event["payload"]["amounts"]) == ("collateral.posted", "alice",
+                                                                          {"USD": "70000"})
+    refused = await asyncio.to_thread(rfq, post, tmp_path, {"RFQ_API_TOKEN": TOKENS["carol"]})
+    assert refused.returncode == 1 and "403" in refused.stderr and "hedge:write" in refused.stderr
+    record = ["hedge", "production", "record", "--api", base, "--program", "monthly", "--period", "2026-13",
+              "--quantity", "1"]
+    bad = await asyncio.to_thread(rfq, record, tmp_path, {"RFQ_API_TOKEN": TOKENS["alice"]})
+    assert bad.returncode == 1 and "422" in bad.stderr
+    assert json.loads(bad.stderr.split(": ", 2)[2])["field"] == "period"
+    assert [e.seq for e in await _events(api, "collateral.posted")] == [event["seq"]]
