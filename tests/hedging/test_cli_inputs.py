@@ -9,6 +9,8 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+from pypdf import PdfReader
+
 from tests.cli.clikit import sql
 from tests.hedging.test_cli_collateral import _at, _config
 from tests.hedging.test_cli_hedge import as_json, rfq
@@ -44,6 +46,12 @@ def test_collateral_posted_lets_the_next_run_hedge_and_production_is_recorded(tm
     production = next(line for line in lines if line["record"] == "production")
     assert production["realized"] == "18.75" and production["source"] == "recorded"
     assert production["realized_record"]["recorded_by"] == "erin"
+    pdf = tmp_path / "hedge.pdf"
+    wrote = rfq(["hedge", "report", "--config", str(config), "--program", "monthly", "--period", period,
+                 "--format", "pdf", "--output", str(pdf)], tmp_path)
+    assert wrote.returncode == 0, wrote.stderr
+    text = " ".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert "realized source recorded (recorded by erin at" in " ".join(text.split())
     risk = as_json(rfq(["hedge", "risk", "--config", str(config), "--json"], tmp_path))
     (row,) = risk["performance"][0]["periods"]
     assert (row["realized"], row["production_source"], row["realized_source"]) == ("18.75", "realized",
