@@ -49,8 +49,10 @@ Files of the previous formats (one record, or two alternating fixed-size slots, 
 ``{"seq", "hash", "mac", "check"}``) are read as one checkpoint, and the first writer to
 open the store continues them as a log whose entry 1 links to their MAC.
 
-The judgement (what a log says about a database) lives in ``verify.py``; this module
-reads, checks and appends.
+Past ``RFQ_AUDIT_CHECKPOINT_ROTATE_BYTES`` the live file is sealed as ``<path>.<n>`` and
+continued in a new one; a reader takes the segments and the live file as one log
+(``checkpoint_files.py``). The judgement (what a log says about a database) lives in
+``verify.py``; this module reads, checks and appends.
 """
 
 from __future__ import annotations
@@ -66,10 +68,17 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from rfq_engine.store.checkpoint_files import (
+    read_segments,
+    replace_file,
+    rotate_bytes_from_env,
+    seal,
+    write_all,
+)
 from rfq_engine.store.checkpoint_legacy import (
     Checkpoint,
     CheckpointError,
@@ -305,16 +314,18 @@ def read_log(path: str | os.PathLike[str], key: bytes | None = None) -> LogState
     previous format that does not parse is read again (twice, a millisecond apart): a
     reader could race its in-place overwrite; a torn record on disk stays torn."""
     for attempt in range(3):
-        try:
-            raw = Path(path).read_bytes()
-        except FileNotFoundError:
+        files = read_segments(Path(path))  # the sealed segments (checkpoint_files.py), then it
+        if files is None:
             return None
+        sealed, live = files
         try:
-            return parse_log(raw, path, key)
+            state = parse_log(sealed + live, path, key)
         except CheckpointError:
             if attempt == 2:
                 raise
             time.sleep(0.001)
+            continue
+        return replace(state, size=max(0, state.size - len(sealed)))  # of the live file
     raise AssertionError("unreachable")
 
 
@@ -328,44 +339,11 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint | None:
     return None if state.last is None else state.last.head
 
 
-def _replace(target: Path, data: bytes) -> None:
-    """Atomically: a reader sees the old file or the new one, whole."""
-    tmp = target.with_name(target.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        _write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, target)
-    _fsync_dir(target.parent)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    written = os.write(fd, data)
-    if written != len(data):
-        raise OSError(f"short checkpoint write ({written} of {len(data)} bytes)")
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a new name durable; best effort where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_checkpoint(path: str | os.PathLike[str], seq: int, hash_: str, key: bytes | None) -> Checkpoint:
     """Start a new log at ``path`` (replacing the file atomically) whose one entry records
     ``(seq, hash)`` as the head."""
     entry = make_entry(key, 1, DONE, seq, hash_, "")
-    _replace(Path(path), entry.line())
+    replace_file(Path(path), entry.line())
     return entry.head
 
 
@@ -378,7 +356,7 @@ class CheckpointLog:
 
     __slots__ = (
         "_fd", "_file_id", "_fresh", "_lock", "_next_n", "_prev", "_size", "_sync_again",
-        "_sync_executor", "_sync_future", "key", "last_entry", "path", "term",
+        "_sync_executor", "_sync_future", "key", "last_entry", "path", "rotate_bytes", "term",
     )
 
     def __init__(self, path: str | os.PathLike[str], key: bytes | None = None) -> None:
@@ -395,6 +373,8 @@ class CheckpointLog:
         self._sync_executor: ThreadPoolExecutor | None = None
         self._sync_future: Future[None] | None = None
         self._sync_again = False
+        self.rotate_bytes = rotate_bytes_from_env()
+        """Seal the live file past this size (0: never; checkpoint_files.py)."""
         self.term: Term | None = None
         """Set on taking the lead under ``rfq serve --ha`` (verify.check_before_writing):
         every entry then names the engine and its current epoch."""
@@ -431,7 +411,8 @@ class CheckpointLog:
         """Open the log for appending after ``state``; a torn final line is removed, or
         ended with a newline where the file may only grow (``chattr +a``)."""
         self._open_fd(create=False)
-        if self._fd is None:
+        if self._fd is None:  # sealed by hand (renamed), or gone: the next append starts it
+            self._fresh = True
             return
         size = os.fstat(self._fd).st_size
         if size > state.size:
@@ -440,7 +421,7 @@ class CheckpointLog:
             try:
                 os.truncate(self.path, state.size)
             except OSError:
-                _write_all(self._fd, b"\n")
+                write_all(self._fd, b"\n")
         self._size = os.fstat(self._fd).st_size
 
     def intent_sync(self, seq: int, hash_: str, *, durable: bool = False) -> None:
@@ -472,18 +453,46 @@ class CheckpointLog:
                                engine, epoch)
             data = entry.line()
             if self._fresh:
-                _replace(self.path, data)  # durable; continues an old-format file, if any
+                replace_file(self.path, data)  # durable; continues an old-format file, if any
                 self._fresh = False
                 self._open_fd()
                 self._size = len(data)
             else:
                 fd = self._append_fd()
-                _write_all(fd, data)
+                write_all(fd, data)
                 self._size += len(data)
                 if durable:
                     os.fdatasync(fd)
             self._next_n, self._prev, self.last_entry = entry.n + 1, entry.link, entry
+            if self.rotate_bytes and self._size >= self.rotate_bytes and kind != INTENT:
+                return self._rotate(entry)
             return entry
+
+    def _rotate(self, entry: Entry) -> Entry:
+        """Seal the live file after ``entry`` (a durable head) and start the next one with
+        a ``done`` entry for the same head; on failure (an append-only file) say so, once,
+        and go on appending here. Under the lock."""
+        fd = self._fd
+        try:
+            if fd is None:
+                raise OSError("the live file is not open")
+            os.fsync(fd)
+            sealed = seal(self.path, entry.n)
+        except OSError as exc:
+            log.error("audit checkpoint log %s not rotated (%s): it keeps growing here", self.path, exc)
+            self.rotate_bytes = 0
+            return entry
+        self._close_fd()
+        engine, epoch = self.writer_term()
+        head = make_entry(self.key, entry.n + 1, DONE, entry.seq, entry.hash, entry.link, "",
+                          engine, epoch)
+        replace_file(self.path, head.line())
+        self._open_fd()
+        self._size = len(head.line())
+        self._next_n, self._prev, self.last_entry = head.n + 1, head.link, head
+        log.info("audit checkpoint log %s: entries up to %d sealed in %s", self.path, entry.n,
+                 sealed.name)
+        return head
 
     def writer_term(self) -> tuple[str, int]:
         """(engine, epoch) for the next entry: ("", 0) for a single writer. The epoch is
