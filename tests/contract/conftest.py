@@ -10,7 +10,7 @@ import pytest
 
 from tests.contract.kit import Kit
 from tests.contract.kit_ccxt import CcxtKit
-from tests.contract.kit_deribit_block import DeribitBlockKit
+from tests.contract.kit_deribit_block import DeribitBlockCollarKit, DeribitBlockKit
 from tests.contract.kit_fix import FixKit
 from tests.contract.kit_mqtt import MqttKit
 from tests.contract.kit_rest import RestKit
@@ -68,6 +68,13 @@ async def ccxt_block_kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Asy
 
 
 @pytest.fixture
+async def ccxt_block_collar_kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Kit]:
+    """The same, on a multi-leg package (a USDC options collar as one Block RFQ)."""
+    async for kit in _deribit_kit(DeribitBlockCollarKit, tmp_path, monkeypatch):
+        yield kit
+
+
+@pytest.fixture
 async def fix_kit(tmp_path: Path) -> AsyncIterator[Kit]:
     from tests.fix.quickfix_desk import require_quickfix
 
@@ -77,7 +84,7 @@ async def fix_kit(tmp_path: Path) -> AsyncIterator[Kit]:
     await kit.close()
 
 
-KINDS = ("simulated", "rest", "mqtt", "ccxt", "ccxt-block", "fix")
+KINDS = ("simulated", "rest", "mqtt", "ccxt", "ccxt-block", "ccxt-block-collar", "fix")
 
 
 @pytest.fixture(params=KINDS)

@@ -2,8 +2,8 @@
 every kind shares: the dealers, the acts, the engine session.
 
 Every kit builds, for its kind, two dealers on the far side of the real transport and a
-real ``RfqEngine`` in front of them; each kind's kit is ``kit_<kind>.py`` (``ccxt-block``'s
-``kit_deribit_block.py``), its fixture is in ``conftest.py``:
+real ``RfqEngine`` in front of them; each kind's kit is ``kit_<kind>.py`` (both ``ccxt-block``
+kinds' ``kit_deribit_block.py``), its fixture is in ``conftest.py``:
 
 | kind | the dealers | counts its executions |
 | --- | --- | --- |
@@ -12,6 +12,7 @@ real ``RfqEngine`` in front of them; each kind's kit is ``kit_<kind>.py`` (``ccx
 | ``mqtt`` | two reference bots (``dealer_tools.bot``) on a private Mosquitto | ``executed_count()`` |
 | ``ccxt`` | two ``FakeDeribit`` venues behind ``CcxtDealers`` (a real ccxt) | ``FakeDeribit.executed`` |
 | ``ccxt-block`` | two ``FakeDeribitBlock``s behind Block RFQ ``CcxtDealers`` | ``.executed`` |
+| ``ccxt-block-collar`` | the same, a USDC options collar as one Block RFQ | ``.executed`` |
 | ``fix`` | two QuickFIX acceptors (``tests/fix``) behind ``FixDealers`` | ``executed_count`` |
 
 ``desk-a`` (``PRIMARY``) always quotes best, so it wins rank 1; ``desk-b`` (``BACKUP``)

@@ -1,15 +1,15 @@
-"""The ``ccxt-block`` kind of the contract suite: Deribit Block RFQ dealers
-(``mode = "deribit_block_rfq"``, ``dealer_adapters/ccxt/deribit_block.py``) behind
-``CcxtDealers`` (a real ccxt, its signed raw request), each against its own fake Deribit
-Block RFQ venue (``tests/ccxt_dealers/fake_deribit_block.py``, written from Deribit's API
-documentation)."""
+"""The ``ccxt-block`` and ``ccxt-block-collar`` kinds of the contract suite: Deribit Block
+RFQ dealers (``mode = "deribit_block_rfq"``, ``dealer_adapters/ccxt/deribit_block.py``)
+behind ``CcxtDealers`` (a real ccxt, its signed raw request), each against its own fake
+Deribit Block RFQ venue (``tests/ccxt_dealers/fake_deribit_block.py``, written from
+Deribit's API documentation), on one leg and on a two-leg package."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from rfq_engine.domain import DealerId
-from tests.contract.kit import BACKUP, PRIMARY, Act
+from rfq_engine.domain import DealerId, RfqSpec
+from tests.contract.kit import BACKUP, DEALERS, PRIMARY, Act
 from tests.contract.kit_ccxt import CcxtKit
 
 PERPETUAL = "BTC_USDC-PERPETUAL"
@@ -52,15 +52,20 @@ class DeribitBlockKit(CcxtKit):
     MAKERS = {PRIMARY: ("40000", "39995"), BACKUP: ("39990", "39985")}
     INSTRUMENT: ClassVar[dict[str, str]] = {"kind": "perpetual", "underlying": "BTC", "quote_ccy": "USDC"}
 
+    def _makers(self, dealer: DealerId) -> list[tuple[str, dict[str, str]]]:
+        """Each maker's leg prices for ``dealer``'s venue."""
+        return [(maker, {PERPETUAL: price}) for maker, price in zip(("MAKER1", "MAKER2"), self.MAKERS[dealer],
+                                                                    strict=True)]
+
     async def _setup(self) -> None:
+        from tests.ccxt_dealers.conftest import OPTION_EXPIRY
         from tests.ccxt_dealers.fake_deribit_block import FakeDeribitBlock, MakerQuote
 
-        for dealer, prices in self.MAKERS.items():
-            venue = FakeDeribitBlock(slow_s=self.SLOW_S, grace_s=0.3)
-            # the adapter lists the leg as the taker buys it (selling the perpetual): a maker's
-            # ask on that structure is its bid for the perpetual
-            venue.maker_quotes = [MakerQuote(maker, "ask", {PERPETUAL: price})
-                                  for maker, price in zip(("MAKER1", "MAKER2"), prices, strict=True)]
+        for dealer in DEALERS:
+            venue = FakeDeribitBlock(slow_s=self.SLOW_S, grace_s=0.3, option_expiry=OPTION_EXPIRY)
+            # the adapter lists the legs as the taker buys them (the requester selling): a maker's
+            # ask on that structure is its bid for the requester's package
+            venue.maker_quotes = [MakerQuote(maker, "ask", legs) for maker, legs in self._makers(dealer)]
             await venue.start()
             self.venues[dealer] = venue
             act = self.act(dealer)
@@ -86,3 +91,41 @@ class DeribitBlockKit(CcxtKit):
                     in ("created", "open")] for d, v in self.venues.items()}
         await super()._teardown()
         assert not any(left.values()), f"Block RFQs left open: {left}"
+
+
+class DeribitBlockCollarKit(DeribitBlockKit):
+    """``ccxt-block-collar``: the same dealers and acts, on the package a Block RFQ is for: a
+    collar on Deribit's linear USDC options, 10 BTC of it sold as one block (the requester sells
+    the 50,000 put and buys the 70,000 call at half the size; Deribit lists it as amount 5 with
+    ratios 2 and 1). A maker's price for the structure is per unit of amount, 2 puts less 1 call;
+    the quote is per BTC of the package, less Deribit's options fee (0.03% of 1.5 BTC of
+    underlying at the 60,000 index: 27 USDC): desk-a's makers 1190/800 -> 763 and 1185/800,
+    desk-b's 1180/800 -> 753 and 1175/800."""
+
+    kind = "ccxt-block-collar"
+    SIZE = "10"
+    PUTS = {PRIMARY: ("1190", "1185"), BACKUP: ("1180", "1175")}
+
+    def spec(self, dealers: tuple[DealerId, ...] = DEALERS, **overrides: Any) -> RfqSpec:
+        from tests.ccxt_dealers.conftest import OPTION_EXPIRY
+
+        def option(strike: int, kind: str) -> dict[str, str]:
+            return {"kind": "option", "underlying": "BTC", "quote_ccy": "USDC",
+                    "expiry": OPTION_EXPIRY.isoformat(), "strike": str(strike), "option_type": kind}
+
+        data: dict[str, Any] = {
+            "legs": [{"instrument": option(50000, "put"), "side": "sell", "ratio": "1"},
+                     {"instrument": option(70000, "call"), "side": "buy", "ratio": "0.5"}],
+            "direction": "sell", "quantity": self.SIZE, "quantity_unit": "BTC", "dealers": list(dealers),
+            "requester": "alice", "mandate": "treasury", "window_ms": 2000,
+        }
+        data.update(overrides)
+        return RfqSpec.from_dict(data)
+
+    def _makers(self, dealer: DealerId) -> list[tuple[str, dict[str, str]]]:
+        from tests.ccxt_dealers.conftest import OPTION_EXPIRY
+        from tests.ccxt_dealers.fake_deribit_block import linear_option
+
+        put, call = linear_option(OPTION_EXPIRY, 50000, "P"), linear_option(OPTION_EXPIRY, 70000, "C")
+        return [(maker, {put: price, call: "800"})
+                for maker, price in zip(("MAKER1", "MAKER2"), self.PUTS[dealer], strict=True)]

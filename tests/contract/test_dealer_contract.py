@@ -1,11 +1,11 @@
 """The dealer contract: what every dealer kind does under the real engine, one suite for all.
 
 Modelled on eventsourcing's shared recorder tests: each case is written once, against the
-``Kit`` interface (``kit.py``; each kind's kit is ``kit_<kind>.py``, ``ccxt-block``'s
-``kit_deribit_block.py``), and runs on every kind (``simulated``, ``rest``, ``mqtt``,
-``ccxt``, ``ccxt-block``: Deribit Block RFQ, ``fix``). A kit builds two dealers on the far
-side of the kind's real transport and a real ``RfqEngine``; ``desk-a`` quotes best,
-``desk-b`` is the fallback.
+``Kit`` interface (``kit.py``; each kind's kit is ``kit_<kind>.py``, the Block RFQ
+kinds' ``kit_deribit_block.py``), and runs on every kind (``simulated``, ``rest``, ``mqtt``,
+``ccxt``, ``ccxt-block`` and ``ccxt-block-collar``: Deribit Block RFQ, ``fix``). A kit
+builds two dealers on the far side of the kind's real transport and a real ``RfqEngine``;
+``desk-a`` quotes best, ``desk-b`` is the fallback.
 
 The invariant every case checks (``assert_books``): per dealer, the executions its side
 performed (the fake's own count) equal the fills the store recorded; so an RFQ never ends
