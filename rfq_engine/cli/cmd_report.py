@@ -168,7 +168,7 @@ async def _risk(config: Any, args: argparse.Namespace, realized: dict[str, Any],
     from rfq_engine.domain.values import utc_now
     from rfq_engine.hedging.evidence import load_performance
     from rfq_engine.hedging.forecast import Period
-    from rfq_engine.hedging.records import load_trades
+    from rfq_engine.hedging.records import load_inputs, load_trades
     from rfq_engine.hedging.report import coverage
     from rfq_engine.hedging.risk import risk_report
     from rfq_engine.hedging.riskwatch import credit_lines
@@ -180,6 +180,7 @@ async def _risk(config: Any, args: argparse.Namespace, realized: dict[str, Any],
     store = await _read_store(config, args.store)
     try:
         trades = [] if store is None else await load_trades(store)
+        posted = (await load_inputs(store)).collateral  # the operator's collateral.posted events
         reader = venue_margin_reader(config)
         try:
             accounts = None if reader is None else await reader.read()
@@ -191,7 +192,7 @@ async def _risk(config: Any, args: argparse.Namespace, realized: dict[str, Any],
         report, _ = risk_report(cfg=config.risk, trades=trades, snapshot=snapshot, today=today,
                                 agreements=config.collateral, credit_lines=credit_lines(config.mandates),
                                 coverage=rows, settlements=settlements, venue_accounts=accounts,
-                                now=now)
+                                posted=posted, now=now)
         performance = [] if store is None else await load_performance(
             store, config.programs, snapshot, today, realized=realized, settlements=settlements)
     finally:

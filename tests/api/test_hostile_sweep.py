@@ -40,7 +40,7 @@ from yarl import URL
 from rfq_engine.api.app import create_web_app
 from rfq_engine.config import ApiConfig, parse_config
 from rfq_engine.wiring import open_app
-from tests.api.conftest import EXPIRY, TOKENS, Api, auth, config_data, rfq_body
+from tests.api.conftest import DEALERS, EXPIRY, TOKENS, Api, auth, config_data, rfq_body
 
 ROLES = {"trader": "alice", "approver": "carol", "compliance": "dave", "admin": "erin"}
 OPTION = {"kind": "option", "underlying": "BTC", "quote_ccy": "USD", "expiry": EXPIRY,
@@ -74,6 +74,10 @@ SAMPLES: dict[str, list[Any]] = {
          "price": "1"}],
     "POST /api/v1/admin/halt": [{"reason": "sweep"}],
     "POST /api/v1/admin/resume": [{}],
+    "POST /api/v1/hedge/collateral": [{"dealer": "d1", "amounts": {"USD": "80000", "BTC": "0.5"},
+                                       "note": "sweep"}],
+    "POST /api/v1/hedge/production": [{"program": "monthly", "period": "2026-11", "quantity": "31.2",
+                                       "note": "sweep"}],
 }
 NESTED: Any = json.loads("[" * 30 + "]" * 30)  # within the body depth bound of 32
 VALUES: list[Any] = [  # what every field gets in turn
@@ -237,6 +241,11 @@ async def sweep_api(tmp_path: Path) -> AsyncIterator[Api]:
     data["mandates"]["treasury"]["underlyings"] = ["BTC", "HASHPRICE"]
     data["mandates"]["treasury"]["instruments"] = ["future", "option", "spot", "hashprice_ndf"]
     data["market"]["hashprice"] = "55"
+    data["collateral"] = {"d1": {"initial_margin": {"USD": "0.35", "BTC": "0.18"},
+                                 "eligible": {"USD": "0", "BTC": "0.2"}}}
+    data["forecast"] = {"hashrate": "1 EH/s", "difficulty": "100000000000000"}
+    data["programs"] = {"monthly": {"strategy": "future", "mandate": "treasury", "dealers": DEALERS,
+                                    "hedge_ratio": "0.5", "schedule": "0 14 * * 5L"}}
     if "auth_failures" in ApiConfig.model_fields:  # the sweep fails on purpose, often
         data["api"]["auth_failures"] = 10_000
     config = parse_config(data)

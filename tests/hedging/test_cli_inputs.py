@@ -56,6 +56,9 @@ def test_collateral_posted_lets_the_next_run_hedge_and_production_is_recorded(tm
     (row,) = risk["performance"][0]["periods"]
     assert (row["realized"], row["production_source"], row["realized_source"]) == ("18.75", "realized",
                                                                                    "recorded")
+    # rfq hedge risk reads the posted collateral too, not the config's figure
+    assert {d["dealer"]: d["collateral_source"] for d in risk["desks"]} == {
+        "desk-a": "posted", "desk-b": "posted", "desk-c": "posted"}
 
     db = tmp_path / "hedge.db"
     kinds = [t for (t,) in sql(db, "SELECT type FROM audit_events WHERE actor = 'erin' ORDER BY seq")]
