@@ -60,9 +60,11 @@ def standby_app(candidate: Candidate) -> web.Application:
         return json_response({"status": "ok", "role": candidate.role.value})
 
     async def readyz(request: web.Request) -> web.Response:
-        response = json_response({"ready": False, "role": candidate.role.value,
-                                  "leader": _leader(candidate),
-                                  "problem": candidate.problem}, status=503)
+        body: dict[str, Any] = {"ready": False, "role": candidate.role.value,
+                                "leader": _leader(candidate), "problem": candidate.problem}
+        if candidate.role is Role.LEADER:  # the lock is taken, recovery not yet done
+            body["epoch"] = candidate.epoch
+        response = json_response(body, status=503)
         response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return response
 

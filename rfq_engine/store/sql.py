@@ -81,6 +81,10 @@ from rfq_engine.store.writer import CommitFn, GroupCommitWriter, ThreadCommit, W
 
 __all__ = ["DEFAULT_URL", "SqlAuditStore"]
 
+PG_SESSION_SETTINGS = (("tcp_keepalives_idle", "2"), ("tcp_keepalives_interval", "1"),
+                       ("tcp_keepalives_count", "3"), ("tcp_user_timeout", "5000"))
+"""What every pooled PostgreSQL session of the store sets on the server (``_create_engine``)."""
+
 DEFAULT_URL: Final = "sqlite+aiosqlite:///rfq_audit.db"
 SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 _ALL = EventFilter()
@@ -218,7 +222,16 @@ class SqlAuditStore(WriterHealth, SqlQueryTables, AuditStore):
 
     def _create_engine(self) -> AsyncEngine:
         if self._dialect == "postgresql":
-            return create_async_engine(self._url, pool_size=5, max_overflow=5)
+            # Every pooled session asks the server to drop it within about 5 s of this
+            # machine vanishing (keepalives 2 s idle, 1 s apart, 3 probes; unacknowledged data
+            # 5 s): a session cut inside a commit otherwise stays "idle in transaction" for
+            # the kernel's default two hours, holding its FOR SHARE of leader_epochs, and the
+            # standby's epoch UPDATE waits behind it (tests/ha/test_dead_machine.py). Sent in
+            # the startup packet, so it holds whatever the server's own config says.
+            # pool_pre_ping: a connection that died idle in the pool is replaced before use.
+            return create_async_engine(
+                self._url, pool_size=5, max_overflow=5, pool_pre_ping=True,
+                connect_args={"server_settings": dict(PG_SESSION_SETTINGS)})
         options: dict[str, Any] = {}
         if self.readonly:
             import aiosqlite

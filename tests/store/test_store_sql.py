@@ -166,6 +166,25 @@ async def test_postgres_has_no_default_checkpoint(pg_backend: Backend) -> None:
     assert any("cannot be detected" in n for n in report.notes)
 
 
+@pytest.mark.postgres
+async def test_every_postgres_session_bounds_a_vanished_peer(pg_backend: Backend) -> None:
+    """Each pooled session asks the server for keepalives and a TCP user timeout (about 5 s to
+    drop a session whose machine vanished, which may hold a lock the standby needs)."""
+    from sqlalchemy import text
+
+    store = open_store(pg_backend.url)
+    pg_backend.stores.append(store)
+    await store.open()
+    engine = store._engine  # the store's own pool
+    assert engine is not None
+    async with engine.connect() as conn:
+        shown = {name: (await conn.execute(text(f"SHOW {name}"))).scalar()
+                 for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count",
+                              "tcp_user_timeout")}
+    assert shown == {"tcp_keepalives_idle": "2", "tcp_keepalives_interval": "1",
+                     "tcp_keepalives_count": "3", "tcp_user_timeout": "5000"}  # s, s, probes, ms
+
+
 async def test_sqlite_stores_exact_text_decimals_and_z_timestamps(tmp_path: Path) -> None:
     db = tmp_path / "a.db"
     for sync in ("NORMAL", "FULL"):
