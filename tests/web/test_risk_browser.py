@@ -132,6 +132,12 @@ def test_risk_page_banner_and_metric(risk_server: Server) -> None:
     assert 'rfq_risk_alerts_total{kind="margin_usage"} 1.0' in metrics
     assert f"rfq_risk_alerts_active {float(len(kinds))}" in metrics
 
+    # the treasurer posts desk-a's collateral (the same 2,000,000 USD the config says): the
+    # desk's row then says who posted it and when, the venue's row still "the config"
+    posted = _call(server, "/api/v1/hedge/collateral",
+                   {"dealer": "desk-a", "amounts": {"USD": "2000000"}, "note": "wire 77"})
+    assert posted["type"] == "collateral.posted"
+
     expect.set_options(timeout=TIMEOUT_MS)
     with browser_page(server.base, "dave", console_errors=True) as (page, problems):
         banner = page.get_by_test_id("risk-banner")
@@ -146,7 +152,8 @@ def test_risk_page_banner_and_metric(risk_server: Server) -> None:
         desk_a = next(c for c in data["risk"]["counterparties"] if c["dealer"] == "desk-a")
         expect(party).to_contain_text(f"{float(desk_a['usage']) * 100:.1f}%")
         expect(page.get_by_test_id("risk-credit-chart")).to_be_visible()
-        expect(page.locator('[data-testid=risk-desks-row][data-key=desk-a]')).to_be_visible()
+        desk_row = page.locator('[data-testid=risk-desks-row][data-key=desk-a]')
+        expect(desk_row).to_contain_text("posted by alice at")
         program = page.locator('[data-testid=risk-program][data-program=p]')
         expect(program.locator(f'[data-testid=risk-performance-row][data-key="{period["period"]}"]')
                ).to_be_visible()
@@ -159,6 +166,7 @@ def test_risk_page_banner_and_metric(risk_server: Server) -> None:
         expect(accrued).to_contain_text(funding["since"])
         venue = page.locator('[data-testid=risk-venues-row][data-key="desk-c:BTC-USD-PERP"]')
         expect(venue).to_contain_text("estimate")  # a simulated desk: no venue account to read
+        expect(venue).to_contain_text("the config")  # no collateral.posted for this venue
         liquidity = page.get_by_test_id("risk-liquidity-row")
         expect(liquidity.first).to_contain_text("BTC-USD-FUT-")
         page.get_by_test_id("nav-blotter").click()

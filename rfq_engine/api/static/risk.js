@@ -95,14 +95,15 @@ async function load(body, view) {
     h("h3", {}, "OTC desks: margin"),
     table("risk-desks", [
       ["Desk", (d) => d.dealer], ["Required", (d) => money(d.required_usd)], ["Posted", (d) => money(d.posted_value_usd)],
-      ["Usage", (d) => rate(d.usage)], ["Call", (d) => `${d.call.kind} ${money(d.call.usd)}`]], r.desks, (d) => d.dealer),
+      ["Usage", (d) => rate(d.usage)], ["Call", (d) => `${d.call.kind} ${money(d.call.usd)}`],
+      ["Posted from", collateralSource]], r.desks, (d) => d.dealer),
     h("h3", {}, "Venues: margin and liquidation"),
     table("risk-venues", [
       ["Position", (v) => `${v.venue} ${v.instrument}`], ["Equity", (v) => `${fmt(v.equity, 8)} ${v.currency}`],
       ["Initial", (v) => fmt(v.initial_margin, 8)], ["Maintenance", (v) => fmt(v.maintenance_margin, 8)],
       ["Usage", (v) => rate(v.usage)], ["Call", (v) => `${fmt(v.call, 8)} (${money(v.call_usd)})`],
       ["Liquidation", (v) => money(v.liquidation_price)], ["Distance", (v) => rate(v.distance)],
-      ["Source", venueSource]],
+      ["Source", venueSource], ["Posted from", collateralSource]],
     r.venues, (v) => `${v.venue}:${v.instrument}`),
     h("h3", {}, "Funding (estimate)"),
     table("risk-funding", [
@@ -127,6 +128,13 @@ async function load(body, view) {
     h("h3", {}, "Programs against the market"),
     ...(data.performance.length ? data.performance.map(performance)
       : [h("div", { class: "empty" }, "No hedge programs configured.")]));
+}
+
+// Where a row's collateral posted came from: the operator's collateral.posted event (who, when)
+// or the config's figure.
+function collateralSource(row) {
+  if (row.collateral_source === "posted") return `posted by ${row.posted_by} at ${fmtDateTime(row.posted_at)}`;
+  return "the config";
 }
 
 // Where a venue row's figures came from: the venue (read through ccxt) or the config's estimate.
