@@ -30,6 +30,7 @@ from tests.api.conftest import TOKENS, USERS
 from tests.ha.netns import Netns
 from tests.ha.pgcluster import ReplicatedPostgres
 from tests.mqtt.kit import PREFIX, World, free_port
+from tests.serve_kit import LISTENING, STANDBY, users_toml
 
 __all__ = ["WITNESS", "Engine", "HaWorld", "Outcome", "headers"]
 
@@ -52,10 +53,7 @@ def headers(user: str) -> dict[str, str]:
 def engine_config(root: Path, url: str, mqtt: World | None, name: str) -> Path:
     """Engine ``name``'s config: the shared store and desks (the MQTT one with ``mqtt``),
     its own checkpoint log (as on its own disk) and the witness both engines publish to."""
-    from rfq_engine.api.auth import hash_token
-
-    users = "".join(f'[[api.users]]\nname = "{n}"\nroles = ["{r}"]\n'
-                    f'token_sha256 = "{hash_token(TOKENS[n])}"\n' for n, r in USERS.items())
+    users = users_toml(USERS, TOKENS)
     desks = [*SIM_DESKS, *([MQTT_DESK] if mqtt is not None else [])]
     limits = "".join(f'{d} = {{ credit_limit = "100000000" }}\n' for d in desks)
     dealers = "".join(
@@ -161,9 +159,9 @@ class Engine:
     async def _read(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
         while line := (await process.stdout.readline()).decode():
-            if line.startswith("rfq serve standby on"):
+            if line.startswith(STANDBY):
                 self.standing_by.set()
-            elif line.startswith("rfq serve listening on"):
+            elif line.startswith(LISTENING):
                 self.leading.set()
 
     def kill(self) -> None:
