@@ -245,6 +245,23 @@ class HaWorld:
         assert len(leading) == 1, [(e.name, e.alive, e.leading.is_set()) for e in self.engines]
         return leading[0]
 
+    async def sole_leader(self, timeout: float = 30) -> Engine:
+        """The one leading engine. Right after a database failover both may say they lead:
+        the one whose lock went with the old primary is deposed and stops, which takes a
+        moment; this waits (bounded) for that process to exit."""
+        deadline = time.monotonic() + timeout
+        while True:
+            leading = [e for e in self.engines if e.alive and e.leading.is_set()]
+            if len(leading) <= 1:
+                return self.leader()
+            left = deadline - time.monotonic()
+            assert left > 0, ("a deposed leader did not stop",
+                              [(e.name, e.alive, e.leading.is_set()) for e in self.engines])
+            exits = [asyncio.ensure_future(e.process.wait()) for e in leading if e.process is not None]
+            _, pending = await asyncio.wait(exits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in pending:
+                waiter.cancel()
+
     def standby(self) -> Engine:
         return next(e for e in self.engines if e is not self.leader())
 
@@ -310,7 +327,7 @@ class HaWorld:
         """Until the leader shows no RFQ open (each ends by itself: filled or not)."""
         deadline = time.monotonic() + timeout
         while True:
-            status, body = await self.get(self.leader(), "/api/v1/rfqs?limit=500", "alice")
+            status, body = await self.get(await self.sole_leader(), "/api/v1/rfqs?limit=500", "alice")
             if status == 200 and not [r for r in body["rfqs"] if r["state"] in NON_TERMINAL]:
                 return
             if time.monotonic() > deadline:

@@ -118,7 +118,7 @@ async def after_failover(world: HaWorld, new_leader: Engine) -> None:
 
 async def check_outcome(world: HaWorld, root: Path) -> None:
     await world.settle()
-    await world.snapshot(world.leader())
+    await world.snapshot(await world.sole_leader())
     for engine in sorted(world.engines, key=lambda e: e.leading.is_set()):
         assert await engine.stop() == 0, engine.logs()
     out = await world.outcome()
@@ -223,7 +223,7 @@ async def fail_databases(world: HaWorld, rng: random.Random) -> tuple[list[float
     times: list[float] = []
     after_whole: list[float] = []
     for trial in range(DB_FAILOVERS):
-        leader = world.leader()
+        leader = await world.sole_leader()  # the previous failover's deposed leader has stopped
         status, body = await world.submit(leader, dealers_for(trial))
         assert status == 201, body
         await asyncio.sleep(rng.uniform(0.0, 0.8))
