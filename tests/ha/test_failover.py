@@ -120,7 +120,9 @@ async def check_outcome(world: HaWorld, root: Path) -> None:
     await world.settle()
     await world.snapshot(await world.sole_leader())
     for engine in sorted(world.engines, key=lambda e: e.leading.is_set()):
-        assert await engine.stop() == 0, engine.logs()
+        code = await engine.stop()
+        # 0, or 1 from an engine deposed by the last database failover (it exits by design)
+        assert code == 0 or (code == 1 and "serve.exit_deposed" in engine.logs()), engine.logs()
     out = await world.outcome()
     assert not out.open_rfqs, out.open_rfqs
     assert world.acknowledged <= out.rfq_ids, world.acknowledged - out.rfq_ids
