@@ -50,9 +50,18 @@ WRITE_AHEAD = frozenset({
 DEALERS = ("dealer-alpha", "dealer-bravo", "dealer-charlie", "dealer-delta")
 
 
-def uid(*parts: object) -> str:
-    """A deterministic UUID-shaped id (the engine uses uuid4 for rfq, quote, msg, fill ids)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_OID, ":".join(map(str, parts))))
+ORDERED_IDS = True  # --ids: time-ordered (version 7, as rfq_engine.domain.new_id) or random
+
+
+def uid(kind: str, n: int, *parts: object) -> str:
+    """A deterministic UUID-shaped id for RFQ number ``n``: as ``new_id`` makes them
+    (version 7: the first 48 bits a millisecond clock, here RFQ ``n`` opened at 100 RFQs/s,
+    the rest random-looking), or wholly random-looking (version 4's shape) with --ids random."""
+    text = str(uuid.uuid5(uuid.NAMESPACE_OID, ":".join(map(str, (kind, n, *parts)))))
+    if not ORDERED_IDS:
+        return text
+    ms = f"{1_790_000_000_000 + n * 10:012x}"
+    return f"{ms[:8]}-{ms[8:]}-7{text[15:]}"
 
 
 def rfq_lifecycle(n: int) -> list[Event]:
@@ -169,6 +178,16 @@ async def append_rfq_tasks(store: SqlAuditStore, rfqs: list[list[Event]], tasks:
     return time.perf_counter() - started
 
 
+def io_bytes() -> tuple[int, int]:
+    """This process's bytes read from and written to the storage layer (/proc/self/io):
+    page-cache misses and what commits and checkpoints write, WAL and database alike."""
+    try:
+        fields = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
+    except OSError:
+        return 0, 0
+    return int(fields["read_bytes"]), int(fields["write_bytes"])
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -212,12 +231,13 @@ async def run(args: argparse.Namespace, tmp: str) -> None:
               f"python speed {python_speed_ms():.0f} ms (bench/calibrate.py)")
         print(f"events     {len(sizes):,} from {len(rfqs):,} RFQs, payload mean "
               f"{statistics.mean(sizes):.0f} B (median {statistics.median(sizes):.0f} B)")
-        cpu_before = cpu_seconds()
+        cpu_before, io_before = cpu_seconds(), io_bytes()
         if args.rfq_tasks:
             appended = await append_rfq_tasks(store, rfqs, args.rfq_tasks)
         else:
             appended = await append_stream(store, events, args.window)
         cpu = cpu_seconds() - cpu_before
+        read, written = (after - before for after, before in zip(io_bytes(), io_before, strict=True))
         stats = dataclasses.replace(store.stats)
         committer = getattr(store, "_committer", None)
         wal = None if committer is None else dataclasses.replace(committer.wal.stats)
@@ -232,6 +252,8 @@ async def run(args: argparse.Namespace, tmp: str) -> None:
               f"writer itself, {wal.failed} failed; {wal.last_wal_frames:,} frames at the last")
     print(f"cpu        {cpu:.2f} s of this process's CPU for the appends, "
           f"{cpu / len(sizes) * 1e6:.0f} us/event (all threads; a database server not included)")
+    print(f"io         {written / len(sizes):,.0f} B written and {read / len(sizes):,.0f} B read "
+          f"from the disk per event ({written / 1e6:,.0f} MB, {read / 1e6:,.0f} MB; ids {args.ids})")
     print(f"latency    one awaited append on an idle store: median "
           f"{statistics.median(latencies) * 1000:.2f} ms, p99 "
           f"{latencies[int(len(latencies) * 0.99)] * 1000:.2f} ms")
@@ -261,7 +283,11 @@ def main() -> None:
                         help="stream producer: appends in flight at most (default 10000)")
     parser.add_argument("--rfq-tasks", type=int, default=0, metavar="N",
                         help="instead of one stream, N concurrent RFQ tasks awaiting their decisions")
+    parser.add_argument("--ids", choices=("ordered", "random"), default="ordered",
+                        help="id shape: time-ordered as the engine makes them (default) or random")
     args = parser.parse_args()
+    global ORDERED_IDS
+    ORDERED_IDS = args.ids == "ordered"
     with tempfile.TemporaryDirectory(prefix="audit-bench-") as tmp:
         asyncio.run(run(args, tmp))
         disk_usage(tmp, args.n)

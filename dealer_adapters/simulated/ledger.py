@@ -87,7 +87,7 @@ class ExecutionRecord:
             price=award.price,
             quantity=award.quantity,
             booked_at=now,
-            dealer_trade_id=f"{dealer_id}-{new_id().replace('-', '')[:16]}" if confirmed else "",
+            dealer_trade_id=f"{dealer_id}-{new_id().replace('-', '')[-16:]}" if confirmed else "",
             reason=reason or "",
         )
 

@@ -93,7 +93,7 @@ class LiveView:
                     continue
                 left = max(w.deadline - now, 0.0)
                 line = (f"  window closes in {left:4.1f} s  ·  {len(w.answered)}/{w.dealers} "
-                        f"dealers answered  ({rfq_id[:8]})")
+                        f"dealers answered  ({rfq_id[-8:]})")
                 if self.tty:
                     self.out.write("\r\x1b[2K" + line)
                     self.out.flush()

@@ -146,7 +146,7 @@ class ScriptedDealers:
             award.execution_id, award.rfq_id, award.quote_id, DealerId(dealer or award.dealer_id),
             award.price if price is None else price,
             award.quantity if quantity is None else quantity,
-            f"T-{award.execution_id[:8]}", utc_now(), msg_id or new_id()))
+            f"T-{award.execution_id[-12:]}", utc_now(), msg_id or new_id()))
 
     def reject(self, award: Award, reason: str = "last look: price moved") -> None:
         self.push(ExecutionReject(award.execution_id, award.rfq_id, award.dealer_id, reason,

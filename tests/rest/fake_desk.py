@@ -235,7 +235,7 @@ class FakeDesk:
         if not self.trades_unit(body["quantity_unit"]):
             return _error(422, "unsupported_unit", f"unit {body['quantity_unit']} not traded")
         quote = FakeQuote(
-            quote_id=f"Q-{new_id()[:8]}",
+            quote_id=f"Q-{new_id()[-12:]}",
             request=body,
             bid=self.bid if side in ("sell", "two_way") else None,
             ask=self.ask if side in ("buy", "two_way") else None,
@@ -322,7 +322,7 @@ class FakeDesk:
             elif self.order_reject_reason is not None:
                 reason = self.order_reject_reason
         if reason is None:
-            order.status, order.trade_id = "filled", f"T-{new_id()[:8]}"
+            order.status, order.trade_id = "filled", f"T-{new_id()[-12:]}"
         else:
             order.status, order.reason = "rejected", reason
 

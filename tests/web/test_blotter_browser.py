@@ -134,7 +134,7 @@ def test_trader_collar_then_compliance_review(rfq_server: Server) -> None:
         expect(page.get_by_test_id("rfq-ticket")).to_have_count(0)
         expect(page.get_by_test_id("cancel-rfq")).to_have_count(0)
         page.get_by_test_id("nav-compliance").click()
-        page.get_by_test_id("search-input").fill(rfq_id[:8])
+        page.get_by_test_id("search-input").fill(rfq_id[-8:])
         page.get_by_test_id("search-submit").click()
         results = page.get_by_test_id("result-row")
         expect(results).to_have_count(1)

@@ -116,7 +116,7 @@ export function stateBadge(state, testid = "rfq-state") {
 }
 
 export function shortId(id) {
-  return id ? id.slice(0, 8) : "—";
+  return id ? id.slice(-8) : "—"; // the random end: an id's start is its creation time (new_id)
 }
 
 const MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
