@@ -25,7 +25,7 @@ from rfq_engine.domain.errors import (
     ValidationError,
     WireError,
 )
-from rfq_engine.engine.errors import EngineHalted, UnknownRfq
+from rfq_engine.engine.errors import EngineBusy, EngineHalted, UnknownRfq
 
 __all__ = ["ERROR_TABLE", "EXIT_ERROR", "INTERNAL", "Outcome", "outcome_of", "public_reason"]
 
@@ -67,6 +67,7 @@ ERROR_TABLE: Final[Mapping[type, Outcome]] = MappingProxyType({
     # Two engine errors answer in their own words within their category's status.
     UnknownRfq: Outcome(404, "not_found", EXIT_ERROR, "no such RFQ"),
     EngineHalted: Outcome(503, "halted", EXIT_ERROR),
+    EngineBusy: Outcome(503, "busy", EXIT_ERROR),
 })
 
 

@@ -74,7 +74,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         outcome = outcome_of(exc) or INTERNAL
         if outcome.fault:
             log.exception("api.unhandled", path=request.path, method=request.method)
-        return error(outcome.status, outcome.kind, *public_reason(exc, outcome))
+        response = error(outcome.status, outcome.kind, *public_reason(exc, outcome))
+        retry_after = getattr(exc, "retry_after_s", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
 
 
 async def _openapi(request: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ from rfq_engine.engine.config import EngineConfig
 from rfq_engine.engine.context import EngineEvent, Listener
 from rfq_engine.engine.engine import RfqEngine
 from rfq_engine.engine.errors import (
+    EngineBusy,
     EngineError,
     EngineHalted,
     InvalidRequest,
@@ -13,6 +14,7 @@ from rfq_engine.engine.errors import (
 )
 
 __all__ = [
+    "EngineBusy",
     "EngineConfig",
     "EngineError",
     "EngineEvent",

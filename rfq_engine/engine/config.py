@@ -35,6 +35,11 @@ class EngineConfig(BaseModel):
     """First pause between two questions about an unknown outcome; doubles each time."""
     reconcile_backoff_max_ms: int = Field(5000, ge=10, le=600_000)
     """Longest pause between two questions before ``reconcile_by``."""
+    max_live_rfqs: int = Field(1000, ge=1, le=1_000_000)
+    """RFQs live at once at most: accepted and not yet ended, with those whose submission is
+    being made durable. One more is refused (503 ``busy``, ``Retry-After: 1``) until some
+    end. It bounds the memory that a stalled audit store or slow dealers would otherwise
+    fill with accepted work (docs/performance.md, "Fourth pass")."""
     reconcile_slow_interval_ms: int = Field(30_000, ge=100, le=3_600_000)
     """Once unresolved: how often the dealer is still asked, until it or a person answers."""
 

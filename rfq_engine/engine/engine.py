@@ -46,6 +46,7 @@ from rfq_engine.engine.awards import AwardOutcome
 from rfq_engine.engine.config import EngineConfig
 from rfq_engine.engine.context import Listener, Services
 from rfq_engine.engine.errors import (
+    EngineBusy,
     EngineHalted,
     InvalidRequest,
     InvalidState,
@@ -105,6 +106,7 @@ class RfqEngine:
         self._run_seen: dict[RfqId, set[tuple[str, str]]] = {}
         self._status_seen: dict[DealerId, OrderedDict[str, None]] = {}
         self._by_client: dict[tuple[str, str], asyncio.Future[RfqId]] = {}
+        self._submitting = 0  # submissions between admission and their run's launch
         self._status: dict[DealerId, DealerStatus] = {}
         self._halted: str | None = None
         self._started = False
@@ -296,7 +298,24 @@ class RfqEngine:
         self._by_client.pop(key, None)
         return rfq_id
 
+    def _admit(self) -> None:
+        """Refuse a new RFQ while ``max_live_rfqs`` are live or being submitted: when the
+        store or the dealers fall behind, the backlog stays bounded instead of growing with
+        every request accepted (the caller retries; ``client_rfq_id`` keeps that safe)."""
+        live, limit = len(self._runs) + self._submitting, self.services.config.max_live_rfqs
+        if live >= limit:
+            raise EngineBusy(f"{live} RFQs are live, the most this engine takes at once "
+                             f"([engine] max_live_rfqs = {limit}); retry when some have ended")
+
     async def _create(self, spec: RfqSpec, mandate: Mandate) -> RfqId:
+        self._admit()
+        self._submitting += 1
+        try:
+            return await self._submit_new(spec, mandate)
+        finally:
+            self._submitting -= 1
+
+    async def _submit_new(self, spec: RfqSpec, mandate: Mandate) -> RfqId:
         rfq_id = RfqId(new_id())
         provider = self.services.reference
         reference = None

@@ -18,6 +18,7 @@ from rfq_engine.domain import RfqError, ValidationError
 from rfq_engine.domain.errors import Conflict, Forbidden, NotFound, Unavailable
 
 __all__ = [
+    "EngineBusy",
     "EngineError",
     "EngineHalted",
     "InvalidRequest",
@@ -66,3 +67,10 @@ class InvalidRequest(EngineError, ValidationError):
 
 class EngineHalted(EngineError, Unavailable):
     pass
+
+
+class EngineBusy(EngineError, Unavailable):
+    """Too many RFQs are live at once (``[engine] max_live_rfqs``): a new one is refused
+    until some end. The API answers 503 ``busy`` with ``Retry-After``."""
+
+    retry_after_s = 1

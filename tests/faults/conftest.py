@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +22,17 @@ from rfq_engine.store.outage import RetryPolicy
 from tests.engine.conftest import future_rfq, mandate_config, snapshot
 from tests.engine.scripted import ScriptedDealers
 from tests.faults.pgkit import PgDatabase, fresh_database
+
+
+@pytest.fixture(scope="session")
+def shim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``slowfsync.c`` built with the system's cc: a disk whose fsyncs a test slows down
+    (LD_PRELOAD; see the C file for its environment)."""
+    built = tmp_path_factory.mktemp("slowfsync") / "slowfsync.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(built),
+                    str(Path(__file__).with_name("slowfsync.c")), "-ldl"],
+                   check=True, capture_output=True, text=True)
+    yield built
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,16 +36,7 @@ from tests.recovery.harness import (
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")]
 
-SHIM = Path(__file__).with_name("slowfsync.c")
 EXIT_FILLED, EXIT_NOT_FILLED = 0, 2
-
-
-@pytest.fixture(scope="module")
-def shim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    built = tmp_path_factory.mktemp("slowfsync") / "slowfsync.so"
-    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(built), str(SHIM), "-ldl"],
-                   check=True, capture_output=True, text=True)
-    yield built
 
 
 def request_on_a_slow_disk(case: Case, shim: Path, delay_ms: int
