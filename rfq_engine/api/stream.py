@@ -11,6 +11,8 @@ A healthy reader is never dropped:
 - Full events resume once the client has caught up.
 - Only a client that stops reading is disconnected: nothing sent for
   ``[api] stream_stall_s`` while messages wait. It gets close code 1013 with the reason.
+  The time counts from the later of the last send and the arrival of the oldest message
+  waiting (``Outbox.stalled``), and not across a pause of the server's own process.
 
 Browsers authenticate with ``?token=`` (no headers on WebSocket).
 
@@ -56,11 +58,16 @@ class Outbox:
         self._coalesced: dict[str, dict[str, Any]] = {}  # rfq_id -> its rfq.changed marker
         self.ready = asyncio.Event()
         self.coalesced_total = 0
+        self.waiting_since = 0.0
+        """``time.monotonic()`` when the oldest message still waiting was put (the outbox was
+        empty before it): a reader is only behind for as long as something waited for it."""
 
     def __len__(self) -> int:
         return len(self.items)
 
     def put(self, message: dict[str, Any]) -> None:
+        if not self.items:
+            self.waiting_since = time.monotonic()
         rfq_id = message.get("rfq_id")
         marker = self._coalesced.get(rfq_id) if rfq_id is not None else None
         if marker is not None:  # already waiting as one "rfq.changed": count it in
@@ -87,6 +94,15 @@ class Outbox:
         self.items = kept
         self._coalesced[rfq_id] = marker
         self.coalesced_total += dropped + 1
+
+    def stalled(self, last_sent: float, now: float, stall_s: float) -> bool:
+        """Whether the reader stopped reading: messages have waited, with nothing sent, for
+        more than ``stall_s``. Counted from the later of the last send and the moment the
+        oldest waiting message arrived: a stream quiet for an hour (or an audit store that
+        made nothing durable for a minute) followed by a message is not a reader that
+        stopped, however long ago its last send was (the 10-minute soak lost every reader
+        that way after a 38 s disk stall)."""
+        return bool(self.items) and now - max(last_sent, self.waiting_since) > stall_s
 
     def take(self) -> dict[str, Any] | None:
         if not self.items:
@@ -165,9 +181,19 @@ async def stream(request: web.Request) -> web.StreamResponse:
         """Give up on a client that stopped reading (its sends make no progress): stop
         queueing for it, queue the close frame with the reason behind what it has not read,
         and close the connection once that is flushed."""
+        nonlocal last_progress
+        interval = min(stall_s / 4, 5.0)
         while not ws.closed:
-            await asyncio.sleep(min(stall_s / 4, 5.0))
-            if len(outbox) and time.monotonic() - last_progress > stall_s:
+            asked = time.monotonic()
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            if now - asked > interval + stall_s / 2:
+                # This process did not run meanwhile (paused, or its loop blocked): nothing
+                # could be sent to anyone, which is not the reader's doing. It gets a fresh
+                # stall_s from now.
+                last_progress = now
+                continue
+            if outbox.stalled(last_progress, now, stall_s):
                 app.engine.remove_listener(listen)
                 outbox.items.clear()
                 with contextlib.suppress(TimeoutError, ConnectionError):

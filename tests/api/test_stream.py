@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,26 @@ def test_the_outbox_coalesces_per_rfq_once_behind_and_keeps_engine_wide_events()
     assert box.take() is None
     box.put({"rfq_id": "r1", "type": "fill.recorded"})  # caught up: full events again
     assert box.take() == {"rfq_id": "r1", "type": "fill.recorded"}
+
+
+def test_a_reader_is_behind_only_for_as_long_as_something_waited_for_it() -> None:
+    """A stream quiet for far longer than ``stall_s`` (or an audit store that made nothing
+    durable for a minute), then a message: the reader has not stopped reading. It has once
+    that message waited ``stall_s`` with nothing sent."""
+    box = Outbox(coalesce_at=100)
+    last_sent = time.monotonic() - 3600  # the last send was an hour ago
+    assert not box.stalled(last_sent, time.monotonic(), 30)  # nothing waits
+    box.put({"rfq_id": "r1", "type": "quote.received"})
+    arrived = box.waiting_since
+    assert not box.stalled(last_sent, arrived + 0.01, 30)
+    box.put({"rfq_id": "r1", "type": "quote.received"})  # a second one does not reset it
+    assert box.waiting_since == arrived
+    assert not box.stalled(last_sent, arrived + 29.9, 30)
+    assert box.stalled(last_sent, arrived + 30.1, 30)
+    assert not box.stalled(arrived + 20, arrived + 30.1, 30)  # a send since: still reading
+    while box.take() is not None:
+        pass
+    assert not box.stalled(last_sent, arrived + 99, 30)
 
 
 @pytest.fixture
