@@ -118,7 +118,8 @@ def base_config(directory: Path, dealers: list[str], *, port: int, min_quotes: i
             "min_quotes": min_quotes, "price_tolerance_bps": "300", "approval_threshold": big,
             "dealers": {d: {"credit_limit": big} for d in dealers}}},
         "api": {"host": "127.0.0.1", "port": port, "stream_queue": 2000,
-                "users": [{"name": "trader", "roles": ["trader"], "token_sha256": hash_token(TOKEN)}]},
+                "users": [{"name": "trader", "roles": ["trader", "ops"],  # ops: /metrics
+                           "token_sha256": hash_token(TOKEN)}]},
     }
 
 

@@ -39,6 +39,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -48,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp
 from e2e_kit import (
+    TOKEN,
     Api,
     Serve,
     Stream,
@@ -176,6 +178,98 @@ def disk_floor(directory: Path, n: int = 200) -> list[float]:
     return took
 
 
+class DiskProbe:
+    """The disk's own latency beside the store, all along the run: every 100 ms a thread of
+    this process writes 4 KiB to a file in the store's directory and fdatasyncs it. A commit
+    stall that this probe saw too (at the same moment) is the disk's, not the engine's."""
+
+    def __init__(self, directory: Path, every_s: float = 0.1) -> None:
+        self.path, self.every_s = directory / "disk-probe", every_s
+        self.samples: list[tuple[float, float]] = []  # (seconds since start, latency s)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="disk-probe", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.path.unlink(missing_ok=True)
+
+    def _run(self) -> None:
+        started, block = time.monotonic(), b"p" * 4096
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while not self._stop.wait(self.every_s):
+                t0 = time.monotonic()
+                os.pwrite(fd, block, 0)
+                os.fdatasync(fd)
+                self.samples.append((t0 - started, time.monotonic() - t0))
+        finally:
+            os.close(fd)
+
+    def line(self) -> str:
+        took = sorted(s for _, s in self.samples)
+        if not took:
+            return "disk probe: no samples"
+        worst_at, worst = max(self.samples, key=lambda s: s[1])
+        slow = sum(1 for s in took if s > 0.5)
+        return (f"disk probe (4 KiB write + fdatasync every {self.every_s * 1000:.0f} ms beside the "
+                f"store, {len(took)} samples): p50 {took[len(took) // 2] * 1000:.2f} ms, p99 "
+                f"{took[int(len(took) * 0.99)] * 1000:.2f} ms, max {worst:.3f} s at {worst_at:.0f} s; "
+                f"{slow} over 0.5 s")
+
+
+def io_written(pid: int) -> int:
+    """Bytes ``pid`` caused to be written to the disk (/proc/<pid>/io)."""
+    try:
+        text = Path(f"/proc/{pid}/io").read_text()
+    except OSError:
+        return 0
+    return int(next(x for x in text.splitlines() if x.startswith("write_bytes:")).split()[1])
+
+
+def device_of(path: Path) -> str | None:
+    """The block device (as /proc/diskstats names it) holding ``path``."""
+    dev = os.stat(path).st_dev
+    try:
+        name = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}").resolve().name
+    except OSError:
+        return None
+    return name if Path(f"/sys/block/{name}").exists() else None
+
+
+def disk_counts(device: str | None) -> tuple[float, float, float]:
+    """(bytes written, write requests, flush requests) of ``device`` since boot, the whole
+    machine's (/proc/diskstats): what the disk was asked to do, the journal's writes too."""
+    for line in Path("/proc/diskstats").read_text().splitlines():
+        f = line.split()
+        if device is not None and f[2] == device:
+            return int(f[9]) * 512.0, float(f[7]), float(f[19]) if len(f) > 19 else 0.0
+    return 0.0, 0.0, 0.0
+
+
+async def audit_counts(session: aiohttp.ClientSession, port: int) -> dict[str, float]:
+    """The store's write counters from ``/metrics`` (commits, events, query-table updates)."""
+    async with session.get(f"http://127.0.0.1:{port}/metrics",
+                           headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+        text = await resp.text()
+    return {k: float(v) for k, v in (x.split() for x in text.splitlines() if x.startswith(
+        ("rfq_audit_commits ", "rfq_audit_events_committed ", "rfq_audit_table_updates ")))}
+
+
+def slow_commits(log: Path) -> str:
+    """What rfq serve's slow-commit warnings said (commit_watch.py), in one line."""
+    lines = [x for x in log.read_text(errors="replace").splitlines() if "audit store slow" in x]
+    if not lines:
+        return "slow commits (over 0.5 s): none logged"
+    last = json.loads(lines[-1])["event"]
+    total = last.split(" in all")[0].rsplit(" ", 1)[-1]
+    longest = last.split("the longest ")[1].split(")")[0]
+    return f"slow commits (over 0.5 s): {total}, the longest {longest} ({len(lines)} warnings logged)"
+
+
 def filled_share(states: dict[str, int]) -> float:
     filled = states.get("filled", 0) + states.get("partially_filled", 0)
     total = sum(states.values())
@@ -194,6 +288,9 @@ async def bench(args: argparse.Namespace) -> None:
     print(f"settings {os.cpu_count()} CPUs, Python {platform.python_version()}, load average "
           f"{load_average()} before the run; store SQLite FULL in {tmp}")
     disk = disk_floor(tmp)
+    probe = DiskProbe(tmp)
+    device = device_of(tmp)
+    probe.start()
     await serve.start()
     session = aiohttp.ClientSession()
     readers = [Stream(port) for _ in range(args.readers)]
@@ -222,6 +319,9 @@ async def bench(args: argparse.Namespace) -> None:
             item["serve_cpu_s"], cpu_mark = cpu_now - cpu_mark, cpu_now  # since the previous phase
             item["at"] = time.monotonic() - started
             item["load"] = load_average()
+            item["written"] = io_written(serve.pid)
+            item["audit"] = await audit_counts(session, port)
+            item["disk"] = disk_counts(device)
             phases[item["phase"]] = item
             if item["phase"] == "soak":
                 phases["soak"]["started"] = item["at"] - args.soak
@@ -232,10 +332,13 @@ async def bench(args: argparse.Namespace) -> None:
         await session.close()
         await serve.stop()
         await stop(load)
+        probe.stop()
     verify = subprocess.run([str(Path(sys.executable).with_name("rfq")), "audit", "verify",  # noqa: ASYNC221
                              "--config", str(serve.config_path)], capture_output=True, text=True, cwd=tmp,
                             check=False)  # everything else has stopped
-    report(args, phases, disk, rss, readers, alive, verify)
+    report(args, phases, disk, rss, readers, alive, verify, device)
+    print(probe.line())
+    print(slow_commits(tmp / "serve.log"))
     print(f"store and logs in {tmp}")
 
 
@@ -249,7 +352,7 @@ def cpu_line(phase: dict[str, Any], seconds: float) -> str:
 
 def report(args: argparse.Namespace, phases: dict[str, dict[str, Any]], disk: list[float],
            rss: list[tuple[float, float]], readers: list[Stream], alive: list[bool],
-           verify: subprocess.CompletedProcess[str]) -> None:
+           verify: subprocess.CompletedProcess[str], device: str | None) -> None:
     floor = phases.get("floor", {})
     print(row("floor  GET /healthz, one at a time", floor.get("healthz", [])))
     print(row("floor  GET /api/v1/me (auth), one at a time", floor.get("me", [])))
@@ -277,6 +380,23 @@ def report(args: argparse.Namespace, phases: dict[str, dict[str, Any]], disk: li
               f"refused {phase['refused']}; filled {filled_share(phase['states']):.1f}%; the schedule ended "
               f"{phase['schedule_late_s']:.2f} s late")
         print(f"  {cpu_line(phase, seconds)}")
+        if name == "soak" and "open" in phases:
+            written = (phase["written"] - phases["open"]["written"]) / 1e6
+            done = phase["completed"] * seconds
+            print(f"  rfq serve wrote {written:,.0f} MB to the disk ({written / seconds:.1f} MB/s, "
+                  f"{written * 1000 / max(done, 1):.0f} KB per completed RFQ: WAL, database, "
+                  "checkpoint log)")
+            wrote, ios, flushes = (a - b for a, b in zip(phase["disk"], phases["open"]["disk"],
+                                                         strict=True))
+            print(f"  the disk ({device}, the whole machine): {wrote / 1e6:,.0f} MB written "
+                  f"({wrote / 1e3 / max(done, 1):.0f} KB per RFQ), {ios / seconds:,.0f} write "
+                  f"requests/s, {flushes / seconds:,.0f} flushes/s")
+            counts = {k: v - phases["open"]["audit"].get(k, 0) for k, v in phase["audit"].items()}
+            if counts.get("rfq_audit_commits"):
+                print(f"  audit store: {counts['rfq_audit_commits'] / seconds:.0f} commits/s of "
+                      f"{counts['rfq_audit_events_committed'] / counts['rfq_audit_commits']:.1f} "
+                      f"events, {counts.get('rfq_audit_table_updates', 0) / seconds:.0f} "
+                      "query-table transactions/s")
     soak = phases.get("soak")
     if soak:
         start, end = soak["started"], soak["at"]

@@ -7,13 +7,15 @@
 - ``rfq_audit_store_up`` (1, or 0 while commits fail or the writer stopped) and
   ``rfq_audit_failed_commits`` (attempts that failed, each retried), ``rfq_audit_slow_commits``
   and ``rfq_audit_commit_seconds_max`` (a slow disk: no failure, but every decision waits):
-  read at scrape time.
+  read at scrape time; ``rfq_audit_commits``, ``rfq_audit_events_committed`` and
+  ``rfq_audit_table_updates`` (the store's write load: transactions per event).
 - ``rfq_risk_alerts_total{kind}`` (risk alerts raised) and ``rfq_risk_alerts_active`` (raised,
   not cleared yet): from ``risk.alerted`` events and the risk watch.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Collection
 
@@ -31,6 +33,10 @@ from rfq_engine.engine import EngineEvent, RfqEngine
 from rfq_engine.readmodels.events import listened
 
 __all__ = ["Metrics"]
+
+
+def _writer_stat(engine: RfqEngine, field: str) -> float:
+    return float(getattr(getattr(engine.store, "stats", None), field, 0))
 
 
 class Metrics:
@@ -66,6 +72,14 @@ class Metrics:
                         "become durable, retries included", registry=self.registry)
         longest.set_function(lambda: getattr(getattr(engine.store, "stats", None),
                                              "longest_commit_s", 0.0))
+        for name, field, text in (
+                ("rfq_audit_commits", "batches", "Audit batches committed (one durable "
+                 "transaction each)"),
+                ("rfq_audit_events_committed", "events", "Audit events committed"),
+                ("rfq_audit_table_updates", "settles", "Query-table transactions after the "
+                 "commits (SQLite; under load one for several batches)")):
+            gauge = Gauge(name, text, registry=self.registry)
+            gauge.set_function(functools.partial(_writer_stat, engine, field))
         self.risk_alerts = Counter("rfq_risk_alerts", "Risk alerts raised, by kind (docs/risk.md)",
                                    ["kind"], registry=self.registry)
         self._risk_seen: set[tuple[str, str]] = set()

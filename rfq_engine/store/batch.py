@@ -61,6 +61,9 @@ class WriterStats:
     """Batches that took over ``commit_watch.SLOW_COMMIT_S`` to become durable."""
     longest_commit_s: float = 0.0
     """The longest a batch took to become durable (retries included)."""
+    settles: int = 0
+    """Runs of a ``ThreadCommit``'s ``after`` (SQLite: query-table transactions), each for
+    one batch or, under load, for several (writer.AFTER_EVERY_S)."""
 
 
 class Pending:
@@ -91,3 +94,14 @@ class Batch(Generic[P]):
 
     def __len__(self) -> int:
         return len(self.pendings)
+
+    @classmethod
+    def joined(cls, batches: list[Batch[P]]) -> Batch[P]:
+        """One batch of the events and parts of consecutive ``batches`` (no pendings)."""
+        if len(batches) == 1:
+            return batches[0]
+        joined: Batch[P] = cls()
+        for batch in batches:
+            joined.events += batch.events
+            joined.parts += batch.parts
+        return joined

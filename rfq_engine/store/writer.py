@@ -20,8 +20,9 @@ hop to that thread, and the log's fdatasync follows in the background after the 
 resolved (checkpoint.py says what a power cut in that window can and cannot cost);
 otherwise the intent is appended durably before the commit and the done entry after it. A
 ``ThreadCommit`` may split off work the appenders need not wait for (``after``: SQLite's
-query tables); it runs once the tasks the futures woke have had their turn, and ``flush``
-and ``settled`` wait for it, ``depth`` does not count it.
+query tables); it runs once the tasks the futures woke have had their turn (under load for
+the batches of ``AFTER_EVERY_S`` at once), ``flush`` and ``settled`` wait for it (and make
+it run), ``depth`` does not count it.
 
 If ``commit`` raises, the batch is neither failed nor dropped (outage.py): the writer
 reconnects (``reconnect``), reloads the head, and if the batch is not in the store after
@@ -77,6 +78,11 @@ log = logging.getLogger(__name__)
 
 P = TypeVar("P")
 PREPARE_CHUNK: Final = 200  # events linked and prepared between two yields to the loop
+AFTER_EVERY_S: Final = 0.05
+"""Under load, ``after`` runs for the batches of this long in one call (one query-table
+transaction, not one per batch, on the thread the next commit waits for); at once when
+nothing is queued, a reader waits (``settled``, ``flush``) or the writer closes."""
+AFTER_MAX_EVENTS: Final = 2000  # ... or once this many events wait for it
 
 
 class _Stopped(Exception):
@@ -125,6 +131,8 @@ class GroupCommitWriter(Generic[P]):
         self._flush_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._settled = head[0]  # newest seq whose whole commit (not only its events) ended
         self._settle_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._unsettled: list[Batch[P]] = []  # durable, their ``after`` not run yet
+        self._last_after = 0.0
         self._closing = False
         self._close_deadline: float | None = None
         self._refusal = "the audit store is not open for writing"
@@ -201,6 +209,7 @@ class GroupCommitWriter(Generic[P]):
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._settle_waiters.append((seq, waiter))
+        self._notify()  # an idle writer with batches whose ``after`` is deferred runs it
         await asyncio.shield(waiter)
 
     async def close(self) -> None:
@@ -245,6 +254,9 @@ class GroupCommitWriter(Generic[P]):
                     batch = await self._stage(batch)
                 if batch is None:
                     if self._queue:  # the events of a failed ``prepare`` were failed
+                        continue
+                    if self._unsettled:
+                        await self._settle()
                         continue
                     if self._closing:
                         return
@@ -383,11 +395,30 @@ class GroupCommitWriter(Generic[P]):
             if self._witness is not None and entry is not None and entry.kind == DONE:
                 self._witness.offer(entry)
         self._committing = None  # durable: no longer counted in ``depth``
-        await self._after_commit(batch)
-        self._settled = last.seq
+        self._unsettled.append(batch)
+        if self._after_now():
+            await self._settle()
+        self._commit_task = None
+
+    def _after_now(self) -> bool:
+        """Whether the ``after`` of the durable batches runs now or joins the next ones'."""
+        commit = self._commit
+        if not isinstance(commit, ThreadCommit) or commit.after is None:
+            return True
+        return bool(self._settle_waiters or self._flush_waiters or self._closing
+                    or not (self._queue or self._staged)
+                    or sum(map(len, self._unsettled)) >= AFTER_MAX_EVENTS
+                    or time.monotonic() - self._last_after >= AFTER_EVERY_S)
+
+    async def _settle(self) -> None:
+        """Run the deferred ``after`` of the durable batches (one call), then wake who waits."""
+        merged, self._unsettled = Batch.joined(self._unsettled), []
+        await self._after_commit(merged)
+        self.stats.settles += 1
+        self._last_after = time.monotonic()
+        self._settled = merged.events[-1].seq
         self._wake_settlers()
-        self._committing = self._commit_task = None
-        self._processed += len(batch)
+        self._processed += len(merged.events)
         self._wake_flushers()
 
     # --- a commit failed --------------------------------------------------------------------

@@ -211,3 +211,21 @@ async def test_an_existing_database_without_a_watermark_is_taken_as_current(tmp_
         assert committer_of(store).projected == head
         await store.append("r1", E.RFQ_STATE_CHANGED, "engine", state("filled", "filled", "x"))
     assert watermark(db) == head + 1
+
+
+async def test_under_load_one_table_transaction_serves_several_commits_and_reads_stay_current(
+    tmp_path: Path,
+) -> None:
+    """Commits back to back (events always queued): the query tables are brought up to date
+    for several batches at once (writer.AFTER_EVERY_S), not once per batch. A reader still
+    sees every row of what it was told is durable: it makes the deferred update run."""
+    async with SqlAuditStore(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}", batch_max=5) as store:
+        appended = [store.append(f"r{n}", E.RFQ_SUBMITTED, "alice",
+                                 submitted(client_rfq_id=f"c-{n}")) for n in range(600)]
+        last = await appended[-1]
+        assert store.stats.batches >= 120  # at most 5 events a commit
+        assert store.stats.settles < store.stats.batches / 2, store.stats
+        row = await store.get_rfq("r599")  # read right after the acknowledgement
+        assert row is not None and row.client_rfq_id == "c-599"
+        assert committer_of(store).projected == last.seq
+        assert len(await store.rfqs()) == 600
