@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 PASSIVE: Final = "PRAGMA wal_checkpoint(PASSIVE)"
 EVERY_ROWS: Final = 20_000
+SLOW_CHECKPOINT_S: Final = 0.5  # a checkpoint slower than this is logged (a warning)
 
 
 async def close_on_thread(
@@ -67,6 +69,7 @@ class WalStats:
     inline: int = 0  # checkpoints the writer ran itself because the WAL had stopped resetting
     failed: int = 0
     last_wal_frames: int = 0  # frames in the WAL at the last checkpoint
+    longest_s: float = 0.0  # the longest checkpoint (its copy and the database's fsync)
 
 
 class WalCheckpointer:
@@ -144,11 +147,17 @@ class WalCheckpointer:
 
     def _passive(self, conn: sqlite3.Connection, where: str) -> bool:
         """One PASSIVE checkpoint on ``conn``; False (counted, logged) if it failed."""
+        started = time.monotonic()
         try:
-            _busy, frames, _ = conn.execute(PASSIVE).fetchone()
+            _busy, frames, copied = conn.execute(PASSIVE).fetchone()
         except sqlite3.Error as exc:
             self.stats.failed += 1
             log.warning("audit WAL checkpoint (%s) failed: %s", where, exc)
             return False
+        took = time.monotonic() - started
+        self.stats.longest_s = max(self.stats.longest_s, took)
+        if took > SLOW_CHECKPOINT_S:  # its fsync of the database delays the commits' fsyncs
+            log.warning("audit WAL checkpoint (%s) took %.3f s: %d of %d frames copied to the "
+                        "database and synced", where, took, copied, frames)
         self.stats.last_wal_frames = frames
         return True
