@@ -1,4 +1,4 @@
-"""A WebSocket's frames of one loop turn leave in one write (rfq_engine.api.wsbatch), over a
+"""A WebSocket's frames written within 2 ms leave in one write (rfq_engine.api.wsbatch), over a
 real asyncio transport on a socket pair: in order, all of them; past 64 KiB or at a close
 frame at once, so backpressure and closing behave as without it."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from rfq_engine.api.wsbatch import _Coalescing
+from rfq_engine.api.wsbatch import FLUSH_AFTER_S, _Coalescing
 
 
 async def _pair() -> tuple[_Coalescing, asyncio.Transport, socket.socket]:
@@ -36,6 +36,24 @@ async def test_the_frames_of_one_turn_are_one_write_in_order() -> None:
     assert batch.flushes == 0  # nothing left yet: the write waits for the next turn
     assert await _read(peer, sum(map(len, frames))) == b"".join(frames)
     assert batch.flushes == 1
+    transport.close()
+    peer.close()
+
+
+async def test_frames_of_several_turns_within_the_flush_delay_are_one_write() -> None:
+    """Under load a loop turn is far shorter than FLUSH_AFTER_S: the frames of many turns
+    share one ``send``; the first of them waits at most the delay."""
+    batch, transport, peer = await _pair()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    frames = [b"\x81\x01" + bytes([65 + n]) for n in range(5)]
+    for frame in frames:
+        batch.write(frame)
+        await asyncio.sleep(0)  # another turn of the loop
+    assert batch.flushes == 0 or loop.time() - started >= FLUSH_AFTER_S
+    assert await _read(peer, 15) == b"".join(frames)
+    assert batch.flushes == 1
+    assert loop.time() - started < FLUSH_AFTER_S + 0.5
     transport.close()
     peer.close()
 
