@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 import uuid
 
@@ -45,3 +47,36 @@ def test_every_random_bit_varies() -> None:
         ones |= value
         zeros |= ~value
     assert ones & random_bits == random_bits and zeros & random_bits == random_bits
+
+
+def test_ids_of_threads_at_once_are_distinct() -> None:
+    """Each thread draws its random parts from its own pool of the OS's bytes."""
+    made: list[list[str]] = [[] for _ in range(4)]
+
+    def make(into: list[str]) -> None:
+        into.extend(new_id() for _ in range(5_000))
+
+    threads = [threading.Thread(target=make, args=(m,)) for m in made]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [x for m in made for x in m]
+    assert len(set(every)) == len(every) == 20_000
+    assert len({x[-16:] for x in every}) == 20_000  # the random parts too
+
+
+def test_a_forked_child_does_not_repeat_its_parents_random_parts() -> None:
+    new_id()  # the parent's pool is filled
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        os.close(read)
+        os.write(write, " ".join(new_id()[-16:] for _ in range(100)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    parent = {new_id()[-16:] for _ in range(100)}
+    assert len(child) == 100 and not child & parent
