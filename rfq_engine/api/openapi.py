@@ -166,7 +166,8 @@ def openapi_document() -> dict[str, Any]:
                                    "200": _resp(_ref("Rfq"), "replay of an earlier request"),
                                    **BAD_BODY,
                                    "409": _resp(_ref("Error"), "key reused for another request"),
-                                   "503": _resp(_ref("Error"), "halted by the kill switch"),
+                                   "503": _resp(_ref("Error"), "halted by the kill switch, or busy: "
+                                                 "max_live_rfqs RFQs live (Retry-After)"),
                                    **ERR}},
             "get": {"summary": "List RFQs, newest first, one page at a time: `after` is the "
                                "`next` of the page before (null on the last page)",

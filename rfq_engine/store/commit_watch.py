@@ -10,12 +10,20 @@ and reports it here:
   ``WriterStats.longest_commit_s`` is the longest seen (``/metrics`` shows both);
 - the first slow batch logs a warning at once, later ones at most every ``every_s``,
   with how many were slow since the last line: the log says the store is slow without
-  one line per commit.
+  one line per commit;
+- a batch still not durable after ``STACKS_AFTER_S`` has every thread's stack written to
+  stderr (``faulthandler``), once per stalled batch and at most every ``every_s``: where a
+  stall is spent (the writer's thread in ``fsync``, in a checkpoint, in the projection, or
+  waiting for the GIL) is then in the log, not a guess.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import faulthandler
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import Final
@@ -25,6 +33,9 @@ from rfq_engine.store.batch import WriterStats
 __all__ = ["SLOW_COMMIT_S", "CommitWatch"]
 
 log = logging.getLogger("rfq_engine.store.writer")
+
+STACKS_AFTER_S: Final = 5.0
+"""A batch not durable after this long: the threads' stacks go to stderr."""
 
 SLOW_COMMIT_S: Final = 0.5
 """A batch slower than this to become durable is slow: about a hundred times what a
@@ -41,6 +52,23 @@ class CommitWatch:
         self._clock = clock
         self._unreported = 0
         self._last_line = float("-inf")
+        self._last_stacks = float("-inf")
+
+    def arm(self) -> asyncio.TimerHandle:
+        """A timer that writes every thread's stack if the commit starting now is still
+        running ``STACKS_AFTER_S`` from now; cancel it when the commit ends."""
+        return asyncio.get_running_loop().call_later(STACKS_AFTER_S, self._stacks)
+
+    def _stacks(self) -> None:
+        now = self._clock()
+        if now - self._last_stacks < self.every_s:
+            return
+        self._last_stacks = now
+        log.warning("audit store stalled: a commit has run for %.0f s; the threads' stacks "
+                    "follow on stderr", STACKS_AFTER_S)
+        # no usable stderr (closed, no file descriptor): the warning stands on its own
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
 
     def observe(self, seconds: float, events: int, stats: WriterStats) -> None:
         """One batch of ``events`` took ``seconds`` to become durable."""

@@ -263,10 +263,11 @@ class GroupCommitWriter(Generic[P]):
                     await self._idle()
                     continue
                 self._committing = batch
-                started = time.monotonic()
+                started, stacks = time.monotonic(), self.commits.arm()
                 commit = self._commit_task = self._start_commit(batch)
                 await self._stage_while(commit)
                 await self._finish(batch, commit)
+                stacks.cancel()
                 self.commits.observe(time.monotonic() - started, len(batch), self.stats)
         except _Stopped as stopped:
             self._stop(stopped.reason)
