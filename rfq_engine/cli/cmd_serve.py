@@ -238,6 +238,9 @@ async def _run(app: Any, config: Any, *, bind: tuple[str, int], tls: Any,
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
+    from rfq_engine.gcwatch import GcWatch
+
+    gc_watch = GcWatch()  # a long collection is a stall of the whole server: logged
     scheduler = None
     if getattr(config, "programs", None):
         from rfq_engine.hedging.scheduler import HedgeScheduler
@@ -297,6 +300,7 @@ async def _run(app: Any, config: Any, *, bind: tuple[str, int], tls: Any,
         await app.close()
         gc.set_threshold(*old_threshold)
         gc.unfreeze()
+        gc_watch.close()
     if deposed:
         log.error("serve.exit_deposed", reason=deposed[-1])
         return 1
