@@ -1,4 +1,5 @@
-"""GcWatch times every collection and logs the long ones."""
+"""GcWatch times every collection and logs the long ones; LoopWatch writes the stacks of a
+blocked event loop while it is blocked."""
 
 from __future__ import annotations
 
@@ -30,3 +31,24 @@ def test_a_collection_over_the_threshold_is_logged_and_the_hook_goes_with_close(
     finally:
         quiet.close()
     del keep
+
+
+async def test_a_blocked_loop_has_its_stacks_written_while_it_is_blocked(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+    import time
+
+    from rfq_engine.gcwatch import LoopWatch
+
+    watch = LoopWatch(stall_s=0.3, every_s=0.05)
+    try:
+        await asyncio.sleep(0.5)  # the loop turns: no dump
+        assert "most recent call first" not in capfd.readouterr().err
+        time.sleep(0.6)  # noqa: ASYNC251 - the point: a blocked loop, its stacks written meanwhile
+        err = capfd.readouterr().err
+        assert "most recent call first" in err
+        assert "test_a_blocked_loop_has_its_stacks_written_while_it_is_blocked" in err, err
+    finally:
+        watch.close()
+    time.sleep(0.4)  # noqa: ASYNC251 - disarmed: nothing more
+    assert "most recent call first" not in capfd.readouterr().err

@@ -238,9 +238,10 @@ async def _run(app: Any, config: Any, *, bind: tuple[str, int], tls: Any,
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
-    from rfq_engine.gcwatch import GcWatch
+    from rfq_engine.gcwatch import GcWatch, LoopWatch
 
     gc_watch = GcWatch()  # a long collection is a stall of the whole server: logged
+    loop_watch = LoopWatch()  # a loop blocked for 5 s: every thread's stack on stderr
     scheduler = None
     if getattr(config, "programs", None):
         from rfq_engine.hedging.scheduler import HedgeScheduler
@@ -301,6 +302,7 @@ async def _run(app: Any, config: Any, *, bind: tuple[str, int], tls: Any,
         gc.set_threshold(*old_threshold)
         gc.unfreeze()
         gc_watch.close()
+        loop_watch.close()
     if deposed:
         log.error("serve.exit_deposed", reason=deposed[-1])
         return 1
