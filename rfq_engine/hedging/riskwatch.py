@@ -176,15 +176,23 @@ class RiskWatch:
             trades = await load_trades(self._store)
             inputs = await load_inputs(self._store)
             config = self._config
-            rows: list[dict[str, Any]] = []
-            for name, program in (getattr(config, "programs", None) or {}).items():
-                rows.extend(coverage(name, program, trades, getattr(config, "forecast", None),
-                                     [Period.of(today)], today))
-            report, alerts = risk_report(
-                cfg=self._risk, trades=trades, snapshot=snapshot, today=today,
-                agreements=getattr(config, "collateral", None) or {},
-                credit_lines=credit_lines(getattr(config, "mandates", None)), coverage=rows,
-                venue_accounts=accounts, now=now, posted=inputs.collateral)
+
+            def figures() -> tuple[dict[str, Any], list[Alert]]:
+                rows: list[dict[str, Any]] = []
+                for name, program in (getattr(config, "programs", None) or {}).items():
+                    rows.extend(coverage(name, program, trades, getattr(config, "forecast", None),
+                                         [Period.of(today)], today))
+                return risk_report(
+                    cfg=self._risk, trades=trades, snapshot=snapshot, today=today,
+                    agreements=getattr(config, "collateral", None) or {},
+                    credit_lines=credit_lines(getattr(config, "mandates", None)), coverage=rows,
+                    venue_accounts=accounts, now=now, posted=inputs.collateral)
+
+            # Pure work over every trade (positions, margin, coverage): seconds once the book
+            # holds tens of thousands of fills. On the event loop it held every RFQ for that
+            # long (LoopWatch's stacks, the 10-minute soak's 10-58 s stalls); in a thread the
+            # loop keeps turning. to_thread copies the context, the decimal context with it.
+            report, alerts = await asyncio.to_thread(figures)
             seen = {a.key: a for a in alerts}
             for key, alert in seen.items():
                 if key not in self.active:

@@ -158,3 +158,40 @@ async def test_a_dead_or_hanging_webhook_is_logged_and_blocks_nothing(open_syste
     finally:
         release.set()
         await runner.cleanup()
+
+
+async def test_an_evaluation_runs_off_the_event_loop(open_system: Open, monkeypatch: Any) -> None:
+    """The figures are pure work over every trade, seconds for a large book: the loop keeps
+    turning meanwhile (on the loop, the 10-minute soak's server stood still for 10-58 s)."""
+    import threading
+    import time
+
+    import rfq_engine.hedging.riskwatch as riskwatch
+
+    system = await open_system({"p": program()}, lambda: after(SLOT))
+    real = riskwatch.risk_report
+    threads: list[threading.Thread] = []
+
+    def slow_report(**kw: Any) -> Any:  # the real figures, after as long as a large book takes
+        threads.append(threading.current_thread())
+        time.sleep(0.5)
+        return real(**kw)
+
+    monkeypatch.setattr(riskwatch, "risk_report", slow_report)
+    w = watch(system)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.ensure_future(tick())
+    try:
+        report = await w.evaluate()
+    finally:
+        ticker.cancel()
+    assert threads and threads[0] is not threading.main_thread()
+    assert ticks >= 20, ticks  # the loop turned all along the half second
+    assert report is w.last_report and report["as_of_time"]  # the real report came back
