@@ -43,10 +43,11 @@ to an HTTP client (status, ``error`` kind) and to a shell (exit code) is one tab
         ├── NotPermitted     403  the actor may not do this
         ├── InvalidState     409  the RFQ is not in a state that allows this
         ├── InvalidRequest   422  (also a ValidationError, above)
-        └── EngineHalted     503  new RFQs are refused (the engine is stopping or halted)
+        ├── EngineHalted     503  new RFQs are refused (the engine is stopping or halted)
+        └── EngineBusy       503  ``[engine] max_live_rfqs`` RFQs are live (``Retry-After``)
 
 The engine's errors derive from the category whose status they share (NotFound,
-Forbidden, Conflict, InputError, Unavailable); two of them keep their own row in the table
+Forbidden, Conflict, InputError, Unavailable); three of them keep their own row in the table
 for their wording. A second base such as ``ValueError``,
 ``KeyError`` or ``ConnectionError`` stays where code catches the error by it.
 
