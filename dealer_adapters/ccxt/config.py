@@ -45,6 +45,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from dealer_adapters.ccxt.dialects import DEFAULT_KEY_LEN, DIALECTS, dialect_for
+from dealer_adapters.ccxt.route import MIN_KEY_DIGEST
 from rfq_engine.configtypes import STRICT, DecimalStr
 
 __all__ = ["CcxtDealerConfig"]
@@ -175,6 +176,13 @@ class CcxtDealerConfig(BaseModel):
                 and self.client_order_id_max_len > dialect.max_len):
             raise ValueError(f"client_order_id_max_len: {dialect.venue} {dialect.field} takes at most "
                              f"{dialect.max_len} characters")
+        if self.order_id_max_len - len(self.client_order_prefix) < MIN_KEY_DIGEST:
+            raise ValueError(
+                f"client_order_id_max_len: {self.order_id_max_len} characters after the prefix "
+                f"{self.client_order_prefix!r} keep {self.order_id_max_len - len(self.client_order_prefix)} "
+                f"hex digits of the execution's digest; at least {MIN_KEY_DIGEST} are needed (a length of "
+                f"at least {len(self.client_order_prefix) + MIN_KEY_DIGEST}), or two executions could "
+                "share a key and a look-up find the other's order")
         return self
 
     @property

@@ -33,6 +33,7 @@ from rfq_engine.domain.errors import WireError
 from rfq_engine.domain.premium import CoinPremium
 
 __all__ = [
+    "MIN_KEY_DIGEST",
     "DeclinePlan",
     "ErrorKind",
     "Outcome",
@@ -113,6 +114,14 @@ async def placement_failed(exc: Exception, price: Decimal, refused: str, *, log:
 
 _ALNUM = re.compile(r"[^A-Za-z0-9]")
 
+MIN_KEY_DIGEST = 16
+"""Hex digits of the execution id's digest a client order id keeps at least (64 bits).
+
+A venue looks a timed-out order up by this key: two executions sharing one would let the
+look-up find the other's order. With 16 digits a collision is expected only after some four
+billion executions; with the 2 a 6-letter prefix left in 8 characters, after about 20.
+"""
+
 
 def client_id(execution_id: str, prefix: str, max_len: int) -> str:
     """A client order id derived from ``execution_id``: the same id for every retry and restart.
@@ -120,11 +129,16 @@ def client_id(execution_id: str, prefix: str, max_len: int) -> str:
     ``prefix`` + the SHA-256 of the execution id in hex, cut to ``max_len``: only letters
     and digits (every venue's charset), starting with a letter (OKX's rule), at most 32-64
     characters. With the 8-character maximum prefix and a 32-character limit, 24 hex digits
-    (96 bits) remain: collisions between awards are not a practical concern.
+    (96 bits) remain: collisions between awards are not a practical concern. A length that
+    leaves fewer than ``MIN_KEY_DIGEST`` digits is a ``ValueError``.
     """
     clean = _ALNUM.sub("", prefix) or "r"
     if not clean[0].isalpha():
         clean = "r" + clean
+    if max_len - len(clean) < MIN_KEY_DIGEST:
+        raise ValueError(f"a client order id of {max_len} characters after the prefix {clean!r} keeps "
+                         f"{max(max_len - len(clean), 0)} hex digits of the execution id's digest; at "
+                         f"least {MIN_KEY_DIGEST} are needed, or two executions could share a key")
     digest = hashlib.sha256(execution_id.encode("utf-8")).hexdigest()
     return (clean + digest)[:max_len]
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from dealer_adapters.ccxt import CcxtDealerConfig
 from dealer_adapters.ccxt.adapter import lookup_policy_for
 from dealer_adapters.ccxt.dialects import DEFAULT_KEY_LEN, DIALECTS, derive_key, dialect_for
+from dealer_adapters.ccxt.route import MIN_KEY_DIGEST
 from rfq_engine.domain.venue import VenueMarket
 
 EXECUTION_IDS = [str(uuid.UUID(int=0)), str(uuid.uuid4()), "x", "é-ü/ß" * 40, "0" * 200]
@@ -42,8 +43,8 @@ def test_each_venue_has_its_documented_field_and_limits(exchange: str) -> None:
 
 
 @pytest.mark.parametrize("exchange", sorted(RULES))
-@pytest.mark.parametrize("length", [None, 8, 32, 36, 64])
-@pytest.mark.parametrize("prefix", ["rfq", "A", "desk42"])
+@pytest.mark.parametrize("length", [None, 24, 32, 36, 64])
+@pytest.mark.parametrize("prefix", ["rfq", "A", "desk42", "desk4200"])
 def test_derived_keys_fit_the_venue_and_are_deterministic(exchange: str, length: int | None,
                                                           prefix: str) -> None:
     dialect = dialect_for(exchange)
@@ -57,6 +58,21 @@ def test_derived_keys_fit_the_venue_and_are_deterministic(exchange: str, length:
         assert key.startswith(prefix)
         assert derive_key(dialect, eid, prefix, length) == key  # the same after a restart
     assert len(set(keys)) == len(keys)
+    assert len(key) - len(prefix) >= MIN_KEY_DIGEST
+
+
+@pytest.mark.parametrize(("prefix", "length"), [("desk42", 8), ("rfq", 18), ("desk4200", 23), ("A", 16)])
+def test_a_key_too_short_to_tell_executions_apart_is_refused(prefix: str, length: int) -> None:
+    # 2 hex digits (a 6-letter prefix in 8 characters) collided among five executions in CI:
+    # a venue's look-up by key could then find another execution's order
+    dialect = dialect_for("deribit")
+    assert dialect is not None
+    with pytest.raises(ValueError, match=f"at least {MIN_KEY_DIGEST} are needed"):
+        derive_key(dialect, "4f0c1a8e-0d3c-4bfe-9b34-2a7c6a5d9e11", prefix, length)
+    with pytest.raises(ValidationError, match=f"a length of at least {len(prefix) + MIN_KEY_DIGEST}"):
+        cfg(exchange="deribit", client_order_prefix=prefix, client_order_id_max_len=length)
+    assert cfg(exchange="deribit", client_order_prefix=prefix,
+               client_order_id_max_len=len(prefix) + MIN_KEY_DIGEST).order_id_max_len == len(prefix) + 16
 
 
 def test_the_default_key_is_32_characters_on_every_venue_and_the_same_as_before() -> None:

@@ -187,7 +187,7 @@ def test_client_order_ids_are_deterministic_and_fit_the_venue() -> None:
     assert first == client_id("4f0c1a8e-0d3c-4bfe-9b34-2a7c6a5d9e11", "rfq", 32)
     assert len(first) == 32 and first.isalnum() and first[0].isalpha() and first.startswith("rfq")
     assert first != client_id("4f0c1a8e-0d3c-4bfe-9b34-2a7c6a5d9e12", "rfq", 32)
-    assert len(client_id("x", "rfq", 18)) == 18
+    assert len(client_id("x", "rfq", 19)) == 19
     assert client_id("x", "9-z", 20)[0].isalpha()
 
 
