@@ -283,6 +283,9 @@ class Position:
     status: str = "open"
     settled_pnl: Decimal = Decimal(0)
     fills: list[str] = field(default_factory=list)
+    _fill_ids: set[str] = field(default_factory=set, repr=False, compare=False)
+    """``fills`` as a set: a list's ``in`` made a book of n fills cost n**2/2 comparisons (20,000
+    fills of one instrument took 2.2 s, 60,000 about 20 s, in the risk watch's every pass)."""
     inverse: bool = False
     notional: Decimal = Decimal(0)
     """Inverse: the signed quote-currency notional (the contracts times their value)."""
@@ -327,8 +330,7 @@ class Position:
             self._apply_inverse(trade)
             self.trades += 1
             self.allocated = self.allocated or trade.allocated
-            if trade.fill_id not in self.fills:
-                self.fills.append(trade.fill_id)
+            self._add_fill(trade.fill_id)
             return
         q, dq = self.quantity, trade.quantity
         if self.premium_currency and trade.index_price:
@@ -342,8 +344,12 @@ class Position:
         self.traded_quantity += abs(dq)
         self.trades += 1
         self.allocated = self.allocated or trade.allocated
-        if trade.fill_id not in self.fills:
-            self.fills.append(trade.fill_id)
+        self._add_fill(trade.fill_id)
+
+    def _add_fill(self, fill_id: str) -> None:
+        if fill_id not in self._fill_ids:
+            self._fill_ids.add(fill_id)
+            self.fills.append(fill_id)
 
     def to_dict(self) -> dict[str, Any]:
         out = self._linear_dict()
