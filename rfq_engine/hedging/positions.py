@@ -51,7 +51,7 @@ result from the price traded: price sold minus price bought back, per unit.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Any
@@ -82,14 +82,18 @@ __all__ = [
     "ContractTerms",
     "LegTrade",
     "Position",
+    "PositionKey",
     "RollResult",
     "SettlementKind",
     "TradeRecord",
+    "apply_legs",
     "build_positions",
+    "fill_order",
     "fill_terms",
     "instrument_key",
     "inverse_pnl",
     "leg_trades",
+    "mark_positions",
     "net_quantities",
     "parse_instrument_key",
     "roll_results",
@@ -282,10 +286,6 @@ class Position:
     unrealized_pnl: Decimal | None = None
     status: str = "open"
     settled_pnl: Decimal = Decimal(0)
-    fills: list[str] = field(default_factory=list)
-    _fill_ids: set[str] = field(default_factory=set, repr=False, compare=False)
-    """``fills`` as a set: a list's ``in`` made a book of n fills cost n**2/2 comparisons (20,000
-    fills of one instrument took 2.2 s, 60,000 about 20 s, in the risk watch's every pass)."""
     inverse: bool = False
     notional: Decimal = Decimal(0)
     """Inverse: the signed quote-currency notional (the contracts times their value)."""
@@ -330,7 +330,6 @@ class Position:
             self._apply_inverse(trade)
             self.trades += 1
             self.allocated = self.allocated or trade.allocated
-            self._add_fill(trade.fill_id)
             return
         q, dq = self.quantity, trade.quantity
         if self.premium_currency and trade.index_price:
@@ -344,12 +343,6 @@ class Position:
         self.traded_quantity += abs(dq)
         self.trades += 1
         self.allocated = self.allocated or trade.allocated
-        self._add_fill(trade.fill_id)
-
-    def _add_fill(self, fill_id: str) -> None:
-        if fill_id not in self._fill_ids:
-            self._fill_ids.add(fill_id)
-            self.fills.append(fill_id)
 
     def to_dict(self) -> dict[str, Any]:
         out = self._linear_dict()
@@ -430,17 +423,38 @@ def _mark(instrument: Instrument, snapshot: MarketSnapshot, today: date,
         return None, f"unavailable: {exc.missing}"
 
 
+PositionKey = tuple[Instrument, bool, str]
+"""A position's identity: instrument, inverse, premium currency (``Position.inverse``...)."""
+
+
+def fill_order(trade: TradeRecord) -> tuple[datetime, str]:
+    """The order fills are netted in: by time, then id."""
+    return trade.filled_at, trade.fill_id
+
+
+def apply_legs(book: dict[PositionKey, Position], legs: Iterable[LegTrade]) -> None:
+    """Net each leg trade into its position in ``book`` (created at its first trade)."""
+    for leg in legs:
+        inverse = leg.notional is not None
+        book.setdefault((leg.instrument, inverse, leg.premium_currency), Position(
+            leg.instrument, inverse=inverse, premium_currency=leg.premium_currency)).apply(leg)
+
+
 def build_positions(trades: Sequence[TradeRecord], snapshot: MarketSnapshot, today: date,
                     settlements: Mapping[str, Decimal] | None = None) -> list[Position]:
     """Every instrument's position, marked, in key order (see the module docstring)."""
+    book: dict[PositionKey, Position] = {}
+    for trade in sorted(trades, key=fill_order):
+        apply_legs(book, leg_trades(trade, snapshot, today))
+    return mark_positions(book.values(), snapshot, today, settlements)
+
+
+def mark_positions(book: Iterable[Position], snapshot: MarketSnapshot, today: date,
+                   settlements: Mapping[str, Decimal] | None = None) -> list[Position]:
+    """Mark netted positions (in place: their mark, status and P&L at it), in key order."""
     settlements = dict(settlements or {})
-    book: dict[tuple[Instrument, bool, str], Position] = {}
-    for trade in sorted(trades, key=lambda t: (t.filled_at, t.fill_id)):
-        for leg in leg_trades(trade, snapshot, today):
-            inverse = leg.notional is not None
-            book.setdefault((leg.instrument, inverse, leg.premium_currency), Position(
-                leg.instrument, inverse=inverse, premium_currency=leg.premium_currency)).apply(leg)
-    for position in book.values():
+    book = list(book)
+    for position in book:
         instrument = position.instrument
         mark, source = _mark(instrument, snapshot, today, settlements)
         position.mark, position.mark_source = mark, source
@@ -470,7 +484,7 @@ def build_positions(trades: Sequence[TradeRecord], snapshot: MarketSnapshot, tod
         else:
             position.unrealized_pnl = _OUT.plus(pnl)
         position.realized_pnl = _OUT.plus(position.realized_pnl)
-    return sorted(book.values(), key=lambda p: (p.key, p.inverse, p.premium_currency))
+    return sorted(book, key=lambda p: (p.key, p.inverse, p.premium_currency))
 
 
 def _mark_coin(position: Position, mark: Decimal | None, spot: Decimal | None, settles: bool) -> None:

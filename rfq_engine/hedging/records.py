@@ -13,9 +13,9 @@ from rfq_engine.domain.values import parse_decimal
 from rfq_engine.hedging.inputs import OperatorInputs, latest_inputs
 from rfq_engine.hedging.positions import TradeRecord, fill_terms
 from rfq_engine.readmodels.events import typed_events
-from rfq_engine.store.base import AuditStore, EventFilter, RfqRow
+from rfq_engine.store.base import AuditStore, EventFilter, FillRow, RfqRow
 
-__all__ = ["load_inputs", "load_trades", "open_rfqs", "program_decisions"]
+__all__ = ["load_inputs", "load_trades", "open_rfqs", "program_decisions", "trade_record"]
 
 
 async def load_inputs(store: AuditStore | None) -> OperatorInputs:
@@ -44,12 +44,19 @@ async def load_trades(store: AuditStore, requester: str | None = None) -> list[T
         event = submitted.get(fill.rfq_id)
         if event is None:
             continue  # another requester's RFQ
-        trades.append(TradeRecord(
-            fill_id=fill.fill_id, rfq_id=fill.rfq_id, spec=RfqSpec.from_dict(event.spec),
-            price=fill.price, quantity=fill.quantity, filled_at=fill.filled_at,
-            dealer_id=fill.dealer_id, reference_legs=_reference_legs(event),
-            contract=fill_terms(fill.dealer_trade_id)))
+        trades.append(trade_record(fill, event))
     return trades
+
+
+def trade_record(fill: FillRow, submitted: RfqSubmitted, spec: RfqSpec | None = None) -> TradeRecord:
+    """The trade of ``fill``, with the spec and reference legs of its RFQ's ``submitted``
+    (``spec``: that spec already parsed)."""
+    return TradeRecord(
+        fill_id=fill.fill_id, rfq_id=fill.rfq_id,
+        spec=RfqSpec.from_dict(submitted.spec) if spec is None else spec,
+        price=fill.price, quantity=fill.quantity, filled_at=fill.filled_at,
+        dealer_id=fill.dealer_id, reference_legs=_reference_legs(submitted),
+        contract=fill_terms(fill.dealer_trade_id))
 
 
 async def open_rfqs(store: AuditStore, requester: str) -> list[RfqRow]:

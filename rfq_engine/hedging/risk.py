@@ -48,10 +48,11 @@ from rfq_engine.domain.margin import VenueAccountMargin
 from rfq_engine.domain.pricing import MarketSnapshot, fair_price
 from rfq_engine.domain.rfq import RfqSpec
 from rfq_engine.domain.values import decimal_str
+from rfq_engine.hedging.book import PositionBook
 from rfq_engine.hedging.funding import perpetual_funding
 from rfq_engine.hedging.inputs import Posted, collateral_source
 from rfq_engine.hedging.margin import SATOSHI, CollateralAgreement, desk_margin
-from rfq_engine.hedging.positions import Position, TradeRecord, build_positions
+from rfq_engine.hedging.positions import Position, TradeRecord
 from rfq_engine.hedging.venuemargin import account_row, with_venue
 
 __all__ = [
@@ -378,7 +379,7 @@ def _funding_rows(dealer: str, account: VenueAccount, positions: Sequence[Positi
 def risk_report(
     *,
     cfg: RiskConfig,
-    trades: Sequence[TradeRecord],
+    trades: Sequence[TradeRecord] = (),
     snapshot: MarketSnapshot,
     today: date,
     agreements: Mapping[str, CollateralAgreement],
@@ -388,25 +389,26 @@ def risk_report(
     venue_accounts: Mapping[str, VenueAccountMargin] | None = None,
     now: datetime | None = None,
     posted: Mapping[str, Posted] | None = None,
+    book: PositionBook | None = None,
 ) -> tuple[dict[str, Any], list[Alert]]:
     """Every figure of the module docstring (JSON-ready) and the alerts they raise. ``credit_lines`` maps a
     dealer to (its smallest credit limit, the mandate naming it); ``coverage`` are
     ``report.coverage`` rows of this month; ``venue_accounts`` the venues' accounts as read, by dealer;
     with ``now``, ``funding_accrued`` is each perpetual position's funding paid so far; ``posted``
-    the latest ``collateral.posted`` per dealer (``inputs.load_inputs``)."""
+    the latest ``collateral.posted`` per dealer (``inputs.load_inputs``). The positions are
+    ``book``'s (``book.PositionBook``, kept between passes) when given, else ``trades``'."""
     read = dict(venue_accounts or {})
     posted = dict(posted or {})
     alerts: list[Alert] = []
     btc = snapshot.spot.get("BTC")
-    by_dealer: dict[str, list[TradeRecord]] = {}
-    for trade in trades:
-        by_dealer.setdefault(trade.dealer_id, []).append(trade)
+    if book is None:
+        book = PositionBook.of(trades, snapshot, today)
     counterparties: list[dict[str, Any]] = []
     desks: list[dict[str, Any]] = []
     venues: list[dict[str, Any]] = []
     funding: list[dict[str, Any]] = []
-    for dealer in sorted(set(by_dealer) | set(agreements)):
-        positions = build_positions(by_dealer.get(dealer, []), snapshot, today, settlements)
+    for dealer in sorted(book.dealers | set(agreements)):
+        positions = book.positions(dealer, snapshot, today, settlements)
         if dealer in cfg.venues:
             venues.extend(_venue_rows(dealer, cfg.venues[dealer], positions, cfg, alerts, read.get(dealer),
                                       _of(posted, dealer, "venue")))
@@ -441,7 +443,7 @@ def risk_report(
             alerts.append(Alert("credit_usage", dealer, usage, cfg.credit_usage,
                                 f"{dealer}: exposure {_r(exposure, 2)} USD is {_r(usage)} of its credit line "
                                 f"{_d(line[0]) if line else ''} (alert at {_d(cfg.credit_usage)})"))
-    everything = build_positions(trades, snapshot, today, settlements)
+    everything = book.positions(None, snapshot, today, settlements)
     covered = []
     for row in coverage:
         value = None if row.get("coverage") is None else Decimal(str(row["coverage"]))
@@ -470,8 +472,8 @@ def risk_report(
         "counterparties": counterparties, "desks": desks, "venues": venues, "funding": funding,
         "coverage": covered, "liquidity": liquidity, "alerts": [a.to_dict() for a in alerts],
         "venue_accounts": [account_row(read[d]) for d in sorted(read)],
-        "funding_accrued": [] if now is None else perpetual_funding(trades, funding_rates(cfg), snapshot,
-                                                                    now),
+        "funding_accrued": [] if now is None else perpetual_funding(book.perpetual_trades, funding_rates(cfg),
+                                                                    snapshot, now),
     }, alerts
 
 
@@ -494,24 +496,27 @@ def planned_trade(spec: RfqSpec, dealer: str, snapshot: MarketSnapshot, today: d
 
 def collateral_shortfalls(agreements: Mapping[str, CollateralAgreement], trades: Sequence[TradeRecord],
                           planned: Sequence[RfqSpec], snapshot: MarketSnapshot, today: date,
-                          posted: Mapping[str, Posted] | None = None) -> list[dict[str, Any]]:
+                          posted: Mapping[str, Posted] | None = None, *,
+                          book: PositionBook | None = None) -> list[dict[str, Any]]:
     """For each desk the planned RFQs ask that has a collateral agreement: the margin it would
-    require were they all filled with it, against the collateral posted (the latest
-    ``collateral.posted`` in ``posted``, else the config's); the desks whose call would be a
-    delivery (a shortfall of at least the minimum transfer)."""
+    require were they all filled with it, after every fill so far, against the collateral
+    posted (the latest ``collateral.posted`` in ``posted``, else the config's); the desks whose
+    call would be a delivery (a shortfall of at least the minimum transfer). The fills so far
+    are ``book``'s when given, else ``trades``."""
     btc = snapshot.spot.get("BTC")
     if btc is None or not planned:
         return []
+    if book is None:
+        book = PositionBook.of(trades, snapshot, today)
     asked = sorted({str(d) for spec in planned for d in spec.dealers} & set(agreements))
     out = []
     for dealer in asked:
         agreement = agreements[dealer]
         given = _of(posted or {}, dealer, "desk")
         amounts = None if given is None else given.amounts
-        mine = [t for t in trades if t.dealer_id == dealer]
-        before = desk_margin(dealer, agreement, build_positions(mine, snapshot, today), btc, amounts)
+        before = desk_margin(dealer, agreement, book.positions(dealer, snapshot, today), btc, amounts)
         extra = [planned_trade(spec, dealer, snapshot, today, i) for i, spec in enumerate(planned)]
-        after = desk_margin(dealer, agreement, build_positions([*mine, *extra], snapshot, today), btc,
+        after = desk_margin(dealer, agreement, book.positions_with(dealer, extra, snapshot, today), btc,
                             amounts)
         if after.call["kind"] != "deliver":
             continue

@@ -1,6 +1,7 @@
 """The risk monitor at work: figures from the store, alerts delivered, the collateral gate.
 
-``RiskWatch`` reads the fills (``records.load_trades``), evaluates ``risk.risk_report`` and
+``RiskWatch`` keeps the positions of every fill (``ledger.TradeLedger``: each pass reads and
+nets only the fills recorded since the last), evaluates ``risk.risk_report`` on them and
 delivers each change of an alert's state, raised or cleared:
 
 - a durable ``risk.alerted`` audit event (actor ``risk``), which the engine's listeners see
@@ -31,6 +32,7 @@ attached to an engine (``attach``); an engine with none passes every plan unchan
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -46,9 +48,10 @@ from rfq_engine.domain.margin import VenueAccountMargin
 from rfq_engine.domain.pricing import MarketSnapshot
 from rfq_engine.domain.values import decimal_str, utc_now
 from rfq_engine.hedging.forecast import Period
+from rfq_engine.hedging.ledger import TradeLedger
 from rfq_engine.hedging.planner import Plan
 from rfq_engine.hedging.program import ProgramConfig
-from rfq_engine.hedging.records import load_inputs, load_trades
+from rfq_engine.hedging.records import load_inputs
 from rfq_engine.hedging.report import coverage
 from rfq_engine.hedging.risk import Alert, RiskConfig, collateral_shortfalls, risk_report
 from rfq_engine.pricing.reference import ReferencePriceProvider
@@ -98,6 +101,7 @@ class RiskWatch:
         self._risk: RiskConfig = getattr(config, "risk", None) or RiskConfig()
         self._reference = reference
         self._clock = clock
+        self._ledger = TradeLedger(store)
         self.active: dict[tuple[str, str], dict[str, Any]] = {}
         self.last_report: dict[str, Any] | None = None
         self._loaded = False
@@ -173,26 +177,33 @@ class RiskWatch:
             now = self._clock()
             today = now.astimezone(UTC).date()
             snapshot = await self._reference.snapshot()
-            trades = await load_trades(self._store)
+            started = time.monotonic()
+            netted = await self._ledger.refresh()
             inputs = await load_inputs(self._store)
             config = self._config
 
             def figures() -> tuple[dict[str, Any], list[Alert]]:
+                book = self._ledger.book_for(snapshot, today)
                 rows: list[dict[str, Any]] = []
                 for name, program in (getattr(config, "programs", None) or {}).items():
-                    rows.extend(coverage(name, program, trades, getattr(config, "forecast", None),
-                                         [Period.of(today)], today))
+                    rows.extend(coverage(name, program, book.program_trades,
+                                         getattr(config, "forecast", None), [Period.of(today)], today))
                 return risk_report(
-                    cfg=self._risk, trades=trades, snapshot=snapshot, today=today,
+                    cfg=self._risk, book=book, snapshot=snapshot, today=today,
                     agreements=getattr(config, "collateral", None) or {},
                     credit_lines=credit_lines(getattr(config, "mandates", None)), coverage=rows,
                     venue_accounts=accounts, now=now, posted=inputs.collateral)
 
-            # Pure work over every trade (positions, margin, coverage): seconds once the book
-            # holds tens of thousands of fills. On the event loop it held every RFQ for that
-            # long (LoopWatch's stacks, the 10-minute soak's 10-58 s stalls); in a thread the
-            # loop keeps turning. to_thread copies the context, the decimal context with it.
+            # The positions are kept between passes (ledger.TradeLedger: the new fills read and
+            # netted, in a thread); marking them and the figures run in a thread too. Netting
+            # every trade again on the event loop held every RFQ for seconds once the book held
+            # tens of thousands of fills (LoopWatch's stacks, the 10-minute soak's 10-58 s
+            # stalls). to_thread copies the context, the decimal context with it.
             report, alerts = await asyncio.to_thread(figures)
+            book = self._ledger.book
+            log.info("risk.evaluated", new_fills=netted, fills=book.fills if self._ledger.trades is None
+                     else len(self._ledger.trades), alerts=len(alerts),
+                     seconds=round(time.monotonic() - started, 3))
             seen = {a.key: a for a in alerts}
             for key, alert in seen.items():
                 if key not in self.active:
@@ -242,11 +253,13 @@ class RiskWatch:
                    now: datetime, dry_run: bool) -> tuple[ProgramConfig, Plan]:
         async with self._lock:
             await self._load_active()
-            trades = await load_trades(self._store)
+            await self._ledger.refresh()
             posted = (await load_inputs(self._store)).collateral
-            short = collateral_shortfalls(getattr(self._config, "collateral", None) or {}, trades,
-                                          [r.spec for r in plan.rfqs], snapshot,
-                                          now.astimezone(UTC).date(), posted)
+            today = now.astimezone(UTC).date()
+            agreements = getattr(self._config, "collateral", None) or {}
+            short = await asyncio.to_thread(lambda: collateral_shortfalls(
+                agreements, (), [r.spec for r in plan.rfqs], snapshot, today, posted,
+                book=self._ledger.book_for(snapshot, today)))
             mine = [k for k in self.active if k[0] == "collateral_short" and k[1].startswith(f"{name}/")]
             if not short:
                 if not dry_run:
