@@ -101,14 +101,17 @@ async def closed_loop(api: Api, tracker: Stream, clients: int, seconds: float) -
 async def open_loop(api: Api, tracker: Stream, rate: float, seconds: float) -> dict[str, Any]:
     start = time.perf_counter()
     posts: list[float] = []
+    by_minute: dict[int, list[float]] = {}  # POST latencies by the minute they were sent in
     ended: list[tuple[float, str]] = []
     refused = 0
     tasks: list[asyncio.Task[None]] = []
 
     async def one() -> None:
         nonlocal refused
+        sent = time.perf_counter() - start
         status, took, rfq_id = await api.post_rfq(rfq_body(DESKS, WINDOW_MS))
         posts.append(took)
+        by_minute.setdefault(int(sent // 60), []).append(took)
         if status not in (200, 201):
             refused += 1
             return
@@ -125,6 +128,7 @@ async def open_loop(api: Api, tracker: Stream, rate: float, seconds: float) -> d
     in_window = [e for e in ended if e[0] <= seconds]
     return {"rate": rate, "posted": n, "refused": refused, "post_p50": pct(posts, 50),
             "post_p99": pct(posts, 99), "completed": len(in_window) / seconds,
+            "p99_by_minute": [pct(by_minute[m], 99) for m in sorted(by_minute)],
             "states": dict(Counter(s for _, s in ended)), "schedule_late_s": late}
 
 
@@ -380,6 +384,9 @@ def report(args: argparse.Namespace, phases: dict[str, dict[str, Any]], disk: li
               f"refused {phase['refused']}; filled {filled_share(phase['states']):.1f}%; the schedule ended "
               f"{phase['schedule_late_s']:.2f} s late")
         print(f"  {cpu_line(phase, seconds)}")
+        if name == "soak" and len(phase.get("p99_by_minute", [])) > 1:
+            print("  POST p99 minute by minute: " + " ".join(f"{v:.0f}" for v in phase["p99_by_minute"])
+                  + " ms")
         if name == "soak" and "open" in phases:
             written = (phase["written"] - phases["open"]["written"]) / 1e6
             done = phase["completed"] * seconds
