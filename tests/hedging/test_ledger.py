@@ -114,7 +114,8 @@ def everything(trades: Sequence[TradeRecord], book: PositionBook, snapshot: Mark
     assert short and collateral_shortfalls(agreements, (), planned, snapshot, TODAY, book=book) == short
 
 
-async def test_the_ledger_gives_the_figures_of_every_trade_and_nets_only_what_is_new(store: AuditStore) -> None:
+async def test_the_ledger_gives_every_figure_of_every_trade_and_nets_only_what_is_new(
+        store: AuditStore) -> None:
     await book_of_every_kind(store)
     ledger = TradeLedger(store)
     assert await ledger.refresh() == 9
