@@ -37,7 +37,7 @@ from types import EllipsisType, TracebackType
 from typing import Any, Final, Self
 from urllib.parse import quote
 
-from sqlalchemy import Select, event, insert, select
+from sqlalchemy import Select, event, insert, literal, select
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, make_url
@@ -435,7 +435,12 @@ class SqlAuditStore(WriterHealth, SqlQueryTables, AuditStore):
         if flt.rfq_id is not None:
             stmt = stmt.where(c.rfq_id == flt.rfq_id)
         if flt.types is not None:
-            stmt = stmt.where(c.type.in_(list(flt.types)))
+            # With an RFQ given, its index is the one to use (about 20 rows); SQLite's planner,
+            # without statistics, took the type index instead and read every event of the
+            # type: 3 s for one RFQ's rfq.submitted in a log of 1.3 million events. ``type ||
+            # ''`` is not indexable, so the RFQ's index is the only one left.
+            kind = c.type if flt.rfq_id is None else c.type.concat(literal(""))
+            stmt = stmt.where(kind.in_(list(flt.types)))
         if flt.actor is not None:
             stmt = stmt.where(c.actor == flt.actor)
         if flt.since is not None:
