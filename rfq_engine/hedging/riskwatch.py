@@ -66,6 +66,10 @@ __all__ = ["RiskWatch", "VenueReader", "apply_shortfalls", "collateral_gate", "c
 
 log = structlog.get_logger("rfq_engine.risk")
 ACTOR = "risk"
+CATCH_UP_S = 5.0
+"""Between evaluations the kept book nets the new fills this often, so that no evaluation
+nets more than a few seconds of them at once: the 10-minute soak's two evaluations, each
+netting the 30,000 fills of five minutes, were its two minutes of POST p99 over 150 ms."""
 _WATCHES: weakref.WeakKeyDictionary[Any, RiskWatch] = weakref.WeakKeyDictionary()
 
 
@@ -122,8 +126,9 @@ class RiskWatch:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Evaluate now, then every ``[risk] interval_s`` until ``stop``. A first evaluation
-        that fails (the store not ready, a standby not leading yet) is logged; the next retries."""
+        """Evaluate now, then every ``[risk] interval_s`` until ``stop``, the kept book netting
+        new fills every ``CATCH_UP_S`` in between. A first evaluation that fails (the store not
+        ready, a standby not leading yet) is logged; the next retries."""
         self._stopping.clear()
         try:
             await self.evaluate()
@@ -142,16 +147,27 @@ class RiskWatch:
             await self._venues.close()
 
     async def _loop(self) -> None:
+        due = time.monotonic() + self._risk.interval_s
         while not self._stopping.is_set():
             try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._risk.interval_s)
+                wait = max(0.0, min(CATCH_UP_S, due - time.monotonic()))
+                await asyncio.wait_for(self._stopping.wait(), timeout=wait)
                 return
             except TimeoutError:
                 pass
             try:
+                if time.monotonic() < due:
+                    await self.catch_up()
+                    continue
                 await self.evaluate()
             except Exception:  # the watch must outlive one bad evaluation; the next one retries
                 log.exception("risk.evaluate_failed")
+            due = time.monotonic() + self._risk.interval_s
+
+    async def catch_up(self) -> int:
+        """Net the fills recorded since the last pass (``CATCH_UP_S``); the number netted."""
+        async with self._lock:
+            return await self._ledger.refresh()
 
     # ------------------------------------------------------------------ evaluation
 

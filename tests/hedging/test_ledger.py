@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from rfq_engine.domain.instruments import Future, Instrument, Perpetual, instrum
 from rfq_engine.domain.pricing import MarketSnapshot
 from rfq_engine.domain.rfq import RfqSpec
 from rfq_engine.hedging import ledger as ledger_module
+from rfq_engine.hedging import riskwatch
 from rfq_engine.hedging.book import PositionBook
 from rfq_engine.hedging.ledger import TradeLedger
 from rfq_engine.hedging.margin import CollateralAgreement
@@ -31,6 +33,7 @@ from rfq_engine.hedging.records import load_trades
 from rfq_engine.hedging.risk import RiskConfig, collateral_shortfalls, risk_report
 from rfq_engine.store import AuditStore, InMemoryAuditStore, SqlAuditStore
 from rfq_engine.store import writer as writer_module
+from tests.faults.conftest import until
 
 D = Decimal
 TODAY = date(2026, 12, 10)
@@ -198,3 +201,33 @@ def test_the_book_refuses_what_it_cannot_net_and_changes_nothing() -> None:
     assert not book.add(TradeRecord("f3", "r3", roll, D(300), D(1), NOW, "d"))  # needs a market
     assert book.fills == 1 and [p.to_dict() for p in book.positions(None, market(), TODAY)] == before
     assert book.add(TradeRecord("f3", "r3", roll, D(300), D(1), NOW, "d", reference_legs=(D(1), D(2))))
+
+
+class Market:
+    async def snapshot(self) -> MarketSnapshot:
+        return market()
+
+
+async def test_the_watch_nets_new_fills_between_evaluations(store: AuditStore,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """An evaluation nets only the fills of the last few seconds, however long its interval:
+    the 10-minute soak's two evaluations each netted five minutes of fills at once."""
+    monkeypatch.setattr(riskwatch, "CATCH_UP_S", 0.01)
+    config = SimpleNamespace(risk=RiskConfig.model_validate({"interval_s": 3600}))
+    watch = riskwatch.RiskWatch(SimpleNamespace(), store, config, Market())  # type: ignore[arg-type]
+    await watch.start()
+    try:
+        assert watch.last_report is not None and watch.last_report["counterparties"] == []
+        await book_of_every_kind(store)
+        await until(lambda: watch._ledger.book.fills == 9)  # no evaluation due for an hour
+        report = await watch.evaluate()
+        trades = await load_trades(store)
+        expected, _ = risk_report(cfg=config.risk, trades=trades, snapshot=market(), today=report_day(report),
+                                  agreements={}, credit_lines={}, now=None)
+        assert report["counterparties"] == expected["counterparties"] and len(expected["counterparties"]) == 5
+    finally:
+        await watch.stop()
+
+
+def report_day(report: dict[str, Any]) -> date:
+    return date.fromisoformat(report["as_of"])
