@@ -260,7 +260,25 @@ async def audit_counts(session: aiohttp.ClientSession, port: int) -> dict[str, f
                            headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
         text = await resp.text()
     return {k: float(v) for k, v in (x.split() for x in text.splitlines() if x.startswith(
-        ("rfq_audit_commits ", "rfq_audit_events_committed ", "rfq_audit_table_updates ")))}
+        ("rfq_audit_commits ", "rfq_audit_events_committed ", "rfq_audit_table_updates ",
+         "rfq_audit_wait_seconds_bucket")))}
+
+
+def wait_line(counts: dict[str, float]) -> str:
+    """The batches' waits (``rfq_audit_wait_seconds``: append to durable) over a phase, as the
+    bucket bounds their p50, p99 and p99.9 fall under."""
+    buckets = sorted(((float(k.split('le="')[1].split('"')[0]), v) for k, v in counts.items()
+                      if k.startswith("rfq_audit_wait_seconds_bucket")), key=lambda b: b[0])
+    if not buckets or not buckets[-1][1]:
+        return "audit store waits: not reported"
+    total = buckets[-1][1]
+
+    def under(q: float) -> str:
+        bound = next(b for b, n in buckets if n >= q * total)
+        return "over 10 s" if bound == float("inf") else f"<= {bound * 1000:g} ms"
+
+    return (f"audit store waits, append to durable (the oldest event of each of {total:,.0f} batches):"
+            f" p50 {under(0.5)}, p99 {under(0.99)}, p99.9 {under(0.999)}")
 
 
 def slow_commits(log: Path) -> str:
@@ -404,6 +422,7 @@ def report(args: argparse.Namespace, phases: dict[str, dict[str, Any]], disk: li
                       f"{counts['rfq_audit_events_committed'] / counts['rfq_audit_commits']:.1f} "
                       f"events, {counts.get('rfq_audit_table_updates', 0) / seconds:.0f} "
                       "query-table transactions/s")
+                print(f"  {wait_line(counts)}")
     soak = phases.get("soak")
     if soak:
         start, end = soak["started"], soak["at"]

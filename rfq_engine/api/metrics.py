@@ -8,7 +8,9 @@
   ``rfq_audit_failed_commits`` (attempts that failed, each retried), ``rfq_audit_slow_commits``
   and ``rfq_audit_commit_seconds_max`` (a slow disk: no failure, but every decision waits):
   read at scrape time; ``rfq_audit_commits``, ``rfq_audit_events_committed`` and
-  ``rfq_audit_table_updates`` (the store's write load: transactions per event).
+  ``rfq_audit_table_updates`` (the store's write load: transactions per event);
+  ``rfq_audit_wait_seconds``, a histogram of how long each batch's oldest event waited from
+  its append to durable (queue and commit: what an acknowledged call waited for the store).
 - ``rfq_risk_alerts_total{kind}`` (risk alerts raised) and ``rfq_risk_alerts_active`` (raised,
   not cleared yet): from ``risk.alerted`` events and the risk watch.
 """
@@ -16,10 +18,13 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 from rfq_engine.domain.events import (
     AwardDecided,
@@ -31,12 +36,30 @@ from rfq_engine.domain.events import (
 from rfq_engine.domain.states import TERMINAL, RfqState
 from rfq_engine.engine import EngineEvent, RfqEngine
 from rfq_engine.readmodels.events import listened
+from rfq_engine.store.batch import WAIT_BUCKETS
 
 __all__ = ["Metrics"]
 
 
 def _writer_stat(engine: RfqEngine, field: str) -> float:
     return float(getattr(getattr(engine.store, "stats", None), field, 0))
+
+
+class _AuditWaits(Collector):
+    """``rfq_audit_wait_seconds``: the writer's tally (``WriterStats.waits``) read at scrape."""
+
+    def __init__(self, engine: RfqEngine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        stats = getattr(self._engine.store, "stats", None)
+        waits = list(getattr(stats, "waits", None) or [0] * (len(WAIT_BUCKETS) + 1))
+        bounds = [*(str(b) for b in WAIT_BUCKETS), "+Inf"]
+        yield HistogramMetricFamily(
+            "rfq_audit_wait_seconds", "Per audit batch, how long its oldest event waited from "
+            "its append to durable (queue and commit): what an acknowledged call waited",
+            buckets=list(zip(bounds, itertools.accumulate(waits), strict=True)),
+            sum_value=float(getattr(stats, "wait_s", 0.0)))
 
 
 class Metrics:
@@ -80,6 +103,7 @@ class Metrics:
                  "commits (SQLite; under load one for several batches)")):
             gauge = Gauge(name, text, registry=self.registry)
             gauge.set_function(functools.partial(_writer_stat, engine, field))
+        self.registry.register(_AuditWaits(engine))
         self.risk_alerts = Counter("rfq_risk_alerts", "Risk alerts raised, by kind (docs/risk.md)",
                                    ["kind"], registry=self.registry)
         self._risk_seen: set[tuple[str, str]] = set()

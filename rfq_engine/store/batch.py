@@ -5,17 +5,19 @@ prepared batch of them (``Batch``), and what a store hands the writer (``Prepare
 from __future__ import annotations
 
 import asyncio
+import bisect
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from rfq_engine.store.events import AuditEvent
 
 __all__ = [
-    "Batch", "CommitFn", "HeadFn", "Pending", "PrepareFn", "ReconnectFn", "ThreadCommit",
-    "WriterStats",
+    "WAIT_BUCKETS", "Batch", "CommitFn", "HeadFn", "Pending", "PrepareFn", "ReconnectFn",
+    "ThreadCommit", "WriterStats",
 ]
 
 P = TypeVar("P")
@@ -45,6 +47,11 @@ class ThreadCommit(Generic[P]):
     after: Callable[[list[P]], None] | None = None
 
 
+WAIT_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                                   2.5, 5.0, 10.0)
+"""Upper bounds (seconds) of ``WriterStats.waits``: ``/metrics``' ``rfq_audit_wait_seconds``."""
+
+
 @dataclass(slots=True)
 class WriterStats:
     batches: int = 0
@@ -64,10 +71,19 @@ class WriterStats:
     settles: int = 0
     """Runs of a ``ThreadCommit``'s ``after`` (SQLite: query-table transactions), each for
     one batch or, under load, for several (writer.AFTER_EVERY_S)."""
+    waits: list[int] = field(default_factory=lambda: [0] * (len(WAIT_BUCKETS) + 1))
+    """Batches by how long their oldest event waited from its append to durable (queue and
+    commit: what the call that appended it waited), one count per ``WAIT_BUCKETS`` bound and
+    one over the last; ``wait_s`` their sum."""
+    wait_s: float = 0.0
+
+    def observe_wait(self, seconds: float) -> None:
+        self.waits[bisect.bisect_left(WAIT_BUCKETS, seconds)] += 1
+        self.wait_s += seconds
 
 
 class Pending:
-    __slots__ = ("actor", "future", "payload", "payload_json", "rfq_id", "ts", "type")
+    __slots__ = ("actor", "future", "payload", "payload_json", "queued", "rfq_id", "ts", "type")
 
     def __init__(
         self, ts: datetime, rfq_id: str | None, type_: str, actor: str, payload_json: str,
@@ -80,6 +96,7 @@ class Pending:
         self.payload_json = payload_json
         self.payload = payload
         self.future = future
+        self.queued = time.monotonic()
 
 
 class Batch(Generic[P]):

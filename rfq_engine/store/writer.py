@@ -389,6 +389,8 @@ class GroupCommitWriter(Generic[P]):
         for pending, event in zip(batch.pendings, batch.events, strict=True):
             if not pending.future.done():
                 pending.future.set_result(event)
+        if batch.pendings:  # what the oldest appender of the batch waited for
+            self.stats.observe_wait(time.monotonic() - batch.pendings[0].queued)
         if self._checkpoint is not None:
             if written_with_commit:  # off the wait (the other path's intent was synced)
                 self._checkpoint.request_sync(self._checkpoint_failed)

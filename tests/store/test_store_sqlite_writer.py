@@ -278,3 +278,34 @@ async def test_a_failed_background_wal_checkpoint_is_retried_by_the_writer(tmp_p
         assert len(await store.quotes("r1")) == 2 and (await store.verify()).ok
         await wal.wait_idle()
         wal._conn = working  # closed with the store, on its own thread
+
+
+async def test_the_wait_of_an_append_counts_its_queue_behind_a_slow_commit(tmp_path: Path) -> None:
+    """``rfq_audit_wait_seconds`` is what an acknowledged call waited for the store: from its
+    append to durable, the time queued behind the previous batch's work included (here its
+    query-table transaction, held 0.3 s on the writer's one thread), not only its own commit."""
+    from types import SimpleNamespace
+
+    from test_store_sqlite_projection import Gate, committer_of
+
+    from rfq_engine.api.metrics import _AuditWaits
+    from rfq_engine.store.batch import WAIT_BUCKETS
+
+    hold = 0.3
+    async with SqlAuditStore(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}") as store:
+        gate = Gate(committer_of(store))
+        first = store.append("r1", EventType.RFQ_SUBMITTED, "alice", submitted())
+        await gate.reached()  # durable; its query tables held
+        await first
+        second = store.append("r2", EventType.RFQ_SUBMITTED, "alice", submitted(client_rfq_id="c-2"))
+        await asyncio.sleep(hold)  # the slowness itself, not a wait for something to happen
+        gate.release()
+        await second
+        stats = store.stats
+        assert sum(stats.waits) == stats.batches == 2
+        slow = WAIT_BUCKETS.index(0.25) + 1  # the buckets above 0.25 s
+        assert sum(stats.waits[slow:]) == 1 and sum(stats.waits[:slow]) == 1
+        assert hold <= stats.wait_s < hold + 5
+        (family,) = _AuditWaits(SimpleNamespace(store=store)).collect()  # type: ignore[arg-type]
+        counts = {s.labels["le"]: s.value for s in family.samples if s.name.endswith("_bucket")}
+        assert (counts["0.25"], counts["0.5"], counts["+Inf"]) == (1, 2, 2)
