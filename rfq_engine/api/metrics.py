@@ -112,7 +112,7 @@ class Metrics:
                        registry=self.registry)
         active.set_function(lambda: len(self._risk_active()))
         self._opened: dict[str, float] = {}
-        self._answered: set[tuple[str, str]] = set()
+        self._answered: dict[str, set[str]] = {}  # the dealers that answered, by open RFQ
         self._closed: dict[str, float] = {}
         engine.add_listener(self.on_event)
 
@@ -128,11 +128,11 @@ class Metrics:
                 self.outcomes.labels(state=to).inc()
                 self._opened.pop(rfq, None)
                 self._closed.pop(rfq, None)
-                self._answered = {k for k in self._answered if k[0] != rfq}
+                self._answered.pop(rfq, None)
             case QuoteReceived(dealer_id=dealer) | QuoteDeclined(dealer_id=dealer):
-                key = (rfq, dealer)
-                if rfq in self._opened and key not in self._answered:
-                    self._answered.add(key)
+                answered = self._answered.setdefault(rfq, set()) if rfq in self._opened else None
+                if answered is not None and dealer not in answered:
+                    answered.add(dealer)
                     self.response.labels(dealer=dealer).observe(now - self._opened[rfq])
             case AwardDecided() if rfq in self._closed:
                 self.award_latency.observe(now - self._closed.pop(rfq))
