@@ -128,6 +128,10 @@ function showLogin(message = "") {
 }
 
 async function signIn(token) {
+  // the message shown is always the latest attempt's: an earlier refusal must not read as this one's
+  const shown = $("login-error");
+  shown.hidden = true;
+  shown.textContent = "";
   session.set(token);
   try {
     ctx.me = await api("/api/v1/me");
