@@ -27,8 +27,8 @@ fills, and ``add`` returns False (changing nothing) otherwise:
   from one market to the next.
 
 The caller then builds the book again from every trade (``of``), as the risk watch does
-(``records.TradeLedger``). ``of`` nets in fill order, a fill that needs a market at the one
-given, so that book is exact for that market only (``bound_to_market``).
+(``ledger.TradeLedger``). ``of`` nets in fill order, a fill that needs a market at the one
+given, so a book with such a fill is exact for that market only.
 """
 
 from __future__ import annotations
@@ -66,8 +66,6 @@ class PositionBook:
     """See the module docstring. ``fills`` counts the fills netted."""
 
     fills: int = 0
-    bound_to_market: bool = False
-    """Built by ``of`` with a fill split at the market given: exact for that market only."""
     perpetual_trades: list[TradeRecord] = field(default_factory=list)
     program_trades: list[TradeRecord] = field(default_factory=list)
     _by_dealer: dict[str, dict[PositionKey, Position]] = field(default_factory=dict, repr=False)
@@ -81,7 +79,6 @@ class PositionBook:
         (``leg_trades`` raises without one)."""
         book = cls()
         for trade in sorted(trades, key=fill_order):
-            book.bound_to_market = book.bound_to_market or needs_market(trade)
             book._net(trade, snapshot, today)
         return book
 

@@ -70,6 +70,11 @@ class TradeLedger:
         self._netted: set[str] = set()
         self.rebuilds = 0
 
+    @property
+    def fills(self) -> int:
+        """The fills the ledger holds, netted or kept."""
+        return self.book.fills if self.trades is None else len(self.trades)
+
     def book_for(self, snapshot: MarketSnapshot, today: date) -> PositionBook:
         """The book at this market: the netted one, or (trades kept) every trade netted now."""
         if self.trades is None:
@@ -95,7 +100,7 @@ class TradeLedger:
             count = await asyncio.to_thread(self._net, fills, submitted)
             if count is None:  # the book could not net a fill: read every trade again
                 await self._rebuild()
-                return self.book.fills if self.trades is None else len(self.trades)
+                return self.fills
             netted += count
             self.after_seq = page[-1].seq
             if len(page) < PAGE:

@@ -44,8 +44,8 @@ Marks: the ``settlements`` given (an index or final settlement, by instrument ke
 else the model fair value from the ``MarketSnapshot`` (a future at or past expiry is worth
 spot; an expired option its intrinsic value at spot; an NDF the snapshot's hashprice, an
 estimate of its settlement index). An instrument past its last date is *expired*: its
-P&L at the mark is realized (settled). ``roll_results`` computes each calendar roll's
-result from the price traded: price sold minus price bought back, per unit.
+P&L at the mark is realized (settled). Each calendar roll's result from the price traded is
+``rolls.roll_results``.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ from rfq_engine.domain.instruments import (
 )
 from rfq_engine.domain.pricing import MarketSnapshot, PriceUnavailable, fair_price
 from rfq_engine.domain.rfq import Direction, RfqSpec, Side
-from rfq_engine.domain.values import decimal_str, format_ts
+from rfq_engine.domain.values import decimal_str
 from rfq_engine.hedging.terms import (
     ContractTerms,
     SettlementKind,
@@ -83,11 +83,11 @@ __all__ = [
     "LegTrade",
     "Position",
     "PositionKey",
-    "RollResult",
     "SettlementKind",
     "TradeRecord",
     "apply_legs",
     "build_positions",
+    "executed_sides",
     "fill_order",
     "fill_terms",
     "instrument_key",
@@ -96,7 +96,6 @@ __all__ = [
     "mark_positions",
     "net_quantities",
     "parse_instrument_key",
-    "roll_results",
 ]
 
 _WORK = Context(prec=50, rounding=ROUND_HALF_EVEN)
@@ -192,7 +191,8 @@ class LegTrade:
     premium_currency: str = ""
 
 
-def _executed_sides(spec: RfqSpec) -> list[Side]:
+def executed_sides(spec: RfqSpec) -> list[Side]:
+    """The side each leg traded on, for the requester (a two-way RFQ sold flips them)."""
     flip = spec.direction is Direction.TWO_WAY and spec.requester_side is Side.SELL
     return [leg.side.opposite if flip else leg.side for leg in spec.legs]
 
@@ -207,7 +207,7 @@ def leg_trades(trade: TradeRecord, snapshot: MarketSnapshot | None = None,
                today: date | None = None) -> list[LegTrade]:
     """The fill as one trade per leg (see the module docstring for the price allocation)."""
     spec = trade.spec
-    sides = _executed_sides(spec)
+    sides = executed_sides(spec)
     legs = spec.legs
     if len(legs) == 1:
         prices = [trade.price]
@@ -263,7 +263,7 @@ def net_quantities(trades: Iterable[TradeRecord]) -> dict[Instrument, Decimal]:
             for lt in leg_trades(trade):
                 inverse.setdefault(lt.instrument, Position(lt.instrument, inverse=True)).apply(lt)
             continue
-        sides = _executed_sides(trade.spec)
+        sides = executed_sides(trade.spec)
         for leg, side in zip(trade.spec.legs, sides, strict=True):
             qty = trade.quantity * leg.ratio * (1 if side is Side.BUY else -1)
             out[leg.instrument] = out.get(leg.instrument, Decimal(0)) + qty
@@ -540,63 +540,3 @@ def _mark_inverse(position: Position, mark: Decimal | None, settles: bool) -> No
         position.unrealized_pnl = None if unrealized is None else _OUT.plus(unrealized * at)
         if unrealized is not None:
             position.unrealized_pnl_coin = _OUT.plus(unrealized)
-
-
-@dataclass(frozen=True, slots=True)
-class RollResult:
-    """A calendar roll: bought back ``near``, sold ``far`` (or the reverse), at one net price."""
-
-    rfq_id: str
-    fill_id: str
-    bought: Future
-    sold: Future
-    quantity: Decimal
-    price: Decimal
-    result_per_unit: Decimal
-    filled_at: datetime
-
-    @property
-    def result_total(self) -> Decimal:
-        return _OUT.plus(self.result_per_unit * self.quantity)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rfq_id": self.rfq_id,
-            "fill_id": self.fill_id,
-            "bought": instrument_key(self.bought),
-            "sold": instrument_key(self.sold),
-            "quantity": _d(self.quantity),
-            "price": _d(self.price),
-            "result_per_unit": _d(self.result_per_unit),
-            "result_total": _d(self.result_total),
-            "filled_at": format_ts(self.filled_at),
-        }
-
-
-def roll_results(trades: Iterable[TradeRecord]) -> list[RollResult]:
-    """Each fill of a two-leg calendar of futures (one bought, one sold, same underlying, ratios 1).
-
-    The result per unit is the price sold minus the price bought back; with one net price it
-    is the net price when the requester sold the package, minus it when they bought it
-    (the net price is what the requester receives on a sell, pays on a buy). Its sign comes
-    from the prices, never from an assumption of contango or backwardation.
-    """
-    out = []
-    for trade in trades:
-        spec = trade.spec
-        legs = spec.legs
-        if len(legs) != 2 or not all(isinstance(leg.instrument, Future) for leg in legs):
-            continue
-        if legs[0].instrument.underlying != legs[1].instrument.underlying \
-                or legs[0].ratio != 1 or legs[1].ratio != 1:
-            continue
-        sides = _executed_sides(spec)
-        if set(sides) != {Side.BUY, Side.SELL}:
-            continue
-        bought = legs[sides.index(Side.BUY)].instrument
-        sold = legs[sides.index(Side.SELL)].instrument
-        assert isinstance(bought, Future) and isinstance(sold, Future)
-        per_unit = trade.price if spec.requester_side is Side.SELL else -trade.price
-        out.append(RollResult(trade.rfq_id, trade.fill_id, bought, sold, trade.quantity, trade.price,
-                              per_unit, trade.filled_at))
-    return sorted(out, key=lambda r: (r.filled_at, r.fill_id))

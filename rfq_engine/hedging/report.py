@@ -25,8 +25,9 @@ from rfq_engine.hedging.forecast import (
     hashprice_usd,
 )
 from rfq_engine.hedging.planner import requester_for
-from rfq_engine.hedging.positions import TradeRecord, build_positions, net_quantities, roll_results
+from rfq_engine.hedging.positions import TradeRecord, build_positions, net_quantities
 from rfq_engine.hedging.program import ForecastConfig, ProgramConfig, resolve_forecast
+from rfq_engine.hedging.rolls import roll_results
 from rfq_engine.hedging.targets import hedged_quantity
 
 __all__ = ["coverage", "forecast_report", "positions_report"]

@@ -216,9 +216,7 @@ class RiskWatch:
             # tens of thousands of fills (LoopWatch's stacks, the 10-minute soak's 10-58 s
             # stalls). to_thread copies the context, the decimal context with it.
             report, alerts = await asyncio.to_thread(figures)
-            book = self._ledger.book
-            log.info("risk.evaluated", new_fills=netted, fills=book.fills if self._ledger.trades is None
-                     else len(self._ledger.trades), alerts=len(alerts),
+            log.info("risk.evaluated", new_fills=netted, fills=self._ledger.fills, alerts=len(alerts),
                      seconds=round(time.monotonic() - started, 3))
             seen = {a.key: a for a in alerts}
             for key, alert in seen.items():

@@ -19,9 +19,9 @@ from rfq_engine.hedging.positions import (
     leg_trades,
     net_quantities,
     parse_instrument_key,
-    roll_results,
 )
 from rfq_engine.hedging.report import positions_report
+from rfq_engine.hedging.rolls import roll_results
 from tests.hedging.kit import program, snapshot
 
 D = Decimal
