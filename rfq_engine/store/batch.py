@@ -17,7 +17,7 @@ from rfq_engine.store.events import AuditEvent
 
 __all__ = [
     "WAIT_BUCKETS", "Batch", "CommitFn", "HeadFn", "Pending", "PrepareFn", "ReconnectFn",
-    "ThreadCommit", "WriterStats",
+    "ThreadCommit", "WriterStats", "wake_through",
 ]
 
 P = TypeVar("P")
@@ -122,3 +122,16 @@ class Batch(Generic[P]):
             joined.events += batch.events
             joined.parts += batch.parts
         return joined
+
+
+def wake_through(waiters: list[tuple[int, asyncio.Future[None]]], seq: int, *, everyone: bool = False
+                 ) -> list[tuple[int, asyncio.Future[None]]]:
+    """Wake the ``(seq, future)`` waiters at or below ``seq`` (all with ``everyone``); the rest."""
+    still = []
+    for target, waiter in waiters:
+        if everyone or target <= seq:
+            if not waiter.done():
+                waiter.set_result(None)
+        else:
+            still.append((target, waiter))
+    return still

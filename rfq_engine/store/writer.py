@@ -53,6 +53,7 @@ from rfq_engine.store.batch import (
     ReconnectFn,
     ThreadCommit,
     WriterStats,
+    wake_through,
 )
 from rfq_engine.store.canonical import encode_payload
 from rfq_engine.store.chain import link_hash, ts_text
@@ -533,16 +534,8 @@ class GroupCommitWriter(Generic[P]):
     # --- waiters, checkpoint ----------------------------------------------------------------
 
     def _wake_settlers(self, *, everyone: bool = False) -> None:
-        if not self._settle_waiters:
-            return
-        still: list[tuple[int, asyncio.Future[None]]] = []
-        for seq, waiter in self._settle_waiters:
-            if everyone or seq <= self._settled:
-                if not waiter.done():
-                    waiter.set_result(None)
-            else:
-                still.append((seq, waiter))
-        self._settle_waiters = still
+        if self._settle_waiters:
+            self._settle_waiters = wake_through(self._settle_waiters, self._settled, everyone=everyone)
 
     async def _write_checkpoint(self) -> None:
         """The done entry after a commit that did not write it: an append to the page cache,
